@@ -1,0 +1,358 @@
+//! The read-only commands: `campaigns`, `campaign`, `messages`, `check`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use textwatch_engine::features::TemplateFeatures;
+use textwatch_engine::{Analyzer, Engine, EngineConfig, Message, Peek, Scratch};
+use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::time::format_ts;
+use textwatch_store::{CampaignQuery, Store};
+
+use crate::output::{bar, excerpt, short_time, thousands, Table};
+use crate::scan::campaign_table;
+use crate::Format;
+
+fn open(db: &Path) -> Result<SqliteStore> {
+    SqliteStore::open_existing(db).with_context(|| format!("opening database {}", db.display()))
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CampaignsArgs {
+    /// table for people; json for tools (the documented contract).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Most campaigns listed.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Only campaigns with at least this many messages.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    min_messages: u64,
+}
+
+pub fn campaigns(db: &Path, args: CampaignsArgs) -> Result<()> {
+    let store = open(db)?;
+    let q = CampaignQuery {
+        limit: args.limit,
+        min_messages: args.min_messages,
+        max_senders: (args.format == Format::Table).then_some(0),
+    };
+    let list = store.campaigns(&q)?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &list)?;
+            writeln!(out)?;
+        }
+        Format::Jsonl => {
+            for c in &list {
+                serde_json::to_writer(&mut out, c)?;
+                writeln!(out)?;
+            }
+        }
+        Format::Table => {
+            if list.is_empty() {
+                writeln!(out, "no campaigns yet (a campaign is two or more copies of one text)")?;
+            } else {
+                out.write_all(campaign_table(&list).as_bytes())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CampaignArgs {
+    /// Campaign id, or a unique prefix of it.
+    id: String,
+    /// table for people, json for tools.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Sample messages shown.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    samples: usize,
+}
+
+pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
+    let store = open(db)?;
+    let Some(d) = store.campaign(&args.id, args.samples)? else {
+        eprintln!("textwatch: no campaign {:?}; `textwatch campaigns` lists them", args.id);
+        return Ok(ExitCode::FAILURE);
+    };
+    let mut out = std::io::stdout().lock();
+    if args.format != Format::Table {
+        serde_json::to_writer_pretty(&mut out, &d)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = &d.summary;
+    writeln!(out, "campaign {}", s.id)?;
+    writeln!(out, "  template    {}", s.template)?;
+    writeln!(
+        out,
+        "  messages    {} from {} sender{} to {} recipient{}",
+        thousands(s.messages),
+        thousands(s.sender_count),
+        if s.sender_count == 1 { "" } else { "s" },
+        thousands(s.recipients),
+        if s.recipients == 1 { "" } else { "s" }
+    )?;
+    writeln!(out, "  seen        {} .. {}", format_ts(s.first_seen), format_ts(s.last_seen))?;
+    writeln!(out, "  formed      {} (at its second message)", format_ts(s.formed_at))?;
+    writeln!(out, "  opt-out     {:.0}% of messages carry opt-out language", s.features.optout * 100.0)?;
+    writeln!(out, "  sender id   {:.0}% of messages identify their sender", s.features.sender_id * 100.0)?;
+
+    writeln!(out, "\nvariants ({}):", thousands(s.templates))?;
+    for v in d.variants.iter().take(10) {
+        writeln!(out, "  {:>9}  {}", thousands(v.messages), excerpt(&v.template, 90))?;
+    }
+
+    writeln!(out, "\nsenders ({}):", thousands(s.sender_count))?;
+    let mut t = Table::new(&[("SENDER", false), ("MESSAGES", true), ("FIRST SEEN", false), ("LAST SEEN", false)]);
+    for sv in d.sender_stats.iter().take(25) {
+        t.row(vec![sv.sender.clone(), thousands(sv.messages), short_time(sv.first_seen), short_time(sv.last_seen)]);
+    }
+    for line in t.render().lines() {
+        writeln!(out, "  {line}")?;
+    }
+    if d.sender_stats.len() > 25 {
+        writeln!(out, "  ... and {} more (--format json lists all)", d.sender_stats.len() - 25)?;
+    }
+
+    writeln!(out, "\ntimeline:")?;
+    for (label, n) in timeline_rows(&d.timeline) {
+        let max = timeline_rows(&d.timeline).iter().map(|r| r.1).max().unwrap_or(1);
+        writeln!(out, "  {label}  {:>9}  {}", thousands(n), bar(n, max, 40))?;
+    }
+
+    writeln!(out, "\nsample messages:")?;
+    for m in &d.samples {
+        writeln!(out, "  {}  {}  {}", short_time(m.ts), m.from, excerpt(&m.body, 100))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Per-minute counts regrouped into at most ~24 rows of equal width.
+fn timeline_rows(minutes: &[textwatch_store::views::MinuteView]) -> Vec<(String, u64)> {
+    let (Some(first), Some(last)) = (minutes.first(), minutes.last()) else { return Vec::new() };
+    let span_min = (last.minute - first.minute) / 60_000 + 1;
+    let steps = [1i64, 5, 15, 60, 360, 1440, 10080];
+    let step = steps.iter().copied().find(|s| span_min / s <= 24).unwrap_or(10080);
+    let start = first.minute - first.minute.rem_euclid(step * 60_000);
+    let mut rows: Vec<(i64, u64)> = Vec::new();
+    for m in minutes {
+        let b = start + (m.minute - start) / (step * 60_000) * step * 60_000;
+        match rows.last_mut() {
+            Some(r) if r.0 == b => r.1 += m.messages,
+            _ => rows.push((b, m.messages)),
+        }
+    }
+    rows.into_iter().map(|(b, n)| (short_time(b), n)).collect()
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MessagesArgs {
+    /// Only this campaign's messages (id or unique prefix).
+    #[arg(long, value_name = "ID")]
+    campaign: Option<String>,
+    /// jsonl (one object per line) for tools, table for people.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    format: Format,
+    /// Most messages written.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+}
+
+pub fn messages(db: &Path, args: MessagesArgs) -> Result<ExitCode> {
+    let store = open(db)?;
+    if let Some(id) = &args.campaign {
+        if store.resolve_campaign(id)?.is_none() {
+            eprintln!("textwatch: no campaign {id:?}; `textwatch campaigns` lists them");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut n = 0u64;
+    let limit = args.limit.unwrap_or(u64::MAX);
+    let mut err: Option<anyhow::Error> = None;
+    let mut all = Vec::new();
+    store.messages(args.campaign.as_deref(), &mut |m| {
+        if n >= limit {
+            return false;
+        }
+        n += 1;
+        let r = match args.format {
+            Format::Table => {
+                all.push(m);
+                Ok(())
+            }
+            Format::Json => {
+                all.push(m);
+                Ok(())
+            }
+            Format::Jsonl => serde_json::to_writer(&mut out, &m)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| Ok(out.write_all(b"\n")?)),
+        };
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                err = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &all)?;
+            writeln!(out)?;
+        }
+        Format::Table => {
+            let mut t = Table::new(&[("TIME", false), ("FROM", false), ("CAMPAIGN", false), ("BODY", false)]);
+            for m in &all {
+                t.row(vec![
+                    short_time(m.ts),
+                    m.from.clone(),
+                    m.campaign.clone().unwrap_or_else(|| "-".into()),
+                    excerpt(&m.body, 70),
+                ]);
+            }
+            out.write_all(t.render().as_bytes())?;
+        }
+        Format::Jsonl => {}
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Sender: E.164 number, short code or alphanumeric ID.
+    #[arg(long)]
+    from: String,
+    /// The message text.
+    #[arg(long)]
+    body: String,
+    /// Recipient, if known.
+    #[arg(long)]
+    to: Option<String>,
+    /// Send time, RFC 3339 or epoch seconds (default: now).
+    #[arg(long)]
+    ts: Option<String>,
+    /// table for people, json for tools.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Serialize)]
+struct CheckOutput<'a> {
+    from: &'a str,
+    template: &'a str,
+    template_key: String,
+    clusterable: bool,
+    features: &'a textwatch_engine::features::MessageFeatures,
+    optout: Option<&'a str>,
+    sender_id: Option<&'a str>,
+    campaign: CampaignGuess,
+}
+
+#[derive(Serialize)]
+struct CampaignGuess {
+    /// exact-campaign, near-campaign, would-form, new, too-short
+    status: &'static str,
+    id: Option<String>,
+    similarity: Option<f32>,
+}
+
+pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
+    let ts_ms = match &args.ts {
+        Some(t) => textwatch_sources::time::parse_ts(t).map_err(anyhow::Error::msg).context("--ts")?,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    };
+    if args.body.len() > textwatch_engine::MAX_BODY_BYTES {
+        bail!("--body is {} bytes; the limit is {}", args.body.len(), textwatch_engine::MAX_BODY_BYTES);
+    }
+    let cfg = EngineConfig::default();
+    let (mut store, exists) = if db.exists() { (open(db)?, true) } else { (SqliteStore::in_memory()?, false) };
+    let analyzer = Analyzer::new(store.secret(), cfg.min_template_len);
+    let msg = Message {
+        id: None,
+        ts_ms,
+        from: args.from.clone(),
+        to: args.to.clone(),
+        body: args.body.clone(),
+        source: None,
+        meta: None,
+    };
+    let a = analyzer.analyze(msg, &mut Scratch::default());
+    let tf = TemplateFeatures::of(&a.template);
+    let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
+    let guess = match engine.peek(&a) {
+        Peek::ExactCampaign { campaign } => {
+            CampaignGuess { status: "exact-campaign", id: Some(campaign), similarity: Some(1.0) }
+        }
+        Peek::NearCampaign { campaign, similarity } => {
+            CampaignGuess { status: "near-campaign", id: Some(campaign), similarity: Some(similarity) }
+        }
+        Peek::ExactSingleton => CampaignGuess { status: "would-form", id: None, similarity: Some(1.0) },
+        Peek::NearSingleton { similarity } => {
+            CampaignGuess { status: "would-form", id: None, similarity: Some(similarity) }
+        }
+        Peek::New => CampaignGuess { status: "new", id: None, similarity: None },
+        Peek::TooShort => CampaignGuess { status: "too-short", id: None, similarity: None },
+    };
+    let o = CheckOutput {
+        from: &a.sender,
+        template: &a.template,
+        template_key: format!("{:016x}", a.template_key),
+        clusterable: a.clusterable,
+        features: &a.features,
+        optout: tf.optout.clone().map(|r| &a.template[r]),
+        sender_id: tf.sender_id.clone().map(|r| &a.template[r]),
+        campaign: guess,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.format != Format::Table {
+        serde_json::to_writer_pretty(&mut out, &o)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "from        {}", o.from)?;
+    writeln!(out, "template    {}", o.template)?;
+    for l in &a.features.links {
+        let kind = if l.shortener { "  (public URL shortener)" } else { "" };
+        writeln!(out, "link        {}  domain {}{kind}", l.url, l.domain.as_deref().unwrap_or("-"))?;
+    }
+    for p in &a.features.phones {
+        writeln!(out, "phone       {p}")?;
+    }
+    for e in &a.features.emails {
+        writeln!(out, "e-mail      {e}")?;
+    }
+    writeln!(out, "opt-out     {}", o.optout.map_or("none found".to_string(), |s| format!("yes: \"{s}\"")))?;
+    writeln!(out, "sender id   {}", o.sender_id.map_or("none found".to_string(), |s| format!("yes: \"{s}\"")))?;
+    let c = &o.campaign;
+    let line = match c.status {
+        "exact-campaign" => format!("joins campaign {} (same template)", c.id.as_deref().unwrap_or("")),
+        "near-campaign" => format!(
+            "joins campaign {} (near-duplicate, similarity {:.2})",
+            c.id.as_deref().unwrap_or(""),
+            c.similarity.unwrap_or(0.0)
+        ),
+        "would-form" => "would form a new campaign with an earlier message".to_string(),
+        "too-short" => "none: too short to say the text is shared".to_string(),
+        _ if !exists => format!("none (no database at {})", db.display()),
+        _ => "none yet: nothing like it in the database".to_string(),
+    };
+    writeln!(out, "campaign    {line}")?;
+    Ok(())
+}

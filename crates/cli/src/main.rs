@@ -1,0 +1,110 @@
+//! The `textwatch` command.
+
+mod commands;
+mod output;
+mod scan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// textwatch finds bulk text-message campaigns: copies of one text sent from
+/// many numbers, however the sender reworded, personalized or disguised them.
+///
+/// Start with `textwatch scan messages.jsonl`, then look at what it found
+/// with `textwatch campaigns` and `textwatch campaign ID`.
+/// Everything is kept in one SQLite file (`--db`, default ./textwatch.db).
+#[derive(Parser, Debug)]
+#[command(name = "textwatch", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// Database file. Created by `scan` if missing.
+    #[arg(long, global = true, env = "TEXTWATCH_DB", default_value = "textwatch.db", value_name = "PATH")]
+    db: PathBuf,
+
+    /// More log output on standard error (-v info, -vv debug). Message bodies
+    /// and recipient numbers are never logged below debug.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Read message files and group their messages into campaigns.
+    ///
+    /// Inputs are JSONL (one message object per line), CSV with a header
+    /// (columns ts, from, to, body, id, source), or Twilio's message-log CSV
+    /// export; gzip is detected, and `-` reads standard input. Rescanning a
+    /// file never counts a message twice. Bad records are reported with file,
+    /// line and reason, and the scan goes on.
+    ///
+    /// Example: textwatch scan gateway-2020-11-04.jsonl.gz reports.csv
+    Scan(scan::ScanArgs),
+
+    /// List campaigns, largest first.
+    ///
+    /// Example: textwatch campaigns --format json --limit 20
+    Campaigns(commands::CampaignsArgs),
+
+    /// Show one campaign: template, variants, senders, timeline, samples.
+    ///
+    /// ID is the campaign id from `textwatch campaigns`, or a unique prefix
+    /// of it (6 characters usually suffice).
+    Campaign(commands::CampaignArgs),
+
+    /// Export stored messages, optionally one campaign's.
+    ///
+    /// Example: textwatch messages --campaign 3f9a1c --format jsonl > campaign.jsonl
+    Messages(commands::MessagesArgs),
+
+    /// Analyze one message: its template, features, and the campaign it
+    /// would join. Changes nothing in the database.
+    ///
+    /// Example: textwatch check --from +12155550123 --body "Polls moved to Wednesday"
+    Check(commands::CheckArgs),
+}
+
+/// Output formats shared by the listing commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON document.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEXTWATCH_LOG").unwrap_or_else(|_| level.into()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Scan(args) => scan::run(&cli.db, args),
+        Command::Campaigns(args) => commands::campaigns(&cli.db, args).map(|()| ExitCode::SUCCESS),
+        Command::Campaign(args) => commands::campaign(&cli.db, args),
+        Command::Messages(args) => commands::messages(&cli.db, args),
+        Command::Check(args) => commands::check(&cli.db, args).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if output::is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("textwatch: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

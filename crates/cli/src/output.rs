@@ -1,0 +1,150 @@
+//! Small helpers for what people read: tables, numbers, excerpts.
+
+use std::fmt::Write as _;
+
+/// A plain aligned table. Columns are left-aligned unless marked numeric.
+pub struct Table {
+    headers: Vec<&'static str>,
+    numeric: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[(&'static str, bool)]) -> Self {
+        Table {
+            headers: headers.iter().map(|h| h.0).collect(),
+            numeric: headers.iter().map(|h| h.1).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let n = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate().take(n) {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let line = |out: &mut String, cells: &[String]| {
+            for (i, c) in cells.iter().enumerate().take(n) {
+                let pad = widths[i].saturating_sub(c.chars().count());
+                let last = i + 1 == n;
+                if self.numeric[i] {
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(c);
+                } else {
+                    out.push_str(c);
+                    if !last {
+                        out.push_str(&" ".repeat(pad));
+                    }
+                }
+                if !last {
+                    out.push_str("  ");
+                }
+            }
+            out.push('\n');
+        };
+        line(&mut out, &self.headers.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+        for r in &self.rows {
+            line(&mut out, r);
+        }
+        out
+    }
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The first `max` characters of `s` on one line, with an ellipsis if cut.
+pub fn excerpt(s: &str, max: usize) -> String {
+    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut out: String = flat.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// "2020-11-04T15:02:11Z" → "2020-11-04 15:02".
+pub fn short_time(ms: i64) -> String {
+    let s = textwatch_store::time::format_ts(ms);
+    let mut t = s.replace('T', " ");
+    t.truncate(16);
+    t
+}
+
+/// A bar of `width` cells for `value` out of `max`.
+pub fn bar(value: u64, max: u64, width: usize) -> String {
+    if max == 0 {
+        return String::new();
+    }
+    let eighths = ((value as f64 / max as f64) * (width * 8) as f64).round() as usize;
+    let mut s = "█".repeat(eighths / 8);
+    const PARTS: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
+    s.push_str(PARTS[eighths % 8]);
+    if s.is_empty() && value > 0 {
+        s.push('▏');
+    }
+    s
+}
+
+/// Seconds as "1.2s" / "3m 04s".
+pub fn duration(secs: f64) -> String {
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        let m = (secs / 60.0).floor();
+        let mut s = String::new();
+        let _ = write!(s, "{}m {:02.0}s", m, secs - m * 60.0);
+        s
+    }
+}
+
+/// Whether an error chain ends in a closed pipe (`textwatch messages | head`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+        assert_eq!(excerpt("abcdef", 4), "abc…");
+        assert_eq!(excerpt("a\nb", 4), "a b");
+        assert_eq!(bar(10, 10, 3), "███");
+        assert_eq!(short_time(1_604_502_131_000), "2020-11-04 15:02");
+    }
+
+    #[test]
+    fn table_aligns() {
+        let mut t = Table::new(&[("ID", false), ("N", true)]);
+        t.row(vec!["a".into(), "1".into()]);
+        t.row(vec!["bbb".into(), "100".into()]);
+        assert_eq!(t.render(), "ID     N\na      1\nbbb  100\n");
+    }
+}

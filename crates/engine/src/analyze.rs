@@ -1,0 +1,194 @@
+//! Per-message analysis: the cheap step every message goes through.
+//!
+//! Given a decoded [`Message`], produce its identity key, normalized sender,
+//! keyed recipient hash, template, template key and features. Runs in
+//! parallel over a batch; everything it needs is in the [`Analyzer`]
+//! (immutable, shared) and a per-thread [`Scratch`].
+
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+
+use crate::features::MessageFeatures;
+use crate::message::Message;
+use crate::sender::normalize_address;
+use crate::template::{skeleton_into, skeleton_len, templatize, TemplateScratch, HASH_SEED};
+
+/// A message after analysis, ready for campaign assignment and storage.
+#[derive(Clone, Debug, Serialize)]
+pub struct Analyzed {
+    pub msg: Message,
+    /// Identity: hash of the source id, or of (from, to, ts, body) without one.
+    pub key: u64,
+    /// Sender, normalized (E.164 where possible).
+    pub sender: String,
+    /// HMAC-SHA256 of the normalized recipient under the database's secret,
+    /// truncated to 16 bytes. The clear recipient is never stored.
+    #[serde(skip)]
+    pub rcpt: Option<[u8; 16]>,
+    /// The template (see [`crate::template`]).
+    pub template: String,
+    /// xxh3 of the template's skeleton.
+    pub template_key: u64,
+    /// Whether the template is long enough to say the text is shared; "ok"
+    /// from two people is not a campaign.
+    pub clusterable: bool,
+    pub features: MessageFeatures,
+}
+
+impl Analyzed {
+    /// The id shown to users: the source id, or `h-` and the identity key.
+    pub fn display_id(&self) -> String {
+        display_id(self.msg.id.as_deref(), self.key)
+    }
+
+    /// The first 8 bytes of the recipient hash, for in-memory counting.
+    pub fn rcpt64(&self) -> Option<u64> {
+        self.rcpt.map(|r| u64::from_le_bytes(r[..8].try_into().unwrap_or([0; 8])))
+    }
+}
+
+/// The id shown for a message: its source id, or a stable one from its key.
+pub fn display_id(id: Option<&str>, key: u64) -> String {
+    match id {
+        Some(id) => id.to_owned(),
+        None => format!("h-{key:016x}"),
+    }
+}
+
+/// Per-thread buffers for [`Analyzer::analyze`].
+#[derive(Default, Debug)]
+pub struct Scratch {
+    pub template: TemplateScratch,
+    skeleton: Vec<u8>,
+}
+
+/// Shared, immutable analysis context.
+#[derive(Clone)]
+pub struct Analyzer {
+    mac: Hmac<Sha256>,
+    min_template_len: usize,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer").field("min_template_len", &self.min_template_len).finish_non_exhaustive()
+    }
+}
+
+impl Analyzer {
+    /// `secret` keys the recipient hash (one per database).
+    /// `min_template_len` is the shortest skeleton (letters, digits, slots)
+    /// that may form a campaign.
+    pub fn new(secret: &[u8], min_template_len: usize) -> Self {
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        Analyzer { mac, min_template_len }
+    }
+
+    /// Keyed hash of an address (normalized first).
+    pub fn hash_recipient(&self, to: &str) -> [u8; 16] {
+        let mut m = self.mac.clone();
+        m.update(normalize_address(to).as_bytes());
+        let out = m.finalize().into_bytes();
+        let mut r = [0u8; 16];
+        r.copy_from_slice(&out[..16]);
+        r
+    }
+
+    /// Analyzes one message.
+    pub fn analyze(&self, msg: Message, scratch: &mut Scratch) -> Analyzed {
+        let sender = normalize_address(&msg.from);
+        let to_norm = msg.to.as_deref().map(normalize_address).filter(|s| !s.is_empty());
+        let rcpt = to_norm.as_deref().map(|t| {
+            let mut m = self.mac.clone();
+            m.update(t.as_bytes());
+            let out = m.finalize().into_bytes();
+            let mut r = [0u8; 16];
+            r.copy_from_slice(&out[..16]);
+            r
+        });
+        let key = message_key(msg.id.as_deref(), &sender, to_norm.as_deref().unwrap_or(""), msg.ts_ms, &msg.body);
+        let mut template = String::with_capacity(msg.body.len());
+        let template_key = templatize(&msg.body, &mut scratch.template, &mut template);
+        let features = MessageFeatures::from_scratch(&scratch.template);
+        skeleton_into(&template, &mut scratch.skeleton);
+        let clusterable = skeleton_len(&scratch.skeleton) >= self.min_template_len;
+        Analyzed { msg, key, sender, rcpt, template, template_key, clusterable, features }
+    }
+}
+
+/// A message's identity: its id when the source gives one, else a stable
+/// hash of (from, to, ts, body). Rescanning a file therefore never counts a
+/// message twice.
+pub fn message_key(id: Option<&str>, from: &str, to: &str, ts_ms: i64, body: &str) -> u64 {
+    use xxhash_rust::xxh3::Xxh3;
+    let mut h = Xxh3::with_seed(HASH_SEED);
+    match id {
+        Some(id) => {
+            h.update(b"id\0");
+            h.update(id.as_bytes());
+        }
+        None => {
+            h.update(b"msg\0");
+            h.update(from.as_bytes());
+            h.update(b"\0");
+            h.update(to.as_bytes());
+            h.update(b"\0");
+            h.update(&ts_ms.to_le_bytes());
+            h.update(body.as_bytes());
+        }
+    }
+    h.digest()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: Option<&str>, to: &str, body: &str) -> Message {
+        Message {
+            id: id.map(str::to_owned),
+            ts_ms: 1_604_502_131_000,
+            from: "(215) 555-0123".into(),
+            to: Some(to.into()),
+            body: body.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn recipients_are_keyed_hashes() {
+        let a = Analyzer::new(b"secret-a", 20);
+        let b = Analyzer::new(b"secret-b", 20);
+        let mut s = Scratch::default();
+        let x = a.analyze(msg(None, "+1 267 555 0199", "hi"), &mut s);
+        let y = a.analyze(msg(None, "2675550199", "hi"), &mut s);
+        let z = b.analyze(msg(None, "2675550199", "hi"), &mut s);
+        assert_eq!(x.rcpt, y.rcpt, "same number written two ways");
+        assert_ne!(x.rcpt, z.rcpt, "different database secret");
+        assert_eq!(x.sender, "+12155550123");
+    }
+
+    #[test]
+    fn identity_is_id_or_content() {
+        let a = Analyzer::new(b"k", 20);
+        let mut s = Scratch::default();
+        let with_id = a.analyze(msg(Some("m1"), "1", "x"), &mut s);
+        let same_id = a.analyze(msg(Some("m1"), "2", "y"), &mut s);
+        assert_eq!(with_id.key, same_id.key);
+        let c1 = a.analyze(msg(None, "+12675550199", "x"), &mut s);
+        let c2 = a.analyze(msg(None, "267-555-0199", "x"), &mut s);
+        let c3 = a.analyze(msg(None, "267-555-0199", "y"), &mut s);
+        assert_eq!(c1.key, c2.key);
+        assert_ne!(c1.key, c3.key);
+        assert!(c1.display_id().starts_with("h-"));
+    }
+
+    #[test]
+    fn short_texts_do_not_cluster() {
+        let a = Analyzer::new(b"k", 20);
+        let mut s = Scratch::default();
+        assert!(!a.analyze(msg(None, "1", "ok see you soon"), &mut s).clusterable);
+        assert!(a.analyze(msg(None, "1", "Your package is held, pay the fee at usps-fee.top/x"), &mut s).clusterable);
+    }
+}

@@ -1,0 +1,726 @@
+//! Campaign assignment: the sequential heart of textwatch.
+//!
+//! Messages arrive analyzed (template, template key, features). For each, in
+//! order:
+//!
+//! 1. **Duplicate check** by identity key: a rescanned message changes nothing.
+//! 2. **Exact template** fast path: a known template key goes straight to its
+//!    cluster. Almost all copies of a campaign take this path, because the
+//!    template already folded away names, links, numbers and look-alikes.
+//! 3. **Near-duplicate** search for a new template: its MinHash signature is
+//!    looked up in two banded LSH indexes, one of campaign representatives
+//!    (a few per campaign, never every member) and one of recent singleton
+//!    templates. The most similar candidate at or above the join threshold
+//!    wins; ties go to the earlier one.
+//!
+//! A cluster is formed when a second message arrives for a template (or a
+//! near-duplicate of it): campaigns are at least two messages, and singletons
+//! carry no cluster at all.
+//!
+//! Memory is bounded: singleton templates stay searchable for a window of
+//! [`EngineConfig::singleton_window`] newer singletons (two generations),
+//! then only their key remains. Campaign representatives are capped per
+//! campaign.
+//!
+//! Determinism: the outcome depends only on the order of `assign` calls and
+//! never on hash-map iteration order or threads; the pipeline fixes that
+//! order (time, then identity key).
+
+use hashbrown::{HashMap, HashSet};
+
+use crate::analyze::Analyzed;
+use crate::features::TemplateFeatures;
+use crate::lsh::BandIndex;
+use crate::minhash::{signature, similarity, MinHashScratch, Signature};
+use crate::state::{campaign_id, ClusterRow, Delta, MinuteRow, SenderRow, Snapshot, TemplateRow};
+
+const NONE: u32 = u32::MAX;
+
+/// Tunables of assignment. Defaults are documented in `docs/engine.md`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// Estimated Jaccard similarity of shingle sets at which a new template
+    /// joins an existing campaign or singleton.
+    pub join_threshold: f32,
+    /// Shortest template skeleton (letters, digits, slots) that may form a
+    /// campaign.
+    pub min_template_len: usize,
+    /// Most representatives indexed per campaign.
+    pub max_reps: usize,
+    /// A joining template below this similarity to every representative is
+    /// indexed as a new representative (so campaigns that drift stay found).
+    pub rep_novelty: f32,
+    /// Singleton templates per LSH generation; two generations are searched.
+    pub singleton_window: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            join_threshold: 0.5,
+            min_template_len: 20,
+            max_reps: 8,
+            rep_novelty: 0.75,
+            singleton_window: 250_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Tmpl {
+    key: u64,
+    cluster: u32,
+    messages: u64,
+    first_ts: i64,
+    first_sender: u32,
+    first_rcpt: Option<u64>,
+    clusterable: bool,
+    /// Kept while the template is a searchable singleton: a cluster formed
+    /// from it needs its text for features.
+    text: Option<Box<str>>,
+    features: Option<(bool, bool)>,
+    dirty: bool,
+    is_new: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Cluster {
+    label: u64,
+    leader: u32,
+    messages: u64,
+    templates: u32,
+    senders: u32,
+    recipients: u32,
+    first_ts: i64,
+    last_ts: i64,
+    formed_ts: i64,
+    reps: Vec<Signature>,
+    dirty: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SenderStat {
+    messages: u64,
+    first_ts: i64,
+    last_ts: i64,
+    dirty: bool,
+}
+
+/// What `assign` did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Already stored earlier (same identity key): nothing changed.
+    Duplicate,
+    /// Accepted; `campaign` is the cluster label when the message is in one.
+    Accepted { campaign: Option<u64>, new_template: bool },
+}
+
+/// Where a message would go, without assigning it (see [`Engine::peek`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Peek {
+    /// Its template is already part of this campaign.
+    ExactCampaign { campaign: String },
+    /// Its template was seen once before; this message would form a campaign.
+    ExactSingleton,
+    /// A near-duplicate of this campaign.
+    NearCampaign { campaign: String, similarity: f32 },
+    /// A near-duplicate of an earlier singleton; would form a campaign.
+    NearSingleton { similarity: f32 },
+    /// Nothing like it yet.
+    New,
+    /// Too short to join campaigns.
+    TooShort,
+}
+
+enum Match {
+    Cluster(u32, f32),
+    /// A singleton template, its similarity, and where its signature is:
+    /// (in the young generation?, entry).
+    Singleton(u32, f32, (bool, u32)),
+}
+
+/// The assignment state. One per store; not thread-safe by design (the
+/// pipeline parallelizes analysis around it).
+pub struct Engine {
+    cfg: EngineConfig,
+    seen: HashSet<u64>,
+    by_key: HashMap<u64, u32>,
+    templates: Vec<Tmpl>,
+    clusters: Vec<Cluster>,
+    reps: BandIndex,
+    young: BandIndex,
+    old: BandIndex,
+    sender_ids: HashMap<Box<str>, u32>,
+    sender_names: Vec<Box<str>>,
+    cluster_senders: HashMap<(u32, u32), SenderStat>,
+    recipients: HashSet<(u32, u64)>,
+    dirty_templates: Vec<u32>,
+    dirty_clusters: Vec<u32>,
+    dirty_senders: Vec<(u32, u32)>,
+    minutes: HashMap<(u32, i64), u32>,
+    new_recipients: Vec<(u32, u64)>,
+    cand: Vec<u32>,
+    mh: MinHashScratch,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("templates", &self.templates.len())
+            .field("clusters", &self.clusters.len())
+            .field("messages", &self.seen.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An empty engine.
+    pub fn new(cfg: EngineConfig) -> Self {
+        Engine {
+            cfg,
+            seen: HashSet::new(),
+            by_key: HashMap::new(),
+            templates: Vec::new(),
+            clusters: Vec::new(),
+            reps: BandIndex::default(),
+            young: BandIndex::default(),
+            old: BandIndex::default(),
+            sender_ids: HashMap::new(),
+            sender_names: Vec::new(),
+            cluster_senders: HashMap::new(),
+            recipients: HashSet::new(),
+            dirty_templates: Vec::new(),
+            dirty_clusters: Vec::new(),
+            dirty_senders: Vec::new(),
+            minutes: HashMap::new(),
+            new_recipients: Vec::new(),
+            cand: Vec::new(),
+            mh: MinHashScratch::default(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Rebuilds an engine from what a store kept.
+    pub fn restore(cfg: EngineConfig, snap: Snapshot) -> Self {
+        let mut e = Engine::new(cfg);
+        e.seen.reserve(snap.seen.len());
+        e.seen.extend(snap.seen);
+        for c in &snap.clusters {
+            for r in &c.reps {
+                e.reps.insert(r, c.seq);
+            }
+            e.clusters.push(Cluster {
+                label: c.label,
+                leader: NONE,
+                messages: c.messages,
+                templates: c.templates,
+                senders: c.senders,
+                recipients: c.recipients,
+                first_ts: c.first_ts,
+                last_ts: c.last_ts,
+                formed_ts: c.formed_ts,
+                reps: c.reps.clone(),
+                dirty: false,
+            });
+        }
+        let mut templates = snap.templates;
+        templates.sort_by_key(|t| t.seq);
+        let mut pending_sigs = Vec::new();
+        for t in templates {
+            let tid = e.templates.len() as u32;
+            let sender = e.intern(&t.first_sender);
+            let cluster = t.cluster.unwrap_or(NONE);
+            if cluster != NONE {
+                if let Some(c) = e.clusters.get_mut(cluster as usize) {
+                    if c.label == t.key {
+                        c.leader = tid;
+                    }
+                }
+            }
+            let keep_text = cluster == NONE && t.clusterable && !t.text.is_empty();
+            if keep_text {
+                pending_sigs.push(tid);
+            }
+            e.by_key.insert(t.key, tid);
+            e.templates.push(Tmpl {
+                key: t.key,
+                cluster,
+                messages: t.messages,
+                first_ts: t.first_ts,
+                first_sender: sender,
+                first_rcpt: t.first_rcpt,
+                clusterable: t.clusterable,
+                text: keep_text.then(|| t.text.into_boxed_str()),
+                features: t.optout.zip(t.sender_id),
+                dirty: false,
+                is_new: false,
+            });
+        }
+        let window = e.cfg.singleton_window.max(1);
+        let start = pending_sigs.len().saturating_sub(window * 2);
+        for &tid in &pending_sigs[start..] {
+            let text = e.templates[tid as usize].text.clone().unwrap_or_default();
+            let sig = signature(&text, &mut e.mh, e.cfg.min_template_len);
+            e.index_singleton(&sig, tid);
+        }
+        for &tid in &pending_sigs[..start] {
+            e.templates[tid as usize].text = None;
+        }
+        for s in snap.senders {
+            let sid = e.intern(&s.sender);
+            e.cluster_senders.insert(
+                (s.cluster, sid),
+                SenderStat { messages: s.messages, first_ts: s.first_ts, last_ts: s.last_ts, dirty: false },
+            );
+        }
+        e.recipients.extend(snap.recipients);
+        e
+    }
+
+    /// Number of messages accepted so far (including earlier runs).
+    pub fn messages_seen(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Number of campaigns (clusters of two or more messages).
+    pub fn campaigns(&self) -> usize {
+        self.clusters.len()
+    }
+
+    /// Number of distinct templates.
+    pub fn templates(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// Whether a message with this identity key was already accepted.
+    pub fn is_seen(&self, key: u64) -> bool {
+        self.seen.contains(&key)
+    }
+
+    /// Whether `assign` would need a signature for this message: its
+    /// template is new and long enough. The pipeline computes those
+    /// signatures in parallel before assigning.
+    pub fn needs_signature(&self, a: &Analyzed) -> bool {
+        a.clusterable && !self.by_key.contains_key(&a.template_key)
+    }
+
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.sender_ids.get(s) {
+            return id;
+        }
+        let id = self.sender_names.len() as u32;
+        self.sender_names.push(s.into());
+        self.sender_ids.insert(s.into(), id);
+        id
+    }
+
+    fn index_singleton(&mut self, sig: &Signature, tid: u32) {
+        if self.young.len() >= self.cfg.singleton_window.max(1) {
+            let retired = std::mem::take(&mut self.old);
+            for e in 0..retired.len() as u32 {
+                let owner = retired.entry(e).1 as usize;
+                if self.templates[owner].cluster == NONE {
+                    self.templates[owner].text = None;
+                }
+            }
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(sig, tid);
+    }
+
+    /// Assigns one analyzed message. `sig` is its template's signature when
+    /// the caller computed it ahead (see [`Engine::needs_signature`]);
+    /// otherwise it is computed here when needed.
+    pub fn assign(&mut self, a: &Analyzed, sig: Option<&Signature>) -> Outcome {
+        if !self.seen.insert(a.key) {
+            return Outcome::Duplicate;
+        }
+        let ts = a.msg.ts_ms;
+        let sender = self.intern(&a.sender);
+        let rcpt = a.rcpt64();
+        if let Some(&tid) = self.by_key.get(&a.template_key) {
+            self.touch_template(tid);
+            let t = &mut self.templates[tid as usize];
+            t.messages += 1;
+            let (cluster, clusterable) = (t.cluster, t.clusterable);
+            let c = if cluster != NONE {
+                cluster
+            } else if clusterable {
+                // Second copy of a singleton template: it is a campaign now.
+                self.form_cluster(tid, &a.template, None, ts)
+            } else {
+                return Outcome::Accepted { campaign: None, new_template: false };
+            };
+            self.add_message(c, ts, sender, rcpt);
+            return Outcome::Accepted { campaign: Some(self.clusters[c as usize].label), new_template: false };
+        }
+
+        let tid = self.templates.len() as u32;
+        self.by_key.insert(a.template_key, tid);
+        self.templates.push(Tmpl {
+            key: a.template_key,
+            cluster: NONE,
+            messages: 1,
+            first_ts: ts,
+            first_sender: sender,
+            first_rcpt: rcpt,
+            clusterable: a.clusterable,
+            text: None,
+            features: None,
+            dirty: false,
+            is_new: true,
+        });
+        self.touch_template(tid);
+        if !a.clusterable {
+            return Outcome::Accepted { campaign: None, new_template: true };
+        }
+        let sig = match sig {
+            Some(s) => *s,
+            None => signature(&a.template, &mut self.mh, self.cfg.min_template_len),
+        };
+        let campaign = match self.best_match(&sig) {
+            Some(Match::Cluster(c, sim)) => {
+                self.join(tid, c, &a.template, &sig, sim);
+                self.add_message(c, ts, sender, rcpt);
+                Some(self.clusters[c as usize].label)
+            }
+            Some(Match::Singleton(other, sim, (young, entry))) => {
+                let other_sig = *if young { &self.young } else { &self.old }.entry(entry).0;
+                let other_text = self.templates[other as usize].text.clone().unwrap_or_default();
+                let c = self.form_cluster(other, &other_text, Some(other_sig), ts);
+                self.join(tid, c, &a.template, &sig, sim);
+                self.add_message(c, ts, sender, rcpt);
+                Some(self.clusters[c as usize].label)
+            }
+            None => {
+                self.templates[tid as usize].text = Some(a.template.as_str().into());
+                self.index_singleton(&sig, tid);
+                None
+            }
+        };
+        Outcome::Accepted { campaign, new_template: true }
+    }
+
+    /// Where `a` would go, without changing anything.
+    pub fn peek(&self, a: &Analyzed) -> Peek {
+        if let Some(&tid) = self.by_key.get(&a.template_key) {
+            let t = &self.templates[tid as usize];
+            return if t.cluster != NONE {
+                Peek::ExactCampaign { campaign: campaign_id(self.clusters[t.cluster as usize].label) }
+            } else if t.clusterable {
+                Peek::ExactSingleton
+            } else {
+                Peek::TooShort
+            };
+        }
+        if !a.clusterable {
+            return Peek::TooShort;
+        }
+        let sig = signature(&a.template, &mut MinHashScratch::default(), self.cfg.min_template_len);
+        let mut cand = Vec::new();
+        match self.best_match_with(&sig, &mut cand) {
+            Some(Match::Cluster(c, s)) => {
+                Peek::NearCampaign { campaign: campaign_id(self.clusters[c as usize].label), similarity: s }
+            }
+            Some(Match::Singleton(_, s, _)) => Peek::NearSingleton { similarity: s },
+            None => Peek::New,
+        }
+    }
+
+    fn best_match(&mut self, sig: &Signature) -> Option<Match> {
+        let mut cand = std::mem::take(&mut self.cand);
+        let m = self.best_match_with(sig, &mut cand);
+        self.cand = cand;
+        m
+    }
+
+    fn best_match_with(&self, sig: &Signature, cand: &mut Vec<u32>) -> Option<Match> {
+        let threshold = self.cfg.join_threshold;
+        let mut best: Option<Match> = None;
+        let mut best_sim = threshold - f32::EPSILON;
+        self.reps.candidates(sig, cand);
+        for &e in cand.iter() {
+            let (s, c) = self.reps.entry(e);
+            let sim = similarity(sig, s);
+            if sim > best_sim {
+                best_sim = sim;
+                best = Some(Match::Cluster(c, sim));
+            }
+        }
+        for (young, idx) in [(false, &self.old), (true, &self.young)] {
+            idx.candidates(sig, cand);
+            for &e in cand.iter() {
+                let (s, tid) = idx.entry(e);
+                let sim = similarity(sig, s);
+                if sim > best_sim {
+                    best_sim = sim;
+                    let t = &self.templates[tid as usize];
+                    best = Some(if t.cluster != NONE {
+                        Match::Cluster(t.cluster, sim)
+                    } else {
+                        Match::Singleton(tid, sim, (young, e))
+                    });
+                }
+            }
+        }
+        best
+    }
+
+    fn touch_template(&mut self, tid: u32) {
+        let t = &mut self.templates[tid as usize];
+        if !t.dirty {
+            t.dirty = true;
+            self.dirty_templates.push(tid);
+        }
+    }
+
+    fn touch_cluster(&mut self, c: u32) {
+        let cl = &mut self.clusters[c as usize];
+        if !cl.dirty {
+            cl.dirty = true;
+            self.dirty_clusters.push(c);
+        }
+    }
+
+    /// Makes a campaign led by singleton template `tid` and counts the
+    /// template's first message in it.
+    fn form_cluster(&mut self, tid: u32, text: &str, sig: Option<Signature>, now: i64) -> u32 {
+        let c = self.clusters.len() as u32;
+        let sig = sig.unwrap_or_else(|| signature(text, &mut self.mh, self.cfg.min_template_len));
+        let t = &mut self.templates[tid as usize];
+        t.cluster = c;
+        t.text = None;
+        let (label, first_ts, first_sender, first_rcpt) = (t.key, t.first_ts, t.first_sender, t.first_rcpt);
+        let f = TemplateFeatures::of(text);
+        t.features = Some((f.optout.is_some(), f.sender_id.is_some()));
+        self.touch_template(tid);
+        self.reps.insert(&sig, c);
+        self.clusters.push(Cluster {
+            label,
+            leader: tid,
+            messages: 0,
+            templates: 1,
+            senders: 0,
+            recipients: 0,
+            first_ts,
+            last_ts: first_ts,
+            formed_ts: now,
+            reps: vec![sig],
+            dirty: false,
+        });
+        self.touch_cluster(c);
+        self.add_message(c, first_ts, first_sender, first_rcpt);
+        c
+    }
+
+    fn join(&mut self, tid: u32, c: u32, text: &str, sig: &Signature, sim: f32) {
+        let f = TemplateFeatures::of(text);
+        let t = &mut self.templates[tid as usize];
+        t.cluster = c;
+        t.features = Some((f.optout.is_some(), f.sender_id.is_some()));
+        let cl = &mut self.clusters[c as usize];
+        cl.templates += 1;
+        if sim < self.cfg.rep_novelty && cl.reps.len() < self.cfg.max_reps {
+            cl.reps.push(*sig);
+            self.reps.insert(sig, c);
+        }
+        self.touch_cluster(c);
+    }
+
+    fn add_message(&mut self, c: u32, ts: i64, sender: u32, rcpt: Option<u64>) {
+        self.touch_cluster(c);
+        let cl = &mut self.clusters[c as usize];
+        cl.messages += 1;
+        cl.first_ts = cl.first_ts.min(ts);
+        cl.last_ts = cl.last_ts.max(ts);
+        match self.cluster_senders.entry((c, sender)) {
+            hashbrown::hash_map::Entry::Occupied(mut o) => {
+                let s = o.get_mut();
+                s.messages += 1;
+                s.first_ts = s.first_ts.min(ts);
+                s.last_ts = s.last_ts.max(ts);
+                if !s.dirty {
+                    s.dirty = true;
+                    self.dirty_senders.push((c, sender));
+                }
+            }
+            hashbrown::hash_map::Entry::Vacant(v) => {
+                v.insert(SenderStat { messages: 1, first_ts: ts, last_ts: ts, dirty: true });
+                self.dirty_senders.push((c, sender));
+                cl.senders += 1;
+            }
+        }
+        if let Some(r) = rcpt {
+            if self.recipients.insert((c, r)) {
+                cl.recipients += 1;
+                self.new_recipients.push((c, r));
+            }
+        }
+        *self.minutes.entry((c, ts.div_euclid(60_000))).or_insert(0) += 1;
+    }
+
+    /// Takes what changed since the last call, for the store to commit.
+    /// `texts` gives the template text for new templates by key (the
+    /// caller's analyzed batch holds them).
+    pub fn take_delta<'a>(&mut self, mut text_of: impl FnMut(u64) -> Option<&'a str>) -> Delta {
+        let mut d = Delta::default();
+        for tid in std::mem::take(&mut self.dirty_templates) {
+            let t = &mut self.templates[tid as usize];
+            t.dirty = false;
+            let text = if t.is_new { text_of(t.key).unwrap_or_default().to_owned() } else { String::new() };
+            t.is_new = false;
+            d.templates.push(TemplateRow {
+                key: t.key,
+                seq: tid,
+                text,
+                cluster: (t.cluster != NONE).then_some(t.cluster),
+                messages: t.messages,
+                first_ts: t.first_ts,
+                first_sender: self.sender_names[t.first_sender as usize].to_string(),
+                first_rcpt: t.first_rcpt,
+                clusterable: t.clusterable,
+                optout: t.features.map(|f| f.0),
+                sender_id: t.features.map(|f| f.1),
+            });
+        }
+        for c in std::mem::take(&mut self.dirty_clusters) {
+            let cl = &mut self.clusters[c as usize];
+            cl.dirty = false;
+            let leader = if cl.leader == NONE { cl.label } else { self.templates[cl.leader as usize].key };
+            d.clusters.push(ClusterRow {
+                seq: c,
+                label: cl.label,
+                leader,
+                messages: cl.messages,
+                templates: cl.templates,
+                senders: cl.senders,
+                recipients: cl.recipients,
+                first_ts: cl.first_ts,
+                last_ts: cl.last_ts,
+                formed_ts: cl.formed_ts,
+                reps: cl.reps.clone(),
+            });
+        }
+        for (c, s) in std::mem::take(&mut self.dirty_senders) {
+            if let Some(st) = self.cluster_senders.get_mut(&(c, s)) {
+                st.dirty = false;
+                d.senders.push(SenderRow {
+                    cluster: c,
+                    sender: self.sender_names[s as usize].to_string(),
+                    messages: st.messages,
+                    first_ts: st.first_ts,
+                    last_ts: st.last_ts,
+                });
+            }
+        }
+        let mut minutes: Vec<MinuteRow> =
+            self.minutes.drain().map(|((cluster, minute), count)| MinuteRow { cluster, minute, count }).collect();
+        minutes.sort_unstable_by_key(|m| (m.cluster, m.minute));
+        d.minutes = minutes;
+        d.recipients = std::mem::take(&mut self.new_recipients);
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::{Analyzer, Scratch};
+    use crate::message::Message;
+
+    fn run(bodies: &[(&str, &str)]) -> (Engine, Vec<Option<u64>>) {
+        let an = Analyzer::new(b"k", 20);
+        let mut s = Scratch::default();
+        let mut e = Engine::new(EngineConfig::default());
+        let mut out = Vec::new();
+        for (i, (from, body)) in bodies.iter().enumerate() {
+            let m = Message {
+                id: Some(format!("m{i}")),
+                ts_ms: i as i64 * 1000,
+                from: (*from).into(),
+                to: Some(format!("+1267555{:04}", i)),
+                body: (*body).into(),
+                ..Default::default()
+            };
+            let a = an.analyze(m, &mut s);
+            match e.assign(&a, None) {
+                Outcome::Accepted { campaign, .. } => out.push(campaign),
+                Outcome::Duplicate => panic!("unexpected duplicate"),
+            }
+        }
+        (e, out)
+    }
+
+    #[test]
+    fn copies_form_one_campaign_from_the_second_message() {
+        let (e, out) = run(&[
+            ("+12155550101", "Hi Chris, the election is being stolen! Gather at the Convention Center 3pm"),
+            ("+12155550102", "Hey Dana - the election is being st0len! Gather at the Convention Center 3pm"),
+            ("+12155550103", "Hi Sam, the election is being stolen!! Gather at the Convention Center at 3pm"),
+        ]);
+        assert_eq!(e.campaigns(), 1);
+        assert!(out[1].is_some());
+        assert_eq!(out[1], out[2]);
+        let d = Engine::take_delta(&mut { e }, |_| None);
+        assert_eq!(d.clusters[0].messages, 3);
+        assert_eq!(d.clusters[0].senders, 3);
+        assert_eq!(d.clusters[0].recipients, 3);
+    }
+
+    #[test]
+    fn different_texts_with_the_same_tail_stay_apart() {
+        let (e, out) = run(&[
+            ("+12155550101", "Your prescription is ready for pickup at Acme Pharmacy. Reply STOP to opt out"),
+            (
+                "+12155550102",
+                "Flash sale: 40% off all boots this weekend at Trailhead Outfitters. Reply STOP to opt out",
+            ),
+        ]);
+        assert_eq!(e.campaigns(), 0);
+        assert_eq!(out, vec![None, None]);
+    }
+
+    #[test]
+    fn duplicates_change_nothing() {
+        let an = Analyzer::new(b"k", 20);
+        let mut s = Scratch::default();
+        let mut e = Engine::new(EngineConfig::default());
+        let m = Message {
+            id: Some("x".into()),
+            body: "Your package is held, pay the fee at usps-fee.top/a".into(),
+            ..Default::default()
+        };
+        let a = an.analyze(m, &mut s);
+        assert!(matches!(e.assign(&a, None), Outcome::Accepted { .. }));
+        assert_eq!(e.assign(&a, None), Outcome::Duplicate);
+        assert_eq!(e.campaigns(), 0);
+    }
+
+    #[test]
+    fn restore_continues_the_same_campaign() {
+        let an = Analyzer::new(b"k", 20);
+        let mut s = Scratch::default();
+        let mut e = Engine::new(EngineConfig::default());
+        let body = |i: usize| Message {
+            id: Some(format!("m{i}")),
+            ts_ms: i as i64,
+            from: format!("+1215555{:04}", i),
+            body: format!("URGENT {i}: your bank account is locked, verify at chase-secure{i}.info/login now"),
+            ..Default::default()
+        };
+        let a0 = an.analyze(body(0), &mut s);
+        e.assign(&a0, None);
+        let d0 = e.take_delta(|k| (k == a0.template_key).then_some(a0.template.as_str()));
+        // Persist what a store would: the delta rows.
+        let snap = Snapshot { templates: d0.templates.clone(), seen: vec![a0.key], ..Default::default() };
+        let mut e2 = Engine::restore(EngineConfig::default(), snap);
+        let a1 = an.analyze(body(1), &mut s);
+        let out = e2.assign(&a1, None);
+        assert!(matches!(out, Outcome::Accepted { campaign: Some(l), .. } if l == a0.template_key));
+        assert_eq!(e2.assign(&a0, None), Outcome::Duplicate);
+    }
+}

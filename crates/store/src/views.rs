@@ -1,0 +1,133 @@
+//! What stores return to commands and the API. These structs are the JSON
+//! output contract documented in `docs/formats.md`: fields are added,
+//! never renamed.
+
+use serde::Serialize;
+
+use crate::time::rfc3339;
+
+/// Filters for listing campaigns.
+#[derive(Clone, Debug, Default)]
+pub struct CampaignQuery {
+    /// Most campaigns returned (all when `None`).
+    pub limit: Option<usize>,
+    /// Only campaigns with at least this many messages.
+    pub min_messages: u64,
+    /// Most senders listed per campaign (all when `None`).
+    pub max_senders: Option<usize>,
+}
+
+/// A finding (rule broken, with evidence). Filled by the analysis step.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Finding {
+    pub rule: String,
+    pub severity: String,
+    pub count: u64,
+    pub example: Option<String>,
+}
+
+/// Shares of a campaign's messages whose template has these features.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CampaignFeatures {
+    /// Share (0-1) of messages carrying opt-out language.
+    pub optout: f64,
+    /// Share (0-1) of messages identifying their sender.
+    pub sender_id: f64,
+}
+
+/// One campaign, as listed.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CampaignSummary {
+    /// Stable id (16 hex digits).
+    pub id: String,
+    /// The leading template.
+    pub template: String,
+    /// Messages in the campaign.
+    pub messages: u64,
+    /// Distinct senders, most active first, normalized (E.164 where possible).
+    pub senders: Vec<String>,
+    /// Distinct sender count (equals `senders.len()` unless the list was cut).
+    pub sender_count: u64,
+    /// Distinct recipients.
+    pub recipients: u64,
+    #[serde(with = "rfc3339")]
+    pub first_seen: i64,
+    #[serde(with = "rfc3339")]
+    pub last_seen: i64,
+    /// When textwatch formed the campaign (its second message).
+    #[serde(with = "rfc3339")]
+    pub formed_at: i64,
+    /// Distinct templates (variants) in the campaign.
+    pub templates: u64,
+    pub features: CampaignFeatures,
+    pub findings: Vec<Finding>,
+    pub category: Option<String>,
+    pub risk: Option<u8>,
+}
+
+/// A sender within a campaign.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SenderView {
+    pub sender: String,
+    pub messages: u64,
+    #[serde(with = "rfc3339")]
+    pub first_seen: i64,
+    #[serde(with = "rfc3339")]
+    pub last_seen: i64,
+}
+
+/// A template variant within a campaign.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct VariantView {
+    pub template: String,
+    pub messages: u64,
+    pub optout: Option<bool>,
+    pub sender_id: Option<bool>,
+}
+
+/// Messages in one minute.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct MinuteView {
+    #[serde(with = "rfc3339")]
+    pub minute: i64,
+    pub messages: u64,
+}
+
+/// One campaign in full.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CampaignDetail {
+    #[serde(flatten)]
+    pub summary: CampaignSummary,
+    pub sender_stats: Vec<SenderView>,
+    pub variants: Vec<VariantView>,
+    pub timeline: Vec<MinuteView>,
+    pub samples: Vec<MessageView>,
+}
+
+/// A stored message.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct MessageView {
+    /// The input id, or `h-` and the identity hash when the input had none.
+    pub id: String,
+    #[serde(with = "rfc3339")]
+    pub ts: i64,
+    pub from: String,
+    pub body: String,
+    pub source: Option<String>,
+    pub template: String,
+    /// Campaign id, or null for messages in no campaign.
+    pub campaign: Option<String>,
+    /// Where it was read (`file:line`).
+    pub origin: Option<String>,
+    /// Fields of the input the decoder did not know.
+    pub meta: Option<serde_json::Value>,
+}
+
+/// Totals of a store.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct StoreStats {
+    pub messages: u64,
+    pub templates: u64,
+    pub campaigns: u64,
+    pub messages_in_campaigns: u64,
+}
