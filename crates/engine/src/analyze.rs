@@ -12,7 +12,7 @@ use sha2::Sha256;
 use crate::features::MessageFeatures;
 use crate::message::Message;
 use crate::sender::normalize_address;
-use crate::template::{skeleton_into, skeleton_len, templatize, TemplateScratch, HASH_SEED};
+use crate::template::{templatize, TemplateScratch, HASH_SEED};
 
 /// A message after analysis, ready for campaign assignment and storage.
 #[derive(Clone, Debug, Serialize)]
@@ -60,7 +60,6 @@ pub fn display_id(id: Option<&str>, key: u64) -> String {
 #[derive(Default, Debug)]
 pub struct Scratch {
     pub template: TemplateScratch,
-    skeleton: Vec<u8>,
 }
 
 /// Shared, immutable analysis context.
@@ -87,8 +86,12 @@ impl Analyzer {
 
     /// Keyed hash of an address (normalized first).
     pub fn hash_recipient(&self, to: &str) -> [u8; 16] {
+        self.hash_normalized(&normalize_address(to))
+    }
+
+    fn hash_normalized(&self, to: &str) -> [u8; 16] {
         let mut m = self.mac.clone();
-        m.update(normalize_address(to).as_bytes());
+        m.update(to.as_bytes());
         let out = m.finalize().into_bytes();
         let mut r = [0u8; 16];
         r.copy_from_slice(&out[..16]);
@@ -99,20 +102,12 @@ impl Analyzer {
     pub fn analyze(&self, msg: Message, scratch: &mut Scratch) -> Analyzed {
         let sender = normalize_address(&msg.from);
         let to_norm = msg.to.as_deref().map(normalize_address).filter(|s| !s.is_empty());
-        let rcpt = to_norm.as_deref().map(|t| {
-            let mut m = self.mac.clone();
-            m.update(t.as_bytes());
-            let out = m.finalize().into_bytes();
-            let mut r = [0u8; 16];
-            r.copy_from_slice(&out[..16]);
-            r
-        });
+        let rcpt = to_norm.as_deref().map(|t| self.hash_normalized(t));
         let key = message_key(msg.id.as_deref(), &sender, to_norm.as_deref().unwrap_or(""), msg.ts_ms, &msg.body);
         let mut template = String::with_capacity(msg.body.len());
         let template_key = templatize(&msg.body, &mut scratch.template, &mut template);
         let features = MessageFeatures::from_scratch(&scratch.template);
-        skeleton_into(&template, &mut scratch.skeleton);
-        let clusterable = skeleton_len(&scratch.skeleton) >= self.min_template_len;
+        let clusterable = scratch.template.skeleton_units >= self.min_template_len;
         Analyzed { msg, key, sender, rcpt, template, template_key, clusterable, features }
     }
 }

@@ -163,6 +163,7 @@ pub fn optout_re() -> &'static Regex {
             r"(?x)",
             r"\b(?:reply|respond|text|txt|send|msg|sms|type|enter|answer|rply|reply\s+with)\W{0,3}",
             r"(?:stop|end|quit|cancel|unsubscribe|stopall|stop\s?all|optout|opt\s?out|unsub|stop\{num\}end|stop\{num\}quit)\b",
+            r"(?:\W{0,3}(?:to|2|\{num\}|for)\W{0,3}(?:opt\W?out|end|stop|quit|unsub\w*|cancel|cease|be\s+removed|remove)\b)?",
             r"|\b(?:stop|end|quit|cancel|unsubscribe|stopall)\W{0,3}(?:to|2|\{num\}|=|for)\W{0,3}(?:opt\W?out|end|stop|quit|unsub\w*|cancel|cease|be\s+removed|remove)",
             r"|\bstop\{num\}(?:end|quit|stop|opt)",
             r"|\bopt(?:\s|-)?out\W{0,6}(?:reply|text|txt|send|at|here|\{url\})",
@@ -336,5 +337,12 @@ mod tests {
         boilerplate_ranges(&t, &mut r);
         assert_eq!(r.len(), 1);
         assert_eq!(&t[r[0].clone()], "reply stop to opt out");
+    }
+
+    #[test]
+    fn optout_evidence_covers_the_whole_instruction() {
+        let t = tmpl("Sale today. Reply STOP to opt out");
+        let f = TemplateFeatures::of(&t);
+        assert_eq!(&t[f.optout.unwrap()], "reply stop to opt out");
     }
 }

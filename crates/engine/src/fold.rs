@@ -28,16 +28,18 @@ pub fn fold_into(body: &str, out: &mut String) {
     out.reserve(body.len());
     let mut pending_space = false;
     if body.is_ascii() {
+        // SAFETY: only ASCII bytes are pushed, so the String stays UTF-8.
+        let bytes = unsafe { out.as_mut_vec() };
         for &b in body.as_bytes() {
             if b.is_ascii_whitespace() || b < 0x20 || b == 0x7f {
-                pending_space = !out.is_empty();
+                pending_space = !bytes.is_empty();
                 continue;
             }
             if pending_space {
-                out.push(' ');
+                bytes.push(b' ');
                 pending_space = false;
             }
-            out.push(fold_ascii(b) as char);
+            bytes.push(fold_ascii(b));
         }
         return;
     }

@@ -104,9 +104,48 @@ pub struct TemplateScratch {
     pub folded: String,
     /// Links, e-mails and phones found in `folded`.
     pub spans: Vec<Span>,
-    tokens: Vec<Range<usize>>,
+    tokens: Vec<Tok>,
     names: Vec<bool>,
     skeleton: Vec<u8>,
+    /// Skeleton length (in units) of the last template made.
+    pub skeleton_units: usize,
+}
+
+/// A whitespace-separated token: `start..end` in the folded text, with its
+/// leading and trailing punctuation split off (`core_start..core_end`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Tok {
+    start: usize,
+    core_start: usize,
+    core_end: usize,
+    end: usize,
+}
+
+impl Tok {
+    fn new(text: &str, start: usize, end: usize) -> Tok {
+        let b = &text.as_bytes()[start..end];
+        let mut s = 0;
+        while s < b.len() && LEAD_PUNCT.contains(&b[s]) {
+            s += 1;
+        }
+        let mut e = b.len();
+        while e > s && TRAIL_PUNCT.contains(&b[e - 1]) {
+            e -= 1;
+        }
+        Tok { start, core_start: start + s, core_end: start + e, end }
+    }
+    fn core<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.core_start..self.core_end]
+    }
+    fn trail<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.core_end..self.end]
+    }
+    fn lead<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.start..self.core_start]
+    }
+    fn raw<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.start..self.end]
+    }
 }
 
 /// Folds `body` and writes its template into `out` (cleared first). Spans of
@@ -122,14 +161,14 @@ pub fn templatize(body: &str, scratch: &mut TemplateScratch, out: &mut String) -
     for (i, b) in text.bytes().enumerate() {
         if b == b' ' {
             if let Some(s) = start.take() {
-                scratch.tokens.push(s..i);
+                scratch.tokens.push(Tok::new(text, s, i));
             }
         } else if start.is_none() {
             start = Some(i);
         }
     }
     if let Some(s) = start {
-        scratch.tokens.push(s..text.len());
+        scratch.tokens.push(Tok::new(text, s, text.len()));
     }
     mark_names(text, &scratch.tokens, &mut scratch.names);
 
@@ -144,9 +183,8 @@ pub fn templatize(body: &str, scratch: &mut TemplateScratch, out: &mut String) -
             while j + 1 < toks.len() && scratch.names[j + 1] {
                 j += 1;
             }
-            let (_, _, trail) = split_punct(&text[toks[j].clone()]);
             out.push_str(Slot::Name.marker());
-            out.push_str(trail);
+            out.push_str(toks[j].trail(text));
             i = j + 1;
             continue;
         }
@@ -158,10 +196,9 @@ pub fn templatize(body: &str, scratch: &mut TemplateScratch, out: &mut String) -
             i = end_tok + 1;
             continue;
         }
-        let raw = &text[toks[i].clone()];
-        let (lead, core, trail) = split_punct(raw);
-        let core_start = toks[i].start + lead.len();
-        out.push_str(lead);
+        let tok = toks[i];
+        let (core, trail, core_start) = (tok.core(text), tok.trail(text), tok.core_start);
+        out.push_str(tok.lead(text));
         if is_email(core) {
             scratch.spans.push(Span { slot: Slot::Email, range: core_start..core_start + core.len() });
             out.push_str(Slot::Email.marker());
@@ -176,7 +213,9 @@ pub fn templatize(body: &str, scratch: &mut TemplateScratch, out: &mut String) -
         out.push_str(trail);
         i += 1;
     }
-    template_key(out, &mut scratch.skeleton)
+    let key = template_key(out, &mut scratch.skeleton);
+    scratch.skeleton_units = skeleton_len(&scratch.skeleton);
+    key
 }
 
 /// The key of a template string: xxh3 of its skeleton. `buf` is scratch.
@@ -226,19 +265,6 @@ pub fn skeleton_len(skeleton: &[u8]) -> usize {
 const LEAD_PUNCT: &[u8] = b"([<\"'*_~";
 const TRAIL_PUNCT: &[u8] = b".,;:!?)]>\"'*_~";
 
-fn split_punct(tok: &str) -> (&str, &str, &str) {
-    let b = tok.as_bytes();
-    let mut s = 0;
-    while s < b.len() && LEAD_PUNCT.contains(&b[s]) {
-        s += 1;
-    }
-    let mut e = b.len();
-    while e > s && TRAIL_PUNCT.contains(&b[e - 1]) {
-        e -= 1;
-    }
-    (&tok[..s], &tok[s..e], &tok[e..])
-}
-
 const GREETINGS: &[&str] = &[
     "hi",
     "hey",
@@ -287,15 +313,15 @@ fn is_letters(s: &str) -> bool {
 /// chris,"), in a self-introduction ("this is sarah with ..."), or a leading
 /// "maria, ...". Names vary per copy in peer-to-peer campaigns, so they
 /// become `{name}`.
-fn mark_names(text: &str, toks: &[Range<usize>], names: &mut Vec<bool>) {
+fn mark_names(text: &str, toks: &[Tok], names: &mut Vec<bool>) {
     names.clear();
     names.resize(toks.len(), false);
     let n = toks.len();
     if n < 2 {
         return;
     }
-    let core = |i: usize| split_punct(&text[toks[i].clone()]).1;
-    let trail = |i: usize| split_punct(&text[toks[i].clone()]).2;
+    let core = |i: usize| toks[i].core(text);
+    let trail = |i: usize| toks[i].trail(text);
     let ends_clause = |i: usize| {
         let t = trail(i);
         t.contains(',') || t.contains('!') || t.contains(':') || t.contains('.')
@@ -378,14 +404,17 @@ fn mark_names(text: &str, toks: &[Range<usize>], names: &mut Vec<bool>) {
 
 /// If tokens starting at `i` form a phone number, returns the last token
 /// index of the run and the trailing punctuation of that token.
-fn phone_run<'a>(text: &'a str, toks: &[Range<usize>], i: usize) -> Option<(usize, &'a str)> {
+fn phone_run<'a>(text: &'a str, toks: &[Tok], i: usize) -> Option<(usize, &'a str)> {
+    let first = toks[i].raw(text);
+    if !first.as_bytes().first().is_some_and(|&b| b.is_ascii_digit() || b == b'(' || b == b'+') {
+        return None;
+    }
     let mut digits = 0usize;
     let mut best: Option<(usize, &str)> = None;
-    let first = &text[toks[i].clone()];
     let plus = first.starts_with('+');
     let mut first_digit = None;
     for (j, t) in toks.iter().enumerate().skip(i).take(5) {
-        let raw = &text[t.clone()];
+        let raw = t.raw(text);
         let trimmed = raw.trim_end_matches([',', ';', ':', '!', '?', '.']);
         let trail = &raw[trimmed.len()..];
         if trimmed.is_empty()
@@ -421,6 +450,9 @@ fn phone_run<'a>(text: &'a str, toks: &[Range<usize>], i: usize) -> Option<(usiz
 /// A link: with scheme, `www.`, or a bare host whose suffix is a known
 /// public suffix (`usps-track.info/x`, `bit.ly/abc`).
 pub fn is_url(core: &str) -> bool {
+    if core.len() < 4 || !core.as_bytes().contains(&b'.') {
+        return false;
+    }
     if let Some(r) = core.strip_prefix("https://").or_else(|| core.strip_prefix("http://")) {
         return r.len() > 1;
     }
@@ -456,6 +488,9 @@ fn looks_like_domain(host: &str) -> bool {
 }
 
 fn is_email(core: &str) -> bool {
+    if !core.as_bytes().contains(&b'@') {
+        return false;
+    }
     match core.split_once('@') {
         Some((user, domain)) => {
             !user.is_empty()
@@ -468,6 +503,9 @@ fn is_email(core: &str) -> bool {
 
 fn is_amount(core: &str) -> bool {
     let b = core.as_bytes();
+    if !b.iter().any(u8::is_ascii_digit) {
+        return false;
+    }
     let starts = core.starts_with('$') || core.starts_with('£') || core.starts_with('€') || core.starts_with('¥');
     let body = if starts {
         core.char_indices().nth(1).map_or("", |(i, _)| &core[i..])

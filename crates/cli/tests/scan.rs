@@ -1,0 +1,321 @@
+//! `textwatch scan` end to end: real files in, campaigns out, through the
+//! real binary.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn ids_with_prefix(all: &[serde_json::Value], prefix: &str) -> BTreeSet<String> {
+    all.iter().filter_map(|v| v["id"].as_str()).filter(|id| id.starts_with(prefix)).map(str::to_string).collect()
+}
+
+#[test]
+fn fixture_campaigns_have_exact_membership() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    tw_ok(&db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]);
+    let all = messages(&db);
+    assert_eq!(all.len(), 33);
+    let want: BTreeSet<BTreeSet<String>> =
+        ["A-", "B-", "C-", "D-", "E-", "S-"].iter().map(|p| ids_with_prefix(&all, p)).collect();
+    assert_eq!(groups(&db), want, "each true campaign is exactly one found campaign");
+    for v in &all {
+        if v["id"].as_str().unwrap().starts_with("N-") {
+            assert!(v["campaign"].is_null(), "noise message {} joined a campaign", v["id"]);
+        }
+    }
+}
+
+#[test]
+fn rescanning_counts_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let f = fixture("campaigns.jsonl");
+    tw_ok(&db, &["scan", "-q", f.to_str().unwrap()]);
+    let first = campaigns_json(&db);
+    let out = tw_ok(&db, &["scan", "-q", "--format", "json", f.to_str().unwrap()]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["accepted"], 0);
+    assert_eq!(summary["duplicates"], 33);
+    assert_eq!(campaigns_json(&db), first);
+    assert_eq!(messages(&db).len(), 33);
+}
+
+#[test]
+fn json_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    tw_ok(&db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]);
+    let list = campaigns_json(&db);
+    assert_eq!(list.len(), 6);
+    for c in &list {
+        assert!(c["id"].as_str().is_some_and(|s| s.len() == 16));
+        assert!(c["template"].is_string());
+        assert!(c["messages"].as_u64().unwrap() >= 2);
+        let senders = c["senders"].as_array().unwrap();
+        assert!(senders.iter().all(|s| s.is_string()));
+        assert!(c["recipients"].is_u64());
+        for k in ["first_seen", "last_seen"] {
+            let s = c[k].as_str().unwrap();
+            assert!(chrono::DateTime::parse_from_rfc3339(s).is_ok(), "{k} = {s}");
+        }
+        assert!(c["findings"].as_array().is_some());
+        assert!(c.get("category").is_some() && c.get("risk").is_some());
+    }
+    // The incident: 8 senders, E.164, first seen at the first copy.
+    let a = list.iter().find(|c| c["senders"].as_array().unwrap().iter().any(|s| s == "+12155551101")).unwrap();
+    assert_eq!(a["messages"], 8);
+    let senders: BTreeSet<&str> = a["senders"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(
+        senders,
+        (1101..=1108).map(|n| format!("+1215555{n}")).collect::<BTreeSet<_>>().iter().map(String::as_str).collect()
+    );
+    assert_eq!(a["recipients"], 8);
+
+    for m in messages(&db) {
+        assert!(m["id"].is_string() && m["from"].is_string() && m["ts"].is_string());
+        assert!(m["campaign"].is_string() || m["campaign"].is_null());
+    }
+}
+
+#[test]
+fn csv_twilio_export_and_reports_join_the_same_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let out = tw(
+        &db,
+        &["scan", "-q", fixture("twilio-export.csv").to_str().unwrap(), fixture("reports.csv").to_str().unwrap()],
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reports.csv line 4: field `ts`"), "{stderr}");
+    let m = membership(&db);
+    let campaign: Vec<_> = m.iter().filter(|(c, _)| !c.is_empty()).collect();
+    assert_eq!(campaign.len(), 1);
+    let ids: BTreeSet<&str> = campaign[0].1.iter().map(String::as_str).collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from(["SM00000000000000000000000000000001", "SM00000000000000000000000000000002", "R-1", "R-2"])
+    );
+    let all = messages(&db);
+    let r1 = all.iter().find(|v| v["id"] == "R-1").unwrap();
+    assert_eq!(r1["from"], "+12155551111", "senders are normalized to E.164");
+    assert_eq!(r1["meta"]["reporter_app"], "spamshield", "unknown columns are kept");
+    let sm = all.iter().find(|v| v["id"] == "SM00000000000000000000000000000001").unwrap();
+    assert_eq!(sm["source"], "twilio");
+    assert_eq!(sm["ts"], "2020-11-04T15:00:11Z");
+}
+
+#[test]
+fn gzip_and_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = std::fs::read(fixture("campaigns.jsonl")).unwrap();
+    let gz_path = dir.path().join("messages.jsonl.gz");
+    let mut enc =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz_path).unwrap(), flate2::Compression::default());
+    enc.write_all(&plain).unwrap();
+    enc.finish().unwrap();
+
+    let db_gz = dir.path().join("gz.db");
+    tw_ok(&db_gz, &["scan", "-q", gz_path.to_str().unwrap()]);
+
+    let db_stdin = dir.path().join("stdin.db");
+    let mut child = Command::new(bin())
+        .args(["--db", db_stdin.to_str().unwrap(), "scan", "-q", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&plain).unwrap();
+    assert!(child.wait().unwrap().success());
+
+    assert_eq!(groups(&db_gz).len(), 6);
+    assert_eq!(groups(&db_gz), groups(&db_stdin));
+}
+
+fn bad_input() -> Vec<u8> {
+    let good = |i: u32| {
+        format!(
+            "{{\"id\":\"g{i}\",\"ts\":{},\"from\":\"+1215555{:04}\",\"body\":\"Polls moved to Wednesday because of high turnout, tell everyone {i}\"}}\n",
+            1_604_502_000 + i,
+            i
+        )
+    };
+    let mut b = Vec::new();
+    b.extend(good(1).as_bytes()); // line 1
+    b.extend(b"{\"id\":\"x1\",\"ts\":1604502000,\"from\":\"1\"\n"); // 2: invalid JSON
+    b.extend(b"{\"id\":\"x2\",\"ts\":1604502000,\"from\":\"1\",\"body\":\"caf\xe9\"}\n"); // 3: invalid UTF-8
+    b.extend(b"{\"id\":\"x3\",\"ts\":1604502000,\"from\":\"1\"}\n"); // 4: no body
+    b.extend(b"{\"id\":\"x4\",\"ts\":\"last tuesday\",\"from\":\"1\",\"body\":\"hi\"}\n"); // 5: bad time
+    b.extend(
+        format!("{{\"id\":\"x5\",\"ts\":1604502000,\"from\":\"1\",\"body\":\"{}\"}}\n", "A".repeat(1 << 20)).as_bytes(),
+    ); // 6: 1 MB body
+    b.extend(good(2).as_bytes()); // 7
+    b.extend(b"\n"); // 8: blank, skipped
+    b.extend(format!("{}\n", "z".repeat(5 << 20)).as_bytes()); // 9: 5 MB line
+    b.extend(good(3).as_bytes()); // 10
+    b
+}
+
+#[test]
+fn bad_records_are_reported_and_the_rest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let input = dir.path().join("bad.jsonl");
+    std::fs::write(&input, bad_input()).unwrap();
+    let rejects = dir.path().join("rejects.jsonl");
+    let out =
+        tw(&db, &["scan", "-q", "--format", "json", "--rejects", rejects.to_str().unwrap(), input.to_str().unwrap()]);
+    assert!(out.status.success(), "bad records do not fail the run");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["accepted"], 3);
+    assert_eq!(summary["rejected"], 6);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "bad.jsonl line 2: invalid JSON",
+        "bad.jsonl line 3: invalid UTF-8",
+        "bad.jsonl line 4: missing field `body`",
+        "bad.jsonl line 5: field `ts`",
+        "bad.jsonl line 6: body is 1048576 bytes",
+        "bad.jsonl line 9: record is longer than 4 MiB",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+    let rej: Vec<serde_json::Value> =
+        std::fs::read_to_string(&rejects).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rej.iter().map(|r| r["line"].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 3, 4, 5, 6, 9]);
+    assert!(rej[0]["record"].as_str().unwrap().starts_with("{\"id\":\"x1\""));
+    assert!(rej.iter().all(|r| r["file"].as_str().unwrap().ends_with("bad.jsonl") && r["reason"].is_string()));
+    let ids: Vec<String> = messages(&db).iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, vec!["g1", "g2", "g3"]);
+}
+
+#[test]
+fn strict_stops_at_the_first_bad_record_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let input = dir.path().join("bad.jsonl");
+    std::fs::write(&input, bad_input()).unwrap();
+    let out = tw(&db, &["scan", "-q", "--strict", input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--strict") && stderr.contains("line 2"), "{stderr}");
+    let ids: Vec<String> = messages(&db).iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, vec!["g1"], "records before the bad one are kept, none after");
+}
+
+#[test]
+fn a_missing_file_is_reported_and_the_others_are_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let out = tw(&db, &["scan", "-q", "/nonexistent/gone.jsonl", fixture("campaigns.jsonl").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent/gone.jsonl"));
+    assert_eq!(messages(&db).len(), 33);
+}
+
+/// Many messages share each timestamp; the file order within a timestamp
+/// and the thread count must not change the campaigns.
+#[test]
+fn campaigns_do_not_depend_on_threads_or_the_order_of_equal_time_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = [
+        "Your bank account is locked. Verify now at secure-{}.chase-alerts.top/login",
+        "Congrats! You won a $500 Walmart gift card, claim at wm-rewards{}.xyz before midnight",
+        "Polls in Philadelphia are moved to Wednesday due to high turnout, code {}",
+        "Final notice: your car warranty expires today. Call now to renew, ref {}",
+    ];
+    let mut lines = Vec::new();
+    for i in 0..4000u32 {
+        let t = texts[(i % 4) as usize].replace("{}", &format!("{}", i * 7919 % 1000));
+        let body = if i % 5 == 0 { t.replace('o', "\u{043e}") } else { t };
+        lines.push(serde_json::json!({
+            "id": format!("m{i}"), "ts": 1_604_502_000 + (i / 50), "from": format!("+1215555{:04}", i % 97), "body": body
+        }));
+    }
+    let write = |name: &str, v: &[serde_json::Value]| {
+        let p = dir.path().join(name);
+        let s: String = v.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&p, s).unwrap();
+        p
+    };
+    let forward = write("forward.jsonl", &lines);
+    let mut shuffled = lines.clone();
+    for chunk in shuffled.chunks_mut(50) {
+        chunk.reverse(); // same timestamps, opposite order
+    }
+    let backward = write("backward.jsonl", &shuffled);
+
+    let db1 = dir.path().join("1.db");
+    tw_ok(&db1, &["scan", "-q", "--threads", "1", forward.to_str().unwrap()]);
+    let db2 = dir.path().join("2.db");
+    tw_ok(&db2, &["scan", "-q", "--threads", "2", backward.to_str().unwrap()]);
+    assert_eq!(groups(&db1).len(), 4);
+    assert_eq!(campaigns_json(&db1), campaigns_json(&db2));
+    assert_eq!(membership(&db1), membership(&db2));
+}
+
+#[test]
+fn read_commands_explain_a_missing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tw(&dir.path().join("none.db"), &["campaigns"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `textwatch scan FILE` first"));
+}
+
+#[test]
+fn campaign_and_check_show_what_a_person_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    tw_ok(&db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]);
+    let list = campaigns_json(&db);
+    let a = list.iter().find(|c| c["senders"].as_array().unwrap().iter().any(|s| s == "+12155551101")).unwrap();
+    let id = a["id"].as_str().unwrap();
+
+    let text = tw_ok(&db, &["campaign", &id[..8]]);
+    assert!(text.contains(&format!("campaign {id}")));
+    assert!(text.contains("8 from 8 senders"));
+    assert!(text.contains("+12155551101"));
+    assert!(text.contains("timeline:"));
+    assert!(text.contains("0% of messages carry opt-out language"));
+
+    let check = tw_ok(
+        &db,
+        &[
+            "check",
+            "--from",
+            "(215) 555-1199",
+            "--body",
+            "Radical Liberals & Dems are trying to STEAL this election!! We need all hands on deck. Show your support at 12th & Arch near the Convention Center, 4pm.",
+        ],
+    );
+    assert!(check.contains("from        +12155551199"), "{check}");
+    assert!(check.contains(&format!("joins campaign {id}")), "{check}");
+    assert!(check.contains("opt-out     none found"));
+
+    let json: serde_json::Value = serde_json::from_str(&tw_ok(
+        &db,
+        &[
+            "check",
+            "--format",
+            "json",
+            "--from",
+            "72345",
+            "--body",
+            "Acme Pharmacy: your prescription #99 is ready for pickup at 5th St. Reply STOP to opt out",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(json["campaign"]["status"], "exact-campaign");
+    assert_eq!(json["optout"], "reply stop to opt out");
+    assert!(json["sender_id"].is_string());
+    // check changes nothing
+    assert_eq!(messages(&db).len(), 33);
+
+    let out = tw(&db, &["campaign", "ffffffffffffffff"]);
+    assert_eq!(out.status.code(), Some(1));
+}
