@@ -3,6 +3,7 @@
 mod commands;
 mod output;
 mod scan;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,18 @@ enum Command {
     ///
     /// Example: textwatch check --from +12155550123 --body "Polls moved to Wednesday"
     Check(commands::CheckArgs),
+
+    /// Write realistic labelled traffic: a message stream and its ground truth.
+    ///
+    /// Example: textwatch simulate --scenario election-2020 --messages 1000000 --seed 7 --out stream.jsonl --truth truth.jsonl
+    Simulate(sim::SimulateArgs),
+
+    /// Score the campaigns in the database (or another tool's) against a
+    /// simulation's ground truth: B-cubed precision/recall/F1, split and
+    /// merged campaigns, senders found, messages-to-detect.
+    ///
+    /// Example: textwatch scan stream.jsonl && textwatch eval --truth truth.jsonl
+    Eval(sim::EvalArgs),
 }
 
 /// Output formats shared by the listing commands.
@@ -96,6 +109,8 @@ fn main() -> ExitCode {
         Command::Campaign(args) => commands::campaign(&cli.db, args),
         Command::Messages(args) => commands::messages(&cli.db, args),
         Command::Check(args) => commands::check(&cli.db, args).map(|()| ExitCode::SUCCESS),
+        Command::Simulate(args) => sim::simulate(args),
+        Command::Eval(args) => sim::eval(&cli.db, args),
     };
     match result {
         Ok(code) => code,

@@ -15,7 +15,7 @@
 //! batch never splits a group of equal timestamps, so campaigns do not
 //! depend on thread count or on the file order of equal-time records.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -96,6 +96,14 @@ struct Prepared {
     line: u64,
 }
 
+/// What the analysis stage hands the assigner: reader events passed through,
+/// chunks turned into analyzed records plus the signatures of templates seen
+/// for the first time.
+enum Analyzed2 {
+    Reader(ReaderEvent),
+    Records { records: Vec<Result<Prepared, Reject>>, sigs: Vec<(u64, Signature)> },
+}
+
 struct Commit {
     messages: Vec<Prepared>,
     delta: textwatch_engine::Delta,
@@ -154,6 +162,7 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
+        .thread_name(|i| format!("analyze-{i}"))
         .build()
         .context("starting analysis threads")?;
     let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
@@ -179,9 +188,17 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
         shown: 0,
     };
 
-    let (chunk_tx, chunk_rx) = bounded::<ReaderEvent>(4);
+    let (chunk_tx, chunk_rx) = bounded::<ReaderEvent>(2);
     let files = args.files.clone();
     let reader = std::thread::Builder::new().name("reader".into()).spawn(move || read_all(files, chunk_tx))?;
+    let (an_tx, an_rx) = bounded::<Analyzed2>(2);
+    let known: HashSet<u64> = engine.template_keys().collect();
+    let an_analyzer = analyzer.clone();
+    let min_len = cfg.min_template_len;
+    let analysis = std::thread::Builder::new()
+        .name("analysis".into())
+        .spawn(move || analyze_all(chunk_rx, an_tx, an_analyzer, pool, known, min_len))?;
+    let mut sigs: HashMap<u64, Signature> = HashMap::new();
     let (commit_tx, commit_rx) = bounded::<Commit>(2);
     let writer = std::thread::Builder::new().name("writer".into()).spawn(move || write_all(store, commit_rx))?;
 
@@ -192,7 +209,46 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     let mut strict_stop: Option<Reject> = None;
     let mut last_draw = Instant::now();
 
-    for ev in chunk_rx.iter() {
+    for ev in an_rx.iter() {
+        let ev = match ev {
+            Analyzed2::Reader(ev) => ev,
+            Analyzed2::Records { records, sigs: new_sigs } => {
+                sigs.extend(new_sigs);
+                totals.records += records.len() as u64;
+                for r in records {
+                    match r {
+                        Ok(p) => pending.push(p),
+                        Err(rej) => {
+                            totals.rejected += 1;
+                            rejects.record(&rej, &pb)?;
+                            if args.strict {
+                                strict_stop = Some(rej);
+                                break;
+                            }
+                        }
+                    }
+                }
+                if strict_stop.is_some() {
+                    break;
+                }
+                if pending.len() >= BATCH {
+                    assign_batch(&mut pending, false, &mut engine, &mut sigs, &commit_tx, &mut totals)?;
+                }
+                if last_draw.elapsed() > Duration::from_millis(200) {
+                    last_draw = Instant::now();
+                    let pos = done_bytes + current.as_ref().map_or(0, |c| c.load(Ordering::Relaxed));
+                    pb.set_position(pos);
+                    let rate = totals.records as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                    pb.set_message(format!(
+                        "{} msgs  {}/s  {} campaigns",
+                        thousands(totals.records),
+                        thousands(rate as u64),
+                        thousands(engine.campaigns() as u64)
+                    ));
+                }
+                continue;
+            }
+        };
         match ev {
             ReaderEvent::Started { name, format, progress } => {
                 totals.files += 1;
@@ -210,49 +266,16 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
                     break;
                 }
             }
-            ReaderEvent::Chunk(chunk) => {
-                totals.records += chunk.len() as u64;
-                let results = pool.install(|| decode_and_analyze(chunk, &analyzer));
-                for r in results {
-                    match r {
-                        Ok(p) => pending.push(p),
-                        Err(rej) => {
-                            totals.rejected += 1;
-                            rejects.record(&rej, &pb)?;
-                            if args.strict {
-                                strict_stop = Some(rej);
-                                break;
-                            }
-                        }
-                    }
-                }
-                if strict_stop.is_some() {
-                    break;
-                }
-                if pending.len() >= BATCH {
-                    assign_batch(&mut pending, false, &mut engine, &pool, &commit_tx, &mut totals)?;
-                }
-                if last_draw.elapsed() > Duration::from_millis(200) {
-                    last_draw = Instant::now();
-                    let pos = done_bytes + current.as_ref().map_or(0, |c| c.load(Ordering::Relaxed));
-                    pb.set_position(pos);
-                    let rate = totals.records as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                    pb.set_message(format!(
-                        "{} msgs  {}/s  {} campaigns",
-                        thousands(totals.records),
-                        thousands(rate as u64),
-                        thousands(engine.campaigns() as u64)
-                    ));
-                }
-            }
+            ReaderEvent::Chunk(_) => unreachable!("the analysis stage turns chunks into records"),
         }
     }
-    drop(chunk_rx);
-    assign_batch(&mut pending, true, &mut engine, &pool, &commit_tx, &mut totals)?;
+    drop(an_rx);
+    assign_batch(&mut pending, true, &mut engine, &mut sigs, &commit_tx, &mut totals)?;
     drop(commit_tx);
     let store = writer.join().map_err(|_| anyhow!("the database writer thread panicked"))??;
     // The reader may still be blocked on a full channel after a strict stop;
     // dropping the receiver above ends it.
+    let _ = analysis.join();
     let _ = reader.join();
     if let Some((path, mut w)) = rejects.file.take() {
         w.flush().with_context(|| format!("writing {}", path.display()))?;
@@ -336,6 +359,46 @@ fn read_all(files: Vec<String>, tx: Sender<ReaderEvent>) {
     }
 }
 
+/// The analysis stage: decodes and analyzes each chunk in parallel, and
+/// computes signatures (also in parallel) for templates it sees for the
+/// first time. It sees every message before the assigner does, so "first
+/// time here" is "new to the engine".
+fn analyze_all(
+    rx: Receiver<ReaderEvent>,
+    tx: Sender<Analyzed2>,
+    analyzer: Analyzer,
+    pool: rayon::ThreadPool,
+    mut known: HashSet<u64>,
+    min_len: usize,
+) {
+    for ev in rx.iter() {
+        let out = match ev {
+            ReaderEvent::Chunk(chunk) => {
+                let records = pool.install(|| decode_and_analyze(chunk, &analyzer));
+                let mut first: Vec<&Prepared> = Vec::new();
+                for p in records.iter().flatten() {
+                    if p.a.clusterable && known.insert(p.a.template_key) {
+                        first.push(p);
+                    }
+                }
+                let sigs: Vec<(u64, Signature)> = pool.install(|| {
+                    first
+                        .par_iter()
+                        .map_init(MinHashScratch::default, |s, p| {
+                            (p.a.template_key, signature(&p.a.template, s, min_len))
+                        })
+                        .collect()
+                });
+                Analyzed2::Records { records, sigs }
+            }
+            other => Analyzed2::Reader(other),
+        };
+        if tx.send(out).is_err() {
+            return;
+        }
+    }
+}
+
 fn write_all(mut store: SqliteStore, rx: Receiver<Commit>) -> Result<SqliteStore> {
     let mut origins: Vec<String> = Vec::new();
     for c in rx.iter() {
@@ -386,7 +449,7 @@ fn assign_batch(
     pending: &mut Vec<Prepared>,
     last: bool,
     engine: &mut Engine,
-    pool: &rayon::ThreadPool,
+    sigs: &mut HashMap<u64, Signature>,
     commit: &Sender<Commit>,
     totals: &mut Totals,
 ) -> Result<()> {
@@ -410,24 +473,11 @@ fn assign_batch(
     }
     batch.sort_unstable_by_key(|p| (p.a.msg.ts_ms, p.a.key, p.a.template_key));
 
-    // Signatures for new templates, once per distinct template, in parallel.
-    let mut need: HashMap<u64, usize> = HashMap::new();
-    for (i, p) in batch.iter().enumerate() {
-        if engine.needs_signature(&p.a) {
-            need.entry(p.a.template_key).or_insert(i);
-        }
-    }
-    let min_len = engine.config().min_template_len;
-    let sigs: HashMap<u64, Signature> = pool.install(|| {
-        need.par_iter()
-            .map_init(MinHashScratch::default, |s, (&k, &i)| (k, signature(&batch[i].a.template, s, min_len)))
-            .collect()
-    });
-
     let mut accepted = Vec::with_capacity(batch.len());
     let mut new_templates: HashMap<u64, usize> = HashMap::new();
     for p in batch {
-        match engine.assign(&p.a, sigs.get(&p.a.template_key)) {
+        let sig = if engine.needs_signature(&p.a) { sigs.remove(&p.a.template_key) } else { None };
+        match engine.assign(&p.a, sig.as_ref()) {
             Outcome::Duplicate => totals.duplicates += 1,
             Outcome::Accepted { new_template, .. } => {
                 totals.accepted += 1;

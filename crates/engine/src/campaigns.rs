@@ -30,7 +30,7 @@ use hashbrown::{HashMap, HashSet};
 
 use crate::analyze::Analyzed;
 use crate::features::TemplateFeatures;
-use crate::lsh::BandIndex;
+use crate::lsh::{BandIndex, LIGHT_BANDS};
 use crate::minhash::{signature, similarity, MinHashScratch, Signature};
 use crate::state::{campaign_id, ClusterRow, Delta, MinuteRow, SenderRow, Snapshot, TemplateRow};
 
@@ -61,7 +61,7 @@ impl Default for EngineConfig {
             min_template_len: 20,
             max_reps: 8,
             rep_novelty: 0.75,
-            singleton_window: 250_000,
+            singleton_window: 100_000,
         }
     }
 }
@@ -183,8 +183,8 @@ impl Engine {
             templates: Vec::new(),
             clusters: Vec::new(),
             reps: BandIndex::default(),
-            young: BandIndex::default(),
-            old: BandIndex::default(),
+            young: BandIndex::with_bands(LIGHT_BANDS),
+            old: BandIndex::with_bands(LIGHT_BANDS),
             sender_ids: HashMap::new(),
             sender_names: Vec::new(),
             cluster_senders: HashMap::new(),
@@ -296,6 +296,11 @@ impl Engine {
         self.templates.len()
     }
 
+    /// Keys of every known template.
+    pub fn template_keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.templates.iter().map(|t| t.key)
+    }
+
     /// Whether a message with this identity key was already accepted.
     pub fn is_seen(&self, key: u64) -> bool {
         self.seen.contains(&key)
@@ -320,14 +325,14 @@ impl Engine {
 
     fn index_singleton(&mut self, sig: &Signature, tid: u32) {
         if self.young.len() >= self.cfg.singleton_window.max(1) {
-            let retired = std::mem::take(&mut self.old);
+            let retired = std::mem::replace(&mut self.old, BandIndex::with_bands(LIGHT_BANDS));
             for e in 0..retired.len() as u32 {
                 let owner = retired.entry(e).1 as usize;
                 if self.templates[owner].cluster == NONE {
                     self.templates[owner].text = None;
                 }
             }
-            self.old = std::mem::take(&mut self.young);
+            self.old = std::mem::replace(&mut self.young, BandIndex::with_bands(LIGHT_BANDS));
         }
         self.young.insert(sig, tid);
     }

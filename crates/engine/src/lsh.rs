@@ -18,17 +18,35 @@ use hashbrown::HashMap;
 
 use crate::minhash::{mix64, Signature, SIG_LEN};
 
-/// Bands per signature.
+/// Bands per signature in a full index (campaign representatives).
 pub const BANDS: usize = 40;
+/// Bands in a light index (recent singletons): half the memory and lookups;
+/// a pair at Jaccard 0.5 is a candidate with probability 0.93, at 0.6 with
+/// 0.99.
+pub const LIGHT_BANDS: usize = 20;
 /// Signature slots per band.
 pub const ROWS: usize = 3;
 const _: () = assert!(BANDS * ROWS <= SIG_LEN);
 
 const NIL: u32 = u32::MAX;
 
+/// Most entries visited per bucket per query, newest first. A bucket that
+/// holds more is a common band value (texts sharing everyday words), not
+/// evidence of a shared text; a true near-duplicate shares many bands and is
+/// found through the others. Without the cap, unrelated chatter makes
+/// lookups quadratic.
+pub const MAX_BUCKET_VISITS: usize = 8;
+
+/// When a lookup returns more candidates than this, only those that collide
+/// in at least two bands are kept. A pair at Jaccard 0.5 collides in five
+/// bands on average (and in two or more with probability 0.97; at 0.6,
+/// 0.993), unrelated texts that share everyday words in almost none.
+pub const CROWDED: usize = 48;
+
 /// A banded LSH index of signatures, each tagged with an owner id.
-#[derive(Default, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct BandIndex {
+    bands: usize,
     heads: HashMap<u64, u32>,
     next: Vec<u32>,
     sigs: Vec<Signature>,
@@ -45,7 +63,19 @@ fn band_key(sig: &Signature, band: usize) -> u64 {
     k
 }
 
+impl Default for BandIndex {
+    fn default() -> Self {
+        BandIndex::with_bands(BANDS)
+    }
+}
+
 impl BandIndex {
+    /// An index using the first `bands` bands of each signature.
+    pub fn with_bands(bands: usize) -> Self {
+        assert!(bands > 0 && bands <= BANDS);
+        BandIndex { bands, heads: HashMap::new(), next: Vec::new(), sigs: Vec::new(), owners: Vec::new() }
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.owners.len()
@@ -61,7 +91,7 @@ impl BandIndex {
         let entry = self.owners.len() as u32;
         self.sigs.push(*sig);
         self.owners.push(owner);
-        for band in 0..BANDS {
+        for band in 0..self.bands {
             let key = band_key(sig, band);
             let prev = self.heads.insert(key, entry).unwrap_or(NIL);
             self.next.push(prev);
@@ -75,18 +105,38 @@ impl BandIndex {
     }
 
     /// Pushes the distinct candidate entries for `sig` into `out` (cleared
-    /// first), in ascending entry order.
+    /// first), in ascending entry order. Crowded lookups keep only
+    /// candidates seen in two or more bands (see [`CROWDED`]).
     pub fn candidates(&self, sig: &Signature, out: &mut Vec<u32>) {
         out.clear();
-        for band in 0..BANDS {
+        for band in 0..self.bands {
             let mut e = self.heads.get(&band_key(sig, band)).copied().unwrap_or(NIL);
-            while e != NIL {
+            let mut visits = 0;
+            while e != NIL && visits < MAX_BUCKET_VISITS {
                 out.push(e);
-                e = self.next[e as usize * BANDS + band];
+                visits += 1;
+                e = self.next[e as usize * self.bands + band];
             }
         }
         out.sort_unstable();
-        out.dedup();
+        if out.len() > CROWDED {
+            let mut w = 0;
+            let mut i = 0;
+            while i < out.len() {
+                let mut j = i + 1;
+                while j < out.len() && out[j] == out[i] {
+                    j += 1;
+                }
+                if j - i >= 2 {
+                    out[w] = out[i];
+                    w += 1;
+                }
+                i = j;
+            }
+            out.truncate(w);
+        } else {
+            out.dedup();
+        }
     }
 }
 
@@ -118,5 +168,18 @@ mod tests {
         idx.candidates(&c, &mut out);
         assert_eq!(out, vec![0]);
         assert_eq!(idx.entry(0).1, 10);
+    }
+
+    #[test]
+    fn crowded_buckets_are_cut_but_the_newest_match_is_found() {
+        let mut idx = BandIndex::default();
+        let common = [7u32; SIG_LEN];
+        for i in 0..1000 {
+            idx.insert(&common, i);
+        }
+        let mut out = Vec::new();
+        idx.candidates(&common, &mut out);
+        assert_eq!(out.len(), MAX_BUCKET_VISITS);
+        assert_eq!(idx.entry(*out.last().unwrap()).1, 999);
     }
 }

@@ -1,0 +1,247 @@
+//! `textwatch simulate` and `textwatch eval`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use textwatch_sim::{Evasion, Prediction, Truth};
+use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::{CampaignQuery, Store};
+
+use crate::output::{thousands, Table};
+
+#[derive(clap::Args, Debug)]
+pub struct SimulateArgs {
+    /// election-2020 (the 2020 incident among ordinary traffic), smishing
+    /// (many concurrent scam campaigns, heavy evasion), or baseline
+    /// (ordinary traffic only, for false-positive rates).
+    #[arg(long, default_value = "election-2020")]
+    scenario: String,
+    /// Messages to write.
+    #[arg(long, default_value_t = 100_000)]
+    messages: u64,
+    /// Random seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Message stream (scan input format). `-` for standard output.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Ground truth: one line per message, then one per campaign.
+    #[arg(long, value_name = "FILE")]
+    truth: PathBuf,
+    /// Also write the number data attribution reads (inventory.csv,
+    /// nanpa-co.txt, nanpa-blocks.csv) into this directory.
+    #[arg(long, value_name = "DIR")]
+    numbers: Option<PathBuf>,
+    /// Mix real texts into background traffic: a directory holding
+    /// uci-sms-spam/SMSSpamCollection and/or
+    /// mishra-soni-smishing/Dataset_5971.csv (their ham texts are used).
+    #[arg(long, value_name = "DIR")]
+    background: Option<PathBuf>,
+    /// Multiply every evasion rate (0 turns evasion off; 2 doubles it).
+    #[arg(long, default_value_t = 1.0)]
+    evasion: f64,
+    /// No summary on standard error.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub fn simulate(args: SimulateArgs) -> Result<ExitCode> {
+    let Some(scenario) = textwatch_sim::by_name(&args.scenario) else {
+        bail!("unknown scenario {:?}; choose one of: {}", args.scenario, textwatch_sim::NAMES.join(", "));
+    };
+    if !(0.0..=20.0).contains(&args.evasion) {
+        bail!("--evasion must be between 0 and 20");
+    }
+    let background_texts = match &args.background {
+        Some(dir) => load_background(dir)?,
+        None => Vec::new(),
+    };
+    let opts = textwatch_sim::Options {
+        scenario,
+        messages: args.messages,
+        seed: args.seed,
+        evasion: Evasion::default().scaled(args.evasion),
+        background_texts,
+    };
+    let started = Instant::now();
+    let mut stream: Box<dyn Write> = if args.out.as_os_str() == "-" {
+        Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout().lock()))
+    } else {
+        Box::new(BufWriter::with_capacity(
+            1 << 20,
+            File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?,
+        ))
+    };
+    let mut truth = BufWriter::with_capacity(
+        1 << 20,
+        File::create(&args.truth).with_context(|| format!("creating {}", args.truth.display()))?,
+    );
+    let summary = textwatch_sim::generate(&opts, &mut stream, &mut truth, args.numbers.as_deref())
+        .context("writing the simulation")?;
+    drop(stream);
+    if !args.quiet {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "wrote {} messages ({} background) in {:.1}s ({}/s), scenario {}, seed {}",
+            thousands(summary.messages),
+            thousands(summary.background),
+            secs,
+            thousands((summary.messages as f64 / secs.max(1e-9)) as u64),
+            opts.scenario.name,
+            opts.seed
+        );
+        let mut t = Table::new(&[("CAMPAIGN", false), ("MESSAGES", true)]);
+        for (label, n) in &summary.campaigns {
+            t.row(vec![label.clone(), thousands(*n)]);
+        }
+        eprint!("{}", t.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ham texts from the shared data sets (never copied into the project).
+fn load_background(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let uci = dir.join("uci-sms-spam/SMSSpamCollection");
+    if uci.exists() {
+        let f = BufReader::new(File::open(&uci).with_context(|| format!("reading {}", uci.display()))?);
+        for line in f.split(b'\n') {
+            let line = line?;
+            let line = String::from_utf8_lossy(&line);
+            if let Some(text) = line.strip_prefix("ham\t") {
+                out.push(text.trim_end().to_string());
+            }
+        }
+    }
+    let mishra = dir.join("mishra-soni-smishing/Dataset_5971.csv");
+    if mishra.exists() {
+        let mut r = csv::ReaderBuilder::new().flexible(true).from_path(&mishra)?;
+        for rec in r.byte_records() {
+            let rec = rec?;
+            if rec.get(0).is_some_and(|l| l.eq_ignore_ascii_case(b"ham")) {
+                if let Some(t) = rec.get(1) {
+                    out.push(String::from_utf8_lossy(t).into_owned());
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!(
+            "--background {}: found neither uci-sms-spam/SMSSpamCollection nor mishra-soni-smishing/Dataset_5971.csv",
+            dir.display()
+        );
+    }
+    Ok(out)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// Ground truth written by `textwatch simulate --truth`.
+    #[arg(long, value_name = "FILE")]
+    truth: PathBuf,
+    /// Score another tool's assignments instead of the database: JSONL with
+    /// `id` and `campaign` (null for none) per message.
+    #[arg(long, value_name = "FILE")]
+    predictions: Option<PathBuf>,
+    /// table for people, json for tools.
+    #[arg(long, value_enum, default_value_t = crate::Format::Table)]
+    format: crate::Format,
+}
+
+pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
+    let f = File::open(&args.truth).with_context(|| format!("opening truth file {}", args.truth.display()))?;
+    let truth = Truth::read(BufReader::with_capacity(1 << 20, f))?;
+    let report = match &args.predictions {
+        Some(p) => score_predictions(&truth, p)?,
+        None => score_db(&truth, db)?,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.format != crate::Format::Table {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "messages scored       {}", thousands(report.messages))?;
+    if report.missing_messages > 0 || report.unknown_messages > 0 {
+        writeln!(
+            out,
+            "  not in predictions  {}   not in truth  {}",
+            thousands(report.missing_messages),
+            thousands(report.unknown_messages)
+        )?;
+    }
+    let b = report.bcubed;
+    writeln!(out, "B-cubed, all messages       precision {:.4}  recall {:.4}  F1 {:.4}", b.precision, b.recall, b.f1)?;
+    let c = report.bcubed_campaign_messages;
+    writeln!(out, "B-cubed, campaign messages  precision {:.4}  recall {:.4}  F1 {:.4}", c.precision, c.recall, c.f1)?;
+    writeln!(
+        out,
+        "true campaigns {}   found campaigns {}   split {}   merged {}\n",
+        report.true_campaigns, report.found_campaigns, report.split, report.merged
+    )?;
+    let mut t = Table::new(&[
+        ("TRUE CAMPAIGN", false),
+        ("MESSAGES", true),
+        ("FOUND AS", false),
+        ("COVERAGE", true),
+        ("PURITY", true),
+        ("SENDERS FOUND", true),
+        ("MSGS TO DETECT", true),
+    ]);
+    for s in &report.campaigns {
+        t.row(vec![
+            s.label.clone(),
+            thousands(s.seen),
+            s.found_as.clone().unwrap_or_else(|| "-".into()) + if s.split { " (split)" } else { "" },
+            format!("{:.1}%", s.coverage * 100.0),
+            format!("{:.1}%", s.purity * 100.0),
+            format!("{:.1}%", s.senders_found * 100.0),
+            s.messages_to_detect.map_or("-".into(), |m| m.to_string()),
+        ]);
+    }
+    out.write_all(t.render().as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn score_db(truth: &Truth, db: &Path) -> Result<textwatch_sim::Report> {
+    let store = SqliteStore::open_existing(db).with_context(|| format!("opening database {}", db.display()))?;
+    let formed: HashMap<String, i64> = store
+        .campaigns(&CampaignQuery { max_senders: Some(0), ..Default::default() })?
+        .into_iter()
+        .map(|c| (c.id, c.formed_at))
+        .collect();
+    let mut rows: Vec<(String, Option<String>, i64, String)> = Vec::with_capacity(truth.len());
+    store.messages(None, &mut |m| {
+        rows.push((m.id, m.campaign, m.ts, m.from));
+        true
+    })?;
+    let preds = rows.iter().map(|(id, c, ts, from)| Prediction { id, campaign: c.as_deref(), ts_ms: *ts, from });
+    Ok(truth.score(preds, &formed))
+}
+
+fn score_predictions(truth: &Truth, path: &Path) -> Result<textwatch_sim::Report> {
+    let f = BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
+    let mut rows: Vec<(String, Option<String>)> = Vec::new();
+    for (i, line) in f.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("{} line {}", path.display(), i + 1))?;
+        let id = v["id"].as_str().with_context(|| format!("{} line {}: no `id`", path.display(), i + 1))?;
+        let c = match &v["campaign"] {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        };
+        rows.push((id.to_string(), c));
+    }
+    let preds = rows.iter().map(|(id, c)| Prediction { id, campaign: c.as_deref(), ts_ms: 0, from: "" });
+    Ok(truth.score(preds, &HashMap::new()))
+}

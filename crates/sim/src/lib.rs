@@ -1,0 +1,16 @@
+//! textwatch's instruments: a simulator that writes realistic, labelled SMS
+//! traffic (with the evasions spammers use), and the metrics that score
+//! found campaigns against its ground truth.
+//!
+//! See `docs/simulate.md` for the scenarios, the truth file and the metrics.
+
+pub mod evasion;
+pub mod generate;
+pub mod metrics;
+pub mod rng;
+pub mod scenario;
+
+pub use evasion::Evasion;
+pub use generate::{generate, Options, Summary};
+pub use metrics::{Prediction, Report, Truth};
+pub use scenario::{by_name, Scenario, NAMES};
