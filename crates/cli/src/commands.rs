@@ -16,6 +16,38 @@ use crate::output::{bar, excerpt, short_time, thousands, Table};
 use crate::scan::campaign_table;
 use crate::Format;
 
+/// The built-in rule pack plus every `*.toml` in each `--rules` directory
+/// (in name order; a rule id seen again replaces the earlier rule).
+pub fn load_rules(dirs: &[std::path::PathBuf]) -> Result<textwatch_engine::RuleSet> {
+    let mut set = textwatch_engine::RuleSet::builtin();
+    for dir in dirs {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading rules directory {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("rules directory {} holds no .toml rule packs", dir.display());
+        }
+        for f in files {
+            let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+            set.extend(textwatch_engine::RuleSet::from_toml(&text, &f.display().to_string())?);
+        }
+    }
+    Ok(set)
+}
+
+/// The built-in default action for a risk: block at 70 and above, flag at
+/// 40 and above, allow below.
+pub fn action_for(risk: u8) -> &'static str {
+    match risk {
+        70.. => "block",
+        40.. => "flag",
+        _ => "allow",
+    }
+}
+
 fn open(db: &Path) -> Result<SqliteStore> {
     SqliteStore::open_existing(db).with_context(|| format!("opening database {}", db.display()))
 }
@@ -104,6 +136,32 @@ pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
     writeln!(out, "  formed      {} (at its second message)", format_ts(s.formed_at))?;
     writeln!(out, "  opt-out     {:.0}% of messages carry opt-out language", s.features.optout * 100.0)?;
     writeln!(out, "  sender id   {:.0}% of messages identify their sender", s.features.sender_id * 100.0)?;
+    writeln!(out, "  risk        {} / 100 (default action: {})", s.risk.unwrap_or(0), action_for(s.risk.unwrap_or(0)))?;
+
+    writeln!(out, "\nfindings ({}):", s.findings.len())?;
+    if s.findings.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for f in &s.findings {
+        let sev =
+            serde_json::to_value(f.severity).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        writeln!(
+            out,
+            "  {:<18} {:<8} {:>9} messages  \"{}\"",
+            f.rule,
+            sev,
+            thousands(f.count),
+            excerpt(&f.example.excerpt, 70)
+        )?;
+        if let Some(p) = &f.example.place {
+            writeln!(
+                out,
+                "  {:<18} place: {p}{}",
+                "",
+                f.example.time.as_ref().map(|t| format!("  time: {t}")).unwrap_or_default()
+            )?;
+        }
+    }
 
     writeln!(out, "\nvariants ({}):", thousands(s.templates))?;
     for v in d.variants.iter().take(10) {
@@ -248,6 +306,9 @@ pub struct CheckArgs {
     /// table for people, json for tools.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Add the rule packs (*.toml) in this directory to the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    rules: Vec<std::path::PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -259,6 +320,9 @@ struct CheckOutput<'a> {
     features: &'a textwatch_engine::features::MessageFeatures,
     optout: Option<&'a str>,
     sender_id: Option<&'a str>,
+    findings: Vec<textwatch_engine::Finding>,
+    risk: u8,
+    action: &'static str,
     campaign: CampaignGuess,
 }
 
@@ -295,6 +359,19 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     };
     let a = analyzer.analyze(msg, &mut Scratch::default());
     let tf = TemplateFeatures::of(&a.template);
+    let rules = load_rules(&args.rules)?;
+    let findings = {
+        let (mut folded, mut offsets) = (String::new(), Vec::new());
+        textwatch_engine::fold::fold_with_offsets(&a.msg.body, &mut folded, &mut offsets);
+        rules.evaluate(&textwatch_engine::rules::Context {
+            body: &a.msg.body,
+            folded: &folded,
+            offsets: &offsets,
+            features: &tf,
+            links: &a.features.links,
+        })
+    };
+    let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
     let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
     let guess = match engine.peek(&a) {
         Peek::ExactCampaign { campaign } => {
@@ -318,6 +395,9 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         features: &a.features,
         optout: tf.optout.clone().map(|r| &a.template[r]),
         sender_id: tf.sender_id.clone().map(|r| &a.template[r]),
+        findings,
+        risk,
+        action: action_for(risk),
         campaign: guess,
     };
     let mut out = std::io::stdout().lock();
@@ -340,6 +420,19 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     }
     writeln!(out, "opt-out     {}", o.optout.map_or("none found".to_string(), |s| format!("yes: \"{s}\"")))?;
     writeln!(out, "sender id   {}", o.sender_id.map_or("none found".to_string(), |s| format!("yes: \"{s}\"")))?;
+    for f in &o.findings {
+        let sev =
+            serde_json::to_value(f.severity).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let mut line = format!("finding     {} ({sev}): \"{}\"", f.rule, f.evidence.excerpt);
+        if let Some(p) = &f.evidence.place {
+            line.push_str(&format!("  place: {p}"));
+        }
+        if let Some(t) = &f.evidence.time {
+            line.push_str(&format!("  time: {t}"));
+        }
+        writeln!(out, "{line}")?;
+    }
+    writeln!(out, "risk        {} / 100, action {}", o.risk, o.action)?;
     let c = &o.campaign;
     let line = match c.status {
         "exact-campaign" => format!("joins campaign {} (same template)", c.id.as_deref().unwrap_or("")),

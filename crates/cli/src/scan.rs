@@ -65,6 +65,11 @@ pub struct ScanArgs {
     #[arg(short, long)]
     quiet: bool,
 
+    /// Add the rule packs (*.toml) in this directory to the built-in ones
+    /// (repeatable). A rule whose id is already defined replaces it.
+    #[arg(long, value_name = "DIR")]
+    rules: Vec<PathBuf>,
+
     /// Summary format: a table for people, or JSON.
     #[arg(long, value_enum, default_value_t = SummaryFormat::Table)]
     format: SummaryFormat,
@@ -121,6 +126,8 @@ struct Totals {
     messages_in_campaigns: u64,
     elapsed_s: f64,
     messages_per_s: f64,
+    #[serde(skip)]
+    engine_s: f64,
 }
 
 #[derive(Serialize)]
@@ -169,6 +176,7 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     let cfg = EngineConfig::default();
     let snap = store.load_snapshot(cfg.singleton_window).context("loading the database state")?;
     let mut engine = Engine::restore(cfg.clone(), snap);
+    engine.set_rules(crate::commands::load_rules(&args.rules)?);
     let before = engine.messages_seen();
     tracing::info!(messages = before, campaigns = engine.campaigns(), "database loaded");
     let analyzer = Analyzer::new(store.secret(), cfg.min_template_len);
@@ -209,7 +217,12 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     let mut strict_stop: Option<Reject> = None;
     let mut last_draw = Instant::now();
 
+    let mut assign_time = Duration::ZERO;
+    let mut wait_since = Instant::now();
+    let mut wait_time = Duration::ZERO;
     for ev in an_rx.iter() {
+        wait_time += wait_since.elapsed();
+        let busy_since = Instant::now();
         let ev = match ev {
             Analyzed2::Reader(ev) => ev,
             Analyzed2::Records { records, sigs: new_sigs } => {
@@ -234,6 +247,8 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
                 if pending.len() >= BATCH {
                     assign_batch(&mut pending, false, &mut engine, &mut sigs, &commit_tx, &mut totals)?;
                 }
+                assign_time += busy_since.elapsed();
+                wait_since = Instant::now();
                 if last_draw.elapsed() > Duration::from_millis(200) {
                     last_draw = Instant::now();
                     let pos = done_bytes + current.as_ref().map_or(0, |c| c.load(Ordering::Relaxed));
@@ -272,7 +287,16 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     drop(an_rx);
     assign_batch(&mut pending, true, &mut engine, &mut sigs, &commit_tx, &mut totals)?;
     drop(commit_tx);
-    let store = writer.join().map_err(|_| anyhow!("the database writer thread panicked"))??;
+    let (store, write_time) = writer.join().map_err(|_| anyhow!("the database writer thread panicked"))??;
+    tracing::info!(
+        assign_s = assign_time.as_secs_f64(),
+        engine_s = totals.engine_s,
+        lsh_lookups = engine.lookup_stats().0,
+        lsh_verified = engine.lookup_stats().1,
+        waiting_for_analysis_s = wait_time.as_secs_f64(),
+        writing_s = write_time.as_secs_f64(),
+        "stage times"
+    );
     // The reader may still be blocked on a full channel after a strict stop;
     // dropping the receiver above ends it.
     let _ = analysis.join();
@@ -399,16 +423,19 @@ fn analyze_all(
     }
 }
 
-fn write_all(mut store: SqliteStore, rx: Receiver<Commit>) -> Result<SqliteStore> {
+fn write_all(mut store: SqliteStore, rx: Receiver<Commit>) -> Result<(SqliteStore, Duration)> {
     let mut origins: Vec<String> = Vec::new();
+    let mut busy = Duration::ZERO;
     for c in rx.iter() {
+        let t = Instant::now();
         origins.clear();
         origins.extend(c.messages.iter().map(|p| format!("{}:{}", p.file, p.line)));
         let msgs: Vec<NewMessage<'_>> =
             c.messages.iter().zip(&origins).map(|(p, o)| NewMessage { msg: &p.a, origin: o }).collect();
         store.commit(&msgs, &c.delta).context("writing a batch to the database")?;
+        busy += t.elapsed();
     }
-    Ok(store)
+    Ok((store, busy))
 }
 
 fn decode_and_analyze(chunk: Chunk, analyzer: &Analyzer) -> Vec<Result<Prepared, Reject>> {
@@ -473,6 +500,7 @@ fn assign_batch(
     }
     batch.sort_unstable_by_key(|p| (p.a.msg.ts_ms, p.a.key, p.a.template_key));
 
+    let t0 = Instant::now();
     let mut accepted = Vec::with_capacity(batch.len());
     let mut new_templates: HashMap<u64, usize> = HashMap::new();
     for p in batch {
@@ -489,6 +517,7 @@ fn assign_batch(
         }
     }
     let delta = engine.take_delta(|k| new_templates.get(&k).map(|&i| accepted[i].a.template.as_str()));
+    totals.engine_s += t0.elapsed().as_secs_f64();
     commit
         .send(Commit { messages: accepted, delta })
         .map_err(|_| anyhow!("the database writer stopped; see the error above"))
@@ -545,6 +574,7 @@ pub fn campaign_table(list: &[CampaignSummary]) -> String {
         ("ID", false),
         ("MESSAGES", true),
         ("SENDERS", true),
+        ("RISK", true),
         ("FIRST SEEN", false),
         ("LAST SEEN", false),
         ("TEMPLATE", false),
@@ -554,6 +584,7 @@ pub fn campaign_table(list: &[CampaignSummary]) -> String {
             c.id.clone(),
             thousands(c.messages),
             thousands(c.sender_count),
+            c.risk.map_or("-".into(), |r| r.to_string()),
             short_time(c.first_seen),
             short_time(c.last_seen),
             excerpt(&c.template, 60),

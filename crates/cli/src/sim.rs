@@ -181,9 +181,17 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
     writeln!(out, "B-cubed, campaign messages  precision {:.4}  recall {:.4}  F1 {:.4}", c.precision, c.recall, c.f1)?;
     writeln!(
         out,
-        "true campaigns {}   found campaigns {}   split {}   merged {}\n",
+        "true campaigns {}   found campaigns {}   split {}   merged {}",
         report.true_campaigns, report.found_campaigns, report.split, report.merged
     )?;
+    if let Some(f) = &report.findings {
+        writeln!(
+            out,
+            "findings                    precision {:.4}  recall {:.4}  ({} right, {} extra, {} missed)",
+            f.precision, f.recall, f.true_positives, f.false_positives, f.false_negatives
+        )?;
+    }
+    writeln!(out)?;
     let mut t = Table::new(&[
         ("TRUE CAMPAIGN", false),
         ("MESSAGES", true),
@@ -192,6 +200,7 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
         ("PURITY", true),
         ("SENDERS FOUND", true),
         ("MSGS TO DETECT", true),
+        ("FINDINGS MISSED / EXTRA", false),
     ]);
     for s in &report.campaigns {
         t.row(vec![
@@ -202,6 +211,11 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
             format!("{:.1}%", s.purity * 100.0),
             format!("{:.1}%", s.senders_found * 100.0),
             s.messages_to_detect.map_or("-".into(), |m| m.to_string()),
+            if s.findings_missing.is_empty() && s.findings_extra.is_empty() {
+                "-".into()
+            } else {
+                format!("-{} +{}", s.findings_missing.join(","), s.findings_extra.join(","))
+            },
         ]);
     }
     out.write_all(t.render().as_bytes())?;
@@ -210,18 +224,19 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
 
 fn score_db(truth: &Truth, db: &Path) -> Result<textwatch_sim::Report> {
     let store = SqliteStore::open_existing(db).with_context(|| format!("opening database {}", db.display()))?;
-    let formed: HashMap<String, i64> = store
-        .campaigns(&CampaignQuery { max_senders: Some(0), ..Default::default() })?
-        .into_iter()
-        .map(|c| (c.id, c.formed_at))
-        .collect();
+    let list = store.campaigns(&CampaignQuery { max_senders: Some(0), ..Default::default() })?;
+    let formed: HashMap<String, i64> = list.iter().map(|c| (c.id.clone(), c.formed_at)).collect();
+    let found: HashMap<String, Vec<String>> =
+        list.iter().map(|c| (c.id.clone(), c.findings.iter().map(|f| f.rule.clone()).collect())).collect();
     let mut rows: Vec<(String, Option<String>, i64, String)> = Vec::with_capacity(truth.len());
     store.messages(None, &mut |m| {
         rows.push((m.id, m.campaign, m.ts, m.from));
         true
     })?;
     let preds = rows.iter().map(|(id, c, ts, from)| Prediction { id, campaign: c.as_deref(), ts_ms: *ts, from });
-    Ok(truth.score(preds, &formed))
+    let mut report = truth.score(preds, &formed);
+    truth.score_findings(&mut report, &found);
+    Ok(report)
 }
 
 fn score_predictions(truth: &Truth, path: &Path) -> Result<textwatch_sim::Report> {

@@ -319,3 +319,83 @@ fn campaign_and_check_show_what_a_person_needs() {
     let out = tw(&db, &["campaign", "ffffffffffffffff"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn campaigns_carry_findings_and_risk() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    tw_ok(&db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]);
+    let list = campaigns_json(&db);
+    let rules = |c: &serde_json::Value| -> BTreeSet<String> {
+        c["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap().to_string()).collect()
+    };
+    let by_sender = |s: &str| list.iter().find(|c| c["senders"].as_array().unwrap().iter().any(|x| x == s)).unwrap();
+    let incident = by_sender("+12155551101");
+    for want in ["optout-missing", "sender-id-missing", "election-misinfo", "call-to-assemble"] {
+        assert!(rules(incident).contains(want), "incident lacks {want}: {:?}", rules(incident));
+    }
+    let assemble = incident["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "call-to-assemble").unwrap();
+    assert_eq!(assemble["severity"], "high");
+    assert!(assemble["example"]["place"].as_str().unwrap().contains("12th & Arch"));
+    assert_eq!(assemble["example"]["time"], "3pm");
+    assert_eq!(assemble["count"], 8);
+    assert!(incident["risk"].as_u64().unwrap() >= 90);
+
+    // The compliant get-out-the-vote drive and the pharmacy break nothing.
+    for sender in ["+12675552000", "72345"] {
+        let c = by_sender(sender);
+        assert!(rules(c).is_empty(), "{sender}: {:?}", rules(c));
+        assert_eq!(c["risk"], 0);
+    }
+    // The smishing wave: a lure with a link, through a shortener in one copy.
+    let smish = by_sender("+13025551000");
+    assert!(rules(smish).contains("smishing-link"), "{:?}", rules(smish));
+}
+
+#[test]
+fn user_rule_packs_extend_the_builtin_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("pharmacy.toml"),
+        "[[rule]]\nid = \"rx-pickup\"\nkind = \"pattern\"\nseverity = \"info\"\npatterns = ['\\bprescription\\b']\n",
+    )
+    .unwrap();
+    tw_ok(&db, &["scan", "-q", "--rules", rules.to_str().unwrap(), fixture("campaigns.jsonl").to_str().unwrap()]);
+    let list = campaigns_json(&db);
+    let rx = list.iter().find(|c| c["senders"][0] == "72345").unwrap();
+    assert_eq!(rx["findings"][0]["rule"], "rx-pickup");
+
+    std::fs::write(rules.join("broken.toml"), "[[rule]]\nid = \"x\"\nkind = \"nope\"\nseverity = \"low\"\n").unwrap();
+    let out = tw(
+        &dir.path().join("u.db"),
+        &["scan", "-q", "--rules", rules.to_str().unwrap(), fixture("campaigns.jsonl").to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.toml") && err.contains("unknown kind"), "{err}");
+}
+
+#[test]
+fn check_output_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tw_ok(
+        &dir.path().join("none.db"),
+        &[
+            "check",
+            "--format",
+            "json",
+            "--from",
+            "(267) 555-0113",
+            "--to",
+            "+12675550199",
+            "--ts",
+            "2020-11-04T15:02:11Z",
+            "--body",
+            "R\u{0430}dical Liberals & Dems are trying to ST\u{200B}EAL this election! Show your support at the corner of 12th & Arch, near the Convention Center, 3pm today. bit.ly/3xYz",
+        ],
+    );
+    insta::assert_snapshot!("check_incident_json", out);
+}

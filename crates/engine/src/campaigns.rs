@@ -29,10 +29,13 @@
 use hashbrown::{HashMap, HashSet};
 
 use crate::analyze::Analyzed;
-use crate::features::TemplateFeatures;
+use crate::features::{MessageFeatures, TemplateFeatures};
+use crate::fold::fold_with_offsets;
 use crate::lsh::{BandIndex, LIGHT_BANDS};
-use crate::minhash::{signature, similarity, MinHashScratch, Signature};
+use crate::minhash::{signature, similarity_at_least, MinHashScratch, Signature};
+use crate::rules::{Context, Finding, RuleSet};
 use crate::state::{campaign_id, ClusterRow, Delta, MinuteRow, SenderRow, Snapshot, TemplateRow};
+use crate::template::{templatize, TemplateScratch};
 
 const NONE: u32 = u32::MAX;
 
@@ -76,9 +79,13 @@ struct Tmpl {
     first_rcpt: Option<u64>,
     clusterable: bool,
     /// Kept while the template is a searchable singleton: a cluster formed
-    /// from it needs its text for features.
+    /// from it needs its text and a body for features and findings.
     text: Option<Box<str>>,
+    body: Option<Box<str>>,
     features: Option<(bool, bool)>,
+    findings: Option<Vec<Finding>>,
+    /// Findings computed since the last delta.
+    characterized: bool,
     dirty: bool,
     is_new: bool,
 }
@@ -161,6 +168,9 @@ pub struct Engine {
     new_recipients: Vec<(u32, u64)>,
     cand: Vec<u32>,
     mh: MinHashScratch,
+    lookups: u64,
+    verified: u64,
+    rules: RuleSet,
 }
 
 impl std::fmt::Debug for Engine {
@@ -196,7 +206,31 @@ impl Engine {
             new_recipients: Vec::new(),
             cand: Vec::new(),
             mh: MinHashScratch::default(),
+            lookups: 0,
+            verified: 0,
+            rules: RuleSet::builtin(),
         }
+    }
+
+    /// Replaces the rules that characterize campaign templates (the
+    /// built-in pack by default).
+    pub fn set_rules(&mut self, rules: RuleSet) {
+        self.rules = rules;
+    }
+
+    /// Features and findings of a template, from one real message with it.
+    /// Runs once per template that joins a campaign.
+    fn characterize(&self, text: &str, body: &str) -> ((bool, bool), Vec<Finding>) {
+        let tf = TemplateFeatures::of(text);
+        let mut ts = TemplateScratch::default();
+        let mut t = String::new();
+        templatize(body, &mut ts, &mut t);
+        let links = MessageFeatures::from_scratch(&ts).links;
+        let (mut folded, mut offsets) = (String::new(), Vec::new());
+        fold_with_offsets(body, &mut folded, &mut offsets);
+        let findings =
+            self.rules.evaluate(&Context { body, folded: &folded, offsets: &offsets, features: &tf, links: &links });
+        ((tf.optout.is_some(), tf.sender_id.is_some()), findings)
     }
 
     /// The configuration in force.
@@ -255,7 +289,10 @@ impl Engine {
                 first_rcpt: t.first_rcpt,
                 clusterable: t.clusterable,
                 text: keep_text.then(|| t.text.into_boxed_str()),
+                body: None,
                 features: t.optout.zip(t.sender_id),
+                findings: None,
+                characterized: false,
                 dirty: false,
                 is_new: false,
             });
@@ -330,6 +367,7 @@ impl Engine {
                 let owner = retired.entry(e).1 as usize;
                 if self.templates[owner].cluster == NONE {
                     self.templates[owner].text = None;
+                    self.templates[owner].body = None;
                 }
             }
             self.old = std::mem::replace(&mut self.young, BandIndex::with_bands(LIGHT_BANDS));
@@ -356,7 +394,7 @@ impl Engine {
                 cluster
             } else if clusterable {
                 // Second copy of a singleton template: it is a campaign now.
-                self.form_cluster(tid, &a.template, None, ts)
+                self.form_cluster(tid, &a.template, &a.msg.body, None, ts)
             } else {
                 return Outcome::Accepted { campaign: None, new_template: false };
             };
@@ -375,7 +413,10 @@ impl Engine {
             first_rcpt: rcpt,
             clusterable: a.clusterable,
             text: None,
+            body: None,
             features: None,
+            findings: None,
+            characterized: false,
             dirty: false,
             is_new: true,
         });
@@ -389,20 +430,22 @@ impl Engine {
         };
         let campaign = match self.best_match(&sig) {
             Some(Match::Cluster(c, sim)) => {
-                self.join(tid, c, &a.template, &sig, sim);
+                self.join(tid, c, &a.template, &a.msg.body, &sig, sim);
                 self.add_message(c, ts, sender, rcpt);
                 Some(self.clusters[c as usize].label)
             }
             Some(Match::Singleton(other, sim, (young, entry))) => {
                 let other_sig = *if young { &self.young } else { &self.old }.entry(entry).0;
                 let other_text = self.templates[other as usize].text.clone().unwrap_or_default();
-                let c = self.form_cluster(other, &other_text, Some(other_sig), ts);
-                self.join(tid, c, &a.template, &sig, sim);
+                let other_body = self.templates[other as usize].body.clone().unwrap_or_else(|| other_text.clone());
+                let c = self.form_cluster(other, &other_text, &other_body, Some(other_sig), ts);
+                self.join(tid, c, &a.template, &a.msg.body, &sig, sim);
                 self.add_message(c, ts, sender, rcpt);
                 Some(self.clusters[c as usize].label)
             }
             None => {
                 self.templates[tid as usize].text = Some(a.template.as_str().into());
+                self.templates[tid as usize].body = Some(a.msg.body.as_str().into());
                 self.index_singleton(&sig, tid);
                 None
             }
@@ -438,19 +481,32 @@ impl Engine {
 
     fn best_match(&mut self, sig: &Signature) -> Option<Match> {
         let mut cand = std::mem::take(&mut self.cand);
-        let m = self.best_match_with(sig, &mut cand);
+        let (m, verified) = self.best_match_counted(sig, &mut cand);
         self.cand = cand;
+        self.lookups += 1;
+        self.verified += verified;
         m
     }
 
+    /// Near-duplicate lookups made, and candidates verified in them.
+    pub fn lookup_stats(&self) -> (u64, u64) {
+        (self.lookups, self.verified)
+    }
+
     fn best_match_with(&self, sig: &Signature, cand: &mut Vec<u32>) -> Option<Match> {
+        self.best_match_counted(sig, cand).0
+    }
+
+    fn best_match_counted(&self, sig: &Signature, cand: &mut Vec<u32>) -> (Option<Match>, u64) {
+        let mut verified = 0u64;
         let threshold = self.cfg.join_threshold;
         let mut best: Option<Match> = None;
         let mut best_sim = threshold - f32::EPSILON;
         self.reps.candidates(sig, cand);
+        verified += cand.len() as u64;
         for &e in cand.iter() {
             let (s, c) = self.reps.entry(e);
-            let sim = similarity(sig, s);
+            let Some(sim) = similarity_at_least(sig, s, threshold) else { continue };
             if sim > best_sim {
                 best_sim = sim;
                 best = Some(Match::Cluster(c, sim));
@@ -458,9 +514,10 @@ impl Engine {
         }
         for (young, idx) in [(false, &self.old), (true, &self.young)] {
             idx.candidates(sig, cand);
+            verified += cand.len() as u64;
             for &e in cand.iter() {
                 let (s, tid) = idx.entry(e);
-                let sim = similarity(sig, s);
+                let Some(sim) = similarity_at_least(sig, s, threshold) else { continue };
                 if sim > best_sim {
                     best_sim = sim;
                     let t = &self.templates[tid as usize];
@@ -472,7 +529,7 @@ impl Engine {
                 }
             }
         }
-        best
+        (best, verified)
     }
 
     fn touch_template(&mut self, tid: u32) {
@@ -493,15 +550,18 @@ impl Engine {
 
     /// Makes a campaign led by singleton template `tid` and counts the
     /// template's first message in it.
-    fn form_cluster(&mut self, tid: u32, text: &str, sig: Option<Signature>, now: i64) -> u32 {
+    fn form_cluster(&mut self, tid: u32, text: &str, body: &str, sig: Option<Signature>, now: i64) -> u32 {
         let c = self.clusters.len() as u32;
         let sig = sig.unwrap_or_else(|| signature(text, &mut self.mh, self.cfg.min_template_len));
+        let (features, findings) = self.characterize(text, body);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
         t.text = None;
+        t.body = None;
         let (label, first_ts, first_sender, first_rcpt) = (t.key, t.first_ts, t.first_sender, t.first_rcpt);
-        let f = TemplateFeatures::of(text);
-        t.features = Some((f.optout.is_some(), f.sender_id.is_some()));
+        t.features = Some(features);
+        t.findings = Some(findings);
+        t.characterized = true;
         self.touch_template(tid);
         self.reps.insert(&sig, c);
         self.clusters.push(Cluster {
@@ -522,11 +582,13 @@ impl Engine {
         c
     }
 
-    fn join(&mut self, tid: u32, c: u32, text: &str, sig: &Signature, sim: f32) {
-        let f = TemplateFeatures::of(text);
+    fn join(&mut self, tid: u32, c: u32, text: &str, body: &str, sig: &Signature, sim: f32) {
+        let (features, findings) = self.characterize(text, body);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
-        t.features = Some((f.optout.is_some(), f.sender_id.is_some()));
+        t.features = Some(features);
+        t.findings = Some(findings);
+        t.characterized = true;
         let cl = &mut self.clusters[c as usize];
         cl.templates += 1;
         if sim < self.cfg.rep_novelty && cl.reps.len() < self.cfg.max_reps {
@@ -578,6 +640,8 @@ impl Engine {
             t.dirty = false;
             let text = if t.is_new { text_of(t.key).unwrap_or_default().to_owned() } else { String::new() };
             t.is_new = false;
+            let findings = if t.characterized { t.findings.clone() } else { None };
+            t.characterized = false;
             d.templates.push(TemplateRow {
                 key: t.key,
                 seq: tid,
@@ -590,6 +654,7 @@ impl Engine {
                 clusterable: t.clusterable,
                 optout: t.features.map(|f| f.0),
                 sender_id: t.features.map(|f| f.1),
+                findings,
             });
         }
         for c in std::mem::take(&mut self.dirty_clusters) {

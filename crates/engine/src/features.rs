@@ -46,7 +46,7 @@ impl MessageFeatures {
         for span in &scratch.spans {
             let text = &scratch.folded[span.range.clone()];
             match span.slot {
-                Slot::Url => f.links.push(link(text)),
+                Slot::Url | Slot::ShortUrl => f.links.push(link(text)),
                 Slot::Email => f.emails.push(text.to_owned()),
                 Slot::Phone => f.phones.push(digits_of_phone(text)),
                 _ => {}
@@ -146,7 +146,11 @@ impl TemplateFeatures {
     pub fn of(template: &str) -> Self {
         TemplateFeatures {
             optout: optout_re().find(template).map(|m| m.range()),
-            sender_id: sender_id_res().iter().find_map(|re| re.find(template).map(|m| m.range())),
+            sender_id: sender_id_res()
+                .iter()
+                .filter_map(|re| re.find(template))
+                .find(|m| !is_generic_prefix(m.as_str()))
+                .map(|m| m.range()),
         }
     }
 }
@@ -166,9 +170,9 @@ pub fn optout_re() -> &'static Regex {
             r"(?:\W{0,3}(?:to|2|\{num\}|for)\W{0,3}(?:opt\W?out|end|stop|quit|unsub\w*|cancel|cease|be\s+removed|remove)\b)?",
             r"|\b(?:stop|end|quit|cancel|unsubscribe|stopall)\W{0,3}(?:to|2|\{num\}|=|for)\W{0,3}(?:opt\W?out|end|stop|quit|unsub\w*|cancel|cease|be\s+removed|remove)",
             r"|\bstop\{num\}(?:end|quit|stop|opt)",
-            r"|\bopt(?:\s|-)?out\W{0,6}(?:reply|text|txt|send|at|here|\{url\})",
+            r"|\bopt(?:\s|-)?out\W{0,6}(?:reply|text|txt|send|at|here|\{url\}|\{shorturl\})",
             r"|\bto\s+(?:opt(?:\s|-)?out|unsubscribe|stop\s+(?:receiving|getting|these)|be\s+removed)\b",
-            r"|\bunsubscribe\W{0,3}(?:at|here|\{url\})",
+            r"|\bunsubscribe\W{0,3}(?:at|here|\{url\}|\{shorturl\})",
             r"|\b(?:responde|responda|contesta|envia|envie|manda|escribe|texto|textea)\W{0,3}(?:stop|baja|alto|parar|cancelar|salir|fin)\b",
             r"|\b(?:stop|baja|alto|parar)\W{0,3}(?:para|pa)\W{0,3}(?:cancelar|salir|no\s+recibir|darte\s+de\s+baja|terminar|detener)",
             r"|\bpara\s+(?:cancelar|darse\s+de\s+baja|dejar\s+de\s+recibir|no\s+recibir)",
@@ -184,7 +188,7 @@ pub fn sender_id_res() -> &'static [Regex] {
     RES.get_or_init(|| {
         [
             // Self-introduction naming a person or an organisation.
-            r"\b(?:this is|it's|its|i'm|im|my name is|soy|me llamo|le saluda|te saluda)\s+(?:\{name\}|[a-z][a-z'&.-]+(?:\s[a-z][a-z'&.-]+)?)\s+(?:with|from|at|of|for|on behalf of|volunteering|w/|con|de|del)\s+[a-z{]",
+            r"\b(?:this is|it's|its|i'm|im|my name is|soy|me llamo|le saluda|te saluda)\s+(?:an?\s+)?(?:\{name\}|[a-z][a-z'&.-]+(?:\s[a-z][a-z'&.-]+)?)\s+(?:with|from|at|of|for|on behalf of|volunteering|w/|con|de|del)\s+[a-z{]",
             r"\b(?:this is|it's|its)\s+\{name\}",
             // Political disclaimers.
             r"\b(?:paid for by|pd for by|pd\. for by|authorized by|approved by|sponsored by|pagado por)\b",
@@ -200,6 +204,42 @@ pub fn sender_id_res() -> &'static [Regex] {
         .map(|p| Regex::new(p).expect("static sender-id regex compiles"))
         .collect()
     })
+}
+
+/// "Notice:", "URGENT:", "Hi:" name nobody: a prefix of this kind is not a
+/// sender identification.
+fn is_generic_prefix(m: &str) -> bool {
+    const GENERIC: &[&str] = &[
+        "notice",
+        "alert",
+        "reminder",
+        "urgent",
+        "important",
+        "attention",
+        "warning",
+        "final notice",
+        "update",
+        "info",
+        "congratulations",
+        "congrats",
+        "hi",
+        "hey",
+        "hello",
+        "dear",
+        "re",
+        "fwd",
+        "fw",
+        "note",
+        "action required",
+        "security alert",
+        "fraud alert",
+        "account alert",
+    ];
+    let t = m.trim();
+    let Some(head) = t.strip_suffix(':').or_else(|| t.strip_prefix('[').and_then(|x| x.strip_suffix(']'))) else {
+        return false;
+    };
+    GENERIC.contains(&head.trim())
 }
 
 /// Boilerplate that many unrelated texts share (opt-out instructions, rate
@@ -298,6 +338,8 @@ mod tests {
     #[test]
     fn anonymous_texts_have_no_sender_id() {
         for body in [
+            "Notice: you have an unclaimed state tax refund of $312.20. Submit your claim at tax-refunds.top/a",
+            "URGENT: your account will be closed today",
             "Radical Liberals & Dems are trying to STEAL this election! We need every patriot at the Convention Center at 3pm",
             "Due to high turnout, vote on Wednesday Nov 4",
             "Your package could not be delivered. Update your address: usps-redelivery.top/a1",

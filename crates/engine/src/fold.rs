@@ -78,6 +78,67 @@ pub fn fold_into(body: &str, out: &mut String) {
     }
 }
 
+/// Like [`fold_into`], and also records for every byte of `out` the byte
+/// offset in `body` of the character it came from, so that evidence found
+/// in the folded text can be shown in the original. Used once per template,
+/// not per message.
+pub fn fold_with_offsets(body: &str, out: &mut String, offsets: &mut Vec<u32>) {
+    out.clear();
+    offsets.clear();
+    let mut pending_space = false;
+    let push = |out: &mut String, offsets: &mut Vec<u32>, t: char, at: usize, pending: &mut bool| {
+        if t.is_whitespace() || (t.is_ascii() && (t as u8) < 0x20) || t == '\u{7f}' {
+            *pending = !out.is_empty();
+            return;
+        }
+        if t.is_control() || is_invisible(t) || is_pictograph(t) {
+            return;
+        }
+        if *pending {
+            out.push(' ');
+            offsets.push(at as u32);
+            *pending = false;
+        }
+        let before = out.len();
+        if t.is_ascii() {
+            out.push(fold_ascii(t as u8) as char);
+        } else {
+            for l in t.to_lowercase() {
+                out.push(l);
+            }
+        }
+        offsets.extend(std::iter::repeat_n(at as u32, out.len() - before));
+    };
+    for (at, c) in body.char_indices() {
+        if c.is_ascii() {
+            push(out, offsets, c, at, &mut pending_space);
+            continue;
+        }
+        for d in std::iter::once(c).nfkd() {
+            if d.is_ascii() {
+                push(out, offsets, d, at, &mut pending_space);
+                continue;
+            }
+            if is_invisible(d) || is_pictograph(d) {
+                continue;
+            }
+            if d.is_whitespace() {
+                pending_space = !out.is_empty();
+                continue;
+            }
+            match decancer::cure_char(d, decancer::Options::default()) {
+                decancer::Translation::Character(t) => push(out, offsets, t, at, &mut pending_space),
+                decancer::Translation::String(s) => {
+                    for t in s.chars() {
+                        push(out, offsets, t, at, &mut pending_space);
+                    }
+                }
+                decancer::Translation::None => {}
+            }
+        }
+    }
+}
+
 #[inline]
 fn push_folded(out: &mut String, t: char, pending_space: &mut bool) {
     if t.is_whitespace() {
@@ -205,6 +266,20 @@ mod tests {
     fn braces_cannot_forge_slots() {
         assert_eq!(fold("{url} here"), "(url) here");
         assert_eq!(fold("｛url｝"), "(url)");
+    }
+
+    #[test]
+    fn offsets_map_folded_bytes_to_the_original() {
+        let body = "Hi  ST\u{200B}\u{0415}AL 🇺🇸 now";
+        let (mut out, mut off) = (String::new(), Vec::new());
+        fold_with_offsets(body, &mut out, &mut off);
+        let mut plain = String::new();
+        fold_into(body, &mut plain);
+        assert_eq!(out, plain, "same folding as the fast path");
+        assert_eq!(out, "hi steal now");
+        assert_eq!(off.len(), out.len());
+        let e = out.find('e').unwrap();
+        assert_eq!(&body[off[e] as usize..], "\u{0415}AL 🇺🇸 now");
     }
 
     #[test]

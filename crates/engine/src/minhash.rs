@@ -125,6 +125,25 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Slots compared before deciding whether a full comparison is worth it.
+const PREFIX: usize = 30;
+
+/// Estimated similarity, or `None` when the first [`PREFIX`] slots already
+/// show it is far below `threshold`: fewer equal slots than three standard
+/// deviations under what `threshold` would give. At Jaccard 0.5 a true pair
+/// is cut this way about once in a thousand; unrelated pairs almost always
+/// are, after reading a quarter of the signature.
+pub fn similarity_at_least(a: &Signature, b: &Signature, threshold: f32) -> Option<f32> {
+    let head = a[..PREFIX].iter().zip(&b[..PREFIX]).filter(|(x, y)| x == y).count() as f32;
+    let mean = threshold * PREFIX as f32;
+    let sd = (PREFIX as f32 * threshold * (1.0 - threshold)).sqrt();
+    if head < mean - 3.0 * sd {
+        return None;
+    }
+    let tail = a[PREFIX..].iter().zip(&b[PREFIX..]).filter(|(x, y)| x == y).count() as f32;
+    Some((head + tail) / SIG_LEN as f32)
+}
+
 /// Estimated Jaccard similarity of two signatures: the share of equal slots.
 pub fn similarity(a: &Signature, b: &Signature) -> f32 {
     let eq = a.iter().zip(b.iter()).filter(|(x, y)| x == y).count();

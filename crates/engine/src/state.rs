@@ -29,6 +29,9 @@ pub struct TemplateRow {
     pub optout: Option<bool>,
     /// Sender identification present (known once the template is in a campaign).
     pub sender_id: Option<bool>,
+    /// Rules the template breaks, computed when it joins a campaign; `None`
+    /// in an update means "unchanged".
+    pub findings: Option<Vec<crate::rules::Finding>>,
 }
 
 /// A cluster: the state of a campaign. A cluster exists only once it has two
@@ -92,7 +95,8 @@ pub struct Delta {
     pub clusters: Vec<ClusterRow>,
     pub senders: Vec<SenderRow>,
     pub minutes: Vec<MinuteRow>,
-    /// New (cluster, recipient hash) pairs.
+    /// New (cluster, recipient hash) pairs (a store may keep them or rebuild
+    /// them from its messages).
     pub recipients: Vec<(u32, u64)>,
 }
 

@@ -27,8 +27,11 @@ pub const HASH_SEED: u64 = 0x7465_7874_7761_7463; // "textwatc"
 /// A typed placeholder for a variable part of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Slot {
-    /// A link, with or without scheme (`bit.ly/x`, `https://...`).
+    /// A link, with or without scheme (`https://...`, `usps-help.top/x`).
     Url,
+    /// A link through a public URL shortener (`bit.ly/x`): kept apart from
+    /// `{url}` because hiding the destination is itself a finding.
+    ShortUrl,
     /// An e-mail address.
     Email,
     /// A phone number (NANP or international).
@@ -51,6 +54,7 @@ impl Slot {
     pub const fn marker(self) -> &'static str {
         match self {
             Slot::Url => "{url}",
+            Slot::ShortUrl => "{shorturl}",
             Slot::Email => "{email}",
             Slot::Phone => "{phone}",
             Slot::Amount => "{amount}",
@@ -71,6 +75,7 @@ impl Slot {
             Slot::Num => 0x05,
             Slot::Code => 0x06,
             Slot::Name => 0x07,
+            Slot::ShortUrl => 0x08,
         }
     }
 
@@ -83,6 +88,7 @@ impl Slot {
             "num" => Slot::Num,
             "code" => Slot::Code,
             "name" => Slot::Name,
+            "shorturl" => Slot::ShortUrl,
             _ => return None,
         })
     }
@@ -203,8 +209,13 @@ pub fn templatize(body: &str, scratch: &mut TemplateScratch, out: &mut String) -
             scratch.spans.push(Span { slot: Slot::Email, range: core_start..core_start + core.len() });
             out.push_str(Slot::Email.marker());
         } else if is_url(core) {
-            scratch.spans.push(Span { slot: Slot::Url, range: core_start..core_start + core.len() });
-            out.push_str(Slot::Url.marker());
+            let slot = if crate::features::is_shortener(host_of(core).trim_start_matches("www.")) {
+                Slot::ShortUrl
+            } else {
+                Slot::Url
+            };
+            scratch.spans.push(Span { slot, range: core_start..core_start + core.len() });
+            out.push_str(slot.marker());
         } else if is_amount(core) {
             out.push_str(Slot::Amount.marker());
         } else {
@@ -593,7 +604,7 @@ mod tests {
     #[test]
     fn links_become_url_slots() {
         assert_eq!(t("Track it: https://usps.com-track.info/a1B2"), "track it: {url}");
-        assert_eq!(t("go to bit.ly/3xYz. now"), "go to {url}. now");
+        assert_eq!(t("go to bit.ly/3xYz. now"), "go to {shorturl}. now");
         assert_eq!(t("visit www.vote.org today"), "visit {url} today");
         assert_eq!(t("see usps-redelivery.top/pkg?id=9"), "see {url}");
     }

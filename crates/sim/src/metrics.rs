@@ -83,6 +83,23 @@ pub struct CampaignScore {
     /// How many of its messages had been sent when the dominant found
     /// campaign formed.
     pub messages_to_detect: Option<u64>,
+    /// Rules the truth expects that the found campaign lacks.
+    pub findings_missing: Vec<String>,
+    /// Rules the found campaign carries that the truth does not expect.
+    pub findings_extra: Vec<String>,
+}
+
+/// Finding quality over (true campaign, rule) pairs: a rule expected of a
+/// true campaign and carried by its dominant found campaign is a true
+/// positive; carried but not expected, a false positive; expected but not
+/// carried (or the campaign not found), a false negative.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct FindingScore {
+    pub true_positives: u64,
+    pub false_positives: u64,
+    pub false_negatives: u64,
+    pub precision: f64,
+    pub recall: f64,
 }
 
 /// The whole evaluation.
@@ -99,6 +116,8 @@ pub struct Report {
     pub found_campaigns: u64,
     pub split: u64,
     pub merged: u64,
+    /// Present when the found campaigns' findings were given.
+    pub findings: Option<FindingScore>,
     pub campaigns: Vec<CampaignScore>,
 }
 
@@ -343,6 +362,8 @@ impl Truth {
                 merged: is_merged,
                 senders_found,
                 messages_to_detect: mtd,
+                findings_missing: Vec::new(),
+                findings_extra: Vec::new(),
             });
         }
         let missing = self.by_id.len() as u64 - (rows.len() as u64).min(self.by_id.len() as u64);
@@ -356,8 +377,29 @@ impl Truth {
             found_campaigns: pred_names.len() as u64,
             split,
             merged,
+            findings: None,
             campaigns,
         }
+    }
+
+    /// Adds finding precision and recall to a report, given each found
+    /// campaign's rule ids.
+    pub fn score_findings(&self, report: &mut Report, found: &HashMap<String, Vec<String>>) {
+        let mut s = FindingScore::default();
+        for c in &mut report.campaigns {
+            let expected: Vec<String> =
+                self.facts.iter().find(|f| f.label == c.label).map(|f| f.findings.clone()).unwrap_or_default();
+            let carried: Vec<String> = c.found_as.as_ref().and_then(|id| found.get(id)).cloned().unwrap_or_default();
+            c.findings_missing = expected.iter().filter(|r| !carried.contains(r)).cloned().collect();
+            c.findings_extra = carried.iter().filter(|r| !expected.contains(r)).cloned().collect();
+            s.true_positives += expected.iter().filter(|r| carried.contains(r)).count() as u64;
+            s.false_negatives += c.findings_missing.len() as u64;
+            s.false_positives += c.findings_extra.len() as u64;
+        }
+        let tp = s.true_positives as f64;
+        s.precision = if tp + s.false_positives as f64 > 0.0 { tp / (tp + s.false_positives as f64) } else { 1.0 };
+        s.recall = if tp + s.false_negatives as f64 > 0.0 { tp / (tp + s.false_negatives as f64) } else { 1.0 };
+        report.findings = Some(s);
     }
 }
 
@@ -458,6 +500,29 @@ mod tests {
         let a = &r.campaigns[0];
         assert!(close(a.senders_found, 2.0 / 3.0));
         assert_eq!(a.messages_to_detect, Some(2));
+    }
+
+    #[test]
+    fn finding_precision_and_recall_by_hand() {
+        let s = [
+            r#"{"type":"message","id":"1","campaign":"A"}"#,
+            r#"{"type":"message","id":"2","campaign":"A"}"#,
+            r#"{"type":"message","id":"3","campaign":"B"}"#,
+            r#"{"type":"message","id":"4","campaign":"B"}"#,
+            r#"{"type":"campaign","label":"A","findings":["x","y"]}"#,
+            r#"{"type":"campaign","label":"B","findings":[]}"#,
+        ]
+        .join("\n");
+        let t = Truth::read(s.as_bytes()).unwrap();
+        let p = preds(&[("1", Some("a")), ("2", Some("a")), ("3", Some("b")), ("4", Some("b"))]);
+        let mut r = t.score(p, &HashMap::new());
+        let found = HashMap::from([("a".to_string(), vec!["x".to_string()]), ("b".to_string(), vec!["z".to_string()])]);
+        t.score_findings(&mut r, &found);
+        let f = r.findings.unwrap();
+        assert_eq!((f.true_positives, f.false_positives, f.false_negatives), (1, 1, 1));
+        assert!(close(f.precision, 0.5) && close(f.recall, 0.5));
+        assert_eq!(r.campaigns[0].findings_missing, vec!["y"]);
+        assert_eq!(r.campaigns[1].findings_extra, vec!["z"]);
     }
 
     #[test]

@@ -196,7 +196,7 @@ fn election_2020() -> Scenario {
             shortener_rate: 0.2,
             evasion_scale: 1.5,
             reported: 0.3,
-            findings: vec!["smishing-link"],
+            findings: vec!["smishing-link", "optout-missing", "url-shortener"],
         },
         CampaignSpec {
             label: "smish-bank".into(),
@@ -214,7 +214,7 @@ fn election_2020() -> Scenario {
             shortener_rate: 0.15,
             evasion_scale: 1.5,
             reported: 0.3,
-            findings: vec!["smishing-link"],
+            findings: vec!["smishing-link", "optout-missing", "url-shortener"],
         },
         CampaignSpec {
             label: "incident-steal".into(),
@@ -281,21 +281,34 @@ fn election_2020() -> Scenario {
     }
 }
 
-/// Scam bases: (brand, text). Each becomes one campaign with its own pool and
-/// domains in the `smishing` scenario.
-const SCAMS: &[(&str, &str)] = &[
-    ("usps", "USPS: Your package {code} is on hold due to an unpaid [fee|charge] of {amount}. Pay [now|today] at {link}"),
-    ("fedex", "FedEx: We attempted delivery of parcel {code}. Reschedule your delivery at {link}"),
-    ("amazon", "Amazon: A charge of {amount} for an iPhone 12 was placed on your account. If this wasn't you, [cancel|dispute] at {link}"),
-    ("chase", "Chase Fraud Alert: did you attempt a {amount} purchase at Walmart? Reply YES or NO, or [secure|verify] your account at {link}"),
-    ("wellsfargo", "Wells Fargo: your online access has been [disabled|restricted]. Restore it within 24 hours at {link}"),
-    ("irs", "IRS: You are eligible for a stimulus payment of {amount}. Claim it before Friday at {link}"),
-    ("netflix", "Netflix: your payment was declined and your membership will be [cancelled|suspended]. Update billing at {link}"),
-    ("apple", "Apple ID: your account was signed in from a new device in Moscow. If this wasn't you, [lock|secure] it at {link}"),
-    ("prize", "Congratulations {first}! You've won a {amount} Walmart gift card. Claim your [reward|prize] at {link} before midnight"),
-    ("toll", "E-ZPass: you have an unpaid toll balance of {amount}. Avoid a late fee of $50 by paying at {link}"),
-    ("jobs", "Hi {first}, I'm a recruiter with Remote Staffing. Earn $300-$500/day [part time|from home]. Reply on WhatsApp: {link}"),
-    ("crypto", "Your Coinbase wallet shows a pending withdrawal of {amount}. If you did not request this, [cancel|stop] it at {link}"),
+/// Scam bases: (brand, text, names a sender). Each becomes one campaign with
+/// its own pool and domains in the `smishing` scenario.
+const SCAMS: &[(&str, &str, bool)] = &[
+    ("usps", "USPS: Your package {code} is on hold due to an unpaid [fee|charge] of {amount}. Pay [now|today] at {link}", true),
+    ("fedex", "FedEx: We attempted delivery of parcel {code}. Reschedule your delivery at {link}", true),
+    ("amazon", "Amazon: A charge of {amount} for an iPhone 12 was placed on your account. If this wasn't you, [cancel|dispute] at {link}", true),
+    ("chase", "Chase Fraud Alert: did you attempt a {amount} purchase at Walmart? Reply YES or NO, or [secure|verify] your account at {link}", true),
+    ("wellsfargo", "Wells Fargo: your online access has been [disabled|restricted]. Restore it within 24 hours at {link}", true),
+    ("irs", "IRS: You are eligible for a stimulus payment of {amount}. Claim it before Friday at {link}", true),
+    ("netflix", "Netflix: your payment was declined and your membership will be [cancelled|suspended]. Update billing at {link}", true),
+    ("apple", "Apple ID: your account was signed in from a new device in Moscow. If this wasn't you, [lock|secure] it at {link}", true),
+    ("prize", "Congratulations {first}! You've won a {amount} Walmart gift card. Claim your [reward|prize] at {link} before midnight", false),
+    ("toll", "E-ZPass: you have an unpaid toll balance of {amount}. Avoid a late fee of $50 by paying at {link}", true),
+    ("jobs", "Hi {first}, I'm a recruiter with Remote Staffing. Earn $300-$500/day [part time|from home]. Reply on WhatsApp: {link}", true),
+    ("crypto", "Your Coinbase wallet shows a pending withdrawal of {amount}. If you did not request this, [cancel|stop] it at {link}", false),
+    ("dhl", "DHL Express: customs duty of {amount} is due before your shipment {code} can be released. Settle it at {link}", true),
+    ("paypal", "PayPal: we limited your account after a login from an unrecognized browser. Confirm your details at {link} to lift the limit", true),
+    ("verizon", "Verizon: thank you for paying your bill! As a gift we selected you for a free [AirPods|iPad] drawing. Enter at {link}", true),
+    ("medicare", "Medicare alert: your benefits card expires this month. Request your free replacement card at {link} or lose coverage", true),
+    ("loan", "You are pre-approved for a {amount} personal loan at 0% interest, no credit check needed. Accept the offer at {link}", false),
+    ("venmo", "Venmo: a payment of {amount} to Jason M. is pending your approval. Did not authorize it? Cancel it here {link}", true),
+    ("dmv", "DMV notice: your driver's license will be suspended for unpaid traffic fines. Pay the balance at {link} within 48 hours", true),
+    ("walmart", "Walmart: your order could not be shipped because the card was declined. Update your payment method at {link}", true),
+    ("bofa", "BofA: Unusual sign-in attempt blocked on your online banking. If it was not you, secure your account at {link}", true),
+    ("ups", "UPS: your parcel {code} is waiting at our depot, the address label is damaged. Confirm your address at {link}", true),
+    ("utility", "PECO: your electric service will be disconnected today at 5pm for an overdue balance of {amount}. Pay now at {link}", true),
+    ("tax", "Notice: you have an unclaimed state tax refund of {amount}. Submit your claim form at {link} before the deadline", false),
+    ("wrongnum", "Hi {first}, is this still your number? It's Linda from the reunion, I put the photos here {link}", true),
 ];
 
 fn smishing() -> Scenario {
@@ -304,7 +317,7 @@ fn smishing() -> Scenario {
     let tlds = ["top", "info", "xyz", "online", "site", "click", "com"];
     let mut campaigns = commercial();
     for k in 0..25usize {
-        let (brand, text) = SCAMS[k % SCAMS.len()];
+        let (brand, text, named) = SCAMS[k % SCAMS.len()];
         let domains: Vec<String> = (0..6)
             .map(|d| {
                 format!(
@@ -332,7 +345,11 @@ fn smishing() -> Scenario {
             shortener_rate: 0.25,
             evasion_scale: 1.0,
             reported: 0.4,
-            findings: vec!["smishing-link"],
+            findings: if named {
+                vec!["smishing-link", "optout-missing", "url-shortener"]
+            } else {
+                vec!["smishing-link", "optout-missing", "url-shortener", "sender-id-missing"]
+            },
         });
     }
     Scenario { name: "smishing", start: ELECTION_DAY, span: 48 * 3600, background: 0.4, evasion_scale: 2.0, campaigns }
@@ -389,7 +406,10 @@ pub fn parse_template(t: &str) -> Vec<Seg> {
         if !lit.is_empty() {
             out.push(Seg::Lit(std::mem::take(&mut lit)));
         }
-        if open == b'[' {
+        if open == b'[' && !inner.contains('|') {
+            // "[Chase]" is text, not a choice.
+            out.push(Seg::Lit(format!("[{inner}]")));
+        } else if open == b'[' {
             out.push(Seg::Choice(inner.split('|').map(str::to_string).collect()));
         } else {
             let slot = match inner {
@@ -446,6 +466,11 @@ mod tests {
                 Seg::Lit("!".into())
             ]
         );
+    }
+
+    #[test]
+    fn brackets_without_choices_are_text() {
+        assert_eq!(parse_template("[Chase] hi"), vec![Seg::Lit("[Chase]".into()), Seg::Lit(" hi".into())]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! - `messages`: one row per accepted message, appended in processing order
 //!   (rowid), with the keyed recipient hash, never the number.
 //! - `templates`: every distinct template and the cluster it belongs to.
-//! - `clusters`, `cluster_senders`, `cluster_minutes`, `cluster_recipients`:
+//! - `clusters`, `cluster_senders`, `cluster_minutes`:
 //!   campaign state and statistics, kept current by each batch's delta.
 //! - `meta`: schema version and the per-database secret.
 //!
@@ -19,8 +19,8 @@ use textwatch_engine::minhash::{Signature, SIG_LEN};
 use textwatch_engine::{campaign_id, ClusterRow, Delta, SenderRow, Snapshot, TemplateRow};
 
 use crate::views::{
-    CampaignDetail, CampaignFeatures, CampaignQuery, CampaignSummary, MessageView, MinuteView, SenderView, StoreStats,
-    VariantView,
+    CampaignDetail, CampaignFeatures, CampaignQuery, CampaignSummary, Finding, MessageView, MinuteView, SenderView,
+    StoreStats, VariantView,
 };
 use crate::{NewMessage, Store, StoreError};
 
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS templates (
     first_rcpt INTEGER,
     clusterable INTEGER NOT NULL,
     optout INTEGER,
-    sender_id INTEGER
+    sender_id INTEGER,
+    findings TEXT
 );
 CREATE INDEX IF NOT EXISTS templates_cluster ON templates(cluster) WHERE cluster IS NOT NULL;
 CREATE TABLE IF NOT EXISTS clusters (
@@ -68,11 +69,6 @@ CREATE TABLE IF NOT EXISTS cluster_minutes (
     minute INTEGER NOT NULL,
     count INTEGER NOT NULL,
     PRIMARY KEY (cluster, minute)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS cluster_recipients (
-    cluster INTEGER NOT NULL,
-    rcpt INTEGER NOT NULL,
-    PRIMARY KEY (cluster, rcpt)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
     key INTEGER NOT NULL,
@@ -214,7 +210,50 @@ impl SqliteStore {
         if n > 0 {
             s.features = CampaignFeatures { optout: o as f64 / n as f64, sender_id: i as f64 / n as f64 };
         }
+        s.findings = self.campaign_findings(seq)?;
+        s.risk = Some(textwatch_engine::rules::risk(s.findings.iter().map(|f| &f.severity), s.messages));
         Ok(s)
+    }
+
+    /// A campaign's findings: per rule, the messages whose template breaks
+    /// it, the worst severity, and the evidence from the largest template.
+    fn campaign_findings(&self, seq: i64) -> Result<Vec<Finding>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT messages, findings FROM templates WHERE cluster = ?1 AND findings IS NOT NULL ORDER BY messages DESC, seq",
+        )?;
+        let mut rows = st.query([seq])?;
+        let mut out: Vec<Finding> = Vec::new();
+        let mut shares: Vec<f32> = Vec::new();
+        let mut total = 0u64;
+        while let Some(r) = rows.next()? {
+            let n = r.get::<_, i64>(0)? as u64;
+            total += n;
+            let text: String = r.get(1)?;
+            let fs: Vec<textwatch_engine::Finding> = serde_json::from_str(&text).unwrap_or_default();
+            for f in fs {
+                match out.iter_mut().find(|x| x.rule == f.rule) {
+                    Some(x) => {
+                        x.count += n;
+                        x.severity = x.severity.max(f.severity);
+                    }
+                    None => {
+                        shares.push(f.campaign_share);
+                        out.push(Finding { rule: f.rule, severity: f.severity, count: n, example: f.evidence })
+                    }
+                }
+            }
+        }
+        // Rules that judge the campaign as a whole (absence of opt-out or
+        // sender id) need a share of its messages, so that one odd variant
+        // does not brand a compliant campaign.
+        let mut kept: Vec<Finding> = out
+            .into_iter()
+            .zip(shares)
+            .filter(|(f, share)| f.count as f64 >= *share as f64 * total as f64)
+            .map(|(f, _)| f)
+            .collect();
+        kept.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.rule.cmp(&b.rule)));
+        Ok(kept)
     }
 }
 
@@ -293,6 +332,7 @@ impl Store for SqliteStore {
                     clusterable: r.get(8)?,
                     optout: r.get(9)?,
                     sender_id: r.get(10)?,
+                    findings: None,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -335,9 +375,20 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        let mut st = self.conn.prepare("SELECT cluster, rcpt FROM cluster_recipients")?;
+        // Distinct recipients per campaign are rebuilt from the messages
+        // (cheaper than keeping a table of pairs up to date on every batch).
+        let mut st = self.conn.prepare(
+            "SELECT t.cluster, m.rcpt FROM messages m JOIN templates t ON t.key = m.template
+             WHERE t.cluster IS NOT NULL AND m.rcpt IS NOT NULL",
+        )?;
         snap.recipients = st
-            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)))?
+            .query_map([], |r| {
+                let c = r.get::<_, i64>(0)? as u32;
+                let b: Vec<u8> = r.get(1)?;
+                let mut k = [0u8; 8];
+                k.copy_from_slice(&b[..8.min(b.len())]);
+                Ok((c, u64::from_le_bytes(k)))
+            })?
             .collect::<Result<_, _>>()?;
         let mut st = self.conn.prepare("SELECT key FROM messages")?;
         snap.seen = st.query_map([], |r| Ok(r.get::<_, i64>(0)? as u64))?.collect::<Result<_, _>>()?;
@@ -367,10 +418,11 @@ impl Store for SqliteStore {
                 ])?;
             }
             let mut st = tx.prepare_cached(
-                "INSERT INTO templates (key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                "INSERT INTO templates (key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, findings)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT(key) DO UPDATE SET cluster = excluded.cluster, messages = excluded.messages,
-                    optout = excluded.optout, sender_id = excluded.sender_id",
+                    optout = COALESCE(excluded.optout, optout), sender_id = COALESCE(excluded.sender_id, sender_id),
+                    findings = COALESCE(excluded.findings, findings)",
             )?;
             for t in &delta.templates {
                 st.execute(params![
@@ -385,6 +437,7 @@ impl Store for SqliteStore {
                     t.clusterable,
                     t.optout,
                     t.sender_id,
+                    t.findings.as_ref().map(|f| serde_json::to_string(f).unwrap_or_default()),
                 ])?;
             }
             let mut st = tx.prepare_cached(
@@ -419,11 +472,6 @@ impl Store for SqliteStore {
             for m in &delta.minutes {
                 st.execute(params![m.cluster as i64, m.minute, m.count as i64])?;
             }
-            let mut st =
-                tx.prepare_cached("INSERT OR IGNORE INTO cluster_recipients (cluster, rcpt) VALUES (?1, ?2)")?;
-            for (c, r) in &delta.recipients {
-                st.execute(params![*c as i64, *r as i64])?;
-            }
         }
         tx.commit()?;
         Ok(())
@@ -456,15 +504,19 @@ impl Store for SqliteStore {
             })?
             .collect::<Result<_, _>>()?;
         let mut st = self.conn.prepare_cached(
-            "SELECT text, messages, optout, sender_id FROM templates WHERE cluster = ?1 ORDER BY messages DESC, seq LIMIT 50",
+            "SELECT text, messages, optout, sender_id, findings FROM templates WHERE cluster = ?1 ORDER BY messages DESC, seq LIMIT 50",
         )?;
         let variants = st
             .query_map([seq], |r| {
+                let f: Option<String> = r.get(4)?;
+                let f: Vec<textwatch_engine::Finding> =
+                    f.and_then(|f| serde_json::from_str(&f).ok()).unwrap_or_default();
                 Ok(VariantView {
                     template: r.get(0)?,
                     messages: r.get::<_, i64>(1)? as u64,
                     optout: r.get(2)?,
                     sender_id: r.get(3)?,
+                    findings: f.into_iter().map(|f| f.rule).collect(),
                 })
             })?
             .collect::<Result<_, _>>()?;

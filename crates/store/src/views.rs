@@ -17,13 +17,14 @@ pub struct CampaignQuery {
     pub max_senders: Option<usize>,
 }
 
-/// A finding (rule broken, with evidence). Filled by the analysis step.
+/// A rule a campaign breaks: how many of its messages break it, the worst
+/// severity, and the evidence from one message.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Finding {
     pub rule: String,
-    pub severity: String,
+    pub severity: textwatch_engine::Severity,
     pub count: u64,
-    pub example: Option<String>,
+    pub example: textwatch_engine::Evidence,
 }
 
 /// Shares of a campaign's messages whose template has these features.
@@ -83,6 +84,8 @@ pub struct VariantView {
     pub messages: u64,
     pub optout: Option<bool>,
     pub sender_id: Option<bool>,
+    /// Rule ids the variant breaks.
+    pub findings: Vec<String>,
 }
 
 /// Messages in one minute.

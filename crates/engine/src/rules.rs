@@ -1,0 +1,593 @@
+//! Rules and findings: what is wrong with a text, with the evidence.
+//!
+//! Rules are data. A rule pack is a TOML file of `[[rule]]` tables (the
+//! default pack, `rules/default.toml`, is built in; users add packs without
+//! recompiling, and a user rule with an existing id replaces it). Each rule
+//! has a stable kebab-case `id`, a `severity` and a `kind`:
+//!
+//! - `absent`: a feature the text lacks (`optout`, `sender_id`);
+//! - `pattern`: any of its regular expressions matches;
+//! - `assemble`: a call to gather (`patterns`) with a place
+//!   (`place_patterns`) and a time (`time_patterns`) extracted into the
+//!   evidence; raised to `severity_at_election_site` when the place names an
+//!   election site;
+//! - `link`: a link together with a lure (`lures`); raised when the link goes
+//!   through a URL shortener or its domain imitates a brand (`brands`);
+//! - `shortener`: a link through a public URL shortener.
+//!
+//! Rules run once per distinct template (see [`crate::campaigns`]), on the
+//! folded text of a real message, and evidence points back into that
+//! message's original body by byte span.
+
+use std::ops::Range;
+
+use regex::{Regex, RegexSet};
+use serde::{Deserialize, Serialize};
+
+use crate::features::{Link, TemplateFeatures};
+
+/// The default rule pack, built into the binary.
+pub const DEFAULT_PACK: &str = include_str!("../../../rules/default.toml");
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// Points toward a campaign's risk (see [`risk`]).
+    pub const fn weight(self) -> u32 {
+        match self {
+            Severity::Info => 0,
+            Severity::Low => 15,
+            Severity::Medium => 30,
+            Severity::High => 55,
+            Severity::Critical => 75,
+        }
+    }
+}
+
+/// What triggered a finding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Byte range in the original message body, when the evidence is text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span: Option<(usize, usize)>,
+    /// The text that matched (from the original body), or the fact.
+    pub excerpt: String,
+    /// For `assemble` rules: the place asked to gather at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
+    /// For `assemble` rules: the time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+}
+
+/// A rule broken, with its evidence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    pub severity: Severity,
+    pub evidence: Evidence,
+    /// Share of a campaign's messages that must break the rule before the
+    /// campaign carries it (from the rule's `campaign_share`; 0 = any).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub campaign_share: f32,
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
+}
+
+/// Rule pack errors.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("{origin}: {source}")]
+    Toml { origin: String, source: toml::de::Error },
+    #[error("{origin}: rule {id:?}: {reason}")]
+    Rule { origin: String, id: String, reason: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackFile {
+    #[serde(default)]
+    rule: Vec<RuleSpec>,
+}
+
+/// One `[[rule]]` table as written.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    id: String,
+    kind: String,
+    severity: Severity,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    reference: String,
+    #[serde(default)]
+    feature: Option<String>,
+    #[serde(default)]
+    patterns: Vec<String>,
+    #[serde(default)]
+    place_patterns: Vec<String>,
+    #[serde(default)]
+    time_patterns: Vec<String>,
+    #[serde(default)]
+    election_sites: Vec<String>,
+    #[serde(default)]
+    severity_at_election_site: Option<Severity>,
+    #[serde(default)]
+    lures: Vec<String>,
+    #[serde(default)]
+    brands: Vec<String>,
+    #[serde(default)]
+    severity_with_shortener: Option<Severity>,
+    #[serde(default)]
+    severity_with_lookalike: Option<Severity>,
+    #[serde(default)]
+    campaign_share: f32,
+}
+
+/// A rule's description, for documentation and reports.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RuleInfo {
+    pub id: String,
+    pub kind: String,
+    pub severity: Severity,
+    pub campaign_share: f32,
+    pub title: String,
+    pub description: String,
+    pub reference: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Feature {
+    Optout,
+    SenderId,
+}
+
+#[derive(Clone, Debug)]
+enum Check {
+    Absent(Feature),
+    Pattern(Vec<Regex>),
+    Assemble { patterns: Vec<Regex>, places: Vec<Regex>, times: Vec<Regex>, sites: Vec<String>, at_site: Severity },
+    Link { lures: RegexSet, lure_list: Vec<Regex>, brands: Vec<String>, shortener: Severity, lookalike: Severity },
+    Shortener,
+}
+
+#[derive(Clone, Debug)]
+struct Rule {
+    info: RuleInfo,
+    check: Check,
+}
+
+/// A compiled set of rules.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+/// What a rule looks at: one real message of a template.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// The original body.
+    pub body: &'a str,
+    /// The folded body (see [`crate::fold::fold_with_offsets`]).
+    pub folded: &'a str,
+    /// For each byte of `folded`, the byte of `body` it came from.
+    pub offsets: &'a [u32],
+    /// Opt-out and sender identification of the template.
+    pub features: &'a TemplateFeatures,
+    /// Links in the message.
+    pub links: &'a [Link],
+}
+
+impl Context<'_> {
+    /// The original-body span and text for a range of the folded text.
+    fn evidence(&self, r: Range<usize>) -> Evidence {
+        if r.start >= r.end || r.end > self.offsets.len() {
+            return Evidence { excerpt: self.folded.get(r).unwrap_or("").to_string(), ..Default::default() };
+        }
+        let start = self.offsets[r.start] as usize;
+        let last = self.offsets[r.end - 1] as usize;
+        let end = self.body[last..].chars().next().map_or(last, |c| last + c.len_utf8());
+        Evidence {
+            span: Some((start, end)),
+            excerpt: self.body.get(start..end).unwrap_or("").to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+fn compile(origin: &str, id: &str, pats: &[String]) -> Result<Vec<Regex>, RuleError> {
+    pats.iter()
+        .map(|p| {
+            Regex::new(p).map_err(|e| RuleError::Rule { origin: origin.into(), id: id.into(), reason: e.to_string() })
+        })
+        .collect()
+}
+
+impl RuleSet {
+    /// The built-in pack.
+    pub fn builtin() -> Self {
+        RuleSet::from_toml(DEFAULT_PACK, "built-in rules/default.toml").expect("the built-in rule pack is valid")
+    }
+
+    /// Compiles a pack. `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, RuleError> {
+        let pack: PackFile =
+            toml::from_str(text).map_err(|source| RuleError::Toml { origin: origin.into(), source })?;
+        let mut set = RuleSet::default();
+        for spec in pack.rule {
+            set.add(spec, origin)?;
+        }
+        Ok(set)
+    }
+
+    /// Adds the rules of `other`; a rule with an id already present replaces it.
+    pub fn extend(&mut self, other: RuleSet) {
+        for r in other.rules {
+            match self.rules.iter_mut().find(|x| x.info.id == r.info.id) {
+                Some(x) => *x = r,
+                None => self.rules.push(r),
+            }
+        }
+    }
+
+    /// The rules, in order.
+    pub fn infos(&self) -> impl Iterator<Item = &RuleInfo> {
+        self.rules.iter().map(|r| &r.info)
+    }
+
+    fn add(&mut self, s: RuleSpec, origin: &str) -> Result<(), RuleError> {
+        let bad = |reason: String| RuleError::Rule { origin: origin.into(), id: s.id.clone(), reason };
+        if !(0.0..=1.0).contains(&s.campaign_share) {
+            return Err(bad("campaign_share is a share of messages, between 0 and 1".into()));
+        }
+        if s.id.is_empty() || !s.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(bad("ids are kebab-case: lowercase letters, digits and '-'".into()));
+        }
+        let check = match s.kind.as_str() {
+            "absent" => Check::Absent(match s.feature.as_deref() {
+                Some("optout") => Feature::Optout,
+                Some("sender_id") => Feature::SenderId,
+                other => {
+                    return Err(bad(format!(
+                        "kind \"absent\" needs feature = \"optout\" or \"sender_id\", not {other:?}"
+                    )))
+                }
+            }),
+            "pattern" => {
+                if s.patterns.is_empty() {
+                    return Err(bad("kind \"pattern\" needs patterns".into()));
+                }
+                Check::Pattern(compile(origin, &s.id, &s.patterns)?)
+            }
+            "assemble" => Check::Assemble {
+                patterns: compile(origin, &s.id, &s.patterns)?,
+                places: compile(origin, &s.id, &s.place_patterns)?,
+                times: compile(origin, &s.id, &s.time_patterns)?,
+                sites: s.election_sites.clone(),
+                at_site: s.severity_at_election_site.unwrap_or(s.severity),
+            },
+            "link" => Check::Link {
+                lures: RegexSet::new(&s.lures).map_err(|e| bad(e.to_string()))?,
+                lure_list: compile(origin, &s.id, &s.lures)?,
+                brands: s.brands.clone(),
+                shortener: s.severity_with_shortener.unwrap_or(s.severity),
+                lookalike: s.severity_with_lookalike.unwrap_or(s.severity),
+            },
+            "shortener" => Check::Shortener,
+            other => {
+                return Err(bad(format!(
+                    "unknown kind {other:?}; kinds are absent, pattern, assemble, link, shortener"
+                )))
+            }
+        };
+        let info = RuleInfo {
+            id: s.id.clone(),
+            kind: s.kind.clone(),
+            severity: s.severity,
+            campaign_share: s.campaign_share,
+            title: s.title.clone(),
+            description: s.description.clone(),
+            reference: s.reference.clone(),
+        };
+        self.extend(RuleSet { rules: vec![Rule { info, check }] });
+        Ok(())
+    }
+
+    /// Runs every rule on one message.
+    pub fn evaluate(&self, ctx: &Context<'_>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for r in &self.rules {
+            let found = match &r.check {
+                Check::Absent(f) => {
+                    let missing = match f {
+                        Feature::Optout => ctx.features.optout.is_none(),
+                        Feature::SenderId => ctx.features.sender_id.is_none(),
+                    };
+                    missing.then(|| {
+                        let what =
+                            if *f == Feature::Optout { "no opt-out instruction" } else { "no sender identification" };
+                        (r.info.severity, Evidence { excerpt: what.into(), ..Default::default() })
+                    })
+                }
+                Check::Pattern(res) => {
+                    res.iter().find_map(|re| re.find(ctx.folded)).map(|m| (r.info.severity, ctx.evidence(m.range())))
+                }
+                Check::Assemble { patterns, places, times, sites, at_site } => {
+                    assemble(ctx, patterns, places, times, sites, r.info.severity, *at_site)
+                }
+                Check::Link { lures, lure_list, brands, shortener, lookalike } => {
+                    if ctx.links.is_empty() || !lures.is_match(ctx.folded) {
+                        None
+                    } else {
+                        let m = lure_list.iter().find_map(|re| re.find(ctx.folded));
+                        let mut sev = r.info.severity;
+                        let mut ev = m.map(|m| ctx.evidence(m.range())).unwrap_or_default();
+                        let link = &ctx.links[0];
+                        if ctx.links.iter().any(|l| l.shortener) {
+                            sev = sev.max(*shortener);
+                        }
+                        if ctx.links.iter().any(|l| is_lookalike(l, brands)) {
+                            sev = sev.max(*lookalike);
+                        }
+                        ev.excerpt = format!("{} (link: {})", ev.excerpt, link.url);
+                        Some((sev, ev))
+                    }
+                }
+                Check::Shortener => ctx
+                    .links
+                    .iter()
+                    .find(|l| l.shortener)
+                    .map(|l| (r.info.severity, Evidence { excerpt: l.url.clone(), ..Default::default() })),
+            };
+            if let Some((severity, evidence)) = found {
+                out.push(Finding {
+                    rule: r.info.id.clone(),
+                    severity,
+                    evidence,
+                    campaign_share: r.info.campaign_share,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// A host that carries a brand name without being the brand's own domain:
+/// `usps-redelivery.top`, `chase.account-restore.info`.
+fn is_lookalike(link: &Link, brands: &[String]) -> bool {
+    let Some(domain) = link.domain.as_deref() else { return false };
+    let label = domain.split('.').next().unwrap_or("");
+    brands.iter().any(|b| link.host.contains(b.as_str()) && label != b.as_str())
+}
+
+fn assemble(
+    ctx: &Context<'_>,
+    patterns: &[Regex],
+    places: &[Regex],
+    times: &[Regex],
+    sites: &[String],
+    base: Severity,
+    at_site: Severity,
+) -> Option<(Severity, Evidence)> {
+    let m = patterns.iter().find_map(|re| re.find(ctx.folded))?;
+    let after = m.start();
+    // Of what each pattern captures after the call, the longest is the most
+    // specific ("12th & arch, near the convention center" over "arch").
+    let capture = |res: &[Regex]| {
+        res.iter()
+            .filter_map(|re| re.captures_at(ctx.folded, after).and_then(|c| c.get(1).or_else(|| c.get(0))))
+            .max_by_key(|m| (m.len(), std::cmp::Reverse(m.start())))
+    };
+    let place = capture(places)?;
+    let time =
+        times.iter().find_map(|re| re.captures_at(ctx.folded, after).and_then(|c| c.get(1).or_else(|| c.get(0))));
+    let end = [m.end(), place.end(), time.map_or(0, |t| t.end())].into_iter().max().unwrap_or(m.end());
+    let mut ev = ctx.evidence(m.start()..end);
+    let place_text = ctx.evidence(place.range()).excerpt;
+    let site = sites.iter().any(|s| ctx.folded[m.start()..end.max(place.end())].contains(s.as_str()));
+    ev.place = Some(place_text);
+    ev.time = time.map(|t| ctx.evidence(t.range()).excerpt);
+    Some((if site { at_site } else { base }, ev))
+}
+
+/// A campaign's risk, 0-100: the weight of its worst finding (low 15,
+/// medium 30, high 55, critical 75), plus 8 for every other distinct rule of
+/// medium or worse, plus 5/10/15 for reach (100, 1,000, 10,000 messages),
+/// capped at 100. No findings, no risk.
+pub fn risk<'a>(findings: impl IntoIterator<Item = &'a Severity>, messages: u64) -> u8 {
+    let mut sev: Vec<Severity> = findings.into_iter().copied().collect();
+    if sev.is_empty() {
+        return 0;
+    }
+    sev.sort_unstable_by(|a, b| b.cmp(a));
+    let mut r = sev[0].weight();
+    r += 8 * sev[1..].iter().filter(|s| **s >= Severity::Medium).count() as u32;
+    r += match messages {
+        0..=99 => 0,
+        100..=999 => 5,
+        1000..=9999 => 10,
+        _ => 15,
+    };
+    r.min(100) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fold::fold_with_offsets;
+    use crate::template::{templatize, TemplateScratch};
+
+    fn findings(body: &str) -> Vec<Finding> {
+        let set = RuleSet::builtin();
+        let mut ts = TemplateScratch::default();
+        let mut t = String::new();
+        templatize(body, &mut ts, &mut t);
+        let feats = TemplateFeatures::of(&t);
+        let links = crate::features::MessageFeatures::from_scratch(&ts).links;
+        let (mut folded, mut offsets) = (String::new(), Vec::new());
+        fold_with_offsets(body, &mut folded, &mut offsets);
+        set.evaluate(&Context { body, folded: &folded, offsets: &offsets, features: &feats, links: &links })
+    }
+
+    fn ids(body: &str) -> Vec<String> {
+        findings(body).into_iter().map(|f| f.rule).collect()
+    }
+
+    const INCIDENT: &str = "Radical Liberals & Dems are trying to STEAL this election! We need all hands on deck. Show your support at the corner of 12th & Arch, near the Convention Center, 3pm today.";
+
+    #[test]
+    fn the_incident_breaks_four_rules_with_place_and_time() {
+        let f = findings(INCIDENT);
+        let ids: Vec<&str> = f.iter().map(|f| f.rule.as_str()).collect();
+        for want in ["optout-missing", "sender-id-missing", "election-misinfo", "call-to-assemble"] {
+            assert!(ids.contains(&want), "missing {want}: {ids:?}");
+        }
+        let a = f.iter().find(|f| f.rule == "call-to-assemble").unwrap();
+        assert_eq!(a.severity, Severity::High, "the Convention Center is where votes were counted");
+        assert!(a.evidence.place.as_deref().unwrap().contains("12th & Arch"), "{:?}", a.evidence);
+        assert_eq!(a.evidence.time.as_deref(), Some("3pm"));
+        let m = f.iter().find(|f| f.rule == "election-misinfo").unwrap();
+        let (s, e) = m.evidence.span.unwrap();
+        assert_eq!(&INCIDENT[s..e], "STEAL this election");
+    }
+
+    #[test]
+    fn evidence_spans_point_into_the_original_even_through_evasions() {
+        let body = "Radical Liberals are trying to ST\u{200B}\u{0415}AL this election!!";
+        let f = findings(body);
+        let m = f.iter().find(|f| f.rule == "election-misinfo").expect("found through zero-width and Cyrillic E");
+        let (s, e) = m.evidence.span.unwrap();
+        assert_eq!(&body[s..e], "ST\u{200B}\u{0415}AL this election");
+    }
+
+    #[test]
+    fn election_misinfo_phrasings() {
+        for body in [
+            "Due to high turnout, Democrats are asked to vote on Wednesday, Nov 4 this year.",
+            "Republicans vote Tuesday, Democrats vote Wednesday",
+            "You can now vote by text! Reply with your candidate's name",
+            "ALERT: polls have been moved to the high school gym",
+            "The election was stolen. Stop the steal!",
+            "Debido a la alta participación, los demócratas deben votar el miércoles 4 de noviembre",
+            "Están robando la elección en Filadelfia",
+        ] {
+            assert!(ids(body).contains(&"election-misinfo".to_string()), "missed: {body}");
+        }
+        for body in [
+            "Hi Chris, this is Sarah with Vote Forward. Polls are open until 8pm today! Find your polling place at iwillvote.com Reply STOP to opt out",
+            "Remember to vote on Tuesday, Nov 3! Polls open 7am-8pm. Reply STOP to opt out",
+            "Hola Juan, soy Ana con Mi Familia Vota. ¡Las urnas cierran a las 8pm hoy!",
+            "We are watching the vote count on TV tonight, come over",
+        ] {
+            assert!(!ids(body).contains(&"election-misinfo".to_string()), "false alarm: {body}");
+        }
+    }
+
+    #[test]
+    fn calls_to_assemble_need_a_place() {
+        assert!(!ids("We need your support this election, vote Tuesday!").contains(&"call-to-assemble".into()));
+        let f = findings("Join us for a rally at City Hall tomorrow at 5pm, bring signs! Reply STOP to opt out");
+        let a = f.iter().find(|f| f.rule == "call-to-assemble").expect("rally at city hall");
+        assert_eq!(a.severity, Severity::High);
+        let f = findings("Come out and meet us at Liberty Park on Saturday for our food drive");
+        let a = f.iter().find(|f| f.rule == "call-to-assemble").unwrap();
+        assert_eq!(a.severity, Severity::Medium);
+        assert!(a.evidence.place.as_deref().unwrap().to_lowercase().contains("liberty park"));
+    }
+
+    #[test]
+    fn smishing_links() {
+        let f = findings("USPS: Your package US9514961195221 could not be delivered due to an incomplete address. Please update here: https://usps-redelivery.top/a1B2c");
+        let s = f.iter().find(|f| f.rule == "smishing-link").expect("delivery lure with a link");
+        assert_eq!(s.severity, Severity::Critical, "usps-redelivery.top imitates usps");
+        let f = findings("[Chase] Your account has been locked due to unusual activity. Verify your identity at bit.ly/3xYz9 to restore access.");
+        let ids: Vec<&str> = f.iter().map(|f| f.rule.as_str()).collect();
+        assert!(ids.contains(&"smishing-link") && ids.contains(&"url-shortener"), "{ids:?}");
+        // A real delivery notice with a tracking link on the brand's own domain is high at most, and
+        // without a lure nothing fires.
+        assert!(!ids_has("QuickShip: your order 1Z999 is out for delivery today. Track it at https://quickship.com/t/1 Txt STOP to end", "smishing-link"));
+        assert!(!ids_has("See the photos from saturday at https://photos.example.com/album", "smishing-link"));
+    }
+
+    fn ids_has(body: &str, id: &str) -> bool {
+        ids(body).iter().any(|x| x == id)
+    }
+
+    #[test]
+    fn compliant_texts_break_nothing_that_matters() {
+        for body in [
+            "Acme Pharmacy: your prescription #481516 is ready for pickup at our Main St store. Reply STOP to opt out",
+            "Hi Maria, this is Tom with Philly Votes Together. Polls are open until 8pm today! Find your polling place at https://iwillvote.com/x Reply STOP to opt out",
+            "Keystone Bank Alert: a purchase of $12.99 was made on your card ending 1234. Not you? Call 8005550100. Reply STOP to opt out",
+        ] {
+            let f = ids(body);
+            assert!(f.is_empty(), "{body}: {f:?}");
+        }
+    }
+
+    #[test]
+    fn shaft_content() {
+        assert!(ids_has("Happy hour! 2-for-1 tequila shots delivery tonight only", "shaft-content"));
+        assert!(ids_has("New CBD edibles in stock at our dispensary", "shaft-content"));
+        assert!(!ids_has("Your table is ready at Luigi's", "shaft-content"));
+    }
+
+    #[test]
+    fn user_packs_add_and_replace_rules() {
+        let mut set = RuleSet::builtin();
+        let user = RuleSet::from_toml(
+            r#"
+            [[rule]]
+            id = "crypto-lure"
+            kind = "pattern"
+            severity = "high"
+            patterns = ['\bbitcoin\b']
+
+            [[rule]]
+            id = "url-shortener"
+            kind = "shortener"
+            severity = "medium"
+            "#,
+            "user.toml",
+        )
+        .unwrap();
+        let before = set.infos().count();
+        set.extend(user);
+        assert_eq!(set.infos().count(), before + 1);
+        assert_eq!(set.infos().find(|r| r.id == "url-shortener").unwrap().severity, Severity::Medium);
+    }
+
+    #[test]
+    fn bad_packs_say_where() {
+        let e = RuleSet::from_toml("[[rule]]\nid='x'\nkind='pattern'\nseverity='high'\npatterns=['(']\n", "mine.toml")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("mine.toml: rule \"x\""), "{e}");
+        let e = RuleSet::from_toml("[[rule]]\nid='x'\nkind='pattern'\nseverity='high'\npaterns=['a']\n", "mine.toml")
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let e = RuleSet::from_toml("[[rule]]\nid='Bad Id'\nkind='shortener'\nseverity='low'\n", "m").unwrap_err();
+        assert!(e.to_string().contains("kebab-case"), "{e}");
+    }
+
+    #[test]
+    fn risk_formula() {
+        assert_eq!(risk(&[], 1000), 0);
+        assert_eq!(risk(&[Severity::Medium, Severity::Critical, Severity::High], 50), 75 + 16);
+        assert_eq!(risk(&[Severity::Medium, Severity::Medium, Severity::Critical, Severity::High], 3000), 100);
+        assert_eq!(risk(&[Severity::Low], 5), 15);
+    }
+}
