@@ -320,6 +320,7 @@ struct CheckOutput<'a> {
     features: &'a textwatch_engine::features::MessageFeatures,
     optout: Option<&'a str>,
     sender_id: Option<&'a str>,
+    category: Option<String>,
     findings: Vec<textwatch_engine::Finding>,
     risk: u8,
     action: &'static str,
@@ -372,6 +373,11 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         })
     };
     let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
+    let category = crate::model::builtin_model()?.map(|m| {
+        let mut f = Vec::new();
+        textwatch_engine::classify::template_features(&a.template, m.bits, &mut f);
+        m.labels[m.predict(&f).0].clone()
+    });
     let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
     let guess = match engine.peek(&a) {
         Peek::ExactCampaign { campaign } => {
@@ -395,6 +401,7 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         features: &a.features,
         optout: tf.optout.clone().map(|r| &a.template[r]),
         sender_id: tf.sender_id.clone().map(|r| &a.template[r]),
+        category,
         findings,
         risk,
         action: action_for(risk),
@@ -432,6 +439,7 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         }
         writeln!(out, "{line}")?;
     }
+    writeln!(out, "category    {}", o.category.as_deref().unwrap_or("(no model)"))?;
     writeln!(out, "risk        {} / 100, action {}", o.risk, o.action)?;
     let c = &o.campaign;
     let line = match c.status {

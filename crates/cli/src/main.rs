@@ -1,6 +1,7 @@
 //! The `textwatch` command.
 
 mod commands;
+mod model;
 mod output;
 mod scan;
 mod sim;
@@ -78,6 +79,19 @@ enum Command {
     ///
     /// Example: textwatch scan stream.jsonl && textwatch eval --truth truth.jsonl
     Eval(sim::EvalArgs),
+
+    /// Train the category classifier (ham, commercial, political, scam) from
+    /// the labelled data sets and the project's own examples.
+    ///
+    /// Example: textwatch train --data ../shared/data --out models/category.twm
+    Train(model::TrainArgs),
+
+    /// Cross-validate the classifier on each labelled data set (stratified,
+    /// exact duplicates removed, never training on one set and scoring on
+    /// the other).
+    ///
+    /// Example: textwatch eval-model --data ../shared/data
+    EvalModel(model::EvalModelArgs),
 }
 
 /// Output formats shared by the listing commands.
@@ -111,6 +125,8 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check(&cli.db, args).map(|()| ExitCode::SUCCESS),
         Command::Simulate(args) => sim::simulate(args),
         Command::Eval(args) => sim::eval(&cli.db, args),
+        Command::Train(args) => model::train(args),
+        Command::EvalModel(args) => model::eval_model(args),
     };
     match result {
         Ok(code) => code,

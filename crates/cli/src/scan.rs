@@ -177,6 +177,9 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     let snap = store.load_snapshot(cfg.singleton_window).context("loading the database state")?;
     let mut engine = Engine::restore(cfg.clone(), snap);
     engine.set_rules(crate::commands::load_rules(&args.rules)?);
+    if let Some(m) = crate::model::builtin_model()? {
+        engine.set_classifier(m);
+    }
     let before = engine.messages_seen();
     tracing::info!(messages = before, campaigns = engine.campaigns(), "database loaded");
     let analyzer = Analyzer::new(store.secret(), cfg.min_template_len);

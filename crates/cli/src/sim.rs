@@ -191,6 +191,9 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
             f.precision, f.recall, f.true_positives, f.false_positives, f.false_negatives
         )?;
     }
+    if let Some(a) = report.category_accuracy {
+        writeln!(out, "category accuracy           {:.4} (of true campaigns)", a)?;
+    }
     writeln!(out)?;
     let mut t = Table::new(&[
         ("TRUE CAMPAIGN", false),
@@ -200,6 +203,7 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
         ("PURITY", true),
         ("SENDERS FOUND", true),
         ("MSGS TO DETECT", true),
+        ("CATEGORY", false),
         ("FINDINGS MISSED / EXTRA", false),
     ]);
     for s in &report.campaigns {
@@ -211,6 +215,7 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
             format!("{:.1}%", s.purity * 100.0),
             format!("{:.1}%", s.senders_found * 100.0),
             s.messages_to_detect.map_or("-".into(), |m| m.to_string()),
+            s.category.clone().unwrap_or_else(|| "-".into()),
             if s.findings_missing.is_empty() && s.findings_extra.is_empty() {
                 "-".into()
             } else {
@@ -236,6 +241,8 @@ fn score_db(truth: &Truth, db: &Path) -> Result<textwatch_sim::Report> {
     let preds = rows.iter().map(|(id, c, ts, from)| Prediction { id, campaign: c.as_deref(), ts_ms: *ts, from });
     let mut report = truth.score(preds, &formed);
     truth.score_findings(&mut report, &found);
+    let categories: HashMap<String, Option<String>> = list.iter().map(|c| (c.id.clone(), c.category.clone())).collect();
+    truth.score_categories(&mut report, &categories);
     Ok(report)
 }
 

@@ -84,6 +84,7 @@ struct Tmpl {
     body: Option<Box<str>>,
     features: Option<(bool, bool)>,
     findings: Option<Vec<Finding>>,
+    category: Option<u8>,
     /// Findings computed since the last delta.
     characterized: bool,
     dirty: bool,
@@ -171,6 +172,7 @@ pub struct Engine {
     lookups: u64,
     verified: u64,
     rules: RuleSet,
+    classifier: Option<crate::classify::Model>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -209,6 +211,7 @@ impl Engine {
             lookups: 0,
             verified: 0,
             rules: RuleSet::builtin(),
+            classifier: None,
         }
     }
 
@@ -216,6 +219,18 @@ impl Engine {
     /// built-in pack by default).
     pub fn set_rules(&mut self, rules: RuleSet) {
         self.rules = rules;
+    }
+
+    /// Sets the model that gives campaign templates a category.
+    pub fn set_classifier(&mut self, model: crate::classify::Model) {
+        self.classifier = Some(model);
+    }
+
+    fn categorize(&self, text: &str) -> Option<u8> {
+        let m = self.classifier.as_ref()?;
+        let mut f = Vec::new();
+        crate::classify::template_features(text, m.bits, &mut f);
+        Some(m.predict(&f).0 as u8)
     }
 
     /// Features and findings of a template, from one real message with it.
@@ -292,6 +307,7 @@ impl Engine {
                 body: None,
                 features: t.optout.zip(t.sender_id),
                 findings: None,
+                category: None,
                 characterized: false,
                 dirty: false,
                 is_new: false,
@@ -416,6 +432,7 @@ impl Engine {
             body: None,
             features: None,
             findings: None,
+            category: None,
             characterized: false,
             dirty: false,
             is_new: true,
@@ -554,8 +571,10 @@ impl Engine {
         let c = self.clusters.len() as u32;
         let sig = sig.unwrap_or_else(|| signature(text, &mut self.mh, self.cfg.min_template_len));
         let (features, findings) = self.characterize(text, body);
+        let category = self.categorize(text);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
+        t.category = category;
         t.text = None;
         t.body = None;
         let (label, first_ts, first_sender, first_rcpt) = (t.key, t.first_ts, t.first_sender, t.first_rcpt);
@@ -584,8 +603,10 @@ impl Engine {
 
     fn join(&mut self, tid: u32, c: u32, text: &str, body: &str, sig: &Signature, sim: f32) {
         let (features, findings) = self.characterize(text, body);
+        let category = self.categorize(text);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
+        t.category = category;
         t.features = Some(features);
         t.findings = Some(findings);
         t.characterized = true;
@@ -641,6 +662,11 @@ impl Engine {
             let text = if t.is_new { text_of(t.key).unwrap_or_default().to_owned() } else { String::new() };
             t.is_new = false;
             let findings = if t.characterized { t.findings.clone() } else { None };
+            let category = if t.characterized {
+                t.category.and_then(|c| self.classifier.as_ref().map(|m| m.labels[c as usize].clone()))
+            } else {
+                None
+            };
             t.characterized = false;
             d.templates.push(TemplateRow {
                 key: t.key,
@@ -655,6 +681,7 @@ impl Engine {
                 optout: t.features.map(|f| f.0),
                 sender_id: t.features.map(|f| f.1),
                 findings,
+                category,
             });
         }
         for c in std::mem::take(&mut self.dirty_clusters) {

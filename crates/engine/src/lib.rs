@@ -11,6 +11,7 @@
 
 pub mod analyze;
 pub mod campaigns;
+pub mod classify;
 pub mod features;
 pub mod fold;
 pub mod lsh;

@@ -32,6 +32,9 @@ pub struct TemplateRow {
     /// Rules the template breaks, computed when it joins a campaign; `None`
     /// in an update means "unchanged".
     pub findings: Option<Vec<crate::rules::Finding>>,
+    /// Category from the classifier (`ham`, `commercial`, `political`,
+    /// `scam`), when one is set; `None` in an update means "unchanged".
+    pub category: Option<String>,
 }
 
 /// A cluster: the state of a campaign. A cluster exists only once it has two

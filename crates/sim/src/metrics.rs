@@ -83,6 +83,8 @@ pub struct CampaignScore {
     /// How many of its messages had been sent when the dominant found
     /// campaign formed.
     pub messages_to_detect: Option<u64>,
+    /// Category of the dominant found campaign.
+    pub category: Option<String>,
     /// Rules the truth expects that the found campaign lacks.
     pub findings_missing: Vec<String>,
     /// Rules the found campaign carries that the truth does not expect.
@@ -118,6 +120,9 @@ pub struct Report {
     pub merged: u64,
     /// Present when the found campaigns' findings were given.
     pub findings: Option<FindingScore>,
+    /// Share of true campaigns whose dominant found campaign has the true
+    /// category; present when found categories were given.
+    pub category_accuracy: Option<f64>,
     pub campaigns: Vec<CampaignScore>,
 }
 
@@ -362,6 +367,7 @@ impl Truth {
                 merged: is_merged,
                 senders_found,
                 messages_to_detect: mtd,
+                category: None,
                 findings_missing: Vec::new(),
                 findings_extra: Vec::new(),
             });
@@ -378,7 +384,26 @@ impl Truth {
             split,
             merged,
             findings: None,
+            category_accuracy: None,
             campaigns,
+        }
+    }
+
+    /// Adds category accuracy to a report, given each found campaign's
+    /// category.
+    pub fn score_categories(&self, report: &mut Report, found: &HashMap<String, Option<String>>) {
+        let (mut right, mut total) = (0u64, 0u64);
+        for c in &mut report.campaigns {
+            let Some(fact) = self.facts.iter().find(|f| f.label == c.label) else { continue };
+            if fact.category.is_empty() {
+                continue;
+            }
+            c.category = c.found_as.as_ref().and_then(|id| found.get(id)).cloned().flatten();
+            total += 1;
+            right += (c.category.as_deref() == Some(fact.category.as_str())) as u64;
+        }
+        if total > 0 {
+            report.category_accuracy = Some(right as f64 / total as f64);
         }
     }
 

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS templates (
     clusterable INTEGER NOT NULL,
     optout INTEGER,
     sender_id INTEGER,
-    findings TEXT
+    findings TEXT,
+    category TEXT
 );
 CREATE INDEX IF NOT EXISTS templates_cluster ON templates(cluster) WHERE cluster IS NOT NULL;
 CREATE TABLE IF NOT EXISTS clusters (
@@ -211,6 +212,13 @@ impl SqliteStore {
             s.features = CampaignFeatures { optout: o as f64 / n as f64, sender_id: i as f64 / n as f64 };
         }
         s.findings = self.campaign_findings(seq)?;
+        s.category = self
+            .conn
+            .prepare_cached(
+                "SELECT category FROM templates WHERE cluster = ?1 AND category IS NOT NULL ORDER BY messages DESC, seq LIMIT 1",
+            )?
+            .query_row([seq], |r| r.get(0))
+            .optional()?;
         s.risk = Some(textwatch_engine::rules::risk(s.findings.iter().map(|f| &f.severity), s.messages));
         Ok(s)
     }
@@ -333,6 +341,7 @@ impl Store for SqliteStore {
                     optout: r.get(9)?,
                     sender_id: r.get(10)?,
                     findings: None,
+                    category: None,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -418,11 +427,11 @@ impl Store for SqliteStore {
                 ])?;
             }
             let mut st = tx.prepare_cached(
-                "INSERT INTO templates (key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, findings)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                "INSERT INTO templates (key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, findings, category)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT(key) DO UPDATE SET cluster = excluded.cluster, messages = excluded.messages,
                     optout = COALESCE(excluded.optout, optout), sender_id = COALESCE(excluded.sender_id, sender_id),
-                    findings = COALESCE(excluded.findings, findings)",
+                    findings = COALESCE(excluded.findings, findings), category = COALESCE(excluded.category, category)",
             )?;
             for t in &delta.templates {
                 st.execute(params![
@@ -438,6 +447,7 @@ impl Store for SqliteStore {
                     t.optout,
                     t.sender_id,
                     t.findings.as_ref().map(|f| serde_json::to_string(f).unwrap_or_default()),
+                    t.category,
                 ])?;
             }
             let mut st = tx.prepare_cached(
