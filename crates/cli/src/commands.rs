@@ -292,11 +292,16 @@ pub fn messages(db: &Path, args: MessagesArgs) -> Result<ExitCode> {
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
     /// Sender: E.164 number, short code or alphanumeric ID.
-    #[arg(long)]
-    from: String,
+    #[arg(long, required_unless_present = "input")]
+    from: Option<String>,
     /// The message text.
-    #[arg(long)]
-    body: String,
+    #[arg(long, required_unless_present = "input")]
+    body: Option<String>,
+    /// Check many messages instead: a file in the scan format (JSONL, CSV,
+    /// gzip; `-` for standard input). Writes one JSON verdict per line:
+    /// id, action, risk, category, findings, campaign.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "body"])]
+    input: Option<String>,
     /// Recipient, if known.
     #[arg(long)]
     to: Option<String>,
@@ -336,6 +341,12 @@ struct CampaignGuess {
 }
 
 pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
+    if let Some(input) = &args.input {
+        return check_many(db, input, &args.rules);
+    }
+    let (Some(from), Some(body)) = (args.from.clone(), args.body.clone()) else {
+        bail!("give --from and --body, or --input FILE");
+    };
     let ts_ms = match &args.ts {
         Some(t) => textwatch_sources::time::parse_ts(t).map_err(anyhow::Error::msg).context("--ts")?,
         None => std::time::SystemTime::now()
@@ -343,21 +354,13 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0),
     };
-    if args.body.len() > textwatch_engine::MAX_BODY_BYTES {
-        bail!("--body is {} bytes; the limit is {}", args.body.len(), textwatch_engine::MAX_BODY_BYTES);
+    if body.len() > textwatch_engine::MAX_BODY_BYTES {
+        bail!("--body is {} bytes; the limit is {}", body.len(), textwatch_engine::MAX_BODY_BYTES);
     }
     let cfg = EngineConfig::default();
     let (mut store, exists) = if db.exists() { (open(db)?, true) } else { (SqliteStore::in_memory()?, false) };
     let analyzer = Analyzer::new(store.secret(), cfg.min_template_len);
-    let msg = Message {
-        id: None,
-        ts_ms,
-        from: args.from.clone(),
-        to: args.to.clone(),
-        body: args.body.clone(),
-        source: None,
-        meta: None,
-    };
+    let msg = Message { id: None, ts_ms, from, to: args.to.clone(), body, source: None, meta: None };
     let a = analyzer.analyze(msg, &mut Scratch::default());
     let tf = TemplateFeatures::of(&a.template);
     let rules = load_rules(&args.rules)?;
@@ -374,8 +377,10 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     };
     let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
     let category = crate::model::builtin_model()?.map(|m| {
+        let mut folded = String::new();
+        textwatch_engine::fold::fold_into(&a.msg.body, &mut folded);
         let mut f = Vec::new();
-        textwatch_engine::classify::template_features(&a.template, m.bits, &mut f);
+        textwatch_engine::classify::text_features(&a.template, &folded, m.bits, &mut f);
         m.labels[m.predict(&f).0].clone()
     });
     let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
@@ -455,5 +460,109 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         _ => "none yet: nothing like it in the database".to_string(),
     };
     writeln!(out, "campaign    {line}")?;
+    Ok(())
+}
+
+/// One verdict of `check --input`.
+#[derive(Serialize)]
+struct Verdict<'a> {
+    id: String,
+    action: &'static str,
+    risk: u8,
+    category: Option<&'a str>,
+    findings: &'a [textwatch_engine::Finding],
+    campaign: Option<&'a str>,
+}
+
+#[derive(Clone)]
+struct TemplateVerdict {
+    risk: u8,
+    category: Option<String>,
+    findings: Vec<textwatch_engine::Finding>,
+    campaign: Option<String>,
+}
+
+/// `check --input`: verdicts for a stream of messages. Analysis (rules,
+/// classifier, campaign lookup) runs once per distinct template and is
+/// reused for every copy; bad records are reported on standard error and
+/// skipped, like `scan` does.
+fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf]) -> Result<()> {
+    use std::collections::HashMap;
+    let cfg = EngineConfig::default();
+    let (mut store, _) = if db.exists() { (open(db)?, true) } else { (SqliteStore::in_memory()?, false) };
+    let analyzer = Analyzer::new(store.secret(), cfg.min_template_len);
+    let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
+    let rules = load_rules(rule_dirs)?;
+    let model = crate::model::builtin_model()?;
+    let mut cache: HashMap<u64, TemplateVerdict> = HashMap::new();
+    let mut scratch = Scratch::default();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut input = textwatch_sources::open(input)?;
+    let mut rejected = 0u64;
+    while let Some(chunk) = input.next_chunk()? {
+        let records: Vec<Result<Message, textwatch_sources::Reject>> = match chunk {
+            textwatch_sources::Chunk::Lines { file, buf, lines, rejects } => {
+                let mut v: Vec<_> = lines
+                    .iter()
+                    .map(|&(l, a, b)| textwatch_sources::jsonl::decode_line(&file, l, &buf[a..b]))
+                    .collect();
+                v.extend(rejects.into_iter().map(Err));
+                v
+            }
+            textwatch_sources::Chunk::Decoded { records, .. } => {
+                records.into_iter().map(|r| r.map(|d| d.msg)).collect()
+            }
+        };
+        for r in records {
+            let msg = match r {
+                Ok(m) => m,
+                Err(e) => {
+                    rejected += 1;
+                    if rejected <= 20 {
+                        eprintln!("textwatch: rejected {e}");
+                    }
+                    continue;
+                }
+            };
+            let a = analyzer.analyze(msg, &mut scratch);
+            let v = cache.entry(a.template_key).or_insert_with(|| {
+                let tf = TemplateFeatures::of(&a.template);
+                let (mut folded, mut offsets) = (String::new(), Vec::new());
+                textwatch_engine::fold::fold_with_offsets(&a.msg.body, &mut folded, &mut offsets);
+                let findings = rules.evaluate(&textwatch_engine::rules::Context {
+                    body: &a.msg.body,
+                    folded: &folded,
+                    offsets: &offsets,
+                    features: &tf,
+                    links: &a.features.links,
+                });
+                let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
+                let category = model.as_ref().map(|m| {
+                    let mut f = Vec::new();
+                    textwatch_engine::classify::text_features(&a.template, &folded, m.bits, &mut f);
+                    m.labels[m.predict(&f).0].clone()
+                });
+                let campaign = match engine.peek(&a) {
+                    Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
+                    _ => None,
+                };
+                TemplateVerdict { risk, category, findings, campaign }
+            });
+            let verdict = Verdict {
+                id: a.display_id(),
+                action: action_for(v.risk),
+                risk: v.risk,
+                category: v.category.as_deref(),
+                findings: &v.findings,
+                campaign: v.campaign.as_deref(),
+            };
+            serde_json::to_writer(&mut out, &verdict)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    if rejected > 20 {
+        eprintln!("textwatch: {rejected} records rejected in all");
+    }
     Ok(())
 }

@@ -399,3 +399,35 @@ fn check_output_snapshot() {
     );
     insta::assert_snapshot!("check_incident_json", out);
 }
+
+#[test]
+fn check_input_writes_one_verdict_per_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    tw_ok(&db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]);
+    let input = dir.path().join("gateway.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"id":"q1","ts":1604502000,"from":"+12155550111","body":"Radical Liberals & Dems are trying to STEAL this election! We need all hands on deck. Show your support at 12th & Arch near the Convention Center, 3pm today."}"#, "\n",
+            r#"{"id":"q2","ts":1604502001,"from":"72345","body":"Acme Pharmacy: your prescription #1234 is ready for pickup at 5th St. Reply STOP to opt out"}"#, "\n",
+            "not json\n",
+            r#"{"id":"q3","ts":1604502002,"from":"+12155550112","body":"Radical Liberals & Dems are trying to STEAL this election! We need all hands on deck. Show your support at 12th & Arch near the Convention Center, 3pm today."}"#, "\n",
+        ),
+    )
+    .unwrap();
+    let out = tw(&db, &["check", "--input", input.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3"));
+    let v: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(v.len(), 3);
+    assert_eq!(v[0]["id"], "q1");
+    assert_eq!(v[0]["action"], "block");
+    assert!(v[0]["campaign"].is_string(), "the incident is a known campaign");
+    assert!(v[0]["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "election-misinfo"));
+    assert_eq!(v[1]["action"], "allow");
+    assert_eq!(v[1]["findings"].as_array().unwrap().len(), 0);
+    assert_eq!(v[2]["campaign"], v[0]["campaign"]);
+    assert_eq!(v[2]["risk"], v[0]["risk"]);
+}

@@ -226,10 +226,14 @@ impl Engine {
         self.classifier = Some(model);
     }
 
-    fn categorize(&self, text: &str) -> Option<u8> {
+    /// The category of a template, from one real message with it (the
+    /// same features the model was trained on).
+    fn categorize(&self, text: &str, body: &str) -> Option<u8> {
         let m = self.classifier.as_ref()?;
+        let mut folded = String::new();
+        crate::fold::fold_into(body, &mut folded);
         let mut f = Vec::new();
-        crate::classify::template_features(text, m.bits, &mut f);
+        crate::classify::text_features(text, &folded, m.bits, &mut f);
         Some(m.predict(&f).0 as u8)
     }
 
@@ -571,7 +575,7 @@ impl Engine {
         let c = self.clusters.len() as u32;
         let sig = sig.unwrap_or_else(|| signature(text, &mut self.mh, self.cfg.min_template_len));
         let (features, findings) = self.characterize(text, body);
-        let category = self.categorize(text);
+        let category = self.categorize(text, body);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
         t.category = category;
@@ -603,7 +607,7 @@ impl Engine {
 
     fn join(&mut self, tid: u32, c: u32, text: &str, body: &str, sig: &Signature, sim: f32) {
         let (features, findings) = self.characterize(text, body);
-        let category = self.categorize(text);
+        let category = self.categorize(text, body);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
         t.category = category;
