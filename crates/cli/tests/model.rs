@@ -1,0 +1,106 @@
+//! `textwatch train` and `textwatch eval-model` on a small labelled data set
+//! written here in the layouts of the real ones (UCI tab-separated,
+//! Mishra & Soni CSV).
+
+mod common;
+
+use common::*;
+
+fn write_data(dir: &std::path::Path) {
+    let spam = [
+        "WINNER!! You have won a £1000 prize. Call 09061701461 to claim now",
+        "FREE entry in our weekly competition, txt WIN to 87121 to receive your prize",
+        "URGENT! Your mobile number has been awarded a £2000 bonus, call 09050000301",
+        "Claim your free ringtone now, reply YES to 80082, 150p/msg",
+    ];
+    let ham = [
+        "are we still on for dinner tonight",
+        "ok see you at home later",
+        "can you pick up milk on the way back",
+        "running late, be there in 10 mins",
+    ];
+    let mut uci = String::new();
+    let mut mishra = String::from("LABEL,TEXT,URL,EMAIL,PHONE\n");
+    for i in 0..30 {
+        for s in &spam {
+            uci.push_str(&format!("spam\t{s} ref {i}\n"));
+            mishra.push_str(&format!("spam,\"{s} code {i}\",No,No,Yes\n"));
+            mishra.push_str(&format!(
+                "Smishing,\"Your account {i} is locked, verify at secure-bank{i}.top now\",Yes,No,No\n"
+            ));
+        }
+        for h in &ham {
+            uci.push_str(&format!("ham\t{h} {i}\n"));
+            mishra.push_str(&format!("ham,\"{h} number {i}\",No,No,No\n"));
+        }
+    }
+    std::fs::create_dir_all(dir.join("uci-sms-spam")).unwrap();
+    std::fs::create_dir_all(dir.join("mishra-soni-smishing")).unwrap();
+    std::fs::write(dir.join("uci-sms-spam/SMSSpamCollection"), uci).unwrap();
+    std::fs::write(dir.join("mishra-soni-smishing/Dataset_5971.csv"), mishra).unwrap();
+}
+
+#[test]
+fn eval_model_cross_validates_each_data_set() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let out = tw_ok(
+        &dir.path().join("x.db"),
+        &["eval-model", "--data", dir.path().to_str().unwrap(), "--format", "json", "--bits", "14", "--epochs", "5"],
+    );
+    let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0]["dataset"], "uci-sms-spam");
+    assert_eq!(v[0]["texts"], 240, "exact duplicates removed");
+    assert_eq!(v[0]["scores"]["labels"], serde_json::json!(["ham", "spam"]));
+    let m = &v[0]["scores"]["matrix"];
+    let total: u64 =
+        m.as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|x| x.as_u64().unwrap()).sum();
+    assert_eq!(total, 240, "every text is scored once, in its held-out fold");
+    assert!(v[0]["scores"]["f1"][1].as_f64().unwrap() > 0.9, "a separable toy set is learned: {}", v[0]["scores"]);
+    assert_eq!(v[1]["scores"]["labels"], serde_json::json!(["ham", "spam", "smishing"]));
+}
+
+#[test]
+fn train_writes_a_model_that_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let extra = dir.path().join("extra.tsv");
+    std::fs::write(&extra, "# comment\npolitical\tVote for Jane Doe on Tuesday, polls open 7am\ncommercial\tYour order has shipped, track it online\n").unwrap();
+    let model = dir.path().join("m.twm");
+    tw_ok(
+        &dir.path().join("x.db"),
+        &[
+            "train",
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--extra",
+            extra.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "--bits",
+            "14",
+            "--epochs",
+            "3",
+        ],
+    );
+    let bytes = std::fs::read(&model).unwrap();
+    let m = textwatch_engine::classify::Model::from_bytes(&bytes).unwrap();
+    assert_eq!(m.labels, vec!["ham", "commercial", "political", "scam"]);
+
+    std::fs::write(&extra, "nolabel line\n").unwrap();
+    let out = tw(
+        &dir.path().join("x.db"),
+        &[
+            "train",
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--extra",
+            extra.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: expected label<TAB>text"));
+}
