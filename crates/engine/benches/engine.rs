@@ -106,6 +106,31 @@ fn benches(c: &mut Criterion) {
         let mut s = MinHashScratch::default();
         b.iter(|| templates.iter().map(|t| signature(t, &mut s, 20)[0]).fold(0, |a, x| a ^ x))
     });
+    // The shipped category model, as the binary embeds it.
+    let model = textwatch_engine::classify::Model::from_bytes(include_bytes!("../../../models/category.twm"))
+        .expect("models/category.twm loads");
+    let folded: Vec<String> = analyzed
+        .iter()
+        .take(1000)
+        .map(|a| {
+            let mut f = String::new();
+            textwatch_engine::fold::fold_into(&a.msg.body, &mut f);
+            f
+        })
+        .collect();
+    g.bench_function("classify", |b| {
+        let mut feats = Vec::new();
+        b.iter(|| {
+            templates
+                .iter()
+                .zip(&folded)
+                .map(|(t, f)| {
+                    textwatch_engine::classify::text_features(t, f, model.bits, &mut feats);
+                    model.predict(&feats).0
+                })
+                .sum::<usize>()
+        })
+    });
     g.bench_function("template_features", |b| {
         b.iter(|| {
             templates.iter().filter(|t| textwatch_engine::features::TemplateFeatures::of(t).optout.is_some()).count()
