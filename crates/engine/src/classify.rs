@@ -6,8 +6,9 @@
 //! - word unigrams and bigrams (slots count as words);
 //! - character 3-, 4- and 5-grams of each word padded with spaces;
 //!
-//! each hashed (xxh3, fixed seed) into 2^`bits` buckets, binary, the vector
-//! L2-normalized. Training is deterministic AdaGrad SGD with L2
+//! each hashed (xxh3, fixed seed) into 2^`bits` buckets and counted (a
+//! repeated n-gram is a repeated entry: no sorting per text), the vector
+//! L2-normalized by its entry count. Training is deterministic AdaGrad SGD with L2
 //! regularization over a seeded shuffle. Inference costs one pass over the
 //! text and `classes` dot products over a few hundred active features, and
 //! runs once per distinct template.
@@ -44,8 +45,8 @@ pub fn text_features(template: &str, folded: &str, bits: u32, out: &mut Features
             out.push(((xxhash_rust::xxh3::xxh3_64_with_seed(g, HASH_SEED ^ (20 + n as u64)) as u32) & mask, 1.0));
         }
     }
-    out.sort_unstable_by_key(|f| f.0);
-    out.dedup_by_key(|f| f.0);
+    // Repeated n-grams stay as repeated entries: a count, without the cost
+    // of sorting hundreds of entries per text.
     let norm = (out.len() as f32).sqrt();
     for f in out.iter_mut() {
         f.1 = 1.0 / norm;
@@ -88,8 +89,6 @@ pub fn template_features(template: &str, bits: u32, out: &mut Features) {
     if out.is_empty() {
         out.push((h(0, b""), 1.0));
     }
-    out.sort_unstable_by_key(|f| f.0);
-    out.dedup_by_key(|f| f.0);
     let norm = (out.len() as f32).sqrt();
     for f in out.iter_mut() {
         f.1 /= norm;
