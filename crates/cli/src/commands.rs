@@ -364,25 +364,9 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     let a = analyzer.analyze(msg, &mut Scratch::default());
     let tf = TemplateFeatures::of(&a.template);
     let rules = load_rules(&args.rules)?;
-    let findings = {
-        let (mut folded, mut offsets) = (String::new(), Vec::new());
-        textwatch_engine::fold::fold_with_offsets(&a.msg.body, &mut folded, &mut offsets);
-        rules.evaluate(&textwatch_engine::rules::Context {
-            body: &a.msg.body,
-            folded: &folded,
-            offsets: &offsets,
-            features: &tf,
-            links: &a.features.links,
-        })
-    };
+    let findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
     let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
-    let category = crate::model::builtin_model()?.map(|m| {
-        let mut folded = String::new();
-        textwatch_engine::fold::fold_into(&a.msg.body, &mut folded);
-        let mut f = Vec::new();
-        textwatch_engine::classify::text_features(&a.template, &folded, m.bits, &mut f);
-        m.labels[m.predict(&f).0].clone()
-    });
+    let category = crate::model::builtin_model()?.map(|m| m.categorize(&a.template, &a.msg.body).to_string());
     let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
     let guess = match engine.peek(&a) {
         Peek::ExactCampaign { campaign } => {
@@ -526,22 +510,9 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf]) -> Resul
             };
             let a = analyzer.analyze(msg, &mut scratch);
             let v = cache.entry(a.template_key).or_insert_with(|| {
-                let tf = TemplateFeatures::of(&a.template);
-                let (mut folded, mut offsets) = (String::new(), Vec::new());
-                textwatch_engine::fold::fold_with_offsets(&a.msg.body, &mut folded, &mut offsets);
-                let findings = rules.evaluate(&textwatch_engine::rules::Context {
-                    body: &a.msg.body,
-                    folded: &folded,
-                    offsets: &offsets,
-                    features: &tf,
-                    links: &a.features.links,
-                });
+                let findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
                 let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
-                let category = model.as_ref().map(|m| {
-                    let mut f = Vec::new();
-                    textwatch_engine::classify::text_features(&a.template, &folded, m.bits, &mut f);
-                    m.labels[m.predict(&f).0].clone()
-                });
+                let category = model.as_ref().map(|m| m.categorize(&a.template, &a.msg.body).to_string());
                 let campaign = match engine.peek(&a) {
                     Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
                     _ => None,

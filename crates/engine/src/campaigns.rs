@@ -30,10 +30,9 @@ use hashbrown::{HashMap, HashSet};
 
 use crate::analyze::Analyzed;
 use crate::features::{MessageFeatures, TemplateFeatures};
-use crate::fold::fold_with_offsets;
 use crate::lsh::{BandIndex, LIGHT_BANDS};
 use crate::minhash::{signature, similarity_at_least, MinHashScratch, Signature};
-use crate::rules::{Context, Finding, RuleSet};
+use crate::rules::{Finding, RuleSet};
 use crate::state::{campaign_id, ClusterRow, Delta, MinuteRow, SenderRow, Snapshot, TemplateRow};
 use crate::template::{templatize, TemplateScratch};
 
@@ -230,25 +229,20 @@ impl Engine {
     /// same features the model was trained on).
     fn categorize(&self, text: &str, body: &str) -> Option<u8> {
         let m = self.classifier.as_ref()?;
-        let mut folded = String::new();
-        crate::fold::fold_into(body, &mut folded);
-        let mut f = Vec::new();
-        crate::classify::text_features(text, &folded, m.bits, &mut f);
-        Some(m.predict(&f).0 as u8)
+        let label = m.categorize(text, body);
+        m.labels.iter().position(|l| l == label).map(|i| i as u8)
     }
 
     /// Features and findings of a template, from one real message with it.
     /// Runs once per template that joins a campaign.
     fn characterize(&self, text: &str, body: &str) -> ((bool, bool), Vec<Finding>) {
         let tf = TemplateFeatures::of(text);
+        // Links come from the body itself: the template has only slots.
         let mut ts = TemplateScratch::default();
         let mut t = String::new();
         templatize(body, &mut ts, &mut t);
         let links = MessageFeatures::from_scratch(&ts).links;
-        let (mut folded, mut offsets) = (String::new(), Vec::new());
-        fold_with_offsets(body, &mut folded, &mut offsets);
-        let findings =
-            self.rules.evaluate(&Context { body, folded: &folded, offsets: &offsets, features: &tf, links: &links });
+        let findings = self.rules.evaluate_message(body, text, &links);
         ((tf.optout.is_some(), tf.sender_id.is_some()), findings)
     }
 

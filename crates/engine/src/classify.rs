@@ -159,6 +159,16 @@ impl Model {
         }
     }
 
+    /// The category of a message, from its template and body (the features
+    /// the model is trained on).
+    pub fn categorize(&self, template: &str, body: &str) -> &str {
+        let mut folded = String::new();
+        crate::fold::fold_into(body, &mut folded);
+        let mut f = Vec::new();
+        text_features(template, &folded, self.bits, &mut f);
+        &self.labels[self.predict(&f).0]
+    }
+
     /// The most likely label and its probability.
     pub fn predict(&self, x: &[(u32, f32)]) -> (usize, f32) {
         let mut p = Vec::with_capacity(self.labels.len());

@@ -307,6 +307,16 @@ impl RuleSet {
         Ok(())
     }
 
+    /// Runs every rule on one message given its body, template and links:
+    /// folds the body (keeping offsets for evidence) and detects the
+    /// template's opt-out and sender identification first.
+    pub fn evaluate_message(&self, body: &str, template: &str, links: &[Link]) -> Vec<Finding> {
+        let features = TemplateFeatures::of(template);
+        let (mut folded, mut offsets) = (String::new(), Vec::new());
+        crate::fold::fold_with_offsets(body, &mut folded, &mut offsets);
+        self.evaluate(&Context { body, folded: &folded, offsets: &offsets, features: &features, links })
+    }
+
     /// Runs every rule on one message.
     pub fn evaluate(&self, ctx: &Context<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
@@ -428,7 +438,6 @@ pub fn risk<'a>(findings: impl IntoIterator<Item = &'a Severity>, messages: u64)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fold::fold_with_offsets;
     use crate::template::{templatize, TemplateScratch};
 
     fn findings(body: &str) -> Vec<Finding> {
@@ -436,11 +445,8 @@ mod tests {
         let mut ts = TemplateScratch::default();
         let mut t = String::new();
         templatize(body, &mut ts, &mut t);
-        let feats = TemplateFeatures::of(&t);
         let links = crate::features::MessageFeatures::from_scratch(&ts).links;
-        let (mut folded, mut offsets) = (String::new(), Vec::new());
-        fold_with_offsets(body, &mut folded, &mut offsets);
-        set.evaluate(&Context { body, folded: &folded, offsets: &offsets, features: &feats, links: &links })
+        set.evaluate_message(body, &t, &links)
     }
 
     fn ids(body: &str) -> Vec<String> {
