@@ -685,3 +685,55 @@ mod tests {
         assert_eq!(skeleton_len(&buf), 6);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::fold::{fold_into, fold_with_offsets};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any text, including every trick's characters, templates without
+        /// panicking, and the same text always gives the same key.
+        #[test]
+        fn templatize_never_panics(s in "\\PC{0,200}") {
+            let mut sc = TemplateScratch::default();
+            let mut out = String::new();
+            let k1 = templatize(&s, &mut sc, &mut out);
+            let k2 = templatize(&s, &mut TemplateScratch::default(), &mut String::new());
+            prop_assert_eq!(k1, k2);
+            for sp in &sc.spans {
+                prop_assert!(sc.folded.get(sp.range.clone()).is_some());
+            }
+        }
+
+        #[test]
+        fn templatize_never_panics_on_evasion_alphabet(
+            s in "[a-zA-Z0-9 .,:/@$#()+\\-\u{200B}\u{200D}\u{FEFF}\u{0430}\u{0435}\u{043E}\u{FF21}-\u{FF3A}\u{1D400}-\u{1D433}\u{1F600}-\u{1F64F}\u{0301}]{0,120}"
+        ) {
+            let mut sc = TemplateScratch::default();
+            let mut out = String::new();
+            templatize(&s, &mut sc, &mut out);
+        }
+
+        /// Folding twice changes nothing, and the offsets variant folds the
+        /// same way and maps every folded byte to a character of the input.
+        #[test]
+        fn folding_is_idempotent_and_offsets_are_sound(s in "\\PC{0,200}") {
+            let mut once = String::new();
+            fold_into(&s, &mut once);
+            let mut twice = String::new();
+            fold_into(&once, &mut twice);
+            prop_assert_eq!(&once, &twice);
+            let (mut o, mut off) = (String::new(), Vec::new());
+            fold_with_offsets(&s, &mut o, &mut off);
+            prop_assert_eq!(&o, &once);
+            prop_assert_eq!(off.len(), o.len());
+            for &b in &off {
+                prop_assert!(s.is_char_boundary(b as usize));
+            }
+        }
+    }
+}
