@@ -1,5 +1,6 @@
-//! A fast linear text classifier: multinomial logistic regression over
-//! hashed word and character n-grams of the template.
+//! A fast linear text classifier: multinomial logistic regression (or,
+//! optionally, a multiclass linear SVM with Crammer-Singer hinge loss) over
+//! hashed word and character n-grams of the template and the folded text.
 //!
 //! Features of a text (its template: folded, with `{url}`, `{amount}`,
 //! `{phone}` ... slots, which are themselves strong signals):
@@ -128,16 +129,20 @@ pub struct TrainConfig {
     /// so that a minority class (spam is 13% of UCI) is not traded away
     /// for accuracy on the majority.
     pub balanced: bool,
+    /// Multiclass hinge loss (Crammer-Singer margin, as a linear SVM)
+    /// instead of logistic loss.
+    pub hinge: bool,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { bits: 18, epochs: 30, learning_rate: 1.0, l2: 1e-6, seed: 0, balanced: false }
+        TrainConfig { bits: 18, epochs: 30, learning_rate: 1.0, l2: 1e-6, seed: 0, balanced: false, hinge: false }
     }
 }
 
 impl Model {
-    /// Class probabilities for a feature vector.
+    /// Class scores turned into a softmax: probabilities for a model trained
+    /// with logistic loss, a ranking (not calibrated) with hinge loss.
     pub fn probabilities(&self, x: &[(u32, f32)], out: &mut Vec<f32>) {
         let k = self.labels.len();
         out.clear();
@@ -209,6 +214,27 @@ impl Model {
                     for c in 0..k {
                         p[c] += w[i as usize * k + c] * v;
                     }
+                }
+                if cfg.hinge {
+                    // The most violating other class, if within the margin.
+                    let (rival, best) = (0..k)
+                        .filter(|&c| c != y)
+                        .map(|c| (c, p[c]))
+                        .fold((usize::MAX, f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
+                    if rival != usize::MAX && p[y] - best < 1.0 {
+                        for (c, sign) in [(y, -1.0f32), (rival, 1.0f32)] {
+                            let err = sign * class_weight[y];
+                            bg2[c] += err * err;
+                            b[c] -= cfg.learning_rate * err / bg2[c].sqrt();
+                            for &(i, v) in x {
+                                let j = i as usize * k + c;
+                                let g = err * v + cfg.l2 * w[j];
+                                g2[j] += g * g;
+                                w[j] -= cfg.learning_rate * g / g2[j].sqrt();
+                            }
+                        }
+                    }
+                    continue;
                 }
                 let m = p.iter().copied().fold(f32::MIN, f32::max);
                 let mut sum = 0.0;
@@ -376,6 +402,13 @@ mod tests {
         assert_eq!(again, m);
         assert_eq!(Model::train(vec!["ham".into(), "spam".into()], &data, &cfg), m, "deterministic");
         assert!(matches!(Model::from_bytes(b"nope"), Err(ModelError::Magic)));
+        let svm = Model::train(
+            vec!["ham".into(), "spam".into()],
+            &data,
+            &TrainConfig { hinge: true, learning_rate: 0.1, ..cfg.clone() },
+        );
+        assert_eq!(svm.predict(&ex("you have won a prize, claim now", 0).0).0, 1, "the hinge loss learns it too");
+        assert_eq!(svm.predict(&ex("still on for dinner tonight?", 0).0).0, 0);
         assert!(Model::from_bytes(&m.to_bytes()[..40]).is_err());
     }
 
