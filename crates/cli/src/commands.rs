@@ -181,8 +181,9 @@ pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
     }
 
     writeln!(out, "\ntimeline:")?;
-    for (label, n) in timeline_rows(&d.timeline) {
-        let max = timeline_rows(&d.timeline).iter().map(|r| r.1).max().unwrap_or(1);
+    let rows = timeline_rows(&d.timeline);
+    let max = rows.iter().map(|r| r.1).max().unwrap_or(1);
+    for (label, n) in rows {
         writeln!(out, "  {label}  {:>9}  {}", thousands(n), bar(n, max, 40))?;
     }
 
@@ -243,11 +244,7 @@ pub fn messages(db: &Path, args: MessagesArgs) -> Result<ExitCode> {
         }
         n += 1;
         let r = match args.format {
-            Format::Table => {
-                all.push(m);
-                Ok(())
-            }
-            Format::Json => {
+            Format::Table | Format::Json => {
                 all.push(m);
                 Ok(())
             }

@@ -117,6 +117,19 @@ pub enum ModelError {
 
 const MAGIC: &[u8; 4] = b"TWM1";
 
+/// Scores to probabilities, in place (shifted by the maximum for stability).
+fn softmax(p: &mut [f32]) {
+    let m = p.iter().copied().fold(f32::MIN, f32::max);
+    let mut sum = 0.0;
+    for v in p.iter_mut() {
+        *v = (*v - m).exp();
+        sum += *v;
+    }
+    for v in p.iter_mut() {
+        *v /= sum;
+    }
+}
+
 /// Training settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
@@ -153,15 +166,7 @@ impl Model {
                 *o += wi * v;
             }
         }
-        let m = out.iter().copied().fold(f32::MIN, f32::max);
-        let mut sum = 0.0;
-        for o in out.iter_mut() {
-            *o = (*o - m).exp();
-            sum += *o;
-        }
-        for o in out.iter_mut() {
-            *o /= sum;
-        }
+        softmax(out);
     }
 
     /// The category of a message, from its template and body (the features
@@ -215,35 +220,8 @@ impl Model {
                         p[c] += w[i as usize * k + c] * v;
                     }
                 }
-                if cfg.hinge {
-                    // The most violating other class, if within the margin.
-                    let (rival, best) = (0..k)
-                        .filter(|&c| c != y)
-                        .map(|c| (c, p[c]))
-                        .fold((usize::MAX, f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
-                    if rival != usize::MAX && p[y] - best < 1.0 {
-                        for (c, sign) in [(y, -1.0f32), (rival, 1.0f32)] {
-                            let err = sign * class_weight[y];
-                            bg2[c] += err * err;
-                            b[c] -= cfg.learning_rate * err / bg2[c].sqrt();
-                            for &(i, v) in x {
-                                let j = i as usize * k + c;
-                                let g = err * v + cfg.l2 * w[j];
-                                g2[j] += g * g;
-                                w[j] -= cfg.learning_rate * g / g2[j].sqrt();
-                            }
-                        }
-                    }
-                    continue;
-                }
-                let m = p.iter().copied().fold(f32::MIN, f32::max);
-                let mut sum = 0.0;
-                for v in p.iter_mut() {
-                    *v = (*v - m).exp();
-                    sum += *v;
-                }
-                for c in 0..k {
-                    let err = (p[c] / sum - if c == y { 1.0 } else { 0.0 }) * class_weight[y];
+                // One AdaGrad step on class c's bias and weights for gradient `err`.
+                let mut step = |c: usize, err: f32| {
                     bg2[c] += err * err;
                     b[c] -= cfg.learning_rate * err / bg2[c].sqrt();
                     for &(i, v) in x {
@@ -252,6 +230,22 @@ impl Model {
                         g2[j] += g * g;
                         w[j] -= cfg.learning_rate * g / g2[j].sqrt();
                     }
+                };
+                if cfg.hinge {
+                    // The most violating other class, if within the margin.
+                    let (rival, best) = (0..k)
+                        .filter(|&c| c != y)
+                        .map(|c| (c, p[c]))
+                        .fold((usize::MAX, f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
+                    if rival != usize::MAX && p[y] - best < 1.0 {
+                        step(y, -class_weight[y]);
+                        step(rival, class_weight[y]);
+                    }
+                    continue;
+                }
+                softmax(&mut p);
+                for (c, &pc) in p.iter().enumerate() {
+                    step(c, (pc - if c == y { 1.0 } else { 0.0 }) * class_weight[y]);
                 }
             }
         }

@@ -54,6 +54,9 @@ pub trait Store {
     fn commit(&mut self, messages: &[NewMessage<'_>], delta: &Delta) -> Result<(), StoreError>;
     /// Campaigns, largest first.
     fn campaigns(&self, q: &CampaignQuery) -> Result<Vec<CampaignSummary>, StoreError>;
+    /// The full campaign id for an id or unique prefix (`None` if no
+    /// campaign matches; an error if several do).
+    fn resolve_campaign(&self, id: &str) -> Result<Option<String>, StoreError>;
     /// One campaign by id or unique id prefix.
     fn campaign(&self, id: &str, samples: usize) -> Result<Option<CampaignDetail>, StoreError>;
     /// Messages in stored order, optionally of one campaign; `f` returns

@@ -497,6 +497,10 @@ impl Store for SqliteStore {
         seqs.into_iter().map(|s| self.summary(s, q.max_senders)).collect()
     }
 
+    fn resolve_campaign(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.resolve(id)?.map(|(_, id)| id))
+    }
+
     fn campaign(&self, id: &str, samples: usize) -> Result<Option<CampaignDetail>, StoreError> {
         let Some((seq, _)) = self.resolve(id)? else { return Ok(None) };
         let summary = self.summary(seq, None)?;
@@ -585,14 +589,6 @@ impl Store for SqliteStore {
             campaigns: q("SELECT COUNT(*) FROM clusters")?,
             messages_in_campaigns: q("SELECT COALESCE(SUM(messages), 0) FROM clusters")?,
         })
-    }
-}
-
-/// Whether a campaign id can be resolved, for `messages --campaign`.
-impl SqliteStore {
-    /// The full id for an id or unique prefix.
-    pub fn resolve_campaign(&self, id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.resolve(id)?.map(|(_, id)| id))
     }
 }
 
