@@ -12,9 +12,11 @@ use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::time::format_ts;
 use textwatch_store::{CampaignQuery, Store};
 
+use crate::enrich::{ContextArgs, Enricher};
 use crate::output::{bar, excerpt, short_time, thousands, Table};
 use crate::scan::campaign_table;
 use crate::Format;
+use textwatch_engine::policy::{Action, Decision, Facts, Scope};
 
 /// The built-in rule pack plus every `*.toml` in each `--rules` directory
 /// (in name order; a rule id seen again replaces the earlier rule).
@@ -38,17 +40,16 @@ pub fn load_rules(dirs: &[std::path::PathBuf]) -> Result<textwatch_engine::RuleS
     Ok(set)
 }
 
-/// The built-in default action for a risk: block at 70 and above, flag at
-/// 40 and above, allow below.
-pub fn action_for(risk: u8) -> &'static str {
-    match risk {
-        70.. => "block",
-        40.. => "flag",
-        _ => "allow",
+/// "the campaign", "its senders", "the message" for a decision's scope.
+pub fn scope_word(s: Scope) -> &'static str {
+    match s {
+        Scope::Message => "the message",
+        Scope::Sender => "its senders",
+        Scope::Campaign => "the campaign",
     }
 }
 
-fn open(db: &Path) -> Result<SqliteStore> {
+pub fn open(db: &Path) -> Result<SqliteStore> {
     SqliteStore::open_existing(db).with_context(|| format!("opening database {}", db.display()))
 }
 
@@ -63,16 +64,43 @@ pub struct CampaignsArgs {
     /// Only campaigns with at least this many messages.
     #[arg(long, default_value_t = 2, value_name = "N")]
     min_messages: u64,
+    #[command(flatten)]
+    ctx: ContextArgs,
+}
+
+/// Campaigns from the store with providers, `sender-invalid` and the
+/// policy decision filled in.
+pub fn enriched_campaigns(
+    store: &dyn Store,
+    ctx: &Enricher,
+    q: &CampaignQuery,
+) -> Result<Vec<textwatch_store::CampaignSummary>> {
+    let mut list = store.campaigns(q)?;
+    for s in &mut list {
+        let senders = crate::enrich::summary_senders(s);
+        ctx.enrich(s, &senders);
+    }
+    Ok(list)
+}
+
+/// One campaign, enriched like [`enriched_campaigns`].
+pub fn enriched_campaign(
+    store: &dyn Store,
+    ctx: &Enricher,
+    id: &str,
+    samples: usize,
+) -> Result<Option<textwatch_store::CampaignDetail>> {
+    let Some(mut d) = store.campaign(id, samples)? else { return Ok(None) };
+    let senders: Vec<(String, u64)> = d.sender_stats.iter().map(|v| (v.sender.clone(), v.messages)).collect();
+    ctx.enrich(&mut d.summary, &senders);
+    Ok(Some(d))
 }
 
 pub fn campaigns(db: &Path, args: CampaignsArgs) -> Result<()> {
     let store = open(db)?;
-    let q = CampaignQuery {
-        limit: args.limit,
-        min_messages: args.min_messages,
-        max_senders: (args.format == Format::Table).then_some(0),
-    };
-    let list = store.campaigns(&q)?;
+    let ctx = Enricher::load(&store, &args.ctx)?;
+    let q = CampaignQuery { limit: args.limit, min_messages: args.min_messages, max_senders: None };
+    let list = enriched_campaigns(&store, &ctx, &q)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
@@ -106,11 +134,14 @@ pub struct CampaignArgs {
     /// Sample messages shown.
     #[arg(long, default_value_t = 5, value_name = "N")]
     samples: usize,
+    #[command(flatten)]
+    ctx: ContextArgs,
 }
 
 pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
     let store = open(db)?;
-    let Some(d) = store.campaign(&args.id, args.samples)? else {
+    let ctx = Enricher::load(&store, &args.ctx)?;
+    let Some(d) = enriched_campaign(&store, &ctx, &args.id, args.samples)? else {
         eprintln!("textwatch: no campaign {:?}; `textwatch campaigns` lists them", args.id);
         return Ok(ExitCode::FAILURE);
     };
@@ -136,7 +167,17 @@ pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
     writeln!(out, "  formed      {} (at its second message)", format_ts(s.formed_at))?;
     writeln!(out, "  opt-out     {:.0}% of messages carry opt-out language", s.features.optout * 100.0)?;
     writeln!(out, "  sender id   {:.0}% of messages identify their sender", s.features.sender_id * 100.0)?;
-    writeln!(out, "  risk        {} / 100 (default action: {})", s.risk.unwrap_or(0), action_for(s.risk.unwrap_or(0)))?;
+    writeln!(out, "  risk        {} / 100", s.risk.unwrap_or(0))?;
+    if let Some(dec) = &s.decision {
+        writeln!(
+            out,
+            "  action      {} {} (policy rule {}: {})",
+            dec.action.as_str(),
+            scope_word(dec.scope),
+            dec.rule,
+            dec.reasons.join(", ")
+        )?;
+    }
 
     writeln!(out, "\nfindings ({}):", s.findings.len())?;
     if s.findings.is_empty() {
@@ -166,6 +207,25 @@ pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
     writeln!(out, "\nvariants ({}):", thousands(s.templates))?;
     for v in d.variants.iter().take(10) {
         writeln!(out, "  {:>9}  {}", thousands(v.messages), excerpt(&v.template, 90))?;
+    }
+
+    writeln!(out, "\nproviders:")?;
+    if ctx.dir.is_empty() {
+        writeln!(out, "  no number data imported (`textwatch numbers import --help`)")?;
+    }
+    for p in &s.providers {
+        writeln!(
+            out,
+            "  {:<24} {:>5} sender{}  source: {}{}",
+            p.name,
+            p.senders.len(),
+            if p.senders.len() == 1 { " " } else { "s" },
+            p.source,
+            p.abuse_contact.as_ref().map(|c| format!("  abuse: {c}")).unwrap_or_default()
+        )?;
+        for h in &p.holders {
+            writeln!(out, "      held by {h}")?;
+        }
     }
 
     writeln!(out, "\nsenders ({}):", thousands(s.sender_count))?;
@@ -311,6 +371,8 @@ pub struct CheckArgs {
     /// Add the rule packs (*.toml) in this directory to the built-in ones.
     #[arg(long, value_name = "DIR")]
     rules: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    ctx: ContextArgs,
 }
 
 #[derive(Serialize)]
@@ -326,6 +388,7 @@ struct CheckOutput<'a> {
     findings: Vec<textwatch_engine::Finding>,
     risk: u8,
     action: &'static str,
+    decision: Decision,
     campaign: CampaignGuess,
 }
 
@@ -337,9 +400,50 @@ struct CampaignGuess {
     similarity: Option<f32>,
 }
 
+/// The verdict for one message: the policy's decision on the message
+/// itself (a campaign of one, or of the campaign's size if it joins one),
+/// or the campaign's decision when that is stronger.
+pub fn message_decision(
+    ctx: &Enricher,
+    store: &dyn Store,
+    findings: &[textwatch_engine::Finding],
+    category: Option<&str>,
+    risk: u8,
+    sender: &str,
+    campaign: Option<&str>,
+) -> Result<Decision> {
+    let mut campaign_decision = None;
+    let mut messages = 1;
+    let mut senders = 1;
+    if let Some(id) = campaign {
+        if let Some(d) = store.campaign(id, 0)? {
+            let mut s = d.summary;
+            let pairs: Vec<(String, u64)> = d.sender_stats.iter().map(|v| (v.sender.clone(), v.messages)).collect();
+            ctx.enrich(&mut s, &pairs);
+            messages = s.messages + 1;
+            senders = s.sender_count;
+            campaign_decision = s.decision;
+        }
+    }
+    let class = textwatch_numbers::classify(sender, textwatch_numbers::NpaTable::shipped()).class.as_str();
+    let facts = Facts {
+        findings: findings.iter().map(|f| (f.rule.as_str(), f.severity)).collect(),
+        category,
+        risk,
+        messages,
+        senders,
+        sender_classes: vec![class],
+    };
+    let own = ctx.policy.decide(&facts);
+    Ok(match campaign_decision {
+        Some(c) if c.action >= own.action && c.action != Action::Allow => c,
+        _ => own,
+    })
+}
+
 pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     if let Some(input) = &args.input {
-        return check_many(db, input, &args.rules);
+        return check_many(db, input, &args.rules, &args.ctx);
     }
     let (Some(from), Some(body)) = (args.from.clone(), args.body.clone()) else {
         bail!("give --from and --body, or --input FILE");
@@ -361,10 +465,12 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     let a = analyzer.analyze(msg, &mut Scratch::default());
     let tf = TemplateFeatures::of(&a.template);
     let rules = load_rules(&args.rules)?;
-    let findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
+    let mut findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
+    findings.extend(crate::enrich::sender_finding(&a.sender));
     let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
     let category = crate::model::builtin_model()?.map(|m| m.categorize(&a.template, &a.msg.body).to_string());
     let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
+    let ctx = Enricher::load(&store, &args.ctx)?;
     let guess = match engine.peek(&a) {
         Peek::ExactCampaign { campaign } => {
             CampaignGuess { status: "exact-campaign", id: Some(campaign), similarity: Some(1.0) }
@@ -379,6 +485,8 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         Peek::New => CampaignGuess { status: "new", id: None, similarity: None },
         Peek::TooShort => CampaignGuess { status: "too-short", id: None, similarity: None },
     };
+    let decision =
+        message_decision(&ctx, &store, &findings, category.as_deref(), risk, &a.sender, guess.id.as_deref())?;
     let o = CheckOutput {
         from: &a.sender,
         template: &a.template,
@@ -390,7 +498,8 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         category,
         findings,
         risk,
-        action: action_for(risk),
+        action: decision.action.as_str(),
+        decision,
         campaign: guess,
     };
     let mut out = std::io::stdout().lock();
@@ -426,7 +535,15 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         writeln!(out, "{line}")?;
     }
     writeln!(out, "category    {}", o.category.as_deref().unwrap_or("(no model)"))?;
-    writeln!(out, "risk        {} / 100, action {}", o.risk, o.action)?;
+    writeln!(out, "risk        {} / 100", o.risk)?;
+    writeln!(
+        out,
+        "action      {} {} (policy rule {}: {})",
+        o.action,
+        scope_word(o.decision.scope),
+        o.decision.rule,
+        o.decision.reasons.join(", ")
+    )?;
     let c = &o.campaign;
     let line = match c.status {
         "exact-campaign" => format!("joins campaign {} (same template)", c.id.as_deref().unwrap_or("")),
@@ -449,6 +566,9 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
 struct Verdict<'a> {
     id: String,
     action: &'static str,
+    /// The policy rule that decided, and its scope.
+    rule: &'a str,
+    scope: textwatch_engine::policy::Scope,
     risk: u8,
     category: Option<&'a str>,
     findings: &'a [textwatch_engine::Finding],
@@ -457,6 +577,7 @@ struct Verdict<'a> {
 
 #[derive(Clone)]
 struct TemplateVerdict {
+    decision: Decision,
     risk: u8,
     category: Option<String>,
     findings: Vec<textwatch_engine::Finding>,
@@ -467,7 +588,7 @@ struct TemplateVerdict {
 /// classifier, campaign lookup) runs once per distinct template and is
 /// reused for every copy; bad records are reported on standard error and
 /// skipped, like `scan` does.
-fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf]) -> Result<()> {
+fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args: &ContextArgs) -> Result<()> {
     use std::collections::HashMap;
     let cfg = EngineConfig::default();
     let (mut store, _) = if db.exists() { (open(db)?, true) } else { (SqliteStore::in_memory()?, false) };
@@ -475,6 +596,9 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf]) -> Resul
     let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
     let rules = load_rules(rule_dirs)?;
     let model = crate::model::builtin_model()?;
+    let ctx = Enricher::load(&store, ctx_args)?;
+    // Per template; a message whose sender is impossible adds
+    // `sender-invalid` and is judged on its own.
     let mut cache: HashMap<u64, TemplateVerdict> = HashMap::new();
     let mut scratch = Scratch::default();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -506,7 +630,7 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf]) -> Resul
                 }
             };
             let a = analyzer.analyze(msg, &mut scratch);
-            let v = cache.entry(a.template_key).or_insert_with(|| {
+            if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(a.template_key) {
                 let findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
                 let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
                 let category = model.as_ref().map(|m| m.categorize(&a.template, &a.msg.body).to_string());
@@ -514,11 +638,43 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf]) -> Resul
                     Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
                     _ => None,
                 };
-                TemplateVerdict { risk, category, findings, campaign }
-            });
+                let decision = message_decision(
+                    &ctx,
+                    &store,
+                    &findings,
+                    category.as_deref(),
+                    risk,
+                    &a.sender,
+                    campaign.as_deref(),
+                )?;
+                slot.insert(TemplateVerdict { decision, risk, category, findings, campaign });
+            }
+            let cached = &cache[&a.template_key];
+            let own;
+            let v = match crate::enrich::sender_finding(&a.sender) {
+                None => cached,
+                Some(f) => {
+                    let mut findings = cached.findings.clone();
+                    findings.push(f);
+                    let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
+                    let decision = message_decision(
+                        &ctx,
+                        &store,
+                        &findings,
+                        cached.category.as_deref(),
+                        risk,
+                        &a.sender,
+                        cached.campaign.as_deref(),
+                    )?;
+                    own = TemplateVerdict { decision, risk, findings, ..cached.clone() };
+                    &own
+                }
+            };
             let verdict = Verdict {
                 id: a.display_id(),
-                action: action_for(v.risk),
+                action: v.decision.action.as_str(),
+                rule: &v.decision.rule,
+                scope: v.decision.scope,
                 risk: v.risk,
                 category: v.category.as_deref(),
                 findings: &v.findings,

@@ -1,7 +1,11 @@
 //! The `textwatch` command.
 
+mod act;
+mod alerts;
 mod commands;
+mod enrich;
 mod model;
+mod numbers;
 mod output;
 mod scan;
 mod sim;
@@ -68,6 +72,36 @@ enum Command {
     /// Example: textwatch check --from +12155550123 --body "Polls moved to Wednesday"
     Check(commands::CheckArgs),
 
+    /// Import and list number data for attribution (NANPA exchange and
+    /// block files, inventories of leased or ported numbers), and derive
+    /// the area-code table.
+    ///
+    /// Example: textwatch numbers import --nanpa-co allutlzd.txt --inventory gateway-numbers.csv
+    Numbers(numbers::NumbersArgs),
+
+    /// Show one sender: class (long code, toll-free, short code,
+    /// international, alphanumeric, invalid), the provider that serves it
+    /// with the source and date of that answer, and its campaigns.
+    ///
+    /// Example: textwatch number +12155550123
+    Number(numbers::NumberArgs),
+
+    /// Show, check or explain the policy that turns findings, category,
+    /// risk and size into actions (allow, flag, block).
+    ///
+    /// Example: textwatch policy explain aff8e3
+    Policy(act::PolicyArgs),
+
+    /// Senders and campaign fingerprints the policy blocks, for filters and
+    /// apps: CSV `type,value,campaign,reason` or JSON, in a stable order.
+    ///
+    /// Example: textwatch blocklist --format csv > blocklist.csv
+    Blocklist(act::BlocklistArgs),
+
+    /// Every campaign alert raised so far, one JSON object per line
+    /// (oldest first): level, campaign, decision, providers, time-to-detect.
+    Alerts(alerts::AlertsArgs),
+
     /// Write realistic labelled traffic: a message stream and its ground truth.
     ///
     /// Example: textwatch simulate --scenario election-2020 --messages 1000000 --seed 7 --out stream.jsonl --truth truth.jsonl
@@ -123,6 +157,11 @@ fn main() -> ExitCode {
         Command::Campaign(args) => commands::campaign(&cli.db, args),
         Command::Messages(args) => commands::messages(&cli.db, args),
         Command::Check(args) => commands::check(&cli.db, args).map(|()| ExitCode::SUCCESS),
+        Command::Numbers(args) => numbers::numbers(&cli.db, args),
+        Command::Number(args) => numbers::number(&cli.db, args),
+        Command::Policy(args) => act::policy(&cli.db, args),
+        Command::Blocklist(args) => act::blocklist(&cli.db, args),
+        Command::Alerts(args) => alerts::list(&cli.db, args),
         Command::Simulate(args) => sim::simulate(args),
         Command::Eval(args) => sim::eval(&cli.db, args),
         Command::Train(args) => model::train(args),

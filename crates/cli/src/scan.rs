@@ -73,6 +73,15 @@ pub struct ScanArgs {
     /// Summary format: a table for people, or JSON.
     #[arg(long, value_enum, default_value_t = SummaryFormat::Table)]
     format: SummaryFormat,
+
+    /// Send campaign alerts here (repeatable): `stdout`, `file:PATH` (JSON
+    /// lines, appended), or a webhook URL (POSTed as JSON, retried). Alerts
+    /// are recorded in the database either way (`textwatch alerts`).
+    #[arg(long = "alert", value_name = "SINK")]
+    alerts: Vec<crate::alerts::Sink>,
+
+    #[command(flatten)]
+    ctx: crate::enrich::ContextArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -124,6 +133,7 @@ struct Totals {
     rejected: u64,
     campaigns: u64,
     messages_in_campaigns: u64,
+    alerts: u64,
     elapsed_s: f64,
     messages_per_s: f64,
     #[serde(skip)]
@@ -211,7 +221,9 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
         .spawn(move || analyze_all(chunk_rx, an_tx, an_analyzer, pool, known, min_len))?;
     let mut sigs: HashMap<u64, Signature> = HashMap::new();
     let (commit_tx, commit_rx) = bounded::<Commit>(2);
-    let writer = std::thread::Builder::new().name("writer".into()).spawn(move || write_all(store, commit_rx))?;
+    let watcher = crate::alerts::Watcher::new(crate::enrich::Enricher::load(&store, &args.ctx)?, args.alerts.clone())?;
+    let writer =
+        std::thread::Builder::new().name("writer".into()).spawn(move || write_all(store, commit_rx, watcher))?;
 
     let mut totals = Totals::default();
     let mut pending: Vec<Prepared> = Vec::new();
@@ -290,7 +302,9 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     drop(an_rx);
     assign_batch(&mut pending, true, &mut engine, &mut sigs, &commit_tx, &mut totals)?;
     drop(commit_tx);
-    let (store, write_time) = writer.join().map_err(|_| anyhow!("the database writer thread panicked"))??;
+    let (store, write_time, alerts_raised) =
+        writer.join().map_err(|_| anyhow!("the database writer thread panicked"))??;
+    totals.alerts = alerts_raised;
     tracing::info!(
         assign_s = assign_time.as_secs_f64(),
         engine_s = totals.engine_s,
@@ -314,7 +328,12 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     totals.messages_in_campaigns = stats.messages_in_campaigns;
     totals.elapsed_s = started.elapsed().as_secs_f64();
     totals.messages_per_s = totals.records as f64 / totals.elapsed_s.max(1e-9);
-    let top = store.campaigns(&CampaignQuery { limit: Some(args.top), max_senders: Some(5), ..Default::default() })?;
+    let enricher = crate::enrich::Enricher::load(&store, &args.ctx)?;
+    let top = crate::commands::enriched_campaigns(
+        &store,
+        &enricher,
+        &CampaignQuery { limit: Some(args.top), max_senders: Some(5), ..Default::default() },
+    )?;
     print_summary(&totals, &top, args.format)?;
 
     if let Some(r) = strict_stop {
@@ -426,7 +445,11 @@ fn analyze_all(
     }
 }
 
-fn write_all(mut store: SqliteStore, rx: Receiver<Commit>) -> Result<(SqliteStore, Duration)> {
+fn write_all(
+    mut store: SqliteStore,
+    rx: Receiver<Commit>,
+    mut watcher: crate::alerts::Watcher,
+) -> Result<(SqliteStore, Duration, u64)> {
     let mut origins: Vec<String> = Vec::new();
     let mut busy = Duration::ZERO;
     for c in rx.iter() {
@@ -436,9 +459,12 @@ fn write_all(mut store: SqliteStore, rx: Receiver<Commit>) -> Result<(SqliteStor
         let msgs: Vec<NewMessage<'_>> =
             c.messages.iter().zip(&origins).map(|(p, o)| NewMessage { msg: &p.a, origin: o }).collect();
         store.commit(&msgs, &c.delta).context("writing a batch to the database")?;
+        watcher.after_commit(&mut store, &c.delta.clusters).context("raising alerts")?;
         busy += t.elapsed();
     }
-    Ok((store, busy))
+    let raised = watcher.raised;
+    watcher.finish();
+    Ok((store, busy, raised))
 }
 
 fn decode_and_analyze(chunk: Chunk, analyzer: &Analyzer) -> Vec<Result<Prepared, Reject>> {
@@ -560,6 +586,9 @@ fn print_summary(t: &Totals, top: &[CampaignSummary], format: SummaryFormat) -> 
         thousands(t.campaigns),
         format!("({} messages in campaigns)", thousands(t.messages_in_campaigns)),
     ]);
+    if t.alerts > 0 {
+        table.row(vec!["alerts raised".into(), thousands(t.alerts), "(textwatch alerts)".into()]);
+    }
     for line in table.render().lines().skip(1) {
         writeln!(out, "  {}", line.trim_end())?;
     }
@@ -578,6 +607,7 @@ pub fn campaign_table(list: &[CampaignSummary]) -> String {
         ("MESSAGES", true),
         ("SENDERS", true),
         ("RISK", true),
+        ("ACTION", false),
         ("FIRST SEEN", false),
         ("LAST SEEN", false),
         ("TEMPLATE", false),
@@ -588,6 +618,7 @@ pub fn campaign_table(list: &[CampaignSummary]) -> String {
             thousands(c.messages),
             thousands(c.sender_count),
             c.risk.map_or("-".into(), |r| r.to_string()),
+            c.decision.as_ref().map_or("-".into(), |d| d.action.as_str().to_string()),
             short_time(c.first_seen),
             short_time(c.last_seen),
             excerpt(&c.template, 60),

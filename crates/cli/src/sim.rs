@@ -194,6 +194,10 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
     if let Some(a) = report.category_accuracy {
         writeln!(out, "category accuracy           {:.4} (of true campaigns)", a)?;
     }
+    match report.attribution_accuracy {
+        Some(a) => writeln!(out, "attribution accuracy        {:.4} (of true campaigns' senders)", a)?,
+        None => writeln!(out, "attribution accuracy        - (no number data imported: textwatch numbers import)")?,
+    }
     writeln!(out)?;
     let mut t = Table::new(&[
         ("TRUE CAMPAIGN", false),
@@ -204,6 +208,7 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
         ("SENDERS FOUND", true),
         ("MSGS TO DETECT", true),
         ("CATEGORY", false),
+        ("ATTRIBUTED", true),
         ("FINDINGS MISSED / EXTRA", false),
     ]);
     for s in &report.campaigns {
@@ -216,6 +221,7 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
             format!("{:.1}%", s.senders_found * 100.0),
             s.messages_to_detect.map_or("-".into(), |m| m.to_string()),
             s.category.clone().unwrap_or_else(|| "-".into()),
+            s.attribution.map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
             if s.findings_missing.is_empty() && s.findings_extra.is_empty() {
                 "-".into()
             } else {
@@ -243,6 +249,11 @@ fn score_db(truth: &Truth, db: &Path) -> Result<textwatch_sim::Report> {
     truth.score_findings(&mut report, &found);
     let categories: HashMap<String, Option<String>> = list.iter().map(|c| (c.id.clone(), c.category.clone())).collect();
     truth.score_categories(&mut report, &categories);
+    let dir = crate::numbers::load_directory(&store, crate::numbers::load_registry(None)?)?;
+    if !dir.is_empty() {
+        let of = |s: &str| dir.provider_of(s);
+        truth.score_attribution(&mut report, &of);
+    }
     Ok(report)
 }
 

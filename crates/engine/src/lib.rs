@@ -17,6 +17,7 @@ pub mod fold;
 pub mod lsh;
 pub mod message;
 pub mod minhash;
+pub mod policy;
 pub mod rules;
 pub mod sender;
 pub mod state;

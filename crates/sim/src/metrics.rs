@@ -89,6 +89,9 @@ pub struct CampaignScore {
     pub findings_missing: Vec<String>,
     /// Rules the found campaign carries that the truth does not expect.
     pub findings_extra: Vec<String>,
+    /// Share of its true senders attributed to its true provider; present
+    /// when attribution was scored.
+    pub attribution: Option<f64>,
 }
 
 /// Finding quality over (true campaign, rule) pairs: a rule expected of a
@@ -123,6 +126,9 @@ pub struct Report {
     /// Share of true campaigns whose dominant found campaign has the true
     /// category; present when found categories were given.
     pub category_accuracy: Option<f64>,
+    /// Share of the true campaigns' senders attributed to the provider the
+    /// truth names; present when attribution was scored.
+    pub attribution_accuracy: Option<f64>,
     pub campaigns: Vec<CampaignScore>,
 }
 
@@ -370,6 +376,7 @@ impl Truth {
                 category: None,
                 findings_missing: Vec::new(),
                 findings_extra: Vec::new(),
+                attribution: None,
             });
         }
         let missing = self.by_id.len() as u64 - (rows.len() as u64).min(self.by_id.len() as u64);
@@ -385,6 +392,7 @@ impl Truth {
             merged,
             findings: None,
             category_accuracy: None,
+            attribution_accuracy: None,
             campaigns,
         }
     }
@@ -404,6 +412,30 @@ impl Truth {
         }
         if total > 0 {
             report.category_accuracy = Some(right as f64 / total as f64);
+        }
+    }
+
+    /// Adds attribution accuracy: for every true campaign's sender, whether
+    /// `provider_of(sender)` names the campaign's true provider
+    /// (case-insensitive).
+    pub fn score_attribution(&self, report: &mut Report, provider_of: &dyn Fn(&str) -> Option<String>) {
+        let (mut right, mut total) = (0u64, 0u64);
+        for c in &mut report.campaigns {
+            let Some(fact) = self.facts.iter().find(|f| f.label == c.label) else { continue };
+            if fact.provider.is_empty() || fact.senders.is_empty() {
+                continue;
+            }
+            let ok = fact
+                .senders
+                .iter()
+                .filter(|s| provider_of(s).is_some_and(|p| p.eq_ignore_ascii_case(&fact.provider)))
+                .count() as u64;
+            c.attribution = Some(ok as f64 / fact.senders.len() as f64);
+            right += ok;
+            total += fact.senders.len() as u64;
+        }
+        if total > 0 {
+            report.attribution_accuracy = Some(right as f64 / total as f64);
         }
     }
 
@@ -431,6 +463,33 @@ impl Truth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attribution_accuracy_counts_senders_with_the_true_provider() {
+        let lines = [
+            r#"{"type":"message","id":"1","campaign":"A"}"#,
+            r#"{"type":"message","id":"2","campaign":"B"}"#,
+            r#"{"type":"campaign","label":"A","provider":"Textsmart","senders":["+1","+2","+3"]}"#,
+            r#"{"type":"campaign","label":"B","provider":"Twilio","senders":["+4"]}"#,
+        ]
+        .join("\n");
+        let t = Truth::read(lines.as_bytes()).unwrap();
+        let preds = [
+            Prediction { id: "1", campaign: Some("x"), ts_ms: 0, from: "+1" },
+            Prediction { id: "2", campaign: Some("y"), ts_ms: 0, from: "+4" },
+        ];
+        let mut r = t.score(preds, &HashMap::new());
+        let of = |s: &str| match s {
+            "+1" | "+2" => Some("textsmart".to_string()),
+            "+3" => Some("Bandwidth".to_string()),
+            _ => None,
+        };
+        t.score_attribution(&mut r, &of);
+        assert_eq!(r.attribution_accuracy, Some(0.5));
+        let a = r.campaigns.iter().find(|c| c.label == "A").unwrap();
+        assert!((a.attribution.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(r.campaigns.iter().find(|c| c.label == "B").unwrap().attribution, Some(0.0));
+    }
 
     fn truth(rows: &[(&str, Option<&str>)]) -> Truth {
         let mut s = String::new();

@@ -19,7 +19,7 @@ pub mod views;
 
 use textwatch_engine::{Analyzed, Delta, Snapshot};
 
-pub use views::{CampaignDetail, CampaignQuery, CampaignSummary, MessageView, StoreStats};
+pub use views::{CampaignDetail, CampaignQuery, CampaignSummary, MessageView, ProviderGroup, StoreStats};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,50 @@ pub enum StoreError {
 pub struct NewMessage<'a> {
     pub msg: &'a Analyzed,
     pub origin: &'a str,
+}
+
+/// One imported number data source.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NumberSource {
+    /// What a re-import replaces: `nanpa-co`, `nanpa-blocks`, or
+    /// `inventory:FILE`.
+    pub key: String,
+    pub kind: String,
+    pub file: String,
+    pub file_date: Option<String>,
+    pub rows: u64,
+    /// Milliseconds since the epoch.
+    pub imported_at: i64,
+}
+
+/// A sender's activity in one campaign.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SenderCampaign {
+    pub campaign: String,
+    pub messages: u64,
+    #[serde(with = "time::rfc3339")]
+    pub first_seen: i64,
+    #[serde(with = "time::rfc3339")]
+    pub last_seen: i64,
+}
+
+/// What one sender sent.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SenderActivity {
+    pub messages: u64,
+    #[serde(with = "time::rfc3339_opt")]
+    pub first_seen: Option<i64>,
+    #[serde(with = "time::rfc3339_opt")]
+    pub last_seen: Option<i64>,
+    pub campaigns: Vec<SenderCampaign>,
+}
+
+/// One template of a campaign, with what per-template analysis found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CampaignTemplate {
+    pub key: u64,
+    pub findings: Vec<textwatch_engine::Finding>,
+    pub category: Option<String>,
 }
 
 /// The persistence interface.
@@ -62,6 +106,34 @@ pub trait Store {
     /// Messages in stored order, optionally of one campaign; `f` returns
     /// false to stop.
     fn messages(&self, campaign: Option<&str>, f: &mut dyn FnMut(MessageView) -> bool) -> Result<(), StoreError>;
+    /// Replaces one number source's rows (a re-import of the same source
+    /// replaces what it imported before), in one transaction.
+    fn replace_number_source(
+        &mut self,
+        source: &NumberSource,
+        rows: &[textwatch_numbers::PrefixRow],
+    ) -> Result<(), StoreError>;
+    /// Imported number sources.
+    fn number_sources(&self) -> Result<Vec<NumberSource>, StoreError>;
+    /// Every imported attribution row, in import order.
+    fn number_prefixes(&self, f: &mut dyn FnMut(textwatch_numbers::PrefixRow)) -> Result<(), StoreError>;
+    /// What a sender sent: message count, first and last time, campaigns.
+    fn sender_activity(&self, sender: &str) -> Result<SenderActivity, StoreError>;
+    /// Records an alert unless one was already recorded for this campaign
+    /// and level; true when it is new (and should be sent).
+    fn record_alert(&mut self, campaign: &str, level: &str, fired_at: i64, body: &str) -> Result<bool, StoreError>;
+    /// Whether an alert for this campaign and level was recorded.
+    fn has_alert(&self, campaign: &str, level: &str) -> Result<bool, StoreError>;
+    /// Every recorded alert (JSON bodies), oldest first.
+    fn alerts(&self) -> Result<Vec<String>, StoreError>;
+    /// The template fingerprints (16 hex digits, as `check` prints
+    /// `template_key`) of a campaign, ascending.
+    fn campaign_fingerprints(&self, id: &str) -> Result<Vec<String>, StoreError>;
+    /// A campaign's templates: (key, findings, category).
+    fn campaign_templates(&self, id: &str) -> Result<Vec<CampaignTemplate>, StoreError>;
+    /// A campaign's messages in time order as (ts, template key, sender);
+    /// `f` returns false to stop.
+    fn campaign_stream(&self, id: &str, f: &mut dyn FnMut(i64, u64, &str) -> bool) -> Result<(), StoreError>;
     /// Totals.
     fn stats(&self) -> Result<StoreStats, StoreError>;
 }

@@ -22,7 +22,8 @@ use crate::views::{
     CampaignDetail, CampaignFeatures, CampaignQuery, CampaignSummary, Finding, MessageView, MinuteView, SenderView,
     StoreStats, VariantView,
 };
-use crate::{NewMessage, Store, StoreError};
+use crate::{CampaignTemplate, NewMessage, NumberSource, SenderActivity, SenderCampaign, Store, StoreError};
+use textwatch_numbers::{PrefixRow, SourceKind};
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -84,6 +85,31 @@ CREATE TABLE IF NOT EXISTS messages (
     origin TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_template ON messages(template);
+CREATE TABLE IF NOT EXISTS number_sources (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    file TEXT NOT NULL,
+    file_date TEXT,
+    rows INTEGER NOT NULL,
+    imported_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS number_prefixes (
+    source TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    date TEXT,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS number_prefixes_source ON number_prefixes(source);
+CREATE TABLE IF NOT EXISTS alerts (
+    campaign TEXT NOT NULL,
+    level TEXT NOT NULL,
+    fired_at INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (campaign, level)
+);
 ";
 
 /// The SQLite store.
@@ -195,13 +221,18 @@ impl SqliteStore {
                 findings: Vec::new(),
                 category: None,
                 risk: None,
+                providers: Vec::new(),
+                decision: None,
+                sender_messages: Vec::new(),
             })
         })?;
         let limit = max_senders.map_or(-1, |m| m as i64);
         let mut st = self.conn.prepare_cached(
-            "SELECT sender FROM cluster_senders WHERE cluster = ?1 ORDER BY messages DESC, sender LIMIT ?2",
+            "SELECT sender, messages FROM cluster_senders WHERE cluster = ?1 ORDER BY messages DESC, sender LIMIT ?2",
         )?;
-        s.senders = st.query_map(params![seq, limit], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let senders: Vec<(String, i64)> =
+            st.query_map(params![seq, limit], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        (s.senders, s.sender_messages) = senders.into_iter().map(|(a, n)| (a, n as u64)).unzip();
         let mut st = self.conn.prepare_cached(
             "SELECT COALESCE(SUM(messages * COALESCE(optout, 0)), 0), COALESCE(SUM(messages * COALESCE(sender_id, 0)), 0),
                     COALESCE(SUM(messages), 0)
@@ -574,6 +605,153 @@ impl Store for SqliteStore {
         let mut rows = st.query([seq])?;
         while let Some(r) = rows.next()? {
             if !f(message_view(r)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn replace_number_source(&mut self, source: &NumberSource, rows: &[PrefixRow]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM number_prefixes WHERE source = ?1", [&source.key])?;
+        tx.execute("DELETE FROM number_sources WHERE key = ?1", [&source.key])?;
+        tx.execute(
+            "INSERT INTO number_sources (key, kind, file, file_date, rows, imported_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![source.key, source.kind, source.file, source.file_date, rows.len() as i64, source.imported_at],
+        )?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO number_prefixes (source, prefix, kind, name, origin, date, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for r in rows {
+                st.execute(params![source.key, r.prefix, r.kind.as_str(), r.name, r.source, r.date, r.detail])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn number_sources(&self) -> Result<Vec<NumberSource>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key, kind, file, file_date, rows, imported_at FROM number_sources ORDER BY key")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(NumberSource {
+                    key: r.get(0)?,
+                    kind: r.get(1)?,
+                    file: r.get(2)?,
+                    file_date: r.get(3)?,
+                    rows: r.get::<_, i64>(4)? as u64,
+                    imported_at: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn number_prefixes(&self, f: &mut dyn FnMut(PrefixRow)) -> Result<(), StoreError> {
+        let mut st =
+            self.conn.prepare("SELECT prefix, kind, name, origin, date, detail FROM number_prefixes ORDER BY rowid")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(1)?;
+            let Some(kind) = SourceKind::parse(&kind) else { continue };
+            f(PrefixRow {
+                prefix: r.get(0)?,
+                kind,
+                name: r.get(2)?,
+                source: r.get(3)?,
+                date: r.get(4)?,
+                detail: r.get(5)?,
+            });
+        }
+        Ok(())
+    }
+
+    fn sender_activity(&self, sender: &str) -> Result<SenderActivity, StoreError> {
+        let (messages, first, last): (i64, Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT COUNT(*), MIN(ts), MAX(ts) FROM messages WHERE sender = ?1",
+            [sender],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.id, s.messages, s.first_ts, s.last_ts FROM cluster_senders s JOIN clusters c ON c.seq = s.cluster
+             WHERE s.sender = ?1 ORDER BY s.messages DESC, c.id",
+        )?;
+        let campaigns = st
+            .query_map([sender], |r| {
+                Ok(SenderCampaign {
+                    campaign: r.get(0)?,
+                    messages: r.get::<_, i64>(1)? as u64,
+                    first_seen: r.get(2)?,
+                    last_seen: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(SenderActivity { messages: messages as u64, first_seen: first, last_seen: last, campaigns })
+    }
+
+    fn record_alert(&mut self, campaign: &str, level: &str, fired_at: i64, body: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO alerts (campaign, level, fired_at, body) VALUES (?1, ?2, ?3, ?4)",
+            params![campaign, level, fired_at, body],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn has_alert(&self, campaign: &str, level: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM alerts WHERE campaign = ?1 AND level = ?2")?
+            .query_row(params![campaign, level], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn alerts(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare_cached("SELECT body FROM alerts ORDER BY fired_at, campaign, level")?;
+        let rows = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn campaign_fingerprints(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let Some((seq, _)) = self.resolve(id)? else { return Ok(Vec::new()) };
+        let mut st = self.conn.prepare_cached("SELECT key FROM templates WHERE cluster = ?1")?;
+        let mut keys: Vec<u64> =
+            st.query_map([seq], |r| r.get::<_, i64>(0))?.map(|k| k.map(|k| k as u64)).collect::<Result<_, _>>()?;
+        keys.sort_unstable();
+        Ok(keys.into_iter().map(|k| format!("{k:016x}")).collect())
+    }
+
+    fn campaign_templates(&self, id: &str) -> Result<Vec<CampaignTemplate>, StoreError> {
+        let Some((seq, _)) = self.resolve(id)? else { return Ok(Vec::new()) };
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key, findings, category FROM templates WHERE cluster = ?1 ORDER BY seq")?;
+        let rows = st
+            .query_map([seq], |r| {
+                let f: Option<String> = r.get(1)?;
+                Ok(CampaignTemplate {
+                    key: r.get::<_, i64>(0)? as u64,
+                    findings: f.and_then(|f| serde_json::from_str(&f).ok()).unwrap_or_default(),
+                    category: r.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn campaign_stream(&self, id: &str, f: &mut dyn FnMut(i64, u64, &str) -> bool) -> Result<(), StoreError> {
+        let Some((seq, _)) = self.resolve(id)? else { return Ok(()) };
+        let mut st = self.conn.prepare(
+            "SELECT m.ts, m.template, m.sender FROM templates t JOIN messages m ON m.template = t.key
+             WHERE t.cluster = ?1 ORDER BY m.ts, m.rowid",
+        )?;
+        let mut rows = st.query([seq])?;
+        while let Some(r) = rows.next()? {
+            let sender: String = r.get(2)?;
+            if !f(r.get(0)?, r.get::<_, i64>(1)? as u64, &sender) {
                 break;
             }
         }

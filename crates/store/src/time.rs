@@ -21,6 +21,18 @@ pub mod rfc3339 {
     }
 }
 
+/// Serde helper: an optional `i64` of milliseconds as RFC 3339 or null.
+pub mod rfc3339_opt {
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match ms {
+            Some(ms) => s.serialize_str(&super::format_ts(*ms)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

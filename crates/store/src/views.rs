@@ -64,6 +64,33 @@ pub struct CampaignSummary {
     pub findings: Vec<Finding>,
     pub category: Option<String>,
     pub risk: Option<u8>,
+    /// Senders grouped by the provider that serves them (filled from the
+    /// imported number data; empty without it).
+    pub providers: Vec<ProviderGroup>,
+    /// What the policy decides for the campaign.
+    pub decision: Option<textwatch_engine::policy::Decision>,
+    /// Messages per listed sender (aligned with `senders`; not serialized).
+    #[serde(skip)]
+    pub sender_messages: Vec<u64>,
+}
+
+/// A campaign's senders served by one provider.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ProviderGroup {
+    /// The provider (registry name where known; `unknown` when no number
+    /// data covers the senders).
+    pub name: String,
+    pub senders: Vec<String>,
+    /// Where the attribution came from, e.g. `inventory: gateway.csv`,
+    /// `NANPA block 215-555-1 (2019-03-01)`; distinct sources joined by `; `.
+    pub source: String,
+    /// The NANPA block or exchange holders of these senders when the
+    /// provider came from an inventory: `NAME (N senders; NANPA blocks, FILE)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<String>,
+    /// Where the provider's abuse desk takes reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abuse_contact: Option<String>,
 }
 
 /// A sender within a campaign.

@@ -1,0 +1,268 @@
+//! `textwatch numbers ...` (import and inspect number data) and
+//! `textwatch number E164` (one sender: class, attribution, activity).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use textwatch_engine::sender::normalize_address;
+use textwatch_numbers::nanpa::{self, Parsed};
+use textwatch_numbers::{classify, Attribution, Directory, NpaTable, Registry, SenderInfo};
+use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::{NumberSource, SenderActivity, Store};
+
+use crate::output::{short_time, thousands, Table};
+use crate::Format;
+
+#[derive(clap::Args, Debug)]
+pub struct NumbersArgs {
+    #[command(subcommand)]
+    command: NumbersCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum NumbersCommand {
+    /// Load number data attribution uses. Each file replaces what the same
+    /// source imported before: the NANPA exchange file and the block report
+    /// are one source each, every inventory file (by name) is its own.
+    ///
+    /// Example: textwatch numbers import --nanpa-co allutlzd.txt --nanpa-blocks AllBlocksAugmentedReport.txt --inventory gateway-numbers.csv
+    Import(ImportArgs),
+    /// List imported number sources: kind, file, file date, rows.
+    Sources,
+    /// Derive the area-code table textwatch ships (crates/numbers/data/npa.tsv)
+    /// from NANPA's NPA report CSV, to standard output.
+    ///
+    /// Example: textwatch numbers npa-table --from ../shared/data/nanp/npa_report.csv > crates/numbers/data/npa.tsv
+    NpaTable {
+        /// NANPA's NPA Database report (CSV).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ImportArgs {
+    /// NANPA central office code file (tab-separated, as NANPA publishes
+    /// it; unzip first; .gz is read directly).
+    #[arg(long, value_name = "FILE")]
+    nanpa_co: Vec<PathBuf>,
+    /// NANPA thousands-block report (tab- or comma-separated).
+    #[arg(long, value_name = "FILE")]
+    nanpa_blocks: Vec<PathBuf>,
+    /// Inventory CSV `prefix,provider,source`: numbers or ranges and the
+    /// provider that actually serves them (leases, ports, a gateway's own
+    /// numbers). Outranks NANPA data.
+    #[arg(long, value_name = "FILE")]
+    inventory: Vec<PathBuf>,
+}
+
+fn read_file(path: &Path) -> Result<Box<dyn Read>> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic)?;
+    let head = std::io::Cursor::new(magic[..n].to_vec());
+    if n >= 4 && magic == [b'P', b'K', 3, 4] {
+        bail!("{} is a zip archive: unzip it and import the text file inside", path.display());
+    }
+    let r = head.chain(f);
+    if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+        return Ok(Box::new(flate2::read::MultiGzDecoder::new(r)));
+    }
+    Ok(Box::new(r))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub fn numbers(db: &Path, args: NumbersArgs) -> Result<ExitCode> {
+    match args.command {
+        NumbersCommand::Import(a) => import(db, a),
+        NumbersCommand::Sources => {
+            let store = crate::commands::open(db)?;
+            let mut t = Table::new(&[("SOURCE", false), ("FILE DATE", false), ("ROWS", true), ("IMPORTED", false)]);
+            for s in store.number_sources()? {
+                t.row(vec![
+                    s.key,
+                    s.file_date.unwrap_or_else(|| "-".into()),
+                    thousands(s.rows),
+                    short_time(s.imported_at),
+                ]);
+            }
+            print!("{}", t.render());
+            Ok(ExitCode::SUCCESS)
+        }
+        NumbersCommand::NpaTable { from } => {
+            let text = textwatch_numbers::npa::derive_table(read_file(&from)?)
+                .with_context(|| format!("reading {}", from.display()))?;
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
+    let jobs: Vec<(&str, &PathBuf)> = a
+        .nanpa_co
+        .iter()
+        .map(|p| ("nanpa-co", p))
+        .chain(a.nanpa_blocks.iter().map(|p| ("nanpa-blocks", p)))
+        .chain(a.inventory.iter().map(|p| ("inventory", p)))
+        .collect();
+    if jobs.is_empty() {
+        bail!("nothing to import: give --nanpa-co, --nanpa-blocks or --inventory FILE");
+    }
+    let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+    let mut rejected = 0usize;
+    for (kind, path) in jobs {
+        let started = Instant::now();
+        let name =
+            path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| path.display().to_string());
+        let input = read_file(path)?;
+        let parsed: Parsed = match kind {
+            "nanpa-co" => nanpa::read_co(input, &name),
+            "nanpa-blocks" => nanpa::read_blocks(input, &name),
+            _ => nanpa::read_inventory(input, &name),
+        }
+        .with_context(|| format!("reading {}", path.display()))?;
+        for r in parsed.rejects.iter().take(20) {
+            eprintln!("textwatch: {}:{}: {}", path.display(), r.line, r.reason);
+        }
+        if parsed.rejects.len() > 20 {
+            eprintln!("textwatch: {}: ... and {} more bad lines", path.display(), parsed.rejects.len() - 20);
+        }
+        rejected += parsed.rejects.len();
+        let key = if kind == "inventory" { format!("inventory:{name}") } else { kind.to_string() };
+        let source = NumberSource {
+            key: key.clone(),
+            kind: kind.to_string(),
+            file: path.display().to_string(),
+            file_date: parsed.file_date.clone(),
+            rows: parsed.rows.len() as u64,
+            imported_at: now_ms(),
+        };
+        store.replace_number_source(&source, &parsed.rows)?;
+        eprintln!(
+            "imported {key}: {} rows from {}{} in {:.1} s",
+            thousands(parsed.rows.len() as u64),
+            path.display(),
+            if parsed.rejects.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} bad lines skipped)", parsed.rejects.len())
+            },
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if rejected > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+/// The provider registry: the shipped one plus `--providers FILE`.
+pub fn load_registry(extra: Option<&Path>) -> Result<Registry> {
+    let r = Registry::shipped();
+    match extra {
+        None => Ok(r),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Ok(r.merged(&text, &p.display().to_string())?)
+        }
+    }
+}
+
+/// The attribution index over everything imported into the store.
+pub fn load_directory(store: &dyn Store, registry: Registry) -> Result<Directory> {
+    let mut rows = Vec::new();
+    store.number_prefixes(&mut |r| rows.push(r))?;
+    Ok(Directory::new(rows, registry))
+}
+
+#[derive(clap::Args, Debug)]
+pub struct NumberArgs {
+    /// The sender: E.164 (+12155550123), any common US format, a short
+    /// code or an alphanumeric ID.
+    number: String,
+    /// table for people, json for tools.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Your provider registry (TOML), merged over the built-in one.
+    #[arg(long, env = "TEXTWATCH_PROVIDERS", value_name = "FILE")]
+    providers: Option<PathBuf>,
+}
+
+/// What `number` shows (and `GET /v1/numbers/{e164}` returns).
+#[derive(Serialize)]
+pub struct NumberView {
+    pub number: String,
+    #[serde(flatten)]
+    pub info: SenderInfo,
+    pub attribution: Attribution,
+    /// One-line account of the attribution with its sources.
+    pub attribution_text: String,
+    pub abuse_contact: Option<String>,
+    #[serde(flatten)]
+    pub activity: SenderActivity,
+}
+
+pub fn number_view(store: &dyn Store, dir: &Directory, raw: &str) -> Result<NumberView> {
+    let number = normalize_address(raw);
+    let info = classify(&number, NpaTable::shipped());
+    let attribution = dir.attribute(&number);
+    let abuse_contact =
+        attribution.provider.as_deref().and_then(|p| dir.registry().get(p)).and_then(crate::enrich::abuse_contact);
+    let activity = store.sender_activity(&number)?;
+    Ok(NumberView { attribution_text: attribution.to_string(), number, info, attribution, abuse_contact, activity })
+}
+
+pub fn number(db: &Path, args: NumberArgs) -> Result<ExitCode> {
+    let store = crate::commands::open(db)?;
+    let dir = load_directory(&store, load_registry(args.providers.as_deref())?)?;
+    let v = number_view(&store, &dir, &args.number)?;
+    let mut out = std::io::stdout().lock();
+    if args.format != Format::Table {
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{}", v.number)?;
+    writeln!(
+        out,
+        "  class       {}{}",
+        v.info.class.as_str(),
+        v.info.region.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+    )?;
+    if let Some(why) = &v.info.invalid {
+        writeln!(out, "  invalid     {why}")?;
+    }
+    writeln!(out, "  {}", v.attribution_text)?;
+    if let Some(c) = &v.abuse_contact {
+        writeln!(out, "  abuse desk  {c}")?;
+    }
+    if dir.is_empty() {
+        writeln!(out, "  (no number data imported: `textwatch numbers import --help`)")?;
+    }
+    match (v.activity.first_seen, v.activity.last_seen) {
+        (Some(f), Some(l)) => writeln!(
+            out,
+            "  messages    {} ({} .. {})",
+            thousands(v.activity.messages),
+            textwatch_store::time::format_ts(f),
+            textwatch_store::time::format_ts(l)
+        )?,
+        _ => writeln!(out, "  messages    none in this database")?,
+    }
+    if !v.activity.campaigns.is_empty() {
+        writeln!(out, "\ncampaigns:")?;
+        let mut t = Table::new(&[("CAMPAIGN", false), ("MESSAGES", true), ("FIRST SEEN", false), ("LAST SEEN", false)]);
+        for c in &v.activity.campaigns {
+            t.row(vec![c.campaign.clone(), thousands(c.messages), short_time(c.first_seen), short_time(c.last_seen)]);
+        }
+        for line in t.render().lines() {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,255 @@
+//! Attribution and actions end to end on the election-2020 simulation:
+//! number data imported, the incident traced to its provider, blocked by
+//! policy, alerted once with a time-to-detect, and scored by `eval`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::*;
+
+struct World {
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    truth: std::path::PathBuf,
+    alerts: std::path::PathBuf,
+    nums: std::path::PathBuf,
+}
+
+fn truth_campaigns(truth: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(truth)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "campaign")
+        .collect()
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let (stream, truth, nums, db, alerts) = (p("s.jsonl"), p("t.jsonl"), p("nums"), p("t.db"), p("alerts.jsonl"));
+    let s = |x: &Path| x.to_str().unwrap().to_string();
+    tw_ok(
+        &db,
+        &[
+            "simulate",
+            "--scenario",
+            "election-2020",
+            "--messages",
+            "30000",
+            "--seed",
+            "5",
+            "--out",
+            &s(&stream),
+            "--truth",
+            &s(&truth),
+            "--numbers",
+            &s(&nums),
+        ],
+    );
+    tw_ok(
+        &db,
+        &[
+            "numbers",
+            "import",
+            "--nanpa-co",
+            &s(&nums.join("nanpa-co.txt")),
+            "--nanpa-blocks",
+            &s(&nums.join("nanpa-blocks.csv")),
+            "--inventory",
+            &s(&nums.join("inventory.csv")),
+        ],
+    );
+    tw_ok(&db, &["scan", "-q", &s(&stream), "--alert", &format!("file:{}", s(&alerts))]);
+    World { _dir: dir, db, truth, alerts, nums }
+}
+
+fn incident(w: &World) -> (serde_json::Value, serde_json::Value) {
+    let fact = truth_campaigns(&w.truth).into_iter().find(|c| c["label"] == "incident-steal").unwrap();
+    let sender = fact["senders"][0].as_str().unwrap().to_string();
+    let found = campaigns_json(&w.db)
+        .into_iter()
+        .find(|c| c["senders"].as_array().unwrap().iter().any(|s| s == sender.as_str()))
+        .expect("the incident was found");
+    (fact, found)
+}
+
+#[test]
+fn the_incident_is_traced_blocked_and_alerted() {
+    let w = world();
+    let (fact, c) = incident(&w);
+
+    // Exactly its 13 senders, all served by the inventory's provider, with
+    // the NANPA holders alongside.
+    let truth_senders: BTreeSet<&str> =
+        fact["senders"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(truth_senders.len(), 13);
+    let stream = w.db.parent().unwrap().join("s.jsonl");
+    let ids: BTreeSet<String> = std::fs::read_to_string(&w.truth)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "message" && v["campaign"] == "incident-steal")
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    let used: BTreeSet<String> = std::fs::read_to_string(&stream)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| ids.contains(v["id"].as_str().unwrap()))
+        .map(|v| v["from"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(used.len(), 13, "all 13 numbers sent in a stream this size");
+    let found_senders: BTreeSet<&str> = c["senders"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(found_senders, truth_senders);
+    let providers = c["providers"].as_array().unwrap();
+    assert_eq!(providers.len(), 1, "{providers:?}");
+    assert_eq!(providers[0]["name"], fact["provider"]);
+    assert_eq!(providers[0]["senders"].as_array().unwrap().len(), 13);
+    assert!(providers[0]["source"].as_str().unwrap().starts_with("inventory: "));
+    assert!(!providers[0]["holders"].as_array().unwrap().is_empty(), "block holders are shown alongside");
+    assert_eq!(c["decision"]["action"], "block");
+    assert_eq!(c["decision"]["scope"], "campaign");
+
+    // The block list: its fingerprints and numbers, nothing of the
+    // compliant campaigns.
+    let csv = tw_ok(&w.db, &["blocklist", "--format", "csv"]);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("type,value,campaign,reason"));
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| {
+            csv::ReaderBuilder::new().has_headers(false).from_reader(l.as_bytes()).records().next().unwrap().unwrap()
+        })
+        .map(|r| r.iter().map(str::to_string).collect())
+        .collect();
+    let id = c["id"].as_str().unwrap();
+    let mine: Vec<&Vec<String>> = rows.iter().filter(|r| r[2] == id).collect();
+    assert!(mine.iter().any(|r| r[0] == "fingerprint"));
+    let blocked: BTreeSet<&str> = mine.iter().filter(|r| r[0] == "sender").map(|r| r[1].as_str()).collect();
+    assert_eq!(blocked, truth_senders);
+    let mut sorted = rows.clone();
+    sorted.sort();
+    assert_eq!(rows, sorted, "stable order");
+    let compliant: BTreeSet<String> = truth_campaigns(&w.truth)
+        .iter()
+        .filter(|f| f["findings"].as_array().unwrap().is_empty())
+        .flat_map(|f| {
+            f["senders"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!compliant.is_empty());
+    for r in &rows {
+        assert!(!(r[0] == "sender" && compliant.contains(&r[1])), "compliant sender {} blocked", r[1]);
+    }
+    let json: Vec<serde_json::Value> = serde_json::from_str(&tw_ok(&w.db, &["blocklist", "--format", "json"])).unwrap();
+    assert_eq!(json.len(), rows.len());
+    assert_eq!(json[0]["type"], rows[0][0].as_str());
+
+    // One alert per level, with the time-to-detect; the same in the
+    // database and in the file sink.
+    let file: Vec<serde_json::Value> =
+        std::fs::read_to_string(&w.alerts).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let db_alerts: Vec<serde_json::Value> =
+        tw_ok(&w.db, &["alerts"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(file.len(), db_alerts.len());
+    let mine: Vec<&serde_json::Value> = file.iter().filter(|a| a["campaign"] == id).collect();
+    let levels: BTreeSet<&str> = mine.iter().map(|a| a["level"].as_str().unwrap()).collect();
+    assert_eq!(levels, BTreeSet::from(["flag", "block"]));
+    for a in &mine {
+        let ttd = &a["time_to_detect"];
+        assert_eq!(ttd["messages"], 2, "decided when the campaign formed: {a}");
+        assert!(ttd["seconds"].as_f64().unwrap() >= 0.0);
+        assert_eq!(a["decision"]["rule"], "incitement-or-election-lies");
+    }
+
+    // A second scan of the same data raises nothing new.
+    tw_ok(&w.db, &["scan", "-q", stream.to_str().unwrap(), "--alert", &format!("file:{}", w.alerts.display())]);
+    assert_eq!(std::fs::read_to_string(&w.alerts).unwrap().lines().count(), file.len());
+
+    // `eval` scores attribution from the truth file.
+    let report: serde_json::Value =
+        serde_json::from_str(&tw_ok(&w.db, &["eval", "--truth", w.truth.to_str().unwrap(), "--format", "json"]))
+            .unwrap();
+    assert_eq!(report["attribution_accuracy"], 1.0);
+    let _ = &w.nums;
+}
+
+#[test]
+fn number_shows_class_attribution_and_campaigns() {
+    let w = world();
+    let (fact, c) = incident(&w);
+    let n = fact["senders"][0].as_str().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&tw_ok(&w.db, &["number", n, "--format", "json"])).unwrap();
+    assert_eq!(v["class"], "long-code");
+    assert_eq!(v["attribution"]["provider"], fact["provider"]);
+    assert_eq!(v["attribution"]["provider_fact"]["kind"], "inventory");
+    assert!(v["attribution"]["block"].is_object() || v["attribution"]["exchange"].is_object());
+    assert!(v["attribution_text"].as_str().unwrap().contains("inventory: simulated gateway inventory"));
+    assert!(v["campaigns"].as_array().unwrap().iter().any(|x| x["campaign"] == c["id"]));
+    assert!(v["messages"].as_u64().unwrap() >= 1);
+    let table = tw_ok(&w.db, &["number", n]);
+    assert!(table.contains("long-code") && table.contains(fact["provider"].as_str().unwrap()), "{table}");
+
+    let bad: serde_json::Value =
+        serde_json::from_str(&tw_ok(&w.db, &["number", "+1 (215) 555-0142", "--format", "json"])).unwrap();
+    assert_eq!(bad["class"], "invalid");
+    assert!(bad["invalid"].as_str().unwrap().contains("fiction"));
+    assert_eq!(bad["messages"], 0);
+}
+
+#[test]
+fn policy_explain_says_which_rule_decided() {
+    let w = world();
+    let (_, c) = incident(&w);
+    let out = tw_ok(&w.db, &["policy", "explain", c["id"].as_str().unwrap()]);
+    assert!(out.contains("decision: block the campaign (rule incitement-or-election-lies)"), "{out}");
+    assert!(out.contains("[x] finding election-misinfo"), "{out}");
+    let j: serde_json::Value =
+        serde_json::from_str(&tw_ok(&w.db, &["policy", "explain", c["id"].as_str().unwrap(), "--format", "json"]))
+            .unwrap();
+    assert_eq!(j["decision"]["rule"], "incitement-or-election-lies");
+    assert_eq!(j["rules"][0]["matched"], true);
+
+    // A user policy replaces the built-in one.
+    let p = w.db.parent().unwrap().join("mine.toml");
+    std::fs::write(&p, "[[rule]]\nname = \"watch-everything-big\"\naction = \"flag\"\n[rule.when]\nmin_messages = 2\n")
+        .unwrap();
+    let out = tw_ok(&w.db, &["policy", "explain", c["id"].as_str().unwrap(), "--policy", p.to_str().unwrap()]);
+    assert!(out.contains("decision: flag the campaign (rule watch-everything-big)"), "{out}");
+    assert!(tw_ok(&w.db, &["blocklist", "--policy", p.to_str().unwrap()]).lines().count() == 1, "nothing blocked");
+
+    // A broken policy names the file and the problem.
+    std::fs::write(&p, "[[rule]]\nname = \"x\"\naction = \"block\"\n").unwrap();
+    let o = tw(&w.db, &["policy", "check", p.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("mine.toml") && err.contains("no conditions"), "{err}");
+}
+
+#[test]
+fn numbers_import_reports_bad_lines_and_replaces_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let inv = dir.path().join("gw.csv");
+    std::fs::write(&inv, "prefix,provider,source\n+12152345678,Twilio,lease\nnot-a-number,X,y\n").unwrap();
+    let o = tw(&db, &["numbers", "import", "--inventory", inv.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "bad lines give exit code 3");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("gw.csv:3:") && err.contains("not-a-number"), "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&tw_ok(&db, &["number", "+12152345678", "--format", "json"])).unwrap();
+    assert_eq!(v["attribution"]["provider"], "Twilio");
+    // Re-import replaces that source's rows.
+    std::fs::write(&inv, "+12152345678,Telnyx,port\n").unwrap();
+    tw_ok(&db, &["numbers", "import", "--inventory", inv.to_str().unwrap()]);
+    let v: serde_json::Value =
+        serde_json::from_str(&tw_ok(&db, &["number", "+12152345678", "--format", "json"])).unwrap();
+    assert_eq!(v["attribution"]["provider"], "Telnyx");
+    assert_eq!(tw_ok(&db, &["numbers", "sources"]).lines().count(), 2);
+    let zip = dir.path().join("co.zip");
+    std::fs::write(&zip, b"PK\x03\x04rest").unwrap();
+    let o = tw(&db, &["numbers", "import", "--nanpa-co", zip.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unzip"));
+}
