@@ -7,6 +7,7 @@ mod enrich;
 mod model;
 mod numbers;
 mod output;
+mod report;
 mod scan;
 mod sim;
 
@@ -102,6 +103,13 @@ enum Command {
     /// (oldest first): level, campaign, decision, providers, time-to-detect.
     Alerts(alerts::AlertsArgs),
 
+    /// Write a campaign report: XARF v4 for a provider's abuse desk (one per
+    /// provider), a STIX 2.1 bundle, or a self-contained HTML or Markdown
+    /// dossier.
+    ///
+    /// Example: textwatch report aff8e3 --format xarf --provider "Textsmart Leasing" --reporter-org "Example Watch" --reporter-contact abuse@example.org --reporter-domain example.org
+    Report(report::ReportArgs),
+
     /// Write realistic labelled traffic: a message stream and its ground truth.
     ///
     /// Example: textwatch simulate --scenario election-2020 --messages 1000000 --seed 7 --out stream.jsonl --truth truth.jsonl
@@ -162,6 +170,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => act::policy(&cli.db, args),
         Command::Blocklist(args) => act::blocklist(&cli.db, args),
         Command::Alerts(args) => alerts::list(&cli.db, args),
+        Command::Report(args) => report::run(&cli.db, args),
         Command::Simulate(args) => sim::simulate(args),
         Command::Eval(args) => sim::eval(&cli.db, args),
         Command::Train(args) => model::train(args),

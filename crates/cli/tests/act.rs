@@ -5,76 +5,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use common::*;
-
-struct World {
-    _dir: tempfile::TempDir,
-    db: std::path::PathBuf,
-    truth: std::path::PathBuf,
-    alerts: std::path::PathBuf,
-    nums: std::path::PathBuf,
-}
-
-fn truth_campaigns(truth: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(truth)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["type"] == "campaign")
-        .collect()
-}
-
-fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let p = |n: &str| dir.path().join(n);
-    let (stream, truth, nums, db, alerts) = (p("s.jsonl"), p("t.jsonl"), p("nums"), p("t.db"), p("alerts.jsonl"));
-    let s = |x: &Path| x.to_str().unwrap().to_string();
-    tw_ok(
-        &db,
-        &[
-            "simulate",
-            "--scenario",
-            "election-2020",
-            "--messages",
-            "30000",
-            "--seed",
-            "5",
-            "--out",
-            &s(&stream),
-            "--truth",
-            &s(&truth),
-            "--numbers",
-            &s(&nums),
-        ],
-    );
-    tw_ok(
-        &db,
-        &[
-            "numbers",
-            "import",
-            "--nanpa-co",
-            &s(&nums.join("nanpa-co.txt")),
-            "--nanpa-blocks",
-            &s(&nums.join("nanpa-blocks.csv")),
-            "--inventory",
-            &s(&nums.join("inventory.csv")),
-        ],
-    );
-    tw_ok(&db, &["scan", "-q", &s(&stream), "--alert", &format!("file:{}", s(&alerts))]);
-    World { _dir: dir, db, truth, alerts, nums }
-}
-
-fn incident(w: &World) -> (serde_json::Value, serde_json::Value) {
-    let fact = truth_campaigns(&w.truth).into_iter().find(|c| c["label"] == "incident-steal").unwrap();
-    let sender = fact["senders"][0].as_str().unwrap().to_string();
-    let found = campaigns_json(&w.db)
-        .into_iter()
-        .find(|c| c["senders"].as_array().unwrap().iter().any(|s| s == sender.as_str()))
-        .expect("the incident was found");
-    (fact, found)
-}
 
 #[test]
 fn the_incident_is_traced_blocked_and_alerted() {

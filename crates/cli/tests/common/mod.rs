@@ -66,3 +66,123 @@ pub fn groups(db: &Path) -> BTreeSet<BTreeSet<String>> {
 pub fn campaigns_json(db: &Path) -> Vec<serde_json::Value> {
     serde_json::from_str(&tw_ok(db, &["campaigns", "--format", "json"])).expect("campaigns --format json is JSON")
 }
+
+/// An election-2020 simulation with its number files imported and scanned
+/// (alerts to a file).
+pub struct World {
+    pub _dir: tempfile::TempDir,
+    pub db: std::path::PathBuf,
+    pub truth: std::path::PathBuf,
+    pub alerts: std::path::PathBuf,
+    pub nums: std::path::PathBuf,
+}
+
+pub fn truth_campaigns(truth: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(truth)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "campaign")
+        .collect()
+}
+
+pub fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let (stream, truth, nums, db, alerts) = (p("s.jsonl"), p("t.jsonl"), p("nums"), p("t.db"), p("alerts.jsonl"));
+    let s = |x: &Path| x.to_str().unwrap().to_string();
+    tw_ok(
+        &db,
+        &[
+            "simulate",
+            "--scenario",
+            "election-2020",
+            "--messages",
+            "30000",
+            "--seed",
+            "5",
+            "--out",
+            &s(&stream),
+            "--truth",
+            &s(&truth),
+            "--numbers",
+            &s(&nums),
+        ],
+    );
+    tw_ok(
+        &db,
+        &[
+            "numbers",
+            "import",
+            "--nanpa-co",
+            &s(&nums.join("nanpa-co.txt")),
+            "--nanpa-blocks",
+            &s(&nums.join("nanpa-blocks.csv")),
+            "--inventory",
+            &s(&nums.join("inventory.csv")),
+        ],
+    );
+    tw_ok(&db, &["scan", "-q", &s(&stream), "--alert", &format!("file:{}", s(&alerts))]);
+    World { _dir: dir, db, truth, alerts, nums }
+}
+
+/// The incident's truth facts and its found campaign (JSON).
+pub fn incident(w: &World) -> (serde_json::Value, serde_json::Value) {
+    let fact = truth_campaigns(&w.truth).into_iter().find(|c| c["label"] == "incident-steal").unwrap();
+    let sender = fact["senders"][0].as_str().unwrap().to_string();
+    let found = campaigns_json(&w.db)
+        .into_iter()
+        .find(|c| c["senders"].as_array().unwrap().iter().any(|s| s == sender.as_str()))
+        .expect("the incident was found");
+    (fact, found)
+}
+
+/// Reports a test that cannot run here: a visible message, or a failure
+/// under TEXTWATCH_REQUIRE_ALL=1 (as `.ci/run` sets).
+pub fn skip(msg: &str) {
+    if std::env::var("TEXTWATCH_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!("SKIPPED {msg} (TEXTWATCH_REQUIRE_ALL=1 makes this a failure)");
+    }
+    eprintln!("SKIPPED {msg}");
+}
+
+/// The project's Python (the `.venv` `.ci/run` makes, or TEXTWATCH_VENV)
+/// if it can import `modules`.
+pub fn python_with(modules: &str) -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let venv = std::env::var("TEXTWATCH_VENV").map(PathBuf::from).unwrap_or_else(|_| root.join(".venv"));
+    let python = venv.join("bin/python");
+    let ok = Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    ok.then_some(python)
+}
+
+/// Headless Chromium, if installed (Debian package `chromium`).
+pub fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
+        let ok = Command::new(name)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        ok.then(|| PathBuf::from(name))
+    })
+}
+
+/// The flags DOMAIN.md asks headless Chromium to run with.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
