@@ -40,6 +40,27 @@ pub fn load_rules(dirs: &[std::path::PathBuf]) -> Result<textwatch_engine::RuleS
     Ok(set)
 }
 
+/// The `quiet-hours` finding of one checked message: it landed in quiet
+/// hours and is marketing (not `ham`) or part of a campaign.
+fn quiet_finding(
+    rules: &textwatch_engine::RuleSet,
+    a: &textwatch_engine::Analyzed,
+    category: Option<&str>,
+    joins_campaign: bool,
+) -> Option<textwatch_engine::Finding> {
+    let q = a.quiet.as_ref()?;
+    if !joins_campaign && category.is_none_or(|c| c == "ham") {
+        return None;
+    }
+    let (rule, severity) = rules.quiet_rule()?;
+    Some(textwatch_engine::Finding {
+        rule: rule.to_string(),
+        severity,
+        evidence: textwatch_engine::Evidence { excerpt: q.fact.clone(), ..Default::default() },
+        campaign_share: 0.0,
+    })
+}
+
 /// "the campaign", "its senders", "the message" for a decision's scope.
 pub fn scope_word(s: Scope) -> &'static str {
     match s {
@@ -460,18 +481,21 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     }
     let cfg = EngineConfig::default();
     let (mut store, exists) = if db.exists() { (open(db)?, true) } else { (SqliteStore::in_memory()?, false) };
-    let analyzer = Analyzer::new(store.secret(), cfg.min_template_len);
+    let rules = load_rules(&args.rules)?;
+    let analyzer = Analyzer::new(store.secret(), cfg.min_template_len).with_quiet_hours(rules.quiet_hours());
     let msg = Message { id: None, ts_ms, from, to: args.to.clone(), body, source: None, meta: None };
     let a = analyzer.analyze(msg, &mut Scratch::default());
     let tf = TemplateFeatures::of(&a.template);
-    let rules = load_rules(&args.rules)?;
     let mut findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
     findings.extend(crate::enrich::sender_finding(&a.sender));
-    let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
     let category = crate::model::builtin_model()?.map(|m| m.categorize(&a.template, &a.msg.body).to_string());
     let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
     let ctx = Enricher::load(&store, &args.ctx)?;
-    let guess = match engine.peek(&a) {
+    let peeked = engine.peek(&a);
+    let joins = matches!(peeked, Peek::ExactCampaign { .. } | Peek::NearCampaign { .. });
+    findings.extend(quiet_finding(&rules, &a, category.as_deref(), joins));
+    let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
+    let guess = match peeked {
         Peek::ExactCampaign { campaign } => {
             CampaignGuess { status: "exact-campaign", id: Some(campaign), similarity: Some(1.0) }
         }
@@ -592,9 +616,9 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
     use std::collections::HashMap;
     let cfg = EngineConfig::default();
     let (mut store, _) = if db.exists() { (open(db)?, true) } else { (SqliteStore::in_memory()?, false) };
-    let analyzer = Analyzer::new(store.secret(), cfg.min_template_len);
-    let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
     let rules = load_rules(rule_dirs)?;
+    let analyzer = Analyzer::new(store.secret(), cfg.min_template_len).with_quiet_hours(rules.quiet_hours());
+    let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
     let model = crate::model::builtin_model()?;
     let ctx = Enricher::load(&store, ctx_args)?;
     // Per template; a message whose sender is impossible adds
@@ -651,11 +675,15 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
             }
             let cached = &cache[&a.template_key];
             let own;
-            let v = match crate::enrich::sender_finding(&a.sender) {
-                None => cached,
-                Some(f) => {
+            let own_findings: Vec<textwatch_engine::Finding> = crate::enrich::sender_finding(&a.sender)
+                .into_iter()
+                .chain(quiet_finding(&rules, &a, cached.category.as_deref(), cached.campaign.is_some()))
+                .collect();
+            let v = match own_findings.is_empty() {
+                true => cached,
+                false => {
                     let mut findings = cached.findings.clone();
-                    findings.push(f);
+                    findings.extend(own_findings);
                     let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
                     let decision = message_decision(
                         &ctx,

@@ -186,13 +186,15 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     let cfg = EngineConfig::default();
     let snap = store.load_snapshot(cfg.singleton_window).context("loading the database state")?;
     let mut engine = Engine::restore(cfg.clone(), snap);
-    engine.set_rules(crate::commands::load_rules(&args.rules)?);
+    let rules = crate::commands::load_rules(&args.rules)?;
+    let quiet = rules.quiet_hours();
+    engine.set_rules(rules);
     if let Some(m) = crate::model::builtin_model()? {
         engine.set_classifier(m);
     }
     let before = engine.messages_seen();
     tracing::info!(messages = before, campaigns = engine.campaigns(), "database loaded");
-    let analyzer = Analyzer::new(store.secret(), cfg.min_template_len);
+    let analyzer = Analyzer::new(store.secret(), cfg.min_template_len).with_quiet_hours(quiet);
 
     let total_bytes: u64 =
         args.files.iter().filter(|f| *f != "-").filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();

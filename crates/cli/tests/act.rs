@@ -185,3 +185,67 @@ fn numbers_import_reports_bad_lines_and_replaces_sources() {
     let o = tw(&db, &["numbers", "import", "--nanpa-co", zip.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("unzip"));
 }
+
+/// A one-thread HTTP server that answers 503 to its first `failures`
+/// requests and 200 after, and hands back the JSON bodies it accepted.
+fn flaky_webhook(failures: usize) -> (String, std::sync::mpsc::Receiver<(usize, String)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut r = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = r.read_exact(&mut body);
+            let status = if n < failures { "503 Service Unavailable" } else { "200 OK" };
+            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if n >= failures {
+                let _ = tx.send((n, String::from_utf8_lossy(&body).to_string()));
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn webhook_alerts_are_retried_and_delivered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let f = dir.path().join("m.jsonl");
+    let body = "Radical Liberals & Dems are trying to STEAL this election! Show your support at 12th & Arch near the Convention Center, 3pm";
+    let mut lines = String::new();
+    for i in 0..4 {
+        lines.push_str(&serde_json::json!({"id": format!("w{i}"), "ts": 1604502000 + 60 * i, "from": format!("+1215234560{i}"), "body": body}).to_string());
+        lines.push('\n');
+    }
+    std::fs::write(&f, lines).unwrap();
+    let (url, rx) = flaky_webhook(2);
+    tw_ok(&db, &["scan", "-q", f.to_str().unwrap(), "--alert", &url]);
+    let got: Vec<(usize, String)> = rx.try_iter().collect();
+    let levels: Vec<String> = got
+        .iter()
+        .map(|(_, b)| serde_json::from_str::<serde_json::Value>(b).unwrap()["level"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(levels, ["flag", "block"], "both levels delivered after two refusals");
+    assert!(got[0].0 >= 2, "the first delivery came after retries");
+    let a: serde_json::Value = serde_json::from_str(&got[1].1).unwrap();
+    assert_eq!(a["time_to_detect"]["messages"], 2);
+    assert_eq!(a["time_to_detect"]["seconds"], 60.0);
+    // Scanning again raises nothing new.
+    let (url, rx) = flaky_webhook(0);
+    tw_ok(&db, &["scan", "-q", f.to_str().unwrap(), "--alert", &url]);
+    assert_eq!(rx.try_iter().count(), 0);
+    assert_eq!(tw_ok(&db, &["alerts"]).lines().count(), 2);
+}

@@ -431,3 +431,72 @@ fn check_input_writes_one_verdict_per_message() {
     assert_eq!(v[2]["campaign"], v[0]["campaign"]);
     assert_eq!(v[2]["risk"], v[0]["risk"]);
 }
+
+#[test]
+fn quiet_hours_are_judged_in_the_recipients_local_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let f = dir.path().join("q.jsonl");
+    let night = "Acme Deals: 50% off everything this weekend only at acme-deals.example. Reply STOP to opt out";
+    let day = "Keystone Bank alert: a purchase was made on your card ending 4411. Not you? Call us. Reply STOP to end";
+    let mut lines = String::new();
+    // 02:30Z is 21:30 in Philadelphia (EST) and 20:30 in Chicago, but Florida
+    // (305) stops at 20:00; 15:00Z is daytime everywhere.
+    for (i, to) in ["+12155550001", "+13055550002", "+13125550003", "+12675550004"].iter().enumerate() {
+        lines.push_str(&serde_json::json!({"id": format!("n{i}"), "ts": "2020-11-04T02:30:00Z", "from": "+12152345670", "to": to, "body": night}).to_string());
+        lines.push('\n');
+        lines.push_str(&serde_json::json!({"id": format!("d{i}"), "ts": "2020-11-04T15:00:00Z", "from": "+12152345671", "to": to, "body": day}).to_string());
+        lines.push('\n');
+    }
+    std::fs::write(&f, lines).unwrap();
+    tw_ok(&db, &["scan", "-q", f.to_str().unwrap()]);
+    let list = campaigns_json(&db);
+    let finding =
+        |c: &serde_json::Value| c["findings"].as_array().unwrap().iter().find(|x| x["rule"] == "quiet-hours").cloned();
+    let nightly = list.iter().find(|c| c["template"].as_str().unwrap().starts_with("acme deals")).unwrap();
+    let q = finding(nightly).expect("the night campaign breaks quiet hours");
+    assert_eq!(q["count"], 3, "Philadelphia, Miami and the second Philadelphia number; Chicago is still 20:30");
+    let ex = q["example"]["excerpt"].as_str().unwrap();
+    assert!(ex.contains("local time") && ex.contains("area code"), "{ex}");
+    assert!(!ex.contains("555000"), "no recipient number in the evidence: {ex}");
+    let daily = list.iter().find(|c| c["template"].as_str().unwrap().starts_with("keystone bank")).unwrap();
+    assert!(finding(daily).is_none());
+
+    // `check` judges one message the same way.
+    let out = tw_ok(
+        &db,
+        &[
+            "check",
+            "--format",
+            "json",
+            "--from",
+            "+12152345670",
+            "--to",
+            "+13055559999",
+            "--ts",
+            "2020-11-04T01:30:00Z",
+            "--body",
+            night,
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let f = v["findings"].as_array().unwrap().iter().find(|x| x["rule"] == "quiet-hours").expect("20:30 in Miami");
+    assert!(f["evidence"]["excerpt"].as_str().unwrap().contains("08:00-20:00"));
+    let out = tw_ok(
+        &db,
+        &[
+            "check",
+            "--format",
+            "json",
+            "--from",
+            "+12152345670",
+            "--to",
+            "+12155559999",
+            "--ts",
+            "2020-11-04T01:30:00Z",
+            "--body",
+            night,
+        ],
+    );
+    assert!(!out.contains("quiet-hours"), "20:30 in Philadelphia is allowed");
+}

@@ -34,6 +34,18 @@ pub struct Analyzed {
     /// from two people is not a campaign.
     pub clusterable: bool,
     pub features: MessageFeatures,
+    /// Set when the recipient got the text in quiet hours (see
+    /// [`Analyzer::with_quiet_hours`]); only the area code, zone and local
+    /// time are kept, never the number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quiet: Option<Box<QuietFinding>>,
+}
+
+/// A quiet-hours violation of one message, as evidence.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct QuietFinding {
+    /// `received at 22:15 local time (America/New_York) by area code 215 (PA), outside 08:00-21:00`
+    pub fact: String,
 }
 
 impl Analyzed {
@@ -67,6 +79,7 @@ pub struct Scratch {
 pub struct Analyzer {
     mac: Hmac<Sha256>,
     min_template_len: usize,
+    quiet: Option<std::sync::Arc<textwatch_numbers::quiet::QuietHours>>,
 }
 
 impl std::fmt::Debug for Analyzer {
@@ -81,7 +94,14 @@ impl Analyzer {
     /// that may form a campaign.
     pub fn new(secret: &[u8], min_template_len: usize) -> Self {
         let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
-        Analyzer { mac, min_template_len }
+        Analyzer { mac, min_template_len, quiet: None }
+    }
+
+    /// Also checks each message's recipient against quiet hours (the
+    /// rule pack's `quiet-hours` rule gives the windows).
+    pub fn with_quiet_hours(mut self, q: Option<textwatch_numbers::quiet::QuietHours>) -> Self {
+        self.quiet = q.map(std::sync::Arc::new);
+        self
     }
 
     /// Keyed hash of an address (normalized first).
@@ -108,7 +128,13 @@ impl Analyzer {
         let template_key = templatize(&msg.body, &mut scratch.template, &mut template);
         let features = MessageFeatures::from_scratch(&scratch.template);
         let clusterable = scratch.template.skeleton_units >= self.min_template_len;
-        Analyzed { msg, key, sender, rcpt, template, template_key, clusterable, features }
+        let quiet = match (&self.quiet, &to_norm) {
+            (Some(q), Some(to)) => q
+                .check(to, msg.ts_ms, textwatch_numbers::NpaTable::shipped())
+                .map(|v| Box::new(QuietFinding { fact: v.to_string() })),
+            _ => None,
+        };
+        Analyzed { msg, key, sender, rcpt, template, template_key, clusterable, features, quiet }
     }
 }
 

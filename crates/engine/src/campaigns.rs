@@ -84,6 +84,8 @@ struct Tmpl {
     features: Option<(bool, bool)>,
     findings: Option<Vec<Finding>>,
     category: Option<u8>,
+    /// Messages received in quiet hours.
+    quiet: u32,
     /// Findings computed since the last delta.
     characterized: bool,
     dirty: bool,
@@ -172,6 +174,8 @@ pub struct Engine {
     verified: u64,
     rules: RuleSet,
     classifier: Option<crate::classify::Model>,
+    /// First quiet-hours finding of templates, until the next delta.
+    quiet_findings: HashMap<u32, Finding>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -211,6 +215,7 @@ impl Engine {
             verified: 0,
             rules: RuleSet::builtin(),
             classifier: None,
+            quiet_findings: HashMap::new(),
         }
     }
 
@@ -306,6 +311,7 @@ impl Engine {
                 features: t.optout.zip(t.sender_id),
                 findings: None,
                 category: None,
+                quiet: t.quiet.min(u32::MAX as u64) as u32,
                 characterized: false,
                 dirty: false,
                 is_new: false,
@@ -401,6 +407,7 @@ impl Engine {
         let rcpt = a.rcpt64();
         if let Some(&tid) = self.by_key.get(&a.template_key) {
             self.touch_template(tid);
+            self.note_quiet(tid, a);
             let t = &mut self.templates[tid as usize];
             t.messages += 1;
             let (cluster, clusterable) = (t.cluster, t.clusterable);
@@ -431,10 +438,12 @@ impl Engine {
             features: None,
             findings: None,
             category: None,
+            quiet: 0,
             characterized: false,
             dirty: false,
             is_new: true,
         });
+        self.note_quiet(tid, a);
         self.touch_template(tid);
         if !a.clusterable {
             return Outcome::Accepted { campaign: None, new_template: true };
@@ -649,6 +658,27 @@ impl Engine {
         *self.minutes.entry((c, ts.div_euclid(60_000))).or_insert(0) += 1;
     }
 
+    /// Counts a quiet-hours message for its template and keeps the first
+    /// one's finding for the delta.
+    fn note_quiet(&mut self, tid: u32, a: &Analyzed) {
+        let Some(q) = &a.quiet else { return };
+        let t = &mut self.templates[tid as usize];
+        t.quiet = t.quiet.saturating_add(1);
+        let first = t.quiet == 1;
+        if first {
+            let (rule, severity) = self.rules.quiet_rule().unwrap_or(("quiet-hours", crate::rules::Severity::Low));
+            self.quiet_findings.insert(
+                tid,
+                Finding {
+                    rule: rule.to_string(),
+                    severity,
+                    evidence: crate::rules::Evidence { excerpt: q.fact.clone(), ..Default::default() },
+                    campaign_share: 0.0,
+                },
+            );
+        }
+    }
+
     /// Takes what changed since the last call, for the store to commit.
     /// `texts` gives the template text for new templates by key (the
     /// caller's analyzed batch holds them).
@@ -680,6 +710,8 @@ impl Engine {
                 sender_id: t.features.map(|f| f.1),
                 findings,
                 category,
+                quiet: u64::from(t.quiet),
+                quiet_finding: self.quiet_findings.remove(&tid),
             });
         }
         for c in std::mem::take(&mut self.dirty_clusters) {

@@ -136,6 +136,12 @@ struct RuleSpec {
     severity_with_lookalike: Option<Severity>,
     #[serde(default)]
     campaign_share: f32,
+    /// `quiet-hours`: the allowed window, `HH:MM-HH:MM` (recipient local time).
+    #[serde(default)]
+    window: Option<String>,
+    /// `quiet-hours`: per-state windows (`FL = "08:00-20:00"`).
+    #[serde(default)]
+    state_windows: std::collections::BTreeMap<String, String>,
 }
 
 /// A rule's description, for documentation and reports.
@@ -160,9 +166,23 @@ enum Feature {
 enum Check {
     Absent(Feature),
     Pattern(Vec<Regex>),
-    Assemble { patterns: Vec<Regex>, places: Vec<Regex>, times: Vec<Regex>, sites: Vec<String>, at_site: Severity },
-    Link { lures: RegexSet, lure_list: Vec<Regex>, brands: Vec<String>, shortener: Severity, lookalike: Severity },
+    Assemble {
+        patterns: Vec<Regex>,
+        places: Vec<Regex>,
+        times: Vec<Regex>,
+        sites: Vec<String>,
+        at_site: Severity,
+    },
+    Link {
+        lures: RegexSet,
+        lure_list: Vec<Regex>,
+        brands: Vec<String>,
+        shortener: Severity,
+        lookalike: Severity,
+    },
     Shortener,
+    /// Judged per message from the recipient's local time, not the text.
+    QuietHours(textwatch_numbers::quiet::QuietHours),
 }
 
 #[derive(Clone, Debug)]
@@ -244,6 +264,22 @@ impl RuleSet {
         }
     }
 
+    /// The quiet-hours law of the `quiet-hours` rule, if the set has one.
+    pub fn quiet_hours(&self) -> Option<textwatch_numbers::quiet::QuietHours> {
+        self.rules.iter().find_map(|r| match &r.check {
+            Check::QuietHours(q) => Some(q.clone()),
+            _ => None,
+        })
+    }
+
+    /// The id and severity of the quiet-hours rule.
+    pub fn quiet_rule(&self) -> Option<(&str, Severity)> {
+        self.rules.iter().find_map(|r| match &r.check {
+            Check::QuietHours(_) => Some((r.info.id.as_str(), r.info.severity)),
+            _ => None,
+        })
+    }
+
     /// The rules, in order.
     pub fn infos(&self) -> impl Iterator<Item = &RuleInfo> {
         self.rules.iter().map(|r| &r.info)
@@ -288,9 +324,28 @@ impl RuleSet {
                 lookalike: s.severity_with_lookalike.unwrap_or(s.severity),
             },
             "shortener" => Check::Shortener,
+            "quiet-hours" => {
+                use textwatch_numbers::quiet::{QuietHours, Window};
+                let parse = |w: &str| {
+                    Window::parse(w)
+                        .ok_or_else(|| bad(format!("window {w:?} is not HH:MM-HH:MM with start before end")))
+                };
+                let mut q = QuietHours::default();
+                if let Some(w) = &s.window {
+                    q.default = parse(w)?;
+                }
+                if !s.state_windows.is_empty() {
+                    q.states = s
+                        .state_windows
+                        .iter()
+                        .map(|(st, w)| Ok((st.clone(), parse(w)?)))
+                        .collect::<Result<_, RuleError>>()?;
+                }
+                Check::QuietHours(q)
+            }
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?}; kinds are absent, pattern, assemble, link, shortener"
+                    "unknown kind {other:?}; kinds are absent, pattern, assemble, link, shortener, quiet-hours"
                 )))
             }
         };
@@ -362,6 +417,8 @@ impl RuleSet {
                     .iter()
                     .find(|l| l.shortener)
                     .map(|l| (r.info.severity, Evidence { excerpt: l.url.clone(), ..Default::default() })),
+                // Judged per message by the analyzer, counted per template.
+                Check::QuietHours(_) => None,
             };
             if let Some((severity, evidence)) = found {
                 out.push(Finding {
@@ -595,5 +652,31 @@ mod tests {
         assert_eq!(risk(&[Severity::Medium, Severity::Critical, Severity::High], 50), 75 + 16);
         assert_eq!(risk(&[Severity::Medium, Severity::Medium, Severity::Critical, Severity::High], 3000), 100);
         assert_eq!(risk(&[Severity::Low], 5), 15);
+    }
+
+    #[test]
+    fn quiet_hours_rule_carries_its_windows() {
+        let set = RuleSet::builtin();
+        let q = set.quiet_hours().expect("built in");
+        assert_eq!(q.default.to_string(), "08:00-21:00");
+        assert_eq!(q.window_for("FL").to_string(), "08:00-20:00");
+        assert_eq!(set.quiet_rule(), Some(("quiet-hours", Severity::Low)));
+        let mine = RuleSet::from_toml(
+            "[[rule]]\nid='quiet-hours'\nkind='quiet-hours'\nseverity='medium'\nwindow='09:00-20:00'\nstate_windows={TX='09:00-21:00'}\n",
+            "mine.toml",
+        )
+        .unwrap();
+        let q = mine.quiet_hours().unwrap();
+        assert_eq!(
+            (q.default.to_string(), q.window_for("TX").to_string()),
+            ("09:00-20:00".into(), "09:00-21:00".into())
+        );
+        let e = RuleSet::from_toml(
+            "[[rule]]\nid='q'\nkind='quiet-hours'\nseverity='low'\nwindow='21:00-08:00'\n",
+            "bad.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bad.toml") && e.contains("21:00-08:00"), "{e}");
     }
 }

@@ -35,6 +35,11 @@ pub struct TemplateRow {
     /// Category from the classifier (`ham`, `commercial`, `political`,
     /// `scam`), when one is set; `None` in an update means "unchanged".
     pub category: Option<String>,
+    /// Messages of this template received in quiet hours.
+    pub quiet: u64,
+    /// The `quiet-hours` finding of its first such message; `None` in an
+    /// update means "unchanged".
+    pub quiet_finding: Option<crate::rules::Finding>,
 }
 
 /// A cluster: the state of a campaign. A cluster exists only once it has two

@@ -11,6 +11,7 @@ pub mod class;
 pub mod directory;
 pub mod nanpa;
 pub mod npa;
+pub mod quiet;
 pub mod registry;
 
 pub use class::{classify, SenderClass, SenderInfo};

@@ -43,6 +43,8 @@ struct Live {
     senders: Vec<String>,
     used: Vec<bool>,
     count: u64,
+    /// Messages sent in quiet hours (recipient local time).
+    quiet: u64,
     rng: Rng,
     phone: String,
     burst_period: i64,
@@ -345,6 +347,14 @@ impl Curve {
     }
 }
 
+/// Whether `t` (seconds) falls in federal quiet hours (before 08:00 or from
+/// 21:00) in US Eastern time. The scenarios sit in early November 2020,
+/// after daylight-saving time ended: Eastern is UTC-5 throughout.
+fn quiet_hour(t: i64) -> bool {
+    let h = (t - 5 * 3600).rem_euclid(86_400) / 3600;
+    !(8..21).contains(&h)
+}
+
 fn nanp_number(rng: &mut Rng, npa: u16) -> String {
     loop {
         let nxx = 200 + rng.below(800);
@@ -393,6 +403,7 @@ impl Live {
         let evasion = evasion.scaled(spec.evasion_scale * scenario_scale);
         Live {
             used: vec![false; senders.len()],
+            quiet: 0,
             senders,
             segs,
             count: 0,
@@ -407,6 +418,11 @@ impl Live {
 
     fn weight_at(&self, frac: f64, t: i64) -> f64 {
         if frac < self.spec.window.0 || frac >= self.spec.window.1 {
+            return 0.0;
+        }
+        // Compliant senders keep quiet hours (their recipients are all in
+        // US Eastern time).
+        if self.spec.findings.is_empty() && quiet_hour(t) {
             return 0.0;
         }
         let mut w = self.spec.weight;
@@ -582,6 +598,7 @@ pub fn generate(
                 let s = l.rng.below(l.senders.len());
                 l.used[s] = true;
                 l.count += 1;
+                l.quiet += quiet_hour(t) as u64;
                 l.body(s, &mut body, &mut scratch);
                 let src = if l.rng.chance(l.spec.reported) { "report" } else { "gateway" };
                 (l.senders[s].clone(), src, Some(l.spec.label.as_str()))
@@ -624,6 +641,12 @@ pub fn generate(
     summary.messages = n;
     for l in &live {
         let senders: Vec<&str> = l.senders.iter().zip(&l.used).filter(|(_, u)| **u).map(|(s, _)| s.as_str()).collect();
+        // Every recipient is in Eastern time, so a campaign breaks the
+        // quiet-hours rule when any of its messages went out in them.
+        let mut findings = l.spec.findings.clone();
+        if l.quiet > 0 {
+            findings.push("quiet-hours");
+        }
         let fact = serde_json::json!({
             "type": "campaign",
             "label": l.spec.label,
@@ -632,7 +655,7 @@ pub fn generate(
             "provider": l.spec.provider,
             "messages": l.count,
             "senders": senders,
-            "findings": l.spec.findings,
+            "findings": findings,
         });
         serde_json::to_writer(&mut *truth, &fact)?;
         truth.write_all(b"\n")?;

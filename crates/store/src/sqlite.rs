@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS templates (
     optout INTEGER,
     sender_id INTEGER,
     findings TEXT,
-    category TEXT
+    category TEXT,
+    quiet INTEGER NOT NULL DEFAULT 0,
+    quiet_finding TEXT
 );
 CREATE INDEX IF NOT EXISTS templates_cluster ON templates(cluster) WHERE cluster IS NOT NULL;
 CREATE TABLE IF NOT EXISTS clusters (
@@ -112,6 +114,19 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 ";
 
+/// Columns added after a database may have been made: added in place.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let cols: Vec<String> =
+        conn.prepare("PRAGMA table_info(templates)")?.query_map([], |r| r.get(1))?.collect::<Result<_, _>>()?;
+    if !cols.iter().any(|c| c == "quiet") {
+        conn.execute_batch(
+            "ALTER TABLE templates ADD COLUMN quiet INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE templates ADD COLUMN quiet_finding TEXT;",
+        )?;
+    }
+    Ok(())
+}
+
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Connection,
@@ -154,6 +169,7 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -131_072)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let version: Option<i64> =
             conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional()?;
         match version {
@@ -291,6 +307,22 @@ impl SqliteStore {
             .filter(|(f, share)| f.count as f64 >= *share as f64 * total as f64)
             .map(|(f, _)| f)
             .collect();
+        // Quiet hours are counted per message: the campaign carries the
+        // finding when any of its messages broke it.
+        let (quiet, example): (i64, Option<String>) = self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(quiet), 0),
+                        (SELECT quiet_finding FROM templates WHERE cluster = ?1 AND quiet_finding IS NOT NULL
+                         ORDER BY quiet DESC, seq LIMIT 1)
+                 FROM templates WHERE cluster = ?1",
+            )?
+            .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if quiet > 0 {
+            if let Some(f) = example.and_then(|e| serde_json::from_str::<textwatch_engine::Finding>(&e).ok()) {
+                kept.push(Finding { rule: f.rule, severity: f.severity, count: quiet as u64, example: f.evidence });
+            }
+        }
         kept.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.rule.cmp(&b.rule)));
         Ok(kept)
     }
@@ -354,7 +386,7 @@ impl Store for SqliteStore {
         )?;
         let mut st = self.conn.prepare(
             "SELECT key, seq, CASE WHEN cluster IS NULL AND clusterable = 1 AND seq >= ?1 THEN text ELSE '' END,
-                    cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id
+                    cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, quiet
              FROM templates",
         )?;
         snap.templates = st
@@ -373,6 +405,8 @@ impl Store for SqliteStore {
                     sender_id: r.get(10)?,
                     findings: None,
                     category: None,
+                    quiet: r.get::<_, i64>(11)? as u64,
+                    quiet_finding: None,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -458,11 +492,12 @@ impl Store for SqliteStore {
                 ])?;
             }
             let mut st = tx.prepare_cached(
-                "INSERT INTO templates (key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, findings, category)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                "INSERT INTO templates (key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, findings, category, quiet, quiet_finding)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                  ON CONFLICT(key) DO UPDATE SET cluster = excluded.cluster, messages = excluded.messages,
                     optout = COALESCE(excluded.optout, optout), sender_id = COALESCE(excluded.sender_id, sender_id),
-                    findings = COALESCE(excluded.findings, findings), category = COALESCE(excluded.category, category)",
+                    findings = COALESCE(excluded.findings, findings), category = COALESCE(excluded.category, category),
+                    quiet = excluded.quiet, quiet_finding = COALESCE(excluded.quiet_finding, quiet_finding)",
             )?;
             for t in &delta.templates {
                 st.execute(params![
@@ -479,6 +514,8 @@ impl Store for SqliteStore {
                     t.sender_id,
                     t.findings.as_ref().map(|f| serde_json::to_string(f).unwrap_or_default()),
                     t.category,
+                    t.quiet as i64,
+                    t.quiet_finding.as_ref().map(|f| serde_json::to_string(f).unwrap_or_default()),
                 ])?;
             }
             let mut st = tx.prepare_cached(
