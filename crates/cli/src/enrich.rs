@@ -16,9 +16,13 @@ use textwatch_store::{CampaignSummary, ProviderGroup, Store};
 pub const SENDER_INVALID: &str = "sender-invalid";
 
 /// Number data, registry and policy, loaded once per command.
+#[derive(Clone)]
 pub struct Enricher {
     pub dir: Directory,
     pub policy: Policy,
+    /// Campaigns blocked by hand (`POST /v1/campaigns/{id}/block`), with
+    /// the reason.
+    pub blocked: std::collections::HashMap<String, String>,
 }
 
 /// Command-line options every campaign-showing command takes.
@@ -48,6 +52,7 @@ impl Enricher {
         Ok(Enricher {
             dir: crate::numbers::load_directory(store, registry)?,
             policy: load_policy(args.policy.as_deref())?,
+            blocked: store.blocked_campaigns()?.into_iter().collect(),
         })
     }
 
@@ -62,7 +67,15 @@ impl Enricher {
             s.findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.rule.cmp(&b.rule)));
             s.risk = Some(textwatch_engine::rules::risk(s.findings.iter().map(|f| &f.severity), s.messages));
         }
-        s.decision = Some(self.policy.decide(&facts(s, &classes)));
+        s.decision = Some(match self.blocked.get(&s.id) {
+            Some(reason) => Decision {
+                action: Action::Block,
+                scope: textwatch_engine::policy::Scope::Campaign,
+                rule: "manual-block".into(),
+                reasons: vec![reason.clone()],
+            },
+            None => self.policy.decide(&facts(s, &classes)),
+        });
     }
 
     /// The policy's reasoning for an enriched campaign, rule by rule.

@@ -77,6 +77,17 @@ pub struct SenderActivity {
     pub campaigns: Vec<SenderCampaign>,
 }
 
+/// An API token as stored: its id, scopes and name (the token itself is
+/// kept only as a SHA-256 hash).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub scopes: String,
+    pub name: Option<String>,
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
 /// One template of a campaign, with what per-template analysis found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CampaignTemplate {
@@ -122,6 +133,19 @@ pub trait Store {
     /// Records an alert unless one was already recorded for this campaign
     /// and level; true when it is new (and should be sent).
     fn record_alert(&mut self, campaign: &str, level: &str, fired_at: i64, body: &str) -> Result<bool, StoreError>;
+    /// Stores an API token's hash with its scopes; returns its id.
+    fn create_token(&mut self, hash: &str, scopes: &str, name: Option<&str>, created_at: i64) -> Result<i64, StoreError>;
+    /// The id and scopes of a live token, by hash.
+    fn token_scopes(&self, hash: &str) -> Result<Option<(i64, String)>, StoreError>;
+    /// Every token (never the secret, which is not stored).
+    fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+    /// Revokes a token; false when there is none with that id.
+    fn revoke_token(&mut self, id: i64) -> Result<bool, StoreError>;
+    /// Blocks a campaign by hand (an analyst's kill switch): the policy
+    /// decision becomes `block` for the campaign whatever its rules say.
+    fn block_campaign(&mut self, campaign: &str, at: i64, by: &str, reason: &str) -> Result<(), StoreError>;
+    /// Campaigns blocked by hand, with the reason.
+    fn blocked_campaigns(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Whether an alert for this campaign and level was recorded.
     fn has_alert(&self, campaign: &str, level: &str) -> Result<bool, StoreError>;
     /// Every recorded alert (JSON bodies), oldest first.

@@ -22,7 +22,7 @@ use crate::views::{
     CampaignDetail, CampaignFeatures, CampaignQuery, CampaignSummary, Finding, MessageView, MinuteView, SenderView,
     StoreStats, VariantView,
 };
-use crate::{CampaignTemplate, NewMessage, NumberSource, SenderActivity, SenderCampaign, Store, StoreError};
+use crate::{CampaignTemplate, NewMessage, NumberSource, TokenInfo, SenderActivity, SenderCampaign, Store, StoreError};
 use textwatch_numbers::{PrefixRow, SourceKind};
 
 const SCHEMA_VERSION: i64 = 1;
@@ -105,6 +105,20 @@ CREATE TABLE IF NOT EXISTS number_prefixes (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS number_prefixes_source ON number_prefixes(source);
+CREATE TABLE IF NOT EXISTS campaign_blocks (
+    campaign TEXT PRIMARY KEY,
+    blocked_at INTEGER NOT NULL,
+    by TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL,
+    name TEXT,
+    created_at INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS alerts (
     campaign TEXT NOT NULL,
     level TEXT NOT NULL,
@@ -735,6 +749,57 @@ impl Store for SqliteStore {
             params![campaign, level, fired_at, body],
         )?;
         Ok(n == 1)
+    }
+
+    fn create_token(&mut self, hash: &str, scopes: &str, name: Option<&str>, created_at: i64) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO tokens (hash, scopes, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![hash, scopes, name, created_at],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn token_scopes(&self, hash: &str) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id, scopes FROM tokens WHERE hash = ?1 AND revoked = 0")?
+            .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let mut st =
+            self.conn.prepare_cached("SELECT id, scopes, name, created_at, revoked FROM tokens ORDER BY id")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(TokenInfo {
+                    id: r.get(0)?,
+                    scopes: r.get(1)?,
+                    name: r.get(2)?,
+                    created_at: r.get(3)?,
+                    revoked: r.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn revoke_token(&mut self, id: i64) -> Result<bool, StoreError> {
+        Ok(self.conn.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [id])? == 1)
+    }
+
+    fn block_campaign(&mut self, campaign: &str, at: i64, by: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO campaign_blocks (campaign, blocked_at, by, reason) VALUES (?1, ?2, ?3, ?4)",
+            params![campaign, at, by, reason],
+        )?;
+        Ok(())
+    }
+
+    fn blocked_campaigns(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self.conn.prepare_cached("SELECT campaign, reason FROM campaign_blocks ORDER BY campaign")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     fn has_alert(&self, campaign: &str, level: &str) -> Result<bool, StoreError> {

@@ -1,0 +1,113 @@
+//! The ingest worker: the one thread that assigns messages to campaigns
+//! and writes them. Handlers hand it batches through a bounded queue and
+//! get an answer only after the batch is committed.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context as _, Result};
+use crossbeam_channel::Receiver;
+use rayon::prelude::*;
+use serde::Serialize;
+use textwatch_engine::{Analyzer, Engine, Message, Outcome, Scratch};
+use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::{NewMessage, Store};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::alerts::Watcher;
+
+/// One record's fate.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RecordResult {
+    /// The message id (as given, or `h-` and the identity hash).
+    pub id: String,
+    /// `accepted` or `duplicate`.
+    pub status: &'static str,
+    /// The campaign it joined, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+}
+
+/// A batch for the worker.
+pub struct Job {
+    pub messages: Vec<(Message, String)>,
+    pub reply: oneshot::Sender<Result<Vec<RecordResult>, String>>,
+}
+
+pub struct Worker {
+    pub engine: Arc<RwLock<Engine>>,
+    pub store: SqliteStore,
+    pub analyzer: Analyzer,
+    pub watcher: Watcher,
+    pub events: broadcast::Sender<String>,
+    pub known_clusters: HashSet<u32>,
+    pub metrics: Arc<super::metrics::Metrics>,
+}
+
+impl Worker {
+    pub fn run(mut self, rx: Receiver<Job>) {
+        for job in rx.iter() {
+            self.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            let r = self.process(job.messages).map_err(|e| format!("{e:#}"));
+            if let Err(e) = &r {
+                tracing::error!(error = %e, "ingest batch failed");
+            }
+            let _ = job.reply.send(r);
+        }
+        self.watcher.finish();
+    }
+
+    fn process(&mut self, messages: Vec<(Message, String)>) -> Result<Vec<RecordResult>> {
+        let analyzer = &self.analyzer;
+        let mut analyzed: Vec<(textwatch_engine::Analyzed, String)> = messages
+            .into_par_iter()
+            .map_init(Scratch::default, |s, (m, origin)| (analyzer.analyze(m, s), origin))
+            .collect();
+        // Within a request, time order (stable): the same order a scan of
+        // the same records would use for equal batches.
+        analyzed.sort_by_key(|(a, _)| a.msg.ts_ms);
+        let mut results = Vec::with_capacity(analyzed.len());
+        let mut accepted: Vec<usize> = Vec::with_capacity(analyzed.len());
+        let delta = {
+            let mut engine = self.engine.write().map_err(|_| anyhow::anyhow!("engine lock poisoned"))?;
+            let mut new_templates = std::collections::HashMap::new();
+            for (i, (a, _)) in analyzed.iter().enumerate() {
+                match engine.assign(a, None) {
+                    Outcome::Duplicate => {
+                        results.push(RecordResult { id: a.display_id(), status: "duplicate", campaign: None })
+                    }
+                    Outcome::Accepted { campaign, new_template } => {
+                        if new_template {
+                            new_templates.insert(a.template_key, i);
+                        }
+                        accepted.push(i);
+                        results.push(RecordResult {
+                            id: a.display_id(),
+                            status: "accepted",
+                            campaign: campaign.map(textwatch_engine::campaign_id),
+                        });
+                    }
+                }
+            }
+            engine.take_delta(|k| new_templates.get(&k).map(|&i| analyzed[i].0.template.as_str()))
+        };
+        let msgs: Vec<NewMessage<'_>> =
+            accepted.iter().map(|&i| NewMessage { msg: &analyzed[i].0, origin: &analyzed[i].1 }).collect();
+        self.store.commit(&msgs, &delta).context("writing a batch to the database")?;
+        self.metrics.messages_in.fetch_add(msgs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for c in &delta.clusters {
+            if self.known_clusters.insert(c.seq) {
+                let ev = serde_json::json!({"type": "campaign-created", "campaign": c.id(), "messages": c.messages, "senders": c.senders});
+                let _ = self.events.send(ev.to_string());
+            }
+        }
+        let before = self.watcher.raised;
+        self.watcher.after_commit(&mut self.store, &delta.clusters).context("raising alerts")?;
+        if self.watcher.raised > before {
+            for a in self.store.alerts()?.into_iter().rev().take((self.watcher.raised - before) as usize) {
+                let _ = self.events.send(format!("{{\"type\":\"campaign-alert\",\"alert\":{a}}}"));
+            }
+        }
+        Ok(results)
+    }
+}

@@ -1,0 +1,107 @@
+//! `textwatch token`: API tokens for `textwatch serve`, with scopes
+//! (`ingest`, `check`, `read`, `admin`), stored as SHA-256 hashes.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _, Result};
+use sha2::{Digest, Sha256};
+use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::Store;
+
+use crate::output::{short_time, Table};
+
+/// What a token may do.
+pub const SCOPES: [&str; 4] = ["ingest", "check", "read", "admin"];
+
+#[derive(clap::Args, Debug)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    command: TokenCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a token. The token is printed once, alone on the last line
+    /// of the output; only its hash is stored.
+    ///
+    /// Example: TOKEN=$(textwatch token create --scope ingest,check,read | tail -1)
+    Create {
+        /// Comma-separated scopes: ingest (POST messages, Twilio webhooks),
+        /// check (verdicts), read (campaigns, numbers, block list, events,
+        /// dashboard), admin (everything, and blocking campaigns).
+        #[arg(long, value_delimiter = ',', required = true)]
+        scope: Vec<String>,
+        /// A name to recognise it by.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens: id, scopes, name, creation time, revoked.
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
+}
+
+/// The stored form of a token.
+pub fn token_hash(token: &str) -> String {
+    format!("{:x}", Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token: `tw_` and 64 hex digits.
+pub fn new_token() -> Result<String> {
+    let mut b = [0u8; 32];
+    getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    Ok(format!("tw_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Creates a token in a store; returns it (the only time it is known).
+pub fn create(store: &mut dyn Store, scopes: &[String], name: Option<&str>) -> Result<(i64, String)> {
+    let mut clean: Vec<String> = Vec::new();
+    for s in scopes {
+        let s = s.trim().to_ascii_lowercase();
+        if !SCOPES.contains(&s.as_str()) {
+            bail!("unknown scope {s:?}: scopes are {}", SCOPES.join(", "));
+        }
+        if !clean.contains(&s) {
+            clean.push(s);
+        }
+    }
+    let token = new_token()?;
+    let id = store.create_token(&token_hash(&token), &clean.join(","), name, now_ms())?;
+    Ok((id, token))
+}
+
+pub fn run(db: &Path, args: TokenArgs) -> Result<ExitCode> {
+    let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+    match args.command {
+        TokenCommand::Create { scope, name } => {
+            let (id, token) = create(&mut store, &scope, name.as_deref())?;
+            eprintln!("created token {id} with scopes {}; keep it now, it is not shown again:", scope.join(","));
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            let mut t = Table::new(&[("ID", true), ("SCOPES", false), ("NAME", false), ("CREATED", false), ("REVOKED", false)]);
+            for x in store.tokens()? {
+                t.row(vec![
+                    x.id.to_string(),
+                    x.scopes,
+                    x.name.unwrap_or_default(),
+                    short_time(x.created_at),
+                    if x.revoked { "yes".into() } else { String::new() },
+                ]);
+            }
+            print!("{}", t.render());
+        }
+        TokenCommand::Revoke { id } => {
+            if !store.revoke_token(id)? {
+                bail!("no token {id}; `textwatch token list` shows them");
+            }
+            eprintln!("revoked token {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
