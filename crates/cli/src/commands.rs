@@ -42,7 +42,7 @@ pub fn load_rules(dirs: &[std::path::PathBuf]) -> Result<textwatch_engine::RuleS
 
 /// The `quiet-hours` finding of one checked message: it landed in quiet
 /// hours and is marketing (not `ham`) or part of a campaign.
-fn quiet_finding(
+pub(crate) fn quiet_finding(
     rules: &textwatch_engine::RuleSet,
     a: &textwatch_engine::Analyzed,
     category: Option<&str>,

@@ -9,7 +9,9 @@ mod numbers;
 mod output;
 mod report;
 mod scan;
+mod serve;
 mod sim;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,6 +112,20 @@ enum Command {
     /// Example: textwatch report aff8e3 --format xarf --provider "Textsmart Leasing" --reporter-org "Example Watch" --reporter-contact abuse@example.org --reporter-domain example.org
     Report(report::ReportArgs),
 
+    /// Run the HTTP API, the Twilio-compatible endpoints and the live
+    /// dashboard on this database.
+    ///
+    /// Every endpoint but /healthz, /readyz, /openapi.json and the dashboard
+    /// page needs a token (`textwatch token create`). See docs/api.md.
+    ///
+    /// Example: textwatch serve --listen 127.0.0.1:8080
+    Serve(serve::ServeArgs),
+
+    /// Create, list and revoke API tokens for `serve`.
+    ///
+    /// Example: textwatch token create --scope ingest,check,read --name gateway-1
+    Token(tokens::TokenArgs),
+
     /// Write realistic labelled traffic: a message stream and its ground truth.
     ///
     /// Example: textwatch simulate --scenario election-2020 --messages 1000000 --seed 7 --out stream.jsonl --truth truth.jsonl
@@ -171,6 +187,8 @@ fn main() -> ExitCode {
         Command::Blocklist(args) => act::blocklist(&cli.db, args),
         Command::Alerts(args) => alerts::list(&cli.db, args),
         Command::Report(args) => report::run(&cli.db, args),
+        Command::Serve(args) => serve::run(&cli.db, args),
+        Command::Token(args) => tokens::run(&cli.db, args),
         Command::Simulate(args) => sim::simulate(args),
         Command::Eval(args) => sim::eval(&cli.db, args),
         Command::Train(args) => model::train(args),

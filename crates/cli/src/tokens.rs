@@ -84,7 +84,8 @@ pub fn run(db: &Path, args: TokenArgs) -> Result<ExitCode> {
             println!("{token}");
         }
         TokenCommand::List => {
-            let mut t = Table::new(&[("ID", true), ("SCOPES", false), ("NAME", false), ("CREATED", false), ("REVOKED", false)]);
+            let mut t =
+                Table::new(&[("ID", true), ("SCOPES", false), ("NAME", false), ("CREATED", false), ("REVOKED", false)]);
             for x in store.tokens()? {
                 t.row(vec![
                     x.id.to_string(),

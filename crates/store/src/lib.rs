@@ -134,7 +134,13 @@ pub trait Store {
     /// and level; true when it is new (and should be sent).
     fn record_alert(&mut self, campaign: &str, level: &str, fired_at: i64, body: &str) -> Result<bool, StoreError>;
     /// Stores an API token's hash with its scopes; returns its id.
-    fn create_token(&mut self, hash: &str, scopes: &str, name: Option<&str>, created_at: i64) -> Result<i64, StoreError>;
+    fn create_token(
+        &mut self,
+        hash: &str,
+        scopes: &str,
+        name: Option<&str>,
+        created_at: i64,
+    ) -> Result<i64, StoreError>;
     /// The id and scopes of a live token, by hash.
     fn token_scopes(&self, hash: &str) -> Result<Option<(i64, String)>, StoreError>;
     /// Every token (never the secret, which is not stored).

@@ -22,7 +22,7 @@ use crate::views::{
     CampaignDetail, CampaignFeatures, CampaignQuery, CampaignSummary, Finding, MessageView, MinuteView, SenderView,
     StoreStats, VariantView,
 };
-use crate::{CampaignTemplate, NewMessage, NumberSource, TokenInfo, SenderActivity, SenderCampaign, Store, StoreError};
+use crate::{CampaignTemplate, NewMessage, NumberSource, SenderActivity, SenderCampaign, Store, StoreError, TokenInfo};
 use textwatch_numbers::{PrefixRow, SourceKind};
 
 const SCHEMA_VERSION: i64 = 1;
@@ -751,7 +751,13 @@ impl Store for SqliteStore {
         Ok(n == 1)
     }
 
-    fn create_token(&mut self, hash: &str, scopes: &str, name: Option<&str>, created_at: i64) -> Result<i64, StoreError> {
+    fn create_token(
+        &mut self,
+        hash: &str,
+        scopes: &str,
+        name: Option<&str>,
+        created_at: i64,
+    ) -> Result<i64, StoreError> {
         self.conn.execute(
             "INSERT INTO tokens (hash, scopes, name, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![hash, scopes, name, created_at],

@@ -31,7 +31,12 @@ impl Histogram {
         }
         let n = self.total.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {n}");
-        let _ = writeln!(out, "{name}_sum{{{}}} {}", labels.trim_end_matches(','), self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{}}} {}",
+            labels.trim_end_matches(','),
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count{{{}}} {n}", labels.trim_end_matches(','));
     }
 }
@@ -73,17 +78,44 @@ impl Metrics {
         let g = |o: &mut String, name: &str, help: &str, kind: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
-        g(&mut o, "textwatch_messages_in_total", "Messages accepted and stored.", "counter", self.messages_in.load(Ordering::Relaxed));
-        g(&mut o, "textwatch_messages_rejected_total", "Records rejected as malformed.", "counter", self.messages_rejected.load(Ordering::Relaxed));
+        g(
+            &mut o,
+            "textwatch_messages_in_total",
+            "Messages accepted and stored.",
+            "counter",
+            self.messages_in.load(Ordering::Relaxed),
+        );
+        g(
+            &mut o,
+            "textwatch_messages_rejected_total",
+            "Records rejected as malformed.",
+            "counter",
+            self.messages_rejected.load(Ordering::Relaxed),
+        );
         let _ = writeln!(o, "# HELP textwatch_verdicts_total Verdicts given by POST /v1/check and the Twilio send endpoint.\n# TYPE textwatch_verdicts_total counter");
         for (a, c) in [("allow", &self.verdict_allow), ("flag", &self.verdict_flag), ("block", &self.verdict_block)] {
             let _ = writeln!(o, "textwatch_verdicts_total{{action=\"{a}\"}} {}", c.load(Ordering::Relaxed));
         }
         g(&mut o, "textwatch_campaigns", "Campaigns in the engine.", "gauge", campaigns as u64);
         g(&mut o, "textwatch_messages_seen", "Distinct messages the engine has seen.", "gauge", messages as u64);
-        g(&mut o, "textwatch_ingest_queue_depth", "Batches waiting for the ingest worker.", "gauge", self.queue_depth.load(Ordering::Relaxed));
-        g(&mut o, "textwatch_rate_limited_total", "Requests refused with 429.", "counter", self.rate_limited.load(Ordering::Relaxed));
-        let _ = writeln!(o, "# HELP textwatch_request_seconds Request latency by route.\n# TYPE textwatch_request_seconds histogram");
+        g(
+            &mut o,
+            "textwatch_ingest_queue_depth",
+            "Batches waiting for the ingest worker.",
+            "gauge",
+            self.queue_depth.load(Ordering::Relaxed),
+        );
+        g(
+            &mut o,
+            "textwatch_rate_limited_total",
+            "Requests refused with 429.",
+            "counter",
+            self.rate_limited.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            o,
+            "# HELP textwatch_request_seconds Request latency by route.\n# TYPE textwatch_request_seconds histogram"
+        );
         for (route, h) in self.routes.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             h.write(&mut o, "textwatch_request_seconds", &format!("route=\"{route}\","));
         }

@@ -1,0 +1,558 @@
+//! The `/v1` handlers.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use futures_util::stream::Stream;
+use serde::{Deserialize, Serialize};
+use textwatch_engine::policy::Decision;
+use textwatch_engine::{Message, Peek, Scratch};
+use textwatch_store::{CampaignQuery, Store};
+use tokio::sync::oneshot;
+
+use super::{ApiError, Caller, Shared};
+
+/// Records in one ingest request, at most.
+const MAX_RECORDS: usize = 50_000;
+
+#[derive(Serialize)]
+struct RecordError {
+    /// 1-based position in the array, or line in NDJSON.
+    record: u64,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct IngestReply {
+    accepted: usize,
+    duplicates: usize,
+    rejected: usize,
+    errors: Vec<RecordError>,
+    results: Vec<super::worker::RecordResult>,
+}
+
+/// Splits a body into records: a JSON array or object, or NDJSON.
+fn records(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(u64, Vec<u8>)>, ApiError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let ndjson = ct.starts_with("application/x-ndjson")
+        || ct.starts_with("application/jsonl")
+        || ct.starts_with("application/ndjson");
+    if !ndjson && !ct.starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Type {ct:?}: send application/json (an array or one message) or application/x-ndjson"),
+        ));
+    }
+    if ndjson {
+        return Ok(body
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+            .map(|(i, l)| (i as u64 + 1, l.strip_suffix(b"\r").unwrap_or(l).to_vec()))
+            .collect());
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not UTF-8 (byte {})", e.valid_up_to())))?;
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not a JSON array: {e}")))?;
+        Ok(items.iter().enumerate().map(|(i, r)| (i as u64 + 1, r.get().as_bytes().to_vec())).collect())
+    } else if trimmed.starts_with('{') {
+        Ok(vec![(1, body.to_vec())])
+    } else {
+        Err(ApiError::new(StatusCode::BAD_REQUEST, "body is neither a JSON array nor a JSON object"))
+    }
+}
+
+/// Hands decoded messages to the worker and waits for the commit.
+pub(super) async fn submit(
+    st: &Shared,
+    messages: Vec<(Message, String)>,
+) -> Result<Vec<super::worker::RecordResult>, ApiError> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (tx, rx) = oneshot::channel();
+    st.metrics.queue_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if st.ingest.try_send(super::worker::Job { messages, reply: tx }).is_err() {
+        st.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        st.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "the ingest queue is full; retry shortly");
+        e.2.push((header::RETRY_AFTER, "1".into()));
+        return Err(e);
+    }
+    match rx.await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}"))),
+        Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the ingest worker stopped; nothing was stored")),
+    }
+}
+
+/// `POST /v1/messages`: stores messages; answers after they are committed.
+pub async fn ingest(
+    State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require("ingest")?;
+    let recs = records(&headers, &body)?;
+    if recs.len() > MAX_RECORDS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{} records; at most {MAX_RECORDS} per request", recs.len()),
+        ));
+    }
+    let file: std::sync::Arc<str> = std::sync::Arc::from(format!("api:token-{}", caller.id));
+    let mut errors = Vec::new();
+    let mut messages = Vec::with_capacity(recs.len());
+    for (n, raw) in recs {
+        match textwatch_sources::jsonl::decode_line(&file, n, &raw) {
+            Ok(m) => messages.push((m, format!("{file}:{n}"))),
+            Err(e) => errors.push(RecordError { record: n, error: e.reason }),
+        }
+    }
+    st.metrics.messages_rejected.fetch_add(errors.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let results = submit(&st, messages).await?;
+    let accepted = results.iter().filter(|r| r.status == "accepted").count();
+    let reply = IngestReply { accepted, duplicates: results.len() - accepted, rejected: errors.len(), errors, results };
+    let status = if reply.rejected > 0 && accepted + reply.duplicates == 0 {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(reply)).into_response())
+}
+
+/// What `check` computes once per template (and per campaign state).
+#[derive(Clone)]
+pub struct TemplateVerdict {
+    pub findings: Vec<textwatch_engine::Finding>,
+    pub category: Option<String>,
+    pub campaign: Option<String>,
+    pub decision: Decision,
+    pub risk: u8,
+}
+
+/// A verdict.
+#[derive(Serialize)]
+pub struct Verdict {
+    pub id: String,
+    pub action: &'static str,
+    pub rule: String,
+    pub scope: textwatch_engine::policy::Scope,
+    pub reasons: Vec<String>,
+    pub risk: u8,
+    pub category: Option<String>,
+    pub findings: Vec<textwatch_engine::Finding>,
+    pub campaign: Option<String>,
+    pub template_key: String,
+}
+
+/// How long a cached template verdict is trusted: campaigns grow, so the
+/// campaign's decision is looked up again after this.
+const VERDICT_TTL: Duration = Duration::from_secs(2);
+
+/// Judges one message (without storing it).
+pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
+    let a = st.analyzer.analyze(msg, &mut Scratch::default());
+    let cached = st
+        .verdicts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&a.template_key)
+        .and_then(|(at, v)| (at.elapsed() < VERDICT_TTL).then(|| v.clone()));
+    let base = match cached {
+        Some(v) => v,
+        None => {
+            let findings = st.rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
+            let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
+            let category = st.model.as_ref().map(|m| m.categorize(&a.template, &a.msg.body).to_string());
+            let campaign = match st.engine.read().map_err(|_| anyhow::anyhow!("engine lock poisoned"))?.peek(&a) {
+                Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
+                _ => None,
+            };
+            let enricher = st.enricher();
+            let decision = st.read(|s| {
+                crate::commands::message_decision(
+                    &enricher,
+                    s,
+                    &findings,
+                    category.as_deref(),
+                    risk,
+                    &a.sender,
+                    campaign.as_deref(),
+                )
+            })?;
+            let v = TemplateVerdict { findings, category, campaign, decision, risk };
+            let mut cache = st.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            cache.insert(a.template_key, (Instant::now(), v.clone()));
+            v
+        }
+    };
+    let own: Vec<textwatch_engine::Finding> = crate::enrich::sender_finding(&a.sender)
+        .into_iter()
+        .chain(crate::commands::quiet_finding(&st.rules, &a, base.category.as_deref(), base.campaign.is_some()))
+        .collect();
+    let v = if own.is_empty() {
+        base
+    } else {
+        let mut findings = base.findings.clone();
+        findings.extend(own);
+        let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
+        let enricher = st.enricher();
+        let decision = st.read(|s| {
+            crate::commands::message_decision(
+                &enricher,
+                s,
+                &findings,
+                base.category.as_deref(),
+                risk,
+                &a.sender,
+                base.campaign.as_deref(),
+            )
+        })?;
+        TemplateVerdict { findings, risk, decision, ..base }
+    };
+    st.metrics.verdict(v.decision.action.as_str());
+    Ok(Verdict {
+        id: a.display_id(),
+        action: v.decision.action.as_str(),
+        rule: v.decision.rule.clone(),
+        scope: v.decision.scope,
+        reasons: v.decision.reasons.clone(),
+        risk: v.risk,
+        category: v.category,
+        findings: v.findings,
+        campaign: v.campaign,
+        template_key: format!("{:016x}", a.template_key),
+    })
+}
+
+/// `POST /v1/check`: one message in the scan format, one verdict out.
+pub async fn check(
+    State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Verdict>, ApiError> {
+    caller.require("check")?;
+    let recs = records(&headers, &body)?;
+    if recs.len() != 1 || !body.trim_ascii_start().starts_with(b"{") {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "send one message as a JSON object"));
+    }
+    let file: std::sync::Arc<str> = std::sync::Arc::from("check");
+    let msg = textwatch_sources::jsonl::decode_line(&file, 1, &recs[0].1)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.reason))?;
+    Ok(Json(verdict(&st, msg)?))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    /// Campaigns seen at or after this time (RFC 3339).
+    since: Option<String>,
+    category: Option<String>,
+    min_risk: Option<u8>,
+    finding: Option<String>,
+    action: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+    min_messages: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Page<T> {
+    total: usize,
+    offset: usize,
+    limit: usize,
+    items: Vec<T>,
+}
+
+/// A campaign as listed, with a sparkline of its last 24 hours.
+#[derive(Serialize)]
+struct ListedCampaign {
+    #[serde(flatten)]
+    summary: textwatch_store::CampaignSummary,
+    /// Messages per hour over the campaign's last 24 hours of activity.
+    trend: Vec<u64>,
+}
+
+/// `GET /v1/campaigns`
+pub async fn campaigns(
+    State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require("read")?;
+    let since = match &q.since {
+        Some(s) => Some(
+            textwatch_sources::time::parse_ts(s)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("since: {e}")))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let st2 = st.clone();
+    let page = tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
+        let enricher = st2.enricher();
+        st2.read(|s| {
+            let query = CampaignQuery { limit: None, min_messages: q.min_messages.unwrap_or(2), max_senders: None };
+            let all = crate::commands::enriched_campaigns(s, &enricher, &query)?;
+            let filtered: Vec<_> = all
+                .into_iter()
+                .filter(|c| since.is_none_or(|t| c.last_seen >= t))
+                .filter(|c| q.category.as_ref().is_none_or(|k| c.category.as_deref() == Some(k.as_str())))
+                .filter(|c| q.min_risk.is_none_or(|r| c.risk.unwrap_or(0) >= r))
+                .filter(|c| q.finding.as_ref().is_none_or(|f| c.findings.iter().any(|x| &x.rule == f)))
+                .filter(|c| {
+                    q.action.as_ref().is_none_or(|a| c.decision.as_ref().is_some_and(|d| d.action.as_str() == a))
+                })
+                .collect();
+            let total = filtered.len();
+            let mut items = Vec::new();
+            for mut c in filtered.into_iter().skip(q.offset).take(limit) {
+                c.senders.truncate(50);
+                let trend = s.campaign(&c.id, 0)?.map(|d| hourly(&d.timeline)).unwrap_or_default();
+                items.push(ListedCampaign { summary: c, trend });
+            }
+            Ok(serde_json::to_value(Page { total, offset: q.offset, limit, items })?)
+        })
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))??;
+    Ok(Json(page))
+}
+
+fn hourly(minutes: &[textwatch_store::views::MinuteView]) -> Vec<u64> {
+    let Some(last) = minutes.last() else { return Vec::new() };
+    let end = last.minute / 3_600_000;
+    let mut v = vec![0u64; 24];
+    for m in minutes {
+        let h = m.minute / 3_600_000;
+        if end - h < 24 {
+            v[(23 - (end - h)) as usize] += m.messages;
+        }
+    }
+    v
+}
+
+/// `GET /v1/campaigns/{id}`
+pub async fn campaign(
+    State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require("read")?;
+    let st2 = st.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let enricher = st2.enricher();
+        st2.read(|s| {
+            let Some(d) = crate::commands::enriched_campaign(s, &enricher, &id, 20)? else { return Ok(None) };
+            let mut v = serde_json::to_value(&d)?;
+            let senders: std::collections::HashMap<String, String> =
+                d.sender_stats.iter().map(|x| (x.sender.clone(), enricher.dir.attribute(&x.sender).to_string())).collect();
+            v["attribution"] = serde_json::to_value(senders)?;
+            let dos = crate::report::dossier(s, &enricher, &d.summary.id, 0)?;
+            if let Some(dos) = dos {
+                v["chart"] = serde_json::json!({
+                    "start": textwatch_store::time::format_ts(dos.timeline.start),
+                    "width_minutes": dos.timeline.width_ms / 60_000,
+                    "series": dos.timeline.series.iter().map(|(l, c)| serde_json::json!({"label": l, "counts": c})).collect::<Vec<_>>(),
+                });
+            }
+            Ok(Some(v))
+        })
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))??;
+    r.map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such campaign"))
+}
+
+#[derive(Deserialize)]
+pub struct ReportQuery {
+    format: Option<String>,
+    provider: Option<String>,
+}
+
+/// `GET /v1/campaigns/{id}/report?format=xarf|stix|html|md`
+pub async fn report(
+    State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    caller.require("read")?;
+    let format = q.format.unwrap_or_else(|| "html".into());
+    let st2 = st.clone();
+    let r: Option<(String, &'static str, String)> = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let enricher = st2.enricher();
+        let dos = st2.read(|s| crate::report::dossier(s, &enricher, &id, 10))?;
+        let Some(mut dos) = dos else { return Ok(None) };
+        if let Some(p) = &q.provider {
+            dos.parts.retain(|x| x.group.name.eq_ignore_ascii_case(p));
+        }
+        let cid = dos.d.summary.id.clone();
+        Ok(Some(match format.as_str() {
+            "xarf" => {
+                let reports = crate::report::xarf(&dos, &st2.reporter)
+                    .map_err(|e| ApiError::new(StatusCode::CONFLICT, format!("{e:#}")))?;
+                let v = if q.provider.is_some() {
+                    reports.into_iter().next().unwrap_or_default()
+                } else {
+                    serde_json::Value::Array(reports)
+                };
+                (serde_json::to_string_pretty(&v).unwrap_or_default(), "application/json", format!("{cid}.xarf.json"))
+            }
+            "stix" => (
+                serde_json::to_string_pretty(&crate::report::stix(&dos, &st2.reporter)).unwrap_or_default(),
+                "application/json",
+                format!("{cid}.stix.json"),
+            ),
+            "html" => (crate::report::html(&dos), "text/html; charset=utf-8", format!("{cid}.html")),
+            "md" => (crate::report::markdown(&dos), "text/markdown; charset=utf-8", format!("{cid}.md")),
+            other => {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("format {other:?}: xarf, stix, html or md")))
+            }
+        }))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))??;
+    let Some((body, ct, name)) = r else { return Err(ApiError::new(StatusCode::NOT_FOUND, "no such campaign")) };
+    Ok((
+        [(header::CONTENT_TYPE, ct.to_string()), (header::CONTENT_DISPOSITION, format!("inline; filename=\"{name}\""))],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct BlockBody {
+    reason: Option<String>,
+}
+
+/// `POST /v1/campaigns/{id}/block` (admin): the kill switch.
+pub async fn block(
+    State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require("admin")?;
+    let b: BlockBody = if body.is_empty() {
+        BlockBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body: {e}")))?
+    };
+    let full = st
+        .read(|s| Ok(s.resolve_campaign(&id)?))?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such campaign"))?;
+    let reason =
+        format!("blocked by hand (token {}): {}", caller.id, b.reason.unwrap_or_else(|| "no reason given".into()));
+    let at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let mut w = SqliteStore::open_existing(&st.db).map_err(anyhow::Error::from)?;
+    w.block_campaign(&full, at, &format!("token {}", caller.id), &reason).map_err(anyhow::Error::from)?;
+    st.enricher.write().unwrap_or_else(|e| e.into_inner()).blocked.insert(full.clone(), reason.clone());
+    st.verdicts.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let ev = serde_json::json!({"type": "campaign-blocked", "campaign": full, "reason": reason});
+    let _ = st.events.send(ev.to_string());
+    Ok(Json(ev))
+}
+
+use textwatch_store::sqlite::SqliteStore;
+
+/// `GET /v1/numbers/{e164}`
+pub async fn number(
+    State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    Path(n): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require("read")?;
+    let enricher = st.enricher().clone();
+    let v = st.read(|s| Ok(serde_json::to_value(crate::numbers::number_view(s, &enricher.dir, &n)?)?))?;
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+pub struct BlocklistQuery {
+    format: Option<String>,
+}
+
+/// `GET /v1/blocklist?format=json|csv`
+pub async fn blocklist(
+    State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<BlocklistQuery>,
+) -> Result<Response, ApiError> {
+    caller.require("read")?;
+    let st2 = st.clone();
+    let entries = tokio::task::spawn_blocking(move || {
+        let enricher = st2.enricher();
+        st2.read(|s| crate::act::blocklist_entries(s, &enricher))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))??;
+    match q.format.as_deref().unwrap_or("json") {
+        "csv" => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let _ = w.write_record(["type", "value", "campaign", "reason"]);
+            for b in &entries {
+                let _ = w.write_record([b.kind, &b.value, &b.campaign, &b.reason]);
+            }
+            let body = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
+        }
+        "json" => Ok(Json(entries).into_response()),
+        other => Err(ApiError::new(StatusCode::BAD_REQUEST, format!("format {other:?}: json or csv"))),
+    }
+}
+
+/// `GET /v1/events`: server-sent events (`campaign-created`,
+/// `campaign-alert`, `campaign-blocked`), each a JSON object.
+pub async fn events(
+    State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require("read")?;
+    let rx = st.events.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let ev = match rx.recv().await {
+            Ok(data) => {
+                let kind = serde_json::from_str::<serde_json::Value>(&data)
+                    .ok()
+                    .and_then(|v| v["type"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| "message".into());
+                Event::default().event(kind).data(data)
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                Event::default().event("lagged").data(format!("{{\"type\":\"lagged\",\"missed\":{n}}}"))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), rx))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// `GET /metrics` (any scope).
+pub async fn metrics(State(st): State<Shared>) -> Response {
+    let (c, m) = st.engine.read().map(|e| (e.campaigns(), e.messages_seen())).unwrap_or((0, 0));
+    let mut body = st.metrics.render(c, m);
+    body.push_str(&format!("# HELP textwatch_uptime_seconds Seconds since start.\n# TYPE textwatch_uptime_seconds gauge\ntextwatch_uptime_seconds {}\n", st.started.elapsed().as_secs()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+#[allow(dead_code)]
+fn _assert_send(_: Arc<super::AppState>) {}

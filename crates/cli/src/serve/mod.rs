@@ -1,0 +1,401 @@
+//! `textwatch serve`: the HTTP API, the Twilio-compatible endpoints and the
+//! live dashboard, on the embedded SQLite store.
+//!
+//! Threads: tokio serves requests; one ingest worker owns the writer
+//! connection and assigns messages (handlers wait for its commit); reads go
+//! through a small pool of read-only connections. The engine sits behind a
+//! read-write lock: the worker writes, `check` reads.
+
+mod api;
+mod metrics;
+mod twilio;
+mod worker;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use textwatch_engine::{Analyzer, Engine, EngineConfig, RuleSet};
+use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::Store;
+use tokio::sync::broadcast;
+
+use crate::enrich::{ContextArgs, Enricher};
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback by default: expose it on purpose.
+    #[arg(long, env = "TEXTWATCH_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
+    max_body: usize,
+    /// Requests per second allowed per token (a burst of twice this).
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    rate_limit: u32,
+    /// Ingest batches that may wait for the worker; beyond it, 429.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    queue: usize,
+    /// Twilio auth token: verifies X-Twilio-Signature on the inbound
+    /// webhook (requests without a valid signature get 403).
+    #[arg(long, env = "TEXTWATCH_TWILIO_AUTH_TOKEN", value_name = "TOKEN")]
+    twilio_auth_token: Option<String>,
+    /// The public base URL Twilio calls (for signature checks behind a
+    /// proxy), e.g. https://textwatch.example.org.
+    #[arg(long, env = "TEXTWATCH_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Forward messages the send endpoint lets pass to this Twilio-compatible
+    /// API base (e.g. https://api.twilio.com); without it they are accepted
+    /// as sent.
+    #[arg(long, env = "TEXTWATCH_UPSTREAM", value_name = "URL")]
+    upstream: Option<String>,
+    /// Also send alerts here (as for `scan --alert`).
+    #[arg(long = "alert", value_name = "SINK")]
+    alerts: Vec<crate::alerts::Sink>,
+    /// Add rule packs from this directory.
+    #[arg(long, value_name = "DIR")]
+    rules: Vec<PathBuf>,
+    #[command(flatten)]
+    reporter: crate::report::Reporter,
+    #[command(flatten)]
+    ctx: ContextArgs,
+}
+
+/// A known token: id and scopes.
+type TokenEntry = (i64, Vec<String>);
+
+/// A per-token token bucket.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+pub struct AppState {
+    engine: Arc<RwLock<Engine>>,
+    analyzer: Analyzer,
+    rules: RuleSet,
+    model: Option<textwatch_engine::classify::Model>,
+    enricher: RwLock<Enricher>,
+    readers: Mutex<Vec<SqliteStore>>,
+    db: PathBuf,
+    ingest: crossbeam_channel::Sender<worker::Job>,
+    events: broadcast::Sender<String>,
+    metrics: Arc<metrics::Metrics>,
+    /// token hash -> (id, scopes), filled on first use.
+    tokens: Mutex<HashMap<String, Option<TokenEntry>>>,
+    buckets: Mutex<HashMap<i64, Bucket>>,
+    rate: f64,
+    /// template key -> (computed at, verdict) for `check`.
+    verdicts: Mutex<HashMap<u64, (Instant, api::TemplateVerdict)>>,
+    twilio_auth_token: Option<String>,
+    public_url: Option<String>,
+    upstream: Option<String>,
+    reporter: crate::report::Reporter,
+    http: ureq::Agent,
+    started: Instant,
+}
+
+type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Runs `f` with a read connection from the pool.
+    fn read<T>(&self, f: impl FnOnce(&SqliteStore) -> Result<T>) -> Result<T> {
+        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => SqliteStore::open_existing(&self.db)?,
+        };
+        let r = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        r
+    }
+
+    fn enricher(&self) -> std::sync::RwLockReadGuard<'_, Enricher> {
+        self.enricher.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An API error: a status and a JSON body `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String, Vec<(header::HeaderName, String)>);
+
+impl ApiError {
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        ApiError(status, msg.into(), Vec::new())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(serde_json::json!({"error": self.1, "status": self.0.as_u16()}))).into_response();
+        for (k, v) in self.2 {
+            if let Ok(v) = v.parse() {
+                r.headers_mut().insert(k, v);
+            }
+        }
+        r
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        tracing::error!(error = %format!("{e:#}"), "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+    }
+}
+
+/// The caller's token, checked and rate-limited by [`auth`].
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub id: i64,
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+        if self.scopes.iter().any(|s| s == scope || s == "admin") {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, format!("this token lacks the `{scope}` scope")))
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            return Some(t.trim().to_string());
+        }
+        // HTTP Basic (the Twilio client): the password is the token.
+        if let Some(b) = v.strip_prefix("Basic ") {
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?;
+            let s = String::from_utf8(raw).ok()?;
+            return s.split_once(':').map(|(_, p)| p.to_string());
+        }
+    }
+    // EventSource and download links cannot set headers.
+    query?.split('&').find_map(|kv| kv.strip_prefix("access_token=")).map(|t| t.to_string())
+}
+
+/// Authenticates every `/v1`, `/2010-04-01` and `/metrics` request:
+/// 401 without a valid token, 429 over the token's rate.
+async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let path = req.uri().path().to_string();
+    // The Twilio inbound webhook may authenticate by signature instead.
+    let signed_webhook = path == "/v1/twilio/inbound" && st.twilio_auth_token.is_some();
+    let token = bearer(req.headers(), req.uri().query());
+    let caller = match token {
+        Some(t) => {
+            let hash = crate::tokens::token_hash(&t);
+            let cached = st.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(&hash).cloned();
+            let found = match cached {
+                Some(c) => c,
+                None => {
+                    let f = st
+                        .read(|s| Ok(s.token_scopes(&hash)?))?
+                        .map(|(id, scopes)| (id, scopes.split(',').map(str::to_string).collect::<Vec<_>>()));
+                    st.tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(hash, f.clone());
+                    f
+                }
+            };
+            match found {
+                Some((id, scopes)) => Some(Caller { id, scopes }),
+                None if signed_webhook => None,
+                None => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token")),
+            }
+        }
+        None if signed_webhook => None,
+        None => {
+            let mut e = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing token: send `Authorization: Bearer TOKEN` (make one with `textwatch token create`)",
+            );
+            e.2.push((header::WWW_AUTHENTICATE, "Bearer".into()));
+            return Err(e);
+        }
+    };
+    if let Some(c) = &caller {
+        let mut b = st.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = b.entry(c.id).or_insert(Bucket { tokens: st.rate * 2.0, at: Instant::now() });
+        let now = Instant::now();
+        bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * st.rate).min(st.rate * 2.0);
+        bucket.at = now;
+        if bucket.tokens < 1.0 {
+            st.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate limit for this token exceeded");
+            e.2.push((header::RETRY_AFTER, "1".into()));
+            return Err(e);
+        }
+        bucket.tokens -= 1.0;
+        drop(b);
+        req.extensions_mut().insert(c.clone());
+    }
+    let route = match path.as_str() {
+        p if p.starts_with("/v1/campaigns/") => "/v1/campaigns/{id}",
+        p if p.starts_with("/v1/numbers/") => "/v1/numbers/{e164}",
+        p if p.starts_with("/2010-04-01/") => "/2010-04-01/Accounts/{sid}/Messages.json",
+        p => p,
+    }
+    .to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    if path != "/v1/events" {
+        st.metrics.histogram(&route).observe(started.elapsed().as_secs_f64());
+    }
+    Ok(resp)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(st): State<Shared>) -> Response {
+    let ok = st.read(|s| Ok(s.stats()?)).is_ok() && st.engine.try_read().is_ok() || st.engine.read().is_ok();
+    if ok {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+const OPENAPI: &str = include_str!("openapi.json");
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn dashboard() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline' 'self'; img-src 'self' data:"),
+        ],
+        DASHBOARD,
+    )
+        .into_response()
+}
+
+async fn fallback() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint; GET /openapi.json lists them")
+}
+
+fn router(st: Shared, max_body: usize) -> Router {
+    let protected = Router::new()
+        .route("/v1/messages", post(api::ingest))
+        .route("/v1/check", post(api::check))
+        .route("/v1/campaigns", get(api::campaigns))
+        .route("/v1/campaigns/{id}", get(api::campaign))
+        .route("/v1/campaigns/{id}/report", get(api::report))
+        .route("/v1/campaigns/{id}/block", post(api::block))
+        .route("/v1/numbers/{e164}", get(api::number))
+        .route("/v1/blocklist", get(api::blocklist))
+        .route("/v1/events", get(api::events))
+        .route("/v1/twilio/inbound", post(twilio::inbound))
+        .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio::send))
+        .route("/metrics", get(api::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(st.clone(), auth));
+    Router::new()
+        .merge(protected)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .route("/", get(|| async { axum::response::Redirect::temporary("/dashboard") }))
+        .route("/dashboard", get(dashboard))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(st)
+}
+
+pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
+    let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+    let cfg = EngineConfig::default();
+    let snap = store.load_snapshot(cfg.singleton_window).context("loading the database state")?;
+    let clusters_at_start: std::collections::HashSet<u32> = snap.clusters.iter().map(|c| c.seq).collect();
+    let mut engine = Engine::restore(cfg.clone(), snap);
+    let rules = crate::commands::load_rules(&args.rules)?;
+    engine.set_rules(rules.clone());
+    let model = crate::model::builtin_model()?;
+    if let Some(m) = &model {
+        engine.set_classifier(m.clone());
+    }
+    let analyzer = Analyzer::new(store.secret(), cfg.min_template_len).with_quiet_hours(rules.quiet_hours());
+    let enricher = Enricher::load(&store, &args.ctx)?;
+    let engine = Arc::new(RwLock::new(engine));
+    let (events, _) = broadcast::channel(1024);
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (tx, rx) = crossbeam_channel::bounded::<worker::Job>(args.queue.max(1));
+    let watcher = crate::alerts::Watcher::new(enricher.clone(), args.alerts.clone())?;
+    let w = worker::Worker {
+        engine: engine.clone(),
+        store,
+        analyzer: analyzer.clone(),
+        watcher,
+        events: events.clone(),
+        known_clusters: clusters_at_start,
+        metrics: metrics.clone(),
+    };
+    let worker = std::thread::Builder::new().name("ingest".into()).spawn(move || w.run(rx))?;
+    if args.rate_limit == 0 {
+        bail!("--rate-limit must be at least 1");
+    }
+    let st = Arc::new(AppState {
+        engine,
+        analyzer,
+        rules,
+        model,
+        enricher: RwLock::new(enricher),
+        readers: Mutex::new(Vec::new()),
+        db: db.to_path_buf(),
+        ingest: tx,
+        events,
+        metrics,
+        tokens: Mutex::new(HashMap::new()),
+        buckets: Mutex::new(HashMap::new()),
+        rate: f64::from(args.rate_limit),
+        verdicts: Mutex::new(HashMap::new()),
+        twilio_auth_token: args.twilio_auth_token.clone(),
+        public_url: args.public_url.clone(),
+        upstream: args.upstream.clone(),
+        reporter: args.reporter.clone(),
+        http: ureq::AgentBuilder::new().timeout(Duration::from_secs(15)).build(),
+        started: Instant::now(),
+    });
+    let app = router(st.clone(), args.max_body);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to find the port.
+        eprintln!("textwatch serve: listening on http://{addr} (dashboard http://{addr}/dashboard)");
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "listening beyond loopback: every endpoint needs a token, but mind TLS in front");
+        }
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("serving")?;
+        anyhow::Ok(())
+    })?;
+    drop(st);
+    let _ = worker.join();
+    Ok(ExitCode::SUCCESS)
+}
