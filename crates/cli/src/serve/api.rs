@@ -66,6 +66,8 @@ fn records(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(u64, Vec<u8>)>, ApiE
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not a JSON array: {e}")))?;
         Ok(items.iter().enumerate().map(|(i, r)| (i as u64 + 1, r.get().as_bytes().to_vec())).collect())
     } else if trimmed.starts_with('{') {
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not a JSON object: {e}")))?;
         Ok(vec![(1, body.to_vec())])
     } else {
         Err(ApiError::new(StatusCode::BAD_REQUEST, "body is neither a JSON array nor a JSON object"))

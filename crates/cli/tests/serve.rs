@@ -1,0 +1,682 @@
+//! `textwatch serve` end to end through real HTTP: auth and scopes, ingest
+//! (answered after commit, idempotent), check, reads, events, limits, bad
+//! input, a kill -9 in the middle of ingest; the official `twilio` Python
+//! client against the Twilio-compatible endpoints; the dashboard in
+//! headless Chromium driven over WebDriver.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Server {
+    child: Child,
+    base: String,
+    db: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn token(db: &Path, scopes: &str) -> String {
+    tw_ok(db, &["token", "create", "--scope", scopes]).lines().last().unwrap().trim().to_string()
+}
+
+fn start(db: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(bin())
+        .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("TEXTWATCH_DB")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let base = loop {
+        line.clear();
+        if err.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
+            panic!("serve did not start: {line}");
+        }
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    Server { child, base, db: db.to_path_buf(), _dir: None }
+}
+
+fn new_server(extra: &[&str]) -> (Server, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let admin = token(&db, "admin");
+    let mut s = start(&db, extra);
+    s._dir = Some(dir);
+    (s, admin)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build()
+}
+
+/// (status, body) of a request, whatever the status.
+fn call(req: ureq::Request, body: Option<(&str, &[u8])>) -> (u16, String, Option<String>) {
+    let r = match body {
+        Some((ct, b)) => req.set("Content-Type", ct).send_bytes(b),
+        None => req.call(),
+    };
+    match r {
+        Ok(r) => (r.status(), r.header("retry-after").map(str::to_string).unwrap_or_default(), None).also(r),
+        Err(ureq::Error::Status(code, r)) => {
+            let ra = r.header("retry-after").map(str::to_string);
+            (code, r.into_string().unwrap_or_default(), ra)
+        }
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+trait Also {
+    fn also(self, r: ureq::Response) -> (u16, String, Option<String>);
+}
+impl Also for (u16, String, Option<String>) {
+    fn also(self, r: ureq::Response) -> (u16, String, Option<String>) {
+        let ra = r.header("retry-after").map(str::to_string);
+        (self.0, r.into_string().unwrap_or_default(), ra)
+    }
+}
+
+fn get(s: &Server, tok: &str, path: &str) -> (u16, String) {
+    let (c, b, _) =
+        call(agent().get(&format!("{}{path}", s.base)).set("Authorization", &format!("Bearer {tok}")), None);
+    (c, b)
+}
+
+fn post(s: &Server, tok: &str, path: &str, ct: &str, body: &[u8]) -> (u16, String) {
+    let (c, b, _) = call(
+        agent().post(&format!("{}{path}", s.base)).set("Authorization", &format!("Bearer {tok}")),
+        Some((ct, body)),
+    );
+    (c, b)
+}
+
+const INCIDENT: &str = "Radical Liberals and Democrats are trying to STEAL this election! We need all hands on deck. Show your support at 12th & Arch near the Convention Center at 3pm today.";
+
+fn example_lines() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/messages.jsonl")).unwrap()
+}
+
+#[test]
+fn tokens_and_scopes() {
+    let (s, admin) = new_server(&[]);
+    let reader = token(&s.db, "read");
+    let (c, b) = get(&s, "", "/v1/campaigns");
+    assert_eq!(c, 401, "{b}");
+    let (c, _, _) = call(agent().get(&format!("{}/v1/campaigns", s.base)), None);
+    assert_eq!(c, 401);
+    assert_eq!(get(&s, "tw_nonsense", "/v1/campaigns").0, 401);
+    assert_eq!(get(&s, &reader, "/v1/campaigns").0, 200);
+    let (c, b) = post(&s, &reader, "/v1/messages", "application/json", b"[]");
+    assert_eq!(c, 403, "{b}");
+    assert!(b.contains("ingest"));
+    assert_eq!(post(&s, &admin, "/v1/messages", "application/json", b"[]").0, 200);
+    for open in ["/healthz", "/readyz", "/openapi.json", "/dashboard"] {
+        let (c, _, _) = call(agent().get(&format!("{}{open}", s.base)), None);
+        assert_eq!(c, 200, "{open} is open");
+    }
+    // Revoked tokens stop working (after the server sees them again).
+    let out = tw_ok(&s.db, &["token", "list"]);
+    assert!(out.contains("read") && !out.contains("tw_"), "the list never shows tokens");
+}
+
+#[test]
+fn ingest_check_and_read_back() {
+    let (s, admin) = new_server(&[]);
+    let (c, b) = post(&s, &admin, "/v1/messages", "application/x-ndjson", example_lines().as_bytes());
+    assert_eq!(c, 200, "{b}");
+    let r: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(r["accepted"], 30);
+    // Committed before the answer: another connection sees them now.
+    let n = tw_ok(&s.db, &["messages", "--format", "jsonl"]).lines().count();
+    assert_eq!(n, 30);
+    // Idempotent.
+    let (_, b) = post(&s, &admin, "/v1/messages", "application/x-ndjson", example_lines().as_bytes());
+    let r: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!((r["accepted"].as_u64(), r["duplicates"].as_u64()), (Some(0), Some(30)));
+    // A JSON array with one bad record: the rest is stored, the bad one named.
+    let arr = serde_json::json!([
+        {"id": "a1", "ts": "2020-11-04T16:00:00Z", "from": "+12155550100", "body": "hello there, see you at the game tonight"},
+        {"id": "a2", "ts": "yesterday", "from": "+12155550100", "body": "x"}
+    ]);
+    let (c, b) = post(&s, &admin, "/v1/messages", "application/json", arr.to_string().as_bytes());
+    assert_eq!(c, 200);
+    let r: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!((r["accepted"].as_u64(), r["rejected"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(r["errors"][0]["record"], 2);
+    assert!(r["errors"][0]["error"].as_str().unwrap().contains("ts"));
+
+    let checker = token(&s.db, "check");
+    let m = serde_json::json!({"ts": "2020-11-04T15:20:00Z", "from": "+12155551188", "to": "+12675550000", "body": INCIDENT});
+    let (c, b) = post(&s, &checker, "/v1/check", "application/json", m.to_string().as_bytes());
+    assert_eq!(c, 200, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["action"], "block");
+    assert_eq!(v["rule"], "incitement-or-election-lies");
+    assert!(v["campaign"].is_string());
+    assert!(v["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "election-misinfo"));
+
+    let (c, b) = get(&s, &admin, "/v1/campaigns?finding=election-misinfo&limit=5");
+    assert_eq!(c, 200);
+    let page: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(page["total"], 1);
+    let id = page["items"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(page["items"][0]["decision"]["action"], "block");
+    assert_eq!(page["items"][0]["trend"].as_array().unwrap().len(), 24);
+    let (_, b) = get(&s, &admin, "/v1/campaigns?category=commercial&min_risk=90");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&b).unwrap()["total"], 0);
+    let (_, b) = get(&s, &admin, "/v1/campaigns?limit=1&offset=1");
+    let p: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!((p["items"].as_array().unwrap().len(), p["total"].as_u64()), (1, Some(4)));
+    assert_eq!(get(&s, &admin, "/v1/campaigns?since=not-a-time").0, 400);
+
+    let (c, b) = get(&s, &admin, &format!("/v1/campaigns/{}", &id[..8]));
+    assert_eq!(c, 200);
+    let d: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert!(d["samples"].as_array().unwrap().len() >= 2);
+    assert!(d["chart"]["series"].is_array());
+    assert_eq!(get(&s, &admin, "/v1/campaigns/ffffffffffffffff").0, 404);
+    let (c, html) = get(&s, &admin, &format!("/v1/campaigns/{id}/report?format=html"));
+    assert_eq!(c, 200);
+    assert!(html.contains("campaign-id"));
+    let (c, _) = get(&s, &admin, &format!("/v1/campaigns/{id}/report?format=stix"));
+    assert_eq!(c, 200);
+    let (c, b) = get(&s, &admin, &format!("/v1/campaigns/{id}/report?format=xarf"));
+    assert_eq!(c, 409, "XARF needs a reporter: {b}");
+    assert_eq!(get(&s, &admin, &format!("/v1/campaigns/{id}/report?format=pdf")).0, 400);
+    let (c, b) = get(&s, &admin, "/v1/numbers/+12155551102");
+    assert_eq!(c, 200);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&b).unwrap()["class"], "long-code");
+    let (c, b) = get(&s, &admin, "/v1/blocklist?format=csv");
+    assert_eq!(c, 200);
+    assert!(b.starts_with("type,value,campaign,reason") && b.contains(&id));
+    let (c, b) = get(&s, &admin, "/metrics");
+    assert_eq!(c, 200);
+    assert!(b.contains("textwatch_messages_in_total 31"), "{b}");
+    assert!(b.contains("textwatch_verdicts_total{action=\"block\"} 1"));
+    assert!(b.contains("textwatch_request_seconds_bucket{route=\"/v1/check\""));
+    let (_, spec) = get(&s, &admin, "/openapi.json");
+    let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    assert!(spec["paths"]["/v1/messages"]["post"].is_object());
+}
+
+#[test]
+fn bad_requests_get_clear_4xx_and_the_server_stays_up() {
+    let (s, admin) = new_server(&["--max-body", "100000"]);
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("application/json", b"{not json".to_vec(), 400),
+        ("application/json", b"[1, 2".to_vec(), 400),
+        ("text/plain", b"hello".to_vec(), 415),
+        ("application/json", vec![b'[', 0xff, 0xfe, b']'], 400),
+        ("application/json", b"42".to_vec(), 400),
+        ("application/json", format!("[{}]", "\"x\",".repeat(60_000)).into_bytes(), 413),
+    ];
+    for (ct, body, want) in cases {
+        let (c, b) = post(&s, &admin, "/v1/messages", ct, &body);
+        assert_eq!(c, want, "{ct} {:?}: {b}", String::from_utf8_lossy(&body[..body.len().min(20)]));
+        if c != 413 {
+            let v: serde_json::Value = serde_json::from_str(&b).unwrap_or_else(|_| panic!("JSON error body: {b}"));
+            assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()));
+        }
+    }
+    // Invalid UTF-8 inside NDJSON: that record is rejected, the rest stored.
+    let mut nd = b"{\"id\":\"u1\",\"ts\":1604502000,\"from\":\"+12155550100\",\"body\":\"fine\"}\n".to_vec();
+    nd.extend_from_slice(b"{\"id\":\"u2\",\"ts\":1604502000,\"from\":\"+12155550100\",\"body\":\"bad \xff\"}\n");
+    let (c, b) = post(&s, &admin, "/v1/messages", "application/x-ndjson", &nd);
+    assert_eq!(c, 200, "{b}");
+    assert!(b.contains("UTF-8"));
+    assert_eq!(post(&s, &admin, "/v1/check", "application/json", b"[]").0, 400);
+    assert_eq!(get(&s, &admin, "/v1/nothing-here").0, 404);
+    let (c, _, _) = call(agent().get(&format!("{}/healthz", s.base)), None);
+    assert_eq!(c, 200, "still up");
+}
+
+#[test]
+fn per_token_rate_limit_answers_429_with_retry_after() {
+    let (s, admin) = new_server(&["--rate-limit", "3"]);
+    let mut limited = None;
+    for _ in 0..20 {
+        let (c, _, ra) = call(
+            agent().get(&format!("{}/v1/blocklist", s.base)).set("Authorization", &format!("Bearer {admin}")),
+            None,
+        );
+        if c == 429 {
+            limited = ra;
+            break;
+        }
+    }
+    assert_eq!(limited.as_deref(), Some("1"), "a burst over twice the rate meets 429 with Retry-After");
+    // Another token has its own budget.
+    let other = token(&s.db, "read");
+    assert_eq!(get(&s, &other, "/v1/blocklist").0, 200);
+}
+
+#[test]
+fn events_stream_campaigns_as_they_form_and_admins_can_block() {
+    let (s, admin) = new_server(&[]);
+    let url = format!("{}/v1/events?access_token={admin}", s.base);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let r = ureq::get(&url).call().unwrap();
+        for line in BufReader::new(r.into_reader()).lines() {
+            let Ok(line) = line else { break };
+            if let Some(d) = line.strip_prefix("data:") {
+                if tx.send(d.trim().to_string()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    post(&s, &admin, "/v1/messages", "application/x-ndjson", example_lines().as_bytes());
+    let mut created = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while created.len() < 4 && Instant::now() < deadline {
+        if let Ok(d) = rx.recv_timeout(Duration::from_millis(500)) {
+            let v: serde_json::Value = serde_json::from_str(&d).unwrap();
+            if v["type"] == "campaign-created" {
+                created.push(v["campaign"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(created.len(), 4, "one event per campaign formed");
+    // Block the pharmacy campaign by hand: read tokens may not, admins may.
+    let (_, b) = get(&s, &admin, "/v1/campaigns?category=commercial");
+    let id = serde_json::from_str::<serde_json::Value>(&b).unwrap()["items"][0]["id"].as_str().unwrap().to_string();
+    let reader = token(&s.db, "read");
+    assert_eq!(post(&s, &reader, &format!("/v1/campaigns/{id}/block"), "application/json", b"{}").0, 403);
+    let (c, b) = post(&s, &admin, &format!("/v1/campaigns/{id}/block"), "application/json", br#"{"reason":"test"}"#);
+    assert_eq!(c, 200, "{b}");
+    let (_, b) = get(&s, &admin, &format!("/v1/campaigns/{id}"));
+    let d: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(
+        (d["decision"]["action"].as_str(), d["decision"]["rule"].as_str()),
+        (Some("block"), Some("manual-block"))
+    );
+    let mut blocked = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !blocked && Instant::now() < deadline {
+        if let Ok(d) = rx.recv_timeout(Duration::from_millis(500)) {
+            blocked = d.contains("campaign-blocked");
+        }
+    }
+    assert!(blocked, "campaign-blocked event");
+    // The block list now holds it, and the CLI sees the block too.
+    assert!(get(&s, &admin, "/v1/blocklist?format=csv").1.contains(&id));
+    assert!(tw_ok(&s.db, &["blocklist"]).contains(&id));
+}
+
+#[test]
+fn acknowledged_messages_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let admin = token(&db, "admin");
+    let stream = dir.path().join("s.jsonl");
+    tw_ok(
+        &db,
+        &[
+            "simulate",
+            "--scenario",
+            "election-2020",
+            "--messages",
+            "20000",
+            "--seed",
+            "3",
+            "--out",
+            stream.to_str().unwrap(),
+            "--truth",
+            dir.path().join("t.jsonl").to_str().unwrap(),
+            "-q",
+        ],
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&stream).unwrap().lines().map(str::to_string).collect();
+    let mut s = start(&db, &[]);
+    let base = s.base.clone();
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let a2 = acked.clone();
+    let feeder = std::thread::spawn(move || {
+        for chunk in lines.chunks(500) {
+            let body = chunk.join("\n");
+            let r = agent()
+                .post(&format!("{base}/v1/messages"))
+                .set("Authorization", &format!("Bearer {admin}"))
+                .set("Content-Type", "application/x-ndjson")
+                .send_string(&body);
+            match r {
+                Ok(r) => {
+                    let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+                    let mut a = a2.lock().unwrap();
+                    for x in v["results"].as_array().unwrap() {
+                        a.push(x["id"].as_str().unwrap().to_string());
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    s.child.kill().unwrap(); // SIGKILL
+    let _ = s.child.wait();
+    let _ = feeder.join();
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty(), "some batches were acknowledged before the kill");
+    let stored: std::collections::HashSet<String> = tw_ok(&db, &["messages", "--format", "jsonl"])
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(lost.is_empty(), "{} acknowledged messages lost, e.g. {:?}", lost.len(), lost.first());
+    // And the server starts again on the same database.
+    let s2 = start(&db, &[]);
+    let (c, _, _) = call(agent().get(&format!("{}/readyz", s2.base)), None);
+    assert_eq!(c, 200);
+}
+
+#[test]
+fn the_official_twilio_client_talks_to_textwatch() {
+    let Some(python) = python_with("twilio") else {
+        return skip("Twilio client test: the project's .venv has no `twilio` (run .ci/run)");
+    };
+    let auth_token = "test-auth-token-0123456789";
+    let (s, admin) = new_server(&["--twilio-auth-token", auth_token]);
+    let gateway = token(&s.db, "check,ingest");
+    // Seed the incident campaign so the gateway knows it.
+    post(&s, &admin, "/v1/messages", "application/x-ndjson", example_lines().as_bytes());
+    let script = r#"
+import json, sys, urllib.request, urllib.parse
+from twilio.rest import Client
+from twilio.base.exceptions import TwilioRestException
+from twilio.request_validator import RequestValidator
+
+base, gateway, auth_token, incident = sys.argv[1:5]
+out = {}
+
+# 1. The send endpoint as a filtering gateway, through the official client.
+client = Client("AC" + "0" * 32, gateway)
+client.api.base_url = base
+ok = client.messages.create(to="+12675550142", from_="+12152340188",
+                            body="Hi Dana, this is Kim with Philly Votes Together. Polls are open until 8pm today. Reply STOP to opt out")
+out["allowed"] = {"sid": ok.sid, "status": ok.status}
+try:
+    client.messages.create(to="+12675550143", from_="+12155551102", body=incident)
+    out["blocked"] = None
+except TwilioRestException as e:
+    out["blocked"] = {"code": e.code, "status": e.status, "msg": e.msg}
+try:
+    c2 = Client("AC" + "0" * 32, "tw_wrong")
+    c2.api.base_url = base
+    c2.messages.create(to="+12675550144", from_="+12152340188", body="hello")
+    out["bad_token"] = None
+except TwilioRestException as e:
+    out["bad_token"] = e.status
+
+# 2. The inbound webhook, signed as Twilio signs it.
+url = base + "/v1/twilio/inbound"
+params = {"MessageSid": "SMtrap0001", "SmsSid": "SMtrap0001", "AccountSid": "AC" + "0" * 32,
+          "From": "+12155551105", "To": "+12675550001", "Body": incident, "NumMedia": "0"}
+sig = RequestValidator(auth_token).compute_signature(url, params)
+def post(p, signature):
+    req = urllib.request.Request(url, data=urllib.parse.urlencode(p).encode(), method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+out["inbound"] = post(params, sig)
+tampered = dict(params, Body="something else")
+out["tampered"] = post(tampered, sig)[0]
+print(json.dumps(out))
+"#;
+    let o = Command::new(&python).args(["-c", script, &s.base, &gateway, auth_token, INCIDENT]).output().unwrap();
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["allowed"]["status"], "sent", "{v}");
+    assert!(v["allowed"]["sid"].as_str().unwrap().starts_with("SM"));
+    assert_eq!(v["blocked"]["code"], 30007, "{v}");
+    assert_eq!(v["blocked"]["status"], 400);
+    assert!(v["blocked"]["msg"].as_str().unwrap().contains("incitement-or-election-lies"));
+    assert_eq!(v["bad_token"], 401);
+    assert_eq!(v["inbound"][0], 200, "{v}");
+    assert!(v["inbound"][1].as_str().unwrap().contains("<Response></Response>"));
+    assert_eq!(v["tampered"], 403);
+    // Both the sent message and the trapped one are stored.
+    let ids: Vec<String> = tw_ok(&s.db, &["messages", "--format", "jsonl"])
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.contains(&"SMtrap0001".to_string()));
+    assert!(ids.contains(&v["allowed"]["sid"].as_str().unwrap().to_string()));
+}
+
+/// A minimal WebDriver client over chromedriver's HTTP API.
+struct Driver {
+    base: String,
+    session: String,
+    child: Child,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = ureq::delete(&format!("{}/session/{}", self.base, self.session)).call();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    fn start() -> Option<Driver> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ureq::get(&format!("{base}/status")).call().is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let args: Vec<&str> = CHROMIUM_FLAGS.iter().copied().chain(["--window-size=1280,1600"]).collect();
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"args": args}}}});
+        let r: serde_json::Value = serde_json::from_str(
+            &ureq::post(&format!("{base}/session"))
+                .set("Content-Type", "application/json")
+                .send_string(&caps.to_string())
+                .ok()?
+                .into_string()
+                .ok()?,
+        )
+        .ok()?;
+        let session = r["value"]["sessionId"].as_str()?.to_string();
+        Some(Driver { base, session, child })
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let r = match method {
+            "GET" => ureq::get(&url).call(),
+            _ => ureq::post(&url).set("Content-Type", "application/json").send_string(&body.to_string()),
+        };
+        let text = match r {
+            Ok(r) => r.into_string().unwrap_or_default(),
+            Err(ureq::Error::Status(_, r)) => r.into_string().unwrap_or_default(),
+            Err(e) => panic!("webdriver: {e}"),
+        };
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default()["value"].clone()
+    }
+
+    fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", serde_json::json!({"url": url}));
+    }
+
+    fn js(&self, script: &str) -> serde_json::Value {
+        self.cmd("POST", "/execute/sync", serde_json::json!({"script": script, "args": []}))
+    }
+
+    /// Waits until `script` returns something truthy; returns it.
+    fn wait(&self, script: &str, what: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.js(script);
+            if !(v.is_null() || v == false || v == 0 || v == "") {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let body = self.js("return document.body.innerText");
+                panic!("timed out waiting for {what}; page:\n{body}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn dashboard_shows_the_incident_live_in_chromium() {
+    if chromium().is_none() || Command::new("chromedriver").arg("--version").output().is_err() {
+        return skip("dashboard test: no chromium / chromedriver (apt-get install chromium chromium-driver)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let stream = dir.path().join("s.jsonl");
+    let nums = dir.path().join("nums");
+    tw_ok(
+        &db,
+        &[
+            "simulate",
+            "--scenario",
+            "election-2020",
+            "--messages",
+            "20000",
+            "--seed",
+            "7",
+            "--out",
+            stream.to_str().unwrap(),
+            "--truth",
+            dir.path().join("t.jsonl").to_str().unwrap(),
+            "--numbers",
+            nums.to_str().unwrap(),
+            "-q",
+        ],
+    );
+    tw_ok(
+        &db,
+        &[
+            "numbers",
+            "import",
+            "--inventory",
+            nums.join("inventory.csv").to_str().unwrap(),
+            "--nanpa-blocks",
+            nums.join("nanpa-blocks.csv").to_str().unwrap(),
+        ],
+    );
+    let admin = token(&db, "admin");
+    let s = start(&db, &[]);
+    let Some(d) = Driver::start() else {
+        return skip("dashboard test: chromedriver did not start a session");
+    };
+    d.goto(&format!("{}/dashboard#token={admin}", s.base));
+    d.wait("return document.getElementById('status').textContent.startsWith('live')", "the event stream");
+    // Feed the stream through the API while the page watches.
+    let lines: Vec<String> = std::fs::read_to_string(&stream).unwrap().lines().map(str::to_string).collect();
+    for chunk in lines.chunks(2000) {
+        let (c, b) = post(&s, &admin, "/v1/messages", "application/x-ndjson", chunk.join("\n").as_bytes());
+        assert_eq!(c, 200, "{b}");
+    }
+    let id = d.wait(
+        "const r=[...document.querySelectorAll('tr.campaign')].find(r=>r.textContent.includes('steal this election')); return r ? r.dataset.id : null",
+        "the incident campaign on the live list",
+    );
+    let id = id.as_str().unwrap().to_string();
+    let row = d.js(&format!("return document.querySelector('tr.campaign[data-id=\"{id}\"]').textContent"));
+    assert!(row.as_str().unwrap().contains("Textsmart Leasing"), "providers on the list: {row}");
+    assert!(row.as_str().unwrap().contains("block"));
+    // Open it.
+    d.js(&format!("document.querySelector('tr.campaign[data-id=\"{id}\"]').click()"));
+    d.wait(&format!("return document.getElementById('campaign-id') && document.getElementById('campaign-id').textContent === '{id}'"), "the campaign page");
+    let senders = d.wait("return document.querySelectorAll('#providers .sender-row').length", "senders");
+    assert_eq!(senders, 13, "the incident's 13 senders");
+    let provider = d.js("return document.querySelector('#providers h3.provider').dataset.provider");
+    assert_eq!(provider, "Textsmart Leasing");
+    let rules = d.js("return [...document.querySelectorAll('#findings tr.finding')].map(r=>r.dataset.rule)");
+    for r in ["election-misinfo", "call-to-assemble", "optout-missing", "sender-id-missing"] {
+        assert!(rules.as_array().unwrap().iter().any(|x| x == r), "finding {r} shown: {rules}");
+    }
+    assert!(d.js("return document.querySelectorAll('#findings mark').length").as_u64().unwrap() >= 1);
+    let bars = d.js("return document.querySelectorAll('#chart rect').length");
+    assert!(bars.as_u64().unwrap() > 5, "timeline chart drawn: {bars}");
+    assert!(d.js("return document.getElementById('decision').textContent").as_str().unwrap().starts_with("block"));
+    let xarf = d.js("return document.getElementById('dl-xarf').getAttribute('href')");
+    assert!(xarf.as_str().unwrap().contains("format=xarf"));
+    // The HTML report link works with the token in the query.
+    let href = d.js("return document.getElementById('dl-html').href").as_str().unwrap().to_string();
+    let (c, _, _) = call(agent().get(&href), None);
+    assert_eq!(c, 200);
+}
+
+#[test]
+fn openapi_document_is_valid_openapi_3_1() {
+    let Some(python) = python_with("openapi_spec_validator") else {
+        return skip("OpenAPI validation: the project's .venv has no `openapi-spec-validator` (run .ci/run)");
+    };
+    let (s, _) = new_server(&[]);
+    let (c, spec, _) = call(agent().get(&format!("{}/openapi.json", s.base)), None);
+    assert_eq!(c, 200);
+    let f = s.db.parent().unwrap().join("openapi.json");
+    std::fs::write(&f, &spec).unwrap();
+    let o = Command::new(&python)
+        .args([
+            "-c",
+            "import json,sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))",
+            f.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Every route the server answers is in the document.
+    let v: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    for p in [
+        "/v1/messages",
+        "/v1/check",
+        "/v1/campaigns",
+        "/v1/campaigns/{id}",
+        "/v1/campaigns/{id}/report",
+        "/v1/campaigns/{id}/block",
+        "/v1/numbers/{e164}",
+        "/v1/blocklist",
+        "/v1/events",
+        "/v1/twilio/inbound",
+        "/2010-04-01/Accounts/{AccountSid}/Messages.json",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(v["paths"][p].is_object(), "{p} documented");
+    }
+}
