@@ -680,3 +680,60 @@ fn openapi_document_is_valid_openapi_3_1() {
         assert!(v["paths"][p].is_object(), "{p} documented");
     }
 }
+
+#[test]
+fn passed_sends_are_forwarded_to_the_upstream() {
+    use std::io::Write;
+    // A stand-in for api.twilio.com that records what it is sent.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<(String, String, String)>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut r = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            r.read_line(&mut request_line).unwrap();
+            let (mut len, mut auth) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("authorization:") {
+                    auth = line["authorization:".len()..].trim().to_string();
+                }
+            }
+            let mut body = vec![0u8; len];
+            r.read_exact(&mut body).unwrap();
+            let reply = r#"{"sid":"SMupstream","status":"queued"}"#;
+            let _ = write!(stream, "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len());
+            let _ = tx.send((request_line, auth, String::from_utf8_lossy(&body).to_string()));
+        }
+    });
+    let (s, _) = new_server(&["--upstream", &upstream]);
+    let gateway = token(&s.db, "check,ingest");
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("ACtest:{gateway}"));
+    let (c, b, _) = call(
+        agent().post(&format!("{}/2010-04-01/Accounts/ACtest/Messages.json", s.base)).set("Authorization", &format!("Basic {basic}")),
+        Some(("application/x-www-form-urlencoded", b"To=%2B12675550142&From=%2B12152340188&Body=Your+table+for+4+is+ready.+Reply+STOP+to+opt+out")),
+    );
+    assert_eq!(c, 201, "{b}");
+    assert!(b.contains("SMupstream"), "the upstream's answer is passed back: {b}");
+    let (line, auth, body) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(line.starts_with("POST /2010-04-01/Accounts/ACtest/Messages.json"), "{line}");
+    assert_eq!(auth, format!("Basic {basic}"));
+    assert!(body.contains("Body=Your+table"));
+    // Missing fields get Twilio's own error codes.
+    let (c, b, _) = call(
+        agent().post(&format!("{}/2010-04-01/Accounts/ACtest/Messages.json", s.base)).set("Authorization", &format!("Basic {basic}")),
+        Some(("application/x-www-form-urlencoded", b"From=%2B12152340188&Body=hi")),
+    );
+    assert_eq!(c, 400);
+    assert!(b.contains("21604"), "{b}");
+}

@@ -389,7 +389,14 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
         }
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
+                // Ctrl-C or SIGTERM: stop accepting, finish what is in flight;
+                // the worker then commits what it was given and exits.
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                }
+                eprintln!("textwatch serve: shutting down");
             })
             .await
             .context("serving")?;
