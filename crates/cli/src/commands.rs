@@ -433,33 +433,56 @@ pub fn message_decision(
     sender: &str,
     campaign: Option<&str>,
 ) -> Result<Decision> {
-    let mut campaign_decision = None;
-    let mut messages = 1;
-    let mut senders = 1;
-    if let Some(id) = campaign {
-        if let Some(d) = store.campaign(id, 0)? {
-            let mut s = d.summary;
-            let pairs: Vec<(String, u64)> = d.sender_stats.iter().map(|v| (v.sender.clone(), v.messages)).collect();
-            ctx.enrich(&mut s, &pairs);
-            messages = s.messages + 1;
-            senders = s.sender_count;
-            campaign_decision = s.decision;
-        }
-    }
+    let c = match campaign {
+        Some(id) => campaign_context(ctx, store, id)?,
+        None => None,
+    };
+    Ok(decide_message(ctx, findings, category, risk, sender, c.as_ref()))
+}
+
+/// What a message joining a campaign inherits from it: the campaign's own
+/// decision, its message and sender counts.
+#[derive(Clone, Debug)]
+pub struct CampaignContext {
+    pub decision: Option<Decision>,
+    pub messages: u64,
+    pub senders: u64,
+}
+
+/// The enriched campaign's decision and size (`None` if it does not exist).
+pub fn campaign_context(ctx: &Enricher, store: &dyn Store, id: &str) -> Result<Option<CampaignContext>> {
+    let Some(d) = store.campaign(id, 0)? else { return Ok(None) };
+    let mut s = d.summary;
+    let pairs: Vec<(String, u64)> = d.sender_stats.iter().map(|v| (v.sender.clone(), v.messages)).collect();
+    ctx.enrich(&mut s, &pairs);
+    Ok(Some(CampaignContext { decision: s.decision, messages: s.messages, senders: s.sender_count }))
+}
+
+/// The policy's decision for one message: on its own facts (counted as one
+/// more message of its campaign), or the campaign's decision when that is
+/// stronger.
+pub fn decide_message(
+    ctx: &Enricher,
+    findings: &[textwatch_engine::Finding],
+    category: Option<&str>,
+    risk: u8,
+    sender: &str,
+    campaign: Option<&CampaignContext>,
+) -> Decision {
     let class = textwatch_numbers::classify(sender, textwatch_numbers::NpaTable::shipped()).class.as_str();
     let facts = Facts {
         findings: findings.iter().map(|f| (f.rule.as_str(), f.severity)).collect(),
         category,
         risk,
-        messages,
-        senders,
+        messages: campaign.map_or(1, |c| c.messages + 1),
+        senders: campaign.map_or(1, |c| c.senders),
         sender_classes: vec![class],
     };
     let own = ctx.policy.decide(&facts);
-    Ok(match campaign_decision {
+    match campaign.and_then(|c| c.decision.clone()) {
         Some(c) if c.action >= own.action && c.action != Action::Allow => c,
         _ => own,
-    })
+    }
 }
 
 pub fn check(db: &Path, args: CheckArgs) -> Result<()> {

@@ -720,8 +720,13 @@ fn passed_sends_are_forwarded_to_the_upstream() {
     use base64::Engine as _;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("ACtest:{gateway}"));
     let (c, b, _) = call(
-        agent().post(&format!("{}/2010-04-01/Accounts/ACtest/Messages.json", s.base)).set("Authorization", &format!("Basic {basic}")),
-        Some(("application/x-www-form-urlencoded", b"To=%2B12675550142&From=%2B12152340188&Body=Your+table+for+4+is+ready.+Reply+STOP+to+opt+out")),
+        agent()
+            .post(&format!("{}/2010-04-01/Accounts/ACtest/Messages.json", s.base))
+            .set("Authorization", &format!("Basic {basic}")),
+        Some((
+            "application/x-www-form-urlencoded",
+            b"To=%2B12675550142&From=%2B12152340188&Body=Your+table+for+4+is+ready.+Reply+STOP+to+opt+out",
+        )),
     );
     assert_eq!(c, 201, "{b}");
     assert!(b.contains("SMupstream"), "the upstream's answer is passed back: {b}");
@@ -731,7 +736,9 @@ fn passed_sends_are_forwarded_to_the_upstream() {
     assert!(body.contains("Body=Your+table"));
     // Missing fields get Twilio's own error codes.
     let (c, b, _) = call(
-        agent().post(&format!("{}/2010-04-01/Accounts/ACtest/Messages.json", s.base)).set("Authorization", &format!("Basic {basic}")),
+        agent()
+            .post(&format!("{}/2010-04-01/Accounts/ACtest/Messages.json", s.base))
+            .set("Authorization", &format!("Basic {basic}")),
         Some(("application/x-www-form-urlencoded", b"From=%2B12152340188&Body=hi")),
     );
     assert_eq!(c, 400);

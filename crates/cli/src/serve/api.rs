@@ -140,6 +140,7 @@ pub struct TemplateVerdict {
     pub findings: Vec<textwatch_engine::Finding>,
     pub category: Option<String>,
     pub campaign: Option<String>,
+    pub ctx: Option<crate::commands::CampaignContext>,
     pub decision: Decision,
     pub risk: u8,
 }
@@ -163,6 +164,24 @@ pub struct Verdict {
 /// campaign's decision is looked up again after this.
 const VERDICT_TTL: Duration = Duration::from_secs(2);
 
+/// The campaign context for `check`, cached per campaign for
+/// [`VERDICT_TTL`]: big campaigns are costly to enrich.
+fn campaign_context(st: &Shared, id: &str) -> Result<Option<crate::commands::CampaignContext>, ApiError> {
+    if let Some((at, c)) = st.campaign_ctx.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+        if at.elapsed() < VERDICT_TTL {
+            return Ok(c.clone());
+        }
+    }
+    let enricher = st.enricher();
+    let c = st.read(|s| crate::commands::campaign_context(&enricher, s, id))?;
+    let mut cache = st.campaign_ctx.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() > 100_000 {
+        cache.clear();
+    }
+    cache.insert(id.to_string(), (Instant::now(), c.clone()));
+    Ok(c)
+}
+
 /// Judges one message (without storing it).
 pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
     let a = st.analyzer.analyze(msg, &mut Scratch::default());
@@ -182,19 +201,19 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
                 Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
                 _ => None,
             };
-            let enricher = st.enricher();
-            let decision = st.read(|s| {
-                crate::commands::message_decision(
-                    &enricher,
-                    s,
-                    &findings,
-                    category.as_deref(),
-                    risk,
-                    &a.sender,
-                    campaign.as_deref(),
-                )
-            })?;
-            let v = TemplateVerdict { findings, category, campaign, decision, risk };
+            let ctx = match &campaign {
+                Some(id) => campaign_context(st, id)?,
+                None => None,
+            };
+            let decision = crate::commands::decide_message(
+                &st.enricher(),
+                &findings,
+                category.as_deref(),
+                risk,
+                &a.sender,
+                ctx.as_ref(),
+            );
+            let v = TemplateVerdict { findings, category, campaign, ctx, decision, risk };
             let mut cache = st.verdicts.lock().unwrap_or_else(|e| e.into_inner());
             if cache.len() > 100_000 {
                 cache.clear();
@@ -213,18 +232,14 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
         let mut findings = base.findings.clone();
         findings.extend(own);
         let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
-        let enricher = st.enricher();
-        let decision = st.read(|s| {
-            crate::commands::message_decision(
-                &enricher,
-                s,
-                &findings,
-                base.category.as_deref(),
-                risk,
-                &a.sender,
-                base.campaign.as_deref(),
-            )
-        })?;
+        let decision = crate::commands::decide_message(
+            &st.enricher(),
+            &findings,
+            base.category.as_deref(),
+            risk,
+            &a.sender,
+            base.ctx.as_ref(),
+        );
         TemplateVerdict { findings, risk, decision, ..base }
     };
     st.metrics.verdict(v.decision.action.as_str());
@@ -468,6 +483,7 @@ pub async fn block(
     w.block_campaign(&full, at, &format!("token {}", caller.id), &reason).map_err(anyhow::Error::from)?;
     st.enricher.write().unwrap_or_else(|e| e.into_inner()).blocked.insert(full.clone(), reason.clone());
     st.verdicts.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    st.campaign_ctx.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let ev = serde_json::json!({"type": "campaign-blocked", "campaign": full, "reason": reason});
     let _ = st.events.send(ev.to_string());
     Ok(Json(ev))

@@ -97,6 +97,8 @@ pub struct AppState {
     rate: f64,
     /// template key -> (computed at, verdict) for `check`.
     verdicts: Mutex<HashMap<u64, (Instant, api::TemplateVerdict)>>,
+    /// campaign id -> (computed at, its decision and size) for `check`.
+    campaign_ctx: Mutex<HashMap<String, (Instant, Option<crate::commands::CampaignContext>)>>,
     twilio_auth_token: Option<String>,
     public_url: Option<String>,
     upstream: Option<String>,
@@ -368,6 +370,7 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
         buckets: Mutex::new(HashMap::new()),
         rate: f64::from(args.rate_limit),
         verdicts: Mutex::new(HashMap::new()),
+        campaign_ctx: Mutex::new(HashMap::new()),
         twilio_auth_token: args.twilio_auth_token.clone(),
         public_url: args.public_url.clone(),
         upstream: args.upstream.clone(),
