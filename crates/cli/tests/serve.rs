@@ -382,10 +382,12 @@ fn acknowledged_messages_survive_kill_9() {
     let _ = feeder.join();
     let acked = acked.lock().unwrap().clone();
     assert!(!acked.is_empty(), "some batches were acknowledged before the kill");
-    let stored: std::collections::HashSet<String> = tw_ok(&db, &["messages", "--format", "jsonl"])
+    let stored_list: Vec<String> = tw_ok(&db, &["messages", "--format", "jsonl"])
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
         .collect();
+    let stored: std::collections::HashSet<String> = stored_list.iter().cloned().collect();
+    assert_eq!(stored.len(), stored_list.len(), "no message stored twice");
     let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
     assert!(lost.is_empty(), "{} acknowledged messages lost, e.g. {:?}", lost.len(), lost.first());
     // And the server starts again on the same database.
@@ -743,4 +745,32 @@ fn passed_sends_are_forwarded_to_the_upstream() {
     );
     assert_eq!(c, 400);
     assert!(b.contains("21604"), "{b}");
+}
+
+#[test]
+fn a_full_ingest_queue_answers_429_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let admin = token(&db, "ingest");
+    let stream = dir.path().join("s.jsonl");
+    tw_ok(&db, &["simulate", "--scenario", "smishing", "--messages", "64000", "--seed", "9", "--out", stream.to_str().unwrap(), "--truth", dir.path().join("t.jsonl").to_str().unwrap(), "-q"]);
+    let lines: Vec<String> = std::fs::read_to_string(&stream).unwrap().lines().map(str::to_string).collect();
+    let s = start(&db, &["--queue", "1"]);
+    let handles: Vec<_> = lines
+        .chunks(8000)
+        .map(|c| {
+            let (base, tok, body) = (s.base.clone(), admin.clone(), c.join("\n"));
+            std::thread::spawn(move || {
+                call(agent().post(&format!("{base}/v1/messages")).set("Authorization", &format!("Bearer {tok}")), Some(("application/x-ndjson", body.as_bytes())))
+            })
+        })
+        .collect();
+    let results: Vec<(u16, String, Option<String>)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let refused: Vec<&(u16, String, Option<String>)> = results.iter().filter(|r| r.0 == 429).collect();
+    assert!(!refused.is_empty(), "eight big batches against a queue of one: some are refused");
+    assert!(refused.iter().all(|r| r.2.as_deref() == Some("1")), "with Retry-After");
+    assert!(results.iter().all(|r| r.0 == 200 || r.0 == 429), "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    let accepted: u64 = results.iter().filter(|r| r.0 == 200).map(|r| serde_json::from_str::<serde_json::Value>(&r.1).unwrap()["accepted"].as_u64().unwrap()).sum();
+    let stored = tw_ok(&db, &["messages", "--format", "jsonl"]).lines().count() as u64;
+    assert_eq!(stored, accepted, "what was acknowledged is stored, nothing more");
 }
