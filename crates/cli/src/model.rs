@@ -89,7 +89,7 @@ fn featurize(texts: &[&str], bits: u32) -> Vec<Features> {
             |(s, t), text| {
                 templatize(text, s, t);
                 let mut f = Vec::new();
-                text_features(t, &s.folded, bits, &mut f);
+                text_features(t, &s.folded, text, bits, &mut f);
                 f
             },
         )
@@ -171,6 +171,10 @@ pub struct Hyper {
     /// worse for the shipped four-category model; see docs/accuracy.md.
     #[arg(long)]
     hinge: bool,
+    /// Keep the last step's weights instead of averaging over the second
+    /// half of training.
+    #[arg(long)]
+    no_average: bool,
 }
 
 impl Hyper {
@@ -186,6 +190,7 @@ impl Hyper {
             seed,
             balanced: self.balanced,
             hinge: self.hinge,
+            average: !self.no_average,
         })
     }
 }

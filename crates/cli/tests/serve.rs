@@ -753,7 +753,23 @@ fn a_full_ingest_queue_answers_429_and_loses_nothing() {
     let db = dir.path().join("s.db");
     let admin = token(&db, "ingest");
     let stream = dir.path().join("s.jsonl");
-    tw_ok(&db, &["simulate", "--scenario", "smishing", "--messages", "64000", "--seed", "9", "--out", stream.to_str().unwrap(), "--truth", dir.path().join("t.jsonl").to_str().unwrap(), "-q"]);
+    tw_ok(
+        &db,
+        &[
+            "simulate",
+            "--scenario",
+            "smishing",
+            "--messages",
+            "64000",
+            "--seed",
+            "9",
+            "--out",
+            stream.to_str().unwrap(),
+            "--truth",
+            dir.path().join("t.jsonl").to_str().unwrap(),
+            "-q",
+        ],
+    );
     let lines: Vec<String> = std::fs::read_to_string(&stream).unwrap().lines().map(str::to_string).collect();
     let s = start(&db, &["--queue", "1"]);
     let handles: Vec<_> = lines
@@ -761,7 +777,10 @@ fn a_full_ingest_queue_answers_429_and_loses_nothing() {
         .map(|c| {
             let (base, tok, body) = (s.base.clone(), admin.clone(), c.join("\n"));
             std::thread::spawn(move || {
-                call(agent().post(&format!("{base}/v1/messages")).set("Authorization", &format!("Bearer {tok}")), Some(("application/x-ndjson", body.as_bytes())))
+                call(
+                    agent().post(&format!("{base}/v1/messages")).set("Authorization", &format!("Bearer {tok}")),
+                    Some(("application/x-ndjson", body.as_bytes())),
+                )
             })
         })
         .collect();
@@ -770,7 +789,11 @@ fn a_full_ingest_queue_answers_429_and_loses_nothing() {
     assert!(!refused.is_empty(), "eight big batches against a queue of one: some are refused");
     assert!(refused.iter().all(|r| r.2.as_deref() == Some("1")), "with Retry-After");
     assert!(results.iter().all(|r| r.0 == 200 || r.0 == 429), "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
-    let accepted: u64 = results.iter().filter(|r| r.0 == 200).map(|r| serde_json::from_str::<serde_json::Value>(&r.1).unwrap()["accepted"].as_u64().unwrap()).sum();
+    let accepted: u64 = results
+        .iter()
+        .filter(|r| r.0 == 200)
+        .map(|r| serde_json::from_str::<serde_json::Value>(&r.1).unwrap()["accepted"].as_u64().unwrap())
+        .sum();
     let stored = tw_ok(&db, &["messages", "--format", "jsonl"]).lines().count() as u64;
     assert_eq!(stored, accepted, "what was acknowledged is stored, nothing more");
 }

@@ -124,8 +124,9 @@ fn benches(c: &mut Criterion) {
             templates
                 .iter()
                 .zip(&folded)
-                .map(|(t, f)| {
-                    textwatch_engine::classify::text_features(t, f, model.bits, &mut feats);
+                .zip(&analyzed)
+                .map(|((t, f), a)| {
+                    textwatch_engine::classify::text_features(t, f, &a.msg.body, model.bits, &mut feats);
                     model.predict(&feats).0
                 })
                 .sum::<usize>()

@@ -23,27 +23,31 @@ pub type Features = Vec<(u32, f32)>;
 pub fn features(text: &str, bits: u32, scratch: &mut TemplateScratch, out: &mut Features) {
     let mut t = String::new();
     templatize(text, scratch, &mut t);
-    text_features(&t, &scratch.folded, bits, out);
+    text_features(&t, &scratch.folded, text, bits, out);
 }
 
 /// Hashed features from a template and the folded text it came from: the
 /// template's words and word pairs, and character 2- to 5-grams of the
 /// folded text (digits, links and punctuation included: "0906", "txt",
 /// "£" carry signal that slots remove).
-pub fn text_features(template: &str, folded: &str, bits: u32, out: &mut Features) {
-    template_features(template, bits, out);
-    let mask = (1u32 << bits) - 1;
+pub fn text_features(template: &str, folded: &str, raw: &str, bits: u32, out: &mut Features) {
+    word_features(template, bits, out);
+    shape_features(raw, bits, out);
+    let mask = (1u64 << bits) - 1;
     let b = folded.as_bytes();
-    let mut padded = Vec::with_capacity(b.len() + 2);
-    padded.push(b' ');
-    padded.extend_from_slice(b);
-    padded.push(b' ');
-    for n in 2..=5usize {
-        if padded.len() < n {
-            continue;
-        }
-        for g in padded.windows(n) {
-            out.push(((xxhash_rust::xxh3::xxh3_64_with_seed(g, HASH_SEED ^ (20 + n as u64)) as u32) & mask, 1.0));
+    // Character 2- to 5-grams of " folded ", hashed incrementally (FNV-1a
+    // over each window's prefix, then a multiplicative mix per length):
+    // one pass, no per-gram hash call.
+    let at = |i: usize| if i == 0 || i == b.len() + 1 { b' ' } else { b[i - 1] };
+    let len = b.len() + 2;
+    for i in 0..len {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ HASH_SEED;
+        for n in 1..=5usize.min(len - i) {
+            h = (h ^ u64::from(at(i + n - 1))).wrapping_mul(0x0000_0100_0000_01b3);
+            if n >= 2 {
+                let m = (h ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+                out.push((((m >> 32) & mask) as u32, 1.0));
+            }
         }
     }
     // Repeated n-grams stay as repeated entries: a count, without the cost
@@ -51,6 +55,67 @@ pub fn text_features(template: &str, folded: &str, bits: u32, out: &mut Features
     let norm = (out.len() as f32).sqrt();
     for f in out.iter_mut() {
         f.1 = 1.0 / norm;
+    }
+}
+
+/// What folding hides: capitals, currency signs, digits, shouting, length.
+/// Each is bucketed and hashed like a word.
+fn shape_features(raw: &str, bits: u32, out: &mut Features) {
+    let mask = (1u32 << bits) - 1;
+    let (mut caps_words, mut digits, mut bangs, mut money, mut letters, mut upper) =
+        (0u32, 0u32, 0u32, false, 0u32, 0u32);
+    for w in raw.split_whitespace() {
+        let l = w.chars().filter(|c| c.is_alphabetic()).count();
+        if l >= 2 && w.chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase) {
+            caps_words += 1;
+        }
+    }
+    for c in raw.chars() {
+        match c {
+            '0'..='9' => digits += 1,
+            '!' => bangs += 1,
+            '£' | '$' | '€' => money = true,
+            c if c.is_alphabetic() => {
+                letters += 1;
+                upper += c.is_uppercase() as u32;
+            }
+            _ => {}
+        }
+    }
+    let bucket = |v: u32, edges: &[u32]| edges.iter().position(|&e| v < e).unwrap_or(edges.len()) as u8;
+    let len = raw.chars().count() as u32;
+    let shapes: [(u8, u8); 6] = [
+        (0, bucket(caps_words, &[1, 2, 3, 6])),
+        (1, bucket(digits, &[1, 4, 8, 12])),
+        (2, bucket(bangs, &[1, 2, 4])),
+        (3, money as u8),
+        (4, bucket(len, &[20, 50, 100, 160])),
+        (5, bucket((upper * 10).checked_div(letters).unwrap_or(0), &[1, 2, 4, 7])),
+    ];
+    for (kind, v) in shapes {
+        out.push(((xxhash_rust::xxh3::xxh3_64_with_seed(&[kind, v], HASH_SEED ^ 99) as u32) & mask, 1.0));
+    }
+}
+
+/// Word unigrams and bigrams of a template (slots count as words).
+fn word_features(template: &str, bits: u32, out: &mut Features) {
+    out.clear();
+    let mask = (1u32 << bits) - 1;
+    let h = |kind: u64, s: &[u8]| (xxhash_rust::xxh3::xxh3_64_with_seed(s, HASH_SEED ^ kind) as u32) & mask;
+    let mut prev: Option<&str> = None;
+    let mut buf: Vec<u8> = Vec::with_capacity(64);
+    for w in
+        template.split(|c: char| !(c.is_alphanumeric() || c == '{' || c == '}' || c == '\'')).filter(|w| !w.is_empty())
+    {
+        out.push((h(1, w.as_bytes()), 1.0));
+        if let Some(p) = prev {
+            buf.clear();
+            buf.extend_from_slice(p.as_bytes());
+            buf.push(b' ');
+            buf.extend_from_slice(w.as_bytes());
+            out.push((h(2, &buf), 1.0));
+        }
+        prev = Some(w);
     }
 }
 
@@ -145,11 +210,23 @@ pub struct TrainConfig {
     /// Multiclass hinge loss (Crammer-Singer margin, as a linear SVM)
     /// instead of logistic loss.
     pub hinge: bool,
+    /// Average the weights over the epochs of the second half of training
+    /// (Polyak averaging): a steadier model than the last step's.
+    pub average: bool,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { bits: 18, epochs: 30, learning_rate: 1.0, l2: 1e-6, seed: 0, balanced: false, hinge: false }
+        TrainConfig {
+            bits: 18,
+            epochs: 30,
+            learning_rate: 1.0,
+            l2: 1e-6,
+            seed: 0,
+            balanced: false,
+            hinge: false,
+            average: true,
+        }
     }
 }
 
@@ -175,7 +252,7 @@ impl Model {
         let mut folded = String::new();
         crate::fold::fold_into(body, &mut folded);
         let mut f = Vec::new();
-        text_features(template, &folded, self.bits, &mut f);
+        text_features(template, &folded, body, self.bits, &mut f);
         &self.labels[self.predict(&f).0]
     }
 
@@ -206,7 +283,8 @@ impl Model {
             .iter()
             .map(|&n| if cfg.balanced && n > 0 { examples.len() as f32 / (k as f32 * n as f32) } else { 1.0 })
             .collect();
-        for _ in 0..cfg.epochs {
+        let (mut w_sum, mut b_sum, mut averaged) = (Vec::new(), vec![0f32; k], 0u32);
+        for epoch in 0..cfg.epochs {
             // Fisher-Yates with a splitmix64 stream: the same seed, the same model.
             for i in (1..order.len()).rev() {
                 state = crate::minhash::mix64(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
@@ -248,6 +326,23 @@ impl Model {
                     step(c, (pc - if c == y { 1.0 } else { 0.0 }) * class_weight[y]);
                 }
             }
+            if cfg.average && epoch >= cfg.epochs / 2 {
+                if w_sum.is_empty() {
+                    w_sum = vec![0f32; w.len()];
+                }
+                for (s, v) in w_sum.iter_mut().zip(&w) {
+                    *s += v;
+                }
+                for (s, v) in b_sum.iter_mut().zip(&b) {
+                    *s += v;
+                }
+                averaged += 1;
+            }
+        }
+        if averaged > 0 {
+            let n = averaged as f32;
+            w = w_sum.into_iter().map(|v| v / n).collect();
+            b = b_sum.into_iter().map(|v| v / n).collect();
         }
         Model { labels, bits: cfg.bits, weights: w, bias: b }
     }
