@@ -71,6 +71,9 @@ pub struct ServeArgs {
     ctx: ContextArgs,
 }
 
+/// How long a token lookup is trusted before the database is asked again.
+const TOKEN_TTL: Duration = Duration::from_secs(10);
+
 /// A known token: id and scopes.
 type TokenEntry = (i64, Vec<String>);
 
@@ -91,8 +94,9 @@ pub struct AppState {
     ingest: crossbeam_channel::Sender<worker::Job>,
     events: broadcast::Sender<String>,
     metrics: Arc<metrics::Metrics>,
-    /// token hash -> (id, scopes), filled on first use.
-    tokens: Mutex<HashMap<String, Option<TokenEntry>>>,
+    /// token hash -> (looked up at, id and scopes), refreshed after
+    /// [`TOKEN_TTL`] so that a revoked token stops working.
+    tokens: Mutex<HashMap<String, (Instant, Option<TokenEntry>)>>,
     buckets: Mutex<HashMap<i64, Bucket>>,
     rate: f64,
     /// template key -> (computed at, verdict) for `check`.
@@ -203,14 +207,25 @@ async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Result<
     let caller = match token {
         Some(t) => {
             let hash = crate::tokens::token_hash(&t);
-            let cached = st.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(&hash).cloned();
+            let cached = st
+                .tokens
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&hash)
+                .filter(|(at, _)| at.elapsed() < TOKEN_TTL)
+                .map(|(_, e)| e.clone());
             let found = match cached {
                 Some(c) => c,
                 None => {
                     let f = st
                         .read(|s| Ok(s.token_scopes(&hash)?))?
                         .map(|(id, scopes)| (id, scopes.split(',').map(str::to_string).collect::<Vec<_>>()));
-                    st.tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(hash, f.clone());
+                    let mut cache = st.tokens.lock().unwrap_or_else(|e| e.into_inner());
+                    if cache.len() > 10_000 {
+                        // Unknown tokens could fill it; start again.
+                        cache.clear();
+                    }
+                    cache.insert(hash, (Instant::now(), f.clone()));
                     f
                 }
             };
@@ -266,7 +281,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(st): State<Shared>) -> Response {
-    let ok = st.read(|s| Ok(s.stats()?)).is_ok() && st.engine.try_read().is_ok() || st.engine.read().is_ok();
+    let ok = st.read(|s| Ok(s.stats()?)).is_ok() && st.engine.read().is_ok();
     if ok {
         (StatusCode::OK, "ready\n").into_response()
     } else {
