@@ -68,21 +68,21 @@ impl Default for EngineConfig {
     }
 }
 
+/// One distinct template. There are millions (every unique chat text is
+/// one), so it holds only fixed-size facts (56 bytes); the text of
+/// searchable singletons and fresh findings live in side maps.
 #[derive(Clone, Debug)]
 struct Tmpl {
     key: u64,
-    cluster: u32,
     messages: u64,
     first_ts: i64,
+    /// The first message's recipient hash (valid when `has_rcpt`).
+    first_rcpt: u64,
+    cluster: u32,
     first_sender: u32,
-    first_rcpt: Option<u64>,
+    has_rcpt: bool,
     clusterable: bool,
-    /// Kept while the template is a searchable singleton: a cluster formed
-    /// from it needs its text and a body for features and findings.
-    text: Option<Box<str>>,
-    body: Option<Box<str>>,
     features: Option<(bool, bool)>,
-    findings: Option<Vec<Finding>>,
     category: Option<u8>,
     /// Messages received in quiet hours.
     quiet: u32,
@@ -176,6 +176,11 @@ pub struct Engine {
     classifier: Option<crate::classify::Model>,
     /// First quiet-hours finding of templates, until the next delta.
     quiet_findings: HashMap<u32, Finding>,
+    /// Text and a body of each searchable singleton template: a campaign
+    /// formed from it later needs them for features and findings.
+    kept: HashMap<u32, (Box<str>, Option<Box<str>>)>,
+    /// Findings of templates characterized since the last delta.
+    pending_findings: HashMap<u32, Vec<Finding>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -216,6 +221,8 @@ impl Engine {
             rules: RuleSet::builtin(),
             classifier: None,
             quiet_findings: HashMap::new(),
+            kept: HashMap::new(),
+            pending_findings: HashMap::new(),
         }
     }
 
@@ -298,18 +305,19 @@ impl Engine {
                 pending_sigs.push(tid);
             }
             e.by_key.insert(t.key, tid);
+            if keep_text {
+                e.kept.insert(tid, (t.text.clone().into_boxed_str(), None));
+            }
             e.templates.push(Tmpl {
                 key: t.key,
                 cluster,
                 messages: t.messages,
                 first_ts: t.first_ts,
                 first_sender: sender,
-                first_rcpt: t.first_rcpt,
+                first_rcpt: t.first_rcpt.unwrap_or(0),
+                has_rcpt: t.first_rcpt.is_some(),
                 clusterable: t.clusterable,
-                text: keep_text.then(|| t.text.into_boxed_str()),
-                body: None,
                 features: t.optout.zip(t.sender_id),
-                findings: None,
                 category: None,
                 quiet: t.quiet.min(u32::MAX as u64) as u32,
                 characterized: false,
@@ -320,12 +328,12 @@ impl Engine {
         let window = e.cfg.singleton_window.max(1);
         let start = pending_sigs.len().saturating_sub(window * 2);
         for &tid in &pending_sigs[start..] {
-            let text = e.templates[tid as usize].text.clone().unwrap_or_default();
+            let text = e.kept.get(&tid).map(|k| k.0.clone()).unwrap_or_default();
             let sig = signature(&text, &mut e.mh, e.cfg.min_template_len);
             e.index_singleton(&sig, tid);
         }
         for &tid in &pending_sigs[..start] {
-            e.templates[tid as usize].text = None;
+            e.kept.remove(&tid);
         }
         for s in snap.senders {
             let sid = e.intern(&s.sender);
@@ -386,8 +394,7 @@ impl Engine {
             for e in 0..retired.len() as u32 {
                 let owner = retired.entry(e).1 as usize;
                 if self.templates[owner].cluster == NONE {
-                    self.templates[owner].text = None;
-                    self.templates[owner].body = None;
+                    self.kept.remove(&(owner as u32));
                 }
             }
             self.old = std::mem::replace(&mut self.young, BandIndex::with_bands(LIGHT_BANDS));
@@ -431,12 +438,10 @@ impl Engine {
             messages: 1,
             first_ts: ts,
             first_sender: sender,
-            first_rcpt: rcpt,
+            first_rcpt: rcpt.unwrap_or(0),
+            has_rcpt: rcpt.is_some(),
             clusterable: a.clusterable,
-            text: None,
-            body: None,
             features: None,
-            findings: None,
             category: None,
             quiet: 0,
             characterized: false,
@@ -460,16 +465,17 @@ impl Engine {
             }
             Some(Match::Singleton(other, sim, (young, entry))) => {
                 let other_sig = *if young { &self.young } else { &self.old }.entry(entry).0;
-                let other_text = self.templates[other as usize].text.clone().unwrap_or_default();
-                let other_body = self.templates[other as usize].body.clone().unwrap_or_else(|| other_text.clone());
+                let (other_text, other_body) = match self.kept.get(&other) {
+                    Some((t, b)) => (t.clone(), b.clone().unwrap_or_else(|| t.clone())),
+                    None => Default::default(),
+                };
                 let c = self.form_cluster(other, &other_text, &other_body, Some(other_sig), ts);
                 self.join(tid, c, &a.template, &a.msg.body, &sig, sim);
                 self.add_message(c, ts, sender, rcpt);
                 Some(self.clusters[c as usize].label)
             }
             None => {
-                self.templates[tid as usize].text = Some(a.template.as_str().into());
-                self.templates[tid as usize].body = Some(a.msg.body.as_str().into());
+                self.kept.insert(tid, (a.template.as_str().into(), Some(a.msg.body.as_str().into())));
                 self.index_singleton(&sig, tid);
                 None
             }
@@ -579,14 +585,14 @@ impl Engine {
         let sig = sig.unwrap_or_else(|| signature(text, &mut self.mh, self.cfg.min_template_len));
         let (features, findings) = self.characterize(text, body);
         let category = self.categorize(text, body);
+        self.kept.remove(&tid);
+        self.pending_findings.insert(tid, findings);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
         t.category = category;
-        t.text = None;
-        t.body = None;
-        let (label, first_ts, first_sender, first_rcpt) = (t.key, t.first_ts, t.first_sender, t.first_rcpt);
+        let (label, first_ts, first_sender, first_rcpt) =
+            (t.key, t.first_ts, t.first_sender, t.has_rcpt.then_some(t.first_rcpt));
         t.features = Some(features);
-        t.findings = Some(findings);
         t.characterized = true;
         self.touch_template(tid);
         self.reps.insert(&sig, c);
@@ -611,11 +617,11 @@ impl Engine {
     fn join(&mut self, tid: u32, c: u32, text: &str, body: &str, sig: &Signature, sim: f32) {
         let (features, findings) = self.characterize(text, body);
         let category = self.categorize(text, body);
+        self.pending_findings.insert(tid, findings);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
         t.category = category;
         t.features = Some(features);
-        t.findings = Some(findings);
         t.characterized = true;
         let cl = &mut self.clusters[c as usize];
         cl.templates += 1;
@@ -689,7 +695,7 @@ impl Engine {
             t.dirty = false;
             let text = if t.is_new { text_of(t.key).unwrap_or_default().to_owned() } else { String::new() };
             t.is_new = false;
-            let findings = if t.characterized { t.findings.clone() } else { None };
+            let findings = if t.characterized { self.pending_findings.remove(&tid) } else { None };
             let category = if t.characterized {
                 t.category.and_then(|c| self.classifier.as_ref().map(|m| m.labels[c as usize].clone()))
             } else {
@@ -704,7 +710,7 @@ impl Engine {
                 messages: t.messages,
                 first_ts: t.first_ts,
                 first_sender: self.sender_names[t.first_sender as usize].to_string(),
-                first_rcpt: t.first_rcpt,
+                first_rcpt: t.has_rcpt.then_some(t.first_rcpt),
                 clusterable: t.clusterable,
                 optout: t.features.map(|f| f.0),
                 sender_id: t.features.map(|f| f.1),
