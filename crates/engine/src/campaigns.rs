@@ -79,7 +79,10 @@ struct Tmpl {
     /// The first message's recipient hash (valid when `has_rcpt`).
     first_rcpt: u64,
     cluster: u32,
-    first_sender: u32,
+    /// The first message's sender: a slice of `sender_arena` (senders are
+    /// interned only once they are in a campaign).
+    first_sender_at: u32,
+    first_sender_len: u8,
     has_rcpt: bool,
     clusterable: bool,
     features: Option<(bool, bool)>,
@@ -161,6 +164,8 @@ pub struct Engine {
     old: BandIndex,
     sender_ids: HashMap<Box<str>, u32>,
     sender_names: Vec<Box<str>>,
+    /// First senders of all templates, back to back.
+    sender_arena: String,
     cluster_senders: HashMap<(u32, u32), SenderStat>,
     recipients: HashSet<(u32, u64)>,
     dirty_templates: Vec<u32>,
@@ -207,6 +212,7 @@ impl Engine {
             old: BandIndex::with_bands(LIGHT_BANDS),
             sender_ids: HashMap::new(),
             sender_names: Vec::new(),
+            sender_arena: String::new(),
             cluster_senders: HashMap::new(),
             recipients: HashSet::new(),
             dirty_templates: Vec::new(),
@@ -291,7 +297,7 @@ impl Engine {
         let mut pending_sigs = Vec::new();
         for t in templates {
             let tid = e.templates.len() as u32;
-            let sender = e.intern(&t.first_sender);
+            let (first_sender_at, first_sender_len) = e.arena_push(&t.first_sender);
             let cluster = t.cluster.unwrap_or(NONE);
             if cluster != NONE {
                 if let Some(c) = e.clusters.get_mut(cluster as usize) {
@@ -313,7 +319,8 @@ impl Engine {
                 cluster,
                 messages: t.messages,
                 first_ts: t.first_ts,
-                first_sender: sender,
+                first_sender_at,
+                first_sender_len,
                 first_rcpt: t.first_rcpt.unwrap_or(0),
                 has_rcpt: t.first_rcpt.is_some(),
                 clusterable: t.clusterable,
@@ -378,6 +385,24 @@ impl Engine {
         a.clusterable && !self.by_key.contains_key(&a.template_key)
     }
 
+    /// Appends a sender to the arena (cut at 255 bytes, on a character
+    /// boundary).
+    fn arena_push(&mut self, s: &str) -> (u32, u8) {
+        let mut end = s.len().min(255);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let at = self.sender_arena.len() as u32;
+        self.sender_arena.push_str(&s[..end]);
+        (at, end as u8)
+    }
+
+    fn first_sender(&self, tid: u32) -> &str {
+        let t = &self.templates[tid as usize];
+        let at = t.first_sender_at as usize;
+        self.sender_arena.get(at..at + t.first_sender_len as usize).unwrap_or("")
+    }
+
     fn intern(&mut self, s: &str) -> u32 {
         if let Some(&id) = self.sender_ids.get(s) {
             return id;
@@ -410,7 +435,6 @@ impl Engine {
             return Outcome::Duplicate;
         }
         let ts = a.msg.ts_ms;
-        let sender = self.intern(&a.sender);
         let rcpt = a.rcpt64();
         if let Some(&tid) = self.by_key.get(&a.template_key) {
             self.touch_template(tid);
@@ -426,18 +450,21 @@ impl Engine {
             } else {
                 return Outcome::Accepted { campaign: None, new_template: false };
             };
+            let sender = self.intern(&a.sender);
             self.add_message(c, ts, sender, rcpt);
             return Outcome::Accepted { campaign: Some(self.clusters[c as usize].label), new_template: false };
         }
 
         let tid = self.templates.len() as u32;
         self.by_key.insert(a.template_key, tid);
+        let (first_sender_at, first_sender_len) = self.arena_push(&a.sender);
         self.templates.push(Tmpl {
             key: a.template_key,
             cluster: NONE,
             messages: 1,
             first_ts: ts,
-            first_sender: sender,
+            first_sender_at,
+            first_sender_len,
             first_rcpt: rcpt.unwrap_or(0),
             has_rcpt: rcpt.is_some(),
             clusterable: a.clusterable,
@@ -460,6 +487,7 @@ impl Engine {
         let campaign = match self.best_match(&sig) {
             Some(Match::Cluster(c, sim)) => {
                 self.join(tid, c, &a.template, &a.msg.body, &sig, sim);
+                let sender = self.intern(&a.sender);
                 self.add_message(c, ts, sender, rcpt);
                 Some(self.clusters[c as usize].label)
             }
@@ -471,6 +499,7 @@ impl Engine {
                 };
                 let c = self.form_cluster(other, &other_text, &other_body, Some(other_sig), ts);
                 self.join(tid, c, &a.template, &a.msg.body, &sig, sim);
+                let sender = self.intern(&a.sender);
                 self.add_message(c, ts, sender, rcpt);
                 Some(self.clusters[c as usize].label)
             }
@@ -590,10 +619,11 @@ impl Engine {
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
         t.category = category;
-        let (label, first_ts, first_sender, first_rcpt) =
-            (t.key, t.first_ts, t.first_sender, t.has_rcpt.then_some(t.first_rcpt));
+        let (label, first_ts, first_rcpt) = (t.key, t.first_ts, t.has_rcpt.then_some(t.first_rcpt));
         t.features = Some(features);
         t.characterized = true;
+        let name = self.first_sender(tid).to_string();
+        let first_sender = self.intern(&name);
         self.touch_template(tid);
         self.reps.insert(&sig, c);
         self.clusters.push(Cluster {
@@ -709,7 +739,10 @@ impl Engine {
                 cluster: (t.cluster != NONE).then_some(t.cluster),
                 messages: t.messages,
                 first_ts: t.first_ts,
-                first_sender: self.sender_names[t.first_sender as usize].to_string(),
+                first_sender: {
+                    let at = t.first_sender_at as usize;
+                    self.sender_arena.get(at..at + t.first_sender_len as usize).unwrap_or("").to_string()
+                },
                 first_rcpt: t.has_rcpt.then_some(t.first_rcpt),
                 clusterable: t.clusterable,
                 optout: t.features.map(|f| f.0),

@@ -57,7 +57,10 @@ pub fn fold_into(body: &str, out: &mut String) {
             out.push(fold_ascii(b) as char);
             continue;
         }
-        if is_invisible(c) || is_pictograph(c) {
+        // Combining marks (accents, and the rarer marks whose order NFKD
+        // would otherwise have to settle) carry no signal here: dropping
+        // them all keeps folding idempotent.
+        if is_invisible(c) || is_pictograph(c) || is_mark(c) {
             continue;
         }
         if c.is_whitespace() {
@@ -76,6 +79,11 @@ pub fn fold_into(body: &str, out: &mut String) {
             decancer::Translation::None => {}
         }
     }
+}
+
+/// A combining mark (non-zero canonical combining class).
+fn is_mark(c: char) -> bool {
+    unicode_normalization::char::canonical_combining_class(c) != 0
 }
 
 /// Like [`fold_into`], and also records for every byte of `out` the byte
@@ -119,7 +127,7 @@ pub fn fold_with_offsets(body: &str, out: &mut String, offsets: &mut Vec<u32>) {
                 push(out, offsets, d, at, &mut pending_space);
                 continue;
             }
-            if is_invisible(d) || is_pictograph(d) {
+            if is_invisible(d) || is_pictograph(d) || is_mark(d) {
                 continue;
             }
             if d.is_whitespace() {
