@@ -50,7 +50,15 @@ impl Worker {
             self.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             let r = self.process(job.messages).map_err(|e| format!("{e:#}"));
             if let Err(e) = &r {
+                // The engine has already counted the batch but the database
+                // did not take it: going on would answer "duplicate" for
+                // messages that were never stored. Fail stop; a restart
+                // reloads the engine from what was committed.
                 tracing::error!(error = %e, "ingest batch failed");
+                eprintln!("textwatch serve: a database write failed ({e}); exiting so that a restart reloads a consistent state");
+                let _ = job.reply.send(r);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                std::process::exit(70);
             }
             let _ = job.reply.send(r);
         }
@@ -101,10 +109,14 @@ impl Worker {
                 let _ = self.events.send(ev.to_string());
             }
         }
+        // The batch is stored: an alert problem is logged, not fatal.
         let before = self.watcher.raised;
-        self.watcher.after_commit(&mut self.store, &delta.clusters).context("raising alerts")?;
+        if let Err(e) = self.watcher.after_commit(&mut self.store, &delta.clusters) {
+            tracing::error!(error = %format!("{e:#}"), "raising alerts failed");
+        }
         if self.watcher.raised > before {
-            for a in self.store.alerts()?.into_iter().rev().take((self.watcher.raised - before) as usize) {
+            let alerts = self.store.alerts().unwrap_or_default();
+            for a in alerts.into_iter().rev().take((self.watcher.raised - before) as usize) {
                 let _ = self.events.send(format!("{{\"type\":\"campaign-alert\",\"alert\":{a}}}"));
             }
         }
