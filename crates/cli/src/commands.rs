@@ -421,6 +421,20 @@ struct CampaignGuess {
     similarity: Option<f32>,
 }
 
+/// Where a message would go. Stored templates are looked up in the store;
+/// only new ones go through the engine, which holds just the campaigns'
+/// representatives and the recent singletons (see
+/// [`Store::load_peek_snapshot`]), so a check costs the same on any size of
+/// database.
+pub fn peek(store: &dyn Store, engine: &Engine, a: &textwatch_engine::Analyzed) -> Result<Peek> {
+    Ok(match store.template_campaign(a.template_key)? {
+        Some((Some(campaign), _)) => Peek::ExactCampaign { campaign },
+        Some((None, true)) => Peek::ExactSingleton,
+        Some((None, false)) => Peek::TooShort,
+        None => engine.peek(a),
+    })
+}
+
 /// The verdict for one message: the policy's decision on the message
 /// itself (a campaign of one, or of the campaign's size if it joins one),
 /// or the campaign's decision when that is stronger.
@@ -512,9 +526,9 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     let mut findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
     findings.extend(crate::enrich::sender_finding(&a.sender));
     let category = crate::model::builtin_model()?.map(|m| m.categorize(&a.template, &a.msg.body).to_string());
-    let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
+    let engine = Engine::restore(cfg.clone(), store.load_peek_snapshot(cfg.singleton_window)?);
     let ctx = Enricher::load(&store, &args.ctx)?;
-    let peeked = engine.peek(&a);
+    let peeked = peek(&store, &engine, &a)?;
     let joins = matches!(peeked, Peek::ExactCampaign { .. } | Peek::NearCampaign { .. });
     findings.extend(quiet_finding(&rules, &a, category.as_deref(), joins));
     let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
@@ -641,7 +655,7 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
     let (mut store, _) = if db.exists() { (open(db)?, true) } else { (SqliteStore::in_memory()?, false) };
     let rules = load_rules(rule_dirs)?;
     let analyzer = Analyzer::new(store.secret(), cfg.min_template_len).with_quiet_hours(rules.quiet_hours());
-    let engine = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window)?);
+    let engine = Engine::restore(cfg.clone(), store.load_peek_snapshot(cfg.singleton_window)?);
     let model = crate::model::builtin_model()?;
     let ctx = Enricher::load(&store, ctx_args)?;
     // Per template; a message whose sender is impossible adds
@@ -681,7 +695,7 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
                 let findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
                 let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
                 let category = model.as_ref().map(|m| m.categorize(&a.template, &a.msg.body).to_string());
-                let campaign = match engine.peek(&a) {
+                let campaign = match peek(&store, &engine, &a)? {
                     Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
                     _ => None,
                 };

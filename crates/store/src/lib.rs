@@ -105,6 +105,14 @@ pub trait Store {
     /// the last `singleton_window * 2` clusterable singletons), clusters,
     /// per-sender stats, recipient pairs and seen message keys.
     fn load_snapshot(&mut self, singleton_window: usize) -> Result<Snapshot, StoreError>;
+    /// Just enough for [`textwatch_engine::Engine::peek`] on templates the
+    /// store does not know: every campaign with its representatives, and
+    /// the newest `singleton_window * 2` clusterable singletons with text.
+    /// Nothing per message: cheap at any size.
+    fn load_peek_snapshot(&mut self, singleton_window: usize) -> Result<Snapshot, StoreError>;
+    /// A stored template by key: its campaign id (if in one) and whether it
+    /// is long enough to join campaigns.
+    fn template_campaign(&self, key: u64) -> Result<Option<(Option<String>, bool)>, StoreError>;
     /// Writes new messages and the engine's delta atomically.
     fn commit(&mut self, messages: &[NewMessage<'_>], delta: &Delta) -> Result<(), StoreError>;
     /// Campaigns, largest first.

@@ -212,6 +212,38 @@ impl SqliteStore {
         Ok(SqliteStore { conn, secret })
     }
 
+    /// Every cluster row, in order; a gap in the numbering is damage.
+    fn cluster_rows(&self) -> Result<Vec<ClusterRow>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT seq, id, leader, messages, templates, senders, recipients, first_ts, last_ts, formed_ts, reps
+             FROM clusters ORDER BY seq",
+        )?;
+        let clusters: Vec<ClusterRow> = st
+            .query_map([], |r| {
+                let id: String = r.get(1)?;
+                Ok(ClusterRow {
+                    seq: r.get::<_, i64>(0)? as u32,
+                    label: u64::from_str_radix(&id, 16).unwrap_or(0),
+                    leader: r.get::<_, i64>(2)? as u64,
+                    messages: r.get::<_, i64>(3)? as u64,
+                    templates: r.get::<_, i64>(4)? as u32,
+                    senders: r.get::<_, i64>(5)? as u32,
+                    recipients: r.get::<_, i64>(6)? as u32,
+                    first_ts: r.get(7)?,
+                    last_ts: r.get(8)?,
+                    formed_ts: r.get(9)?,
+                    reps: reps_from_blob(&r.get::<_, Vec<u8>>(10)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        for (i, c) in clusters.iter().enumerate() {
+            if c.seq as usize != i {
+                return Err(StoreError::Schema(format!("cluster numbering has a gap at {i}: the database is damaged")));
+            }
+        }
+        Ok(clusters)
+    }
+
     fn resolve(&self, id: &str) -> Result<Option<(i64, String)>, StoreError> {
         let id = id.trim().to_ascii_lowercase();
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -424,33 +456,7 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        let mut st = self.conn.prepare(
-            "SELECT seq, id, leader, messages, templates, senders, recipients, first_ts, last_ts, formed_ts, reps
-             FROM clusters ORDER BY seq",
-        )?;
-        snap.clusters = st
-            .query_map([], |r| {
-                let id: String = r.get(1)?;
-                Ok(ClusterRow {
-                    seq: r.get::<_, i64>(0)? as u32,
-                    label: u64::from_str_radix(&id, 16).unwrap_or(0),
-                    leader: r.get::<_, i64>(2)? as u64,
-                    messages: r.get::<_, i64>(3)? as u64,
-                    templates: r.get::<_, i64>(4)? as u32,
-                    senders: r.get::<_, i64>(5)? as u32,
-                    recipients: r.get::<_, i64>(6)? as u32,
-                    first_ts: r.get(7)?,
-                    last_ts: r.get(8)?,
-                    formed_ts: r.get(9)?,
-                    reps: reps_from_blob(&r.get::<_, Vec<u8>>(10)?),
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        for (i, c) in snap.clusters.iter().enumerate() {
-            if c.seq as usize != i {
-                return Err(StoreError::Schema(format!("cluster numbering has a gap at {i}: the database is damaged")));
-            }
-        }
+        snap.clusters = self.cluster_rows()?;
         let mut st = self.conn.prepare("SELECT cluster, sender, messages, first_ts, last_ts FROM cluster_senders")?;
         snap.senders = st
             .query_map([], |r| {
@@ -481,6 +487,47 @@ impl Store for SqliteStore {
         let mut st = self.conn.prepare("SELECT key FROM messages")?;
         snap.seen = st.query_map([], |r| Ok(r.get::<_, i64>(0)? as u64))?.collect::<Result<_, _>>()?;
         Ok(snap)
+    }
+
+    fn load_peek_snapshot(&mut self, singleton_window: usize) -> Result<Snapshot, StoreError> {
+        let mut snap = Snapshot::default();
+        let mut st = self.conn.prepare(
+            "SELECT key, seq, text, messages, first_ts, first_sender, first_rcpt FROM templates
+             WHERE cluster IS NULL AND clusterable = 1 ORDER BY seq DESC LIMIT ?1",
+        )?;
+        snap.templates = st
+            .query_map([(singleton_window * 2) as i64], |r| {
+                Ok(TemplateRow {
+                    key: r.get::<_, i64>(0)? as u64,
+                    seq: r.get::<_, i64>(1)? as u32,
+                    text: r.get(2)?,
+                    cluster: None,
+                    messages: r.get::<_, i64>(3)? as u64,
+                    first_ts: r.get(4)?,
+                    first_sender: r.get(5)?,
+                    first_rcpt: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+                    clusterable: true,
+                    optout: None,
+                    sender_id: None,
+                    findings: None,
+                    category: None,
+                    quiet: 0,
+                    quiet_finding: None,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        snap.clusters = self.cluster_rows()?;
+        Ok(snap)
+    }
+
+    fn template_campaign(&self, key: u64) -> Result<Option<(Option<String>, bool)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT c.id, t.clusterable FROM templates t LEFT JOIN clusters c ON c.seq = t.cluster WHERE t.key = ?1",
+            )?
+            .query_row([key as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
     }
 
     fn commit(&mut self, messages: &[NewMessage<'_>], delta: &Delta) -> Result<(), StoreError> {
@@ -959,6 +1006,24 @@ mod tests {
             })
             .unwrap();
         assert_eq!(ids, vec!["a", "c"]);
+
+        // The light snapshot `check` uses: campaigns and recent singletons
+        // only, and exact templates straight from the store.
+        ingest(
+            &mut store,
+            &mut engine,
+            &[("d", "+12155550104", "a singleton text long enough to be searched later on")],
+        );
+        let light = store.load_peek_snapshot(1000).unwrap();
+        assert_eq!(light.clusters.len(), 1);
+        assert!(light.seen.is_empty() && light.senders.is_empty());
+        assert!(light.templates.iter().all(|t| t.cluster.is_none() && !t.text.is_empty()));
+        let a = Analyzer::new(store.secret(), 20).analyze(
+            Message { id: None, ts_ms: 0, from: "+1".into(), to: None, body: STEAL.into(), source: None, meta: None },
+            &mut Scratch::default(),
+        );
+        assert_eq!(store.template_campaign(a.template_key).unwrap(), Some((Some(list[0].id.clone()), true)));
+        assert_eq!(store.template_campaign(12345).unwrap(), None);
     }
 
     #[test]
