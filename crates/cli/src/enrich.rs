@@ -148,11 +148,16 @@ impl Enricher {
                         format!("{h} ({n} sender{}; {})", if n == 1 { "" } else { "s" }, src.join("; "))
                     })
                     .collect();
-                let abuse_contact = self.dir.registry().get(&name).and_then(abuse_contact);
-                (
-                    g.messages,
-                    ProviderGroup { name, senders: g.senders, source: g.sources.join("; "), holders, abuse_contact },
-                )
+                let known = self.dir.registry().get(&name);
+                let group = ProviderGroup {
+                    abuse_contact: known.and_then(abuse_contact),
+                    report_format: known.map(|p| p.report_format.clone()),
+                    name,
+                    senders: g.senders,
+                    source: g.sources.join("; "),
+                    holders,
+                };
+                (g.messages, group)
             })
             .collect();
         out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));

@@ -44,6 +44,16 @@ fn the_incident_is_traced_blocked_and_alerted() {
     assert!(!providers[0]["holders"].as_array().unwrap().is_empty(), "block holders are shown alongside");
     assert_eq!(c["decision"]["action"], "block");
     assert_eq!(c["decision"]["scope"], "campaign");
+    // A provider the registry knows comes with its abuse desk and format.
+    let known = campaigns_json(&w.db)
+        .iter()
+        .flat_map(|c| c["providers"].as_array().unwrap().clone())
+        .find(|p| p["name"] == "Bandwidth")
+        .expect("the get-out-the-vote drive runs on Bandwidth numbers");
+    assert_eq!(
+        (known["abuse_contact"].as_str(), known["report_format"].as_str()),
+        (Some("abuse@bandwidth.com"), Some("xarf"))
+    );
 
     // The block list: its fingerprints and numbers, nothing of the
     // compliant campaigns.

@@ -89,6 +89,34 @@ fn digits3(s: &str) -> Option<&str> {
     (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
 }
 
+/// Reads every CSV record as trimmed text fields with its line number;
+/// a record the CSV reader cannot read becomes a reject (an I/O error ends
+/// the file).
+fn for_each_record<R: Read>(
+    mut csv: csv::Reader<R>,
+    out: &mut Parsed,
+    mut f: impl FnMut(u64, Vec<String>, &mut Parsed),
+) {
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        let line_no = rec.position().map(|p| p.line()).unwrap_or(0) + 1;
+        match csv.read_byte_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                out.rejects.push(Reject { line: line_no, reason: e.to_string() });
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    break;
+                }
+                continue;
+            }
+        }
+        let line_no = rec.position().map(|p| p.line()).unwrap_or(line_no);
+        let fields = rec.iter().map(|x| String::from_utf8_lossy(x).trim().to_string()).collect();
+        f(line_no, fields, out);
+    }
+}
+
 fn normalize_header(h: &str) -> String {
     h.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase()
 }
@@ -187,28 +215,13 @@ pub fn read_blocks(input: impl Read, file: &str) -> std::io::Result<Parsed> {
     rdr.read_until(b'\n', &mut first)?;
     let head = String::from_utf8_lossy(&first).to_string();
     let delim = if head.matches('\t').count() > head.matches(',').count() { b'\t' } else { b',' };
-    let mut csv = csv::ReaderBuilder::new()
+    let csv = csv::ReaderBuilder::new()
         .delimiter(delim)
         .has_headers(false)
         .flexible(true)
         .from_reader(std::io::Cursor::new(first).chain(rdr));
     let mut cols: Option<Vec<String>> = None;
-    let mut rec = csv::ByteRecord::new();
-    loop {
-        let line_no = rec.position().map(|p| p.line()).unwrap_or(0) + 1;
-        match csv.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                out.rejects.push(Reject { line: line_no, reason: e.to_string() });
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    break;
-                }
-                continue;
-            }
-        }
-        let line_no = rec.position().map(|p| p.line()).unwrap_or(line_no);
-        let fields: Vec<String> = rec.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
+    for_each_record(csv, &mut out, |line_no, fields, out| {
         let Some(c) = &cols else {
             let h: Vec<String> = fields.iter().map(|f| normalize_header(f)).collect();
             if h.iter().any(|f| f == "npa") && h.iter().any(|f| f == "nxx") && h.iter().any(|f| f == "x") {
@@ -219,26 +232,26 @@ pub fn read_blocks(input: impl Read, file: &str) -> std::io::Result<Parsed> {
                     reason: "expected the header line (Region, State, NPA, NXX, X, ...)".into(),
                 });
             }
-            continue;
+            return;
         };
         let get =
             |name: &str| c.iter().position(|h| h == name).and_then(|i| fields.get(i)).map(String::as_str).unwrap_or("");
         let (npa, nxx, x) = (get("npa"), get("nxx"), get("x"));
         if digits3(npa).is_none() || digits3(nxx).is_none() || x.len() != 1 || !x.as_bytes()[0].is_ascii_digit() {
             out.rejects.push(Reject { line: line_no, reason: format!("block {npa}-{nxx}-{x} is not NNN-NNN-N") });
-            continue;
+            return;
         }
         let holder = match get("assignedto") {
             "" => get("codeholder"),
             h => h,
         };
         if holder.is_empty() {
-            continue;
+            return;
         }
         let ocn = get("ocn");
         let date = iso_date(get("dateassigned")).or_else(|| iso_date(get("blockeffectivedate")));
         out.rows.push(nanpa_row(SourceKind::NanpaBlock, &[npa, nxx, x], holder, file, date, ocn));
-    }
+    });
     finish(out, cols.is_some())
 }
 
@@ -248,29 +261,16 @@ pub fn read_blocks(input: impl Read, file: &str) -> std::io::Result<Parsed> {
 /// from (the file name when empty).
 pub fn read_inventory(input: impl Read, file: &str) -> std::io::Result<Parsed> {
     let mut out = Parsed::default();
-    let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(input);
-    let mut rec = csv::StringRecord::new();
+    let csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
     let mut first = true;
-    loop {
-        let line_no = rec.position().map(|p| p.line()).unwrap_or(0) + 1;
-        match csv.read_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                out.rejects.push(Reject { line: line_no, reason: e.to_string() });
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    break;
-                }
-                continue;
-            }
-        }
-        let line_no = rec.position().map(|p| p.line()).unwrap_or(line_no);
-        let raw = rec.get(0).unwrap_or("");
+    for_each_record(csv, &mut out, |line_no, rec, out| {
+        let field = |i: usize| rec.get(i).map(String::as_str).unwrap_or("");
+        let raw = field(0);
         if std::mem::take(&mut first) && raw.eq_ignore_ascii_case("prefix") {
-            continue;
+            return;
         }
         if raw.is_empty() || raw.starts_with('#') {
-            continue;
+            return;
         }
         let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
         let clean = raw.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'));
@@ -279,14 +279,14 @@ pub fn read_inventory(input: impl Read, file: &str) -> std::io::Result<Parsed> {
                 line: line_no,
                 reason: format!("prefix {raw:?} is not the digits of an E.164 number or range"),
             });
-            continue;
+            return;
         }
-        let provider = rec.get(1).unwrap_or("");
+        let provider = field(1);
         if provider.is_empty() {
             out.rejects.push(Reject { line: line_no, reason: "provider is empty".into() });
-            continue;
+            return;
         }
-        let source = match rec.get(2).unwrap_or("") {
+        let source = match field(2) {
             "" => file,
             s => s,
         };
@@ -298,7 +298,7 @@ pub fn read_inventory(input: impl Read, file: &str) -> std::io::Result<Parsed> {
             date: None,
             detail: format!("inventory: {file}"),
         });
-    }
+    });
     Ok(out)
 }
 

@@ -91,6 +91,10 @@ pub struct ProviderGroup {
     /// Where the provider's abuse desk takes reports.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abuse_contact: Option<String>,
+    /// The report format the provider prefers (`xarf`, `stix`, `html`,
+    /// `md`), from the registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_format: Option<String>,
 }
 
 /// A sender within a campaign.
