@@ -196,37 +196,17 @@ fn numbers_import_reports_bad_lines_and_replaces_sources() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("unzip"));
 }
 
-/// A one-thread HTTP server that answers 503 to its first `failures`
-/// requests and 200 after, and hands back the JSON bodies it accepted.
-fn flaky_webhook(failures: usize) -> (String, std::sync::mpsc::Receiver<(usize, String)>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            let mut r = BufReader::new(stream.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            let _ = r.read_exact(&mut body);
-            let status = if n < failures { "503 Service Unavailable" } else { "200 OK" };
-            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            if n >= failures {
-                let _ = tx.send((n, String::from_utf8_lossy(&body).to_string()));
-            }
-        }
-    });
-    (url, rx)
+/// A webhook that answers 503 to its first `failures` requests and 200
+/// after.
+fn flaky_webhook(failures: usize) -> (String, std::sync::mpsc::Receiver<Received>) {
+    let (base, rx) =
+        stand_in(move |n| (if n < failures { "503 Service Unavailable" } else { "200 OK" }, String::new()));
+    (format!("{base}/hook"), rx)
+}
+
+/// The bodies a flaky webhook accepted (after its refusals).
+fn accepted(rx: &std::sync::mpsc::Receiver<Received>, failures: usize) -> Vec<(usize, String)> {
+    rx.try_iter().filter(|r| r.n >= failures).map(|r| (r.n, r.body)).collect()
 }
 
 #[test]
@@ -243,7 +223,7 @@ fn webhook_alerts_are_retried_and_delivered_once() {
     std::fs::write(&f, lines).unwrap();
     let (url, rx) = flaky_webhook(2);
     tw_ok(&db, &["scan", "-q", f.to_str().unwrap(), "--alert", &url]);
-    let got: Vec<(usize, String)> = rx.try_iter().collect();
+    let got = accepted(&rx, 2);
     let levels: Vec<String> = got
         .iter()
         .map(|(_, b)| serde_json::from_str::<serde_json::Value>(b).unwrap()["level"].as_str().unwrap().to_string())
@@ -256,6 +236,6 @@ fn webhook_alerts_are_retried_and_delivered_once() {
     // Scanning again raises nothing new.
     let (url, rx) = flaky_webhook(0);
     tw_ok(&db, &["scan", "-q", f.to_str().unwrap(), "--alert", &url]);
-    assert_eq!(rx.try_iter().count(), 0);
+    assert_eq!(accepted(&rx, 0).len(), 0);
     assert_eq!(tw_ok(&db, &["alerts"]).lines().count(), 2);
 }

@@ -340,24 +340,7 @@ fn acknowledged_messages_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
     let admin = token(&db, "admin");
-    let stream = dir.path().join("s.jsonl");
-    tw_ok(
-        &db,
-        &[
-            "simulate",
-            "--scenario",
-            "election-2020",
-            "--messages",
-            "20000",
-            "--seed",
-            "3",
-            "--out",
-            stream.to_str().unwrap(),
-            "--truth",
-            dir.path().join("t.jsonl").to_str().unwrap(),
-            "-q",
-        ],
-    );
+    let (stream, _) = simulate(dir.path(), "election-2020", 20000, 3, None);
     let lines: Vec<String> = std::fs::read_to_string(&stream).unwrap().lines().map(str::to_string).collect();
     let mut s = start(&db, &[]);
     let base = s.base.clone();
@@ -573,27 +556,8 @@ fn dashboard_shows_the_incident_live_in_chromium() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    let stream = dir.path().join("s.jsonl");
     let nums = dir.path().join("nums");
-    tw_ok(
-        &db,
-        &[
-            "simulate",
-            "--scenario",
-            "election-2020",
-            "--messages",
-            "20000",
-            "--seed",
-            "7",
-            "--out",
-            stream.to_str().unwrap(),
-            "--truth",
-            dir.path().join("t.jsonl").to_str().unwrap(),
-            "--numbers",
-            nums.to_str().unwrap(),
-            "-q",
-        ],
-    );
+    let (stream, _) = simulate(dir.path(), "election-2020", 20000, 7, Some(&nums));
     tw_ok(
         &db,
         &[
@@ -692,38 +656,8 @@ fn openapi_document_is_valid_openapi_3_1() {
 
 #[test]
 fn passed_sends_are_forwarded_to_the_upstream() {
-    use std::io::Write;
     // A stand-in for api.twilio.com that records what it is sent.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel::<(String, String, String)>();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut r = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            r.read_line(&mut request_line).unwrap();
-            let (mut len, mut auth) = (0usize, String::new());
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                if lower.starts_with("authorization:") {
-                    auth = line["authorization:".len()..].trim().to_string();
-                }
-            }
-            let mut body = vec![0u8; len];
-            r.read_exact(&mut body).unwrap();
-            let reply = r#"{"sid":"SMupstream","status":"queued"}"#;
-            let _ = write!(stream, "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len());
-            let _ = tx.send((request_line, auth, String::from_utf8_lossy(&body).to_string()));
-        }
-    });
+    let (upstream, rx) = stand_in(|_| ("201 Created", r#"{"sid":"SMupstream","status":"queued"}"#.to_string()));
     let (s, _) = new_server(&["--upstream", &upstream]);
     let gateway = token(&s.db, "check,ingest");
     use base64::Engine as _;
@@ -739,7 +673,8 @@ fn passed_sends_are_forwarded_to_the_upstream() {
     );
     assert_eq!(c, 201, "{b}");
     assert!(b.contains("SMupstream"), "the upstream's answer is passed back: {b}");
-    let (line, auth, body) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let Received { request_line: line, authorization: auth, body, .. } =
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(line.starts_with("POST /2010-04-01/Accounts/ACtest/Messages.json"), "{line}");
     assert_eq!(auth, format!("Basic {basic}"));
     assert!(body.contains("Body=Your+table"));
@@ -759,24 +694,7 @@ fn a_full_ingest_queue_answers_429_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
     let admin = token(&db, "ingest");
-    let stream = dir.path().join("s.jsonl");
-    tw_ok(
-        &db,
-        &[
-            "simulate",
-            "--scenario",
-            "smishing",
-            "--messages",
-            "64000",
-            "--seed",
-            "9",
-            "--out",
-            stream.to_str().unwrap(),
-            "--truth",
-            dir.path().join("t.jsonl").to_str().unwrap(),
-            "-q",
-        ],
-    );
+    let (stream, _) = simulate(dir.path(), "smishing", 64000, 9, None);
     let lines: Vec<String> = std::fs::read_to_string(&stream).unwrap().lines().map(str::to_string).collect();
     let s = start(&db, &["--queue", "1"]);
     let handles: Vec<_> = lines

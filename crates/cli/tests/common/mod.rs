@@ -91,24 +91,7 @@ pub fn world() -> World {
     let p = |n: &str| dir.path().join(n);
     let (stream, truth, nums, db, alerts) = (p("s.jsonl"), p("t.jsonl"), p("nums"), p("t.db"), p("alerts.jsonl"));
     let s = |x: &Path| x.to_str().unwrap().to_string();
-    tw_ok(
-        &db,
-        &[
-            "simulate",
-            "--scenario",
-            "election-2020",
-            "--messages",
-            "30000",
-            "--seed",
-            "5",
-            "--out",
-            &s(&stream),
-            "--truth",
-            &s(&truth),
-            "--numbers",
-            &s(&nums),
-        ],
-    );
+    simulate(dir.path(), "election-2020", 30000, 5, Some(&nums));
     tw_ok(
         &db,
         &[
@@ -186,3 +169,84 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-component-update",
     "--disable-sync",
 ];
+
+/// Writes a simulated stream (and its truth, and with `numbers` the number
+/// files) into `dir`; returns the stream and truth paths.
+pub fn simulate(dir: &Path, scenario: &str, messages: u64, seed: u64, numbers: Option<&Path>) -> (PathBuf, PathBuf) {
+    let (stream, truth) = (dir.join("s.jsonl"), dir.join("t.jsonl"));
+    let (n, sd) = (messages.to_string(), seed.to_string());
+    let mut args = vec![
+        "simulate",
+        "--scenario",
+        scenario,
+        "--messages",
+        &n,
+        "--seed",
+        &sd,
+        "--out",
+        stream.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "-q",
+    ];
+    if let Some(d) = numbers {
+        args.extend(["--numbers", d.to_str().unwrap()]);
+    }
+    tw_ok(&dir.join("unused.db"), &args);
+    (stream, truth)
+}
+
+/// One request a [`stand_in`] server received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Its number, from 0.
+    pub n: usize,
+    pub request_line: String,
+    pub authorization: String,
+    pub body: String,
+}
+
+/// A one-thread HTTP server standing in for a webhook or an upstream API:
+/// `answer(n)` gives the status line and JSON body for request `n`; every
+/// request is handed back. Returns its base URL.
+pub fn stand_in(
+    answer: impl Fn(usize) -> (&'static str, String) + Send + 'static,
+) -> (String, std::sync::mpsc::Receiver<Received>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut r = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            let _ = r.read_line(&mut request_line);
+            let (mut len, mut authorization) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("authorization:") {
+                    authorization = line["authorization:".len()..].trim().to_string();
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = r.read_exact(&mut body);
+            let (status, reply) = answer(n);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+            let body = String::from_utf8_lossy(&body).to_string();
+            let _ = tx.send(Received { n, request_line: request_line.trim_end().to_string(), authorization, body });
+        }
+    });
+    (url, rx)
+}
