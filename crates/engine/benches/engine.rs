@@ -119,6 +119,16 @@ fn benches(c: &mut Criterion) {
         })
         .collect();
     g.bench_function("classify", |b| {
+        b.iter(|| {
+            templates
+                .iter()
+                .zip(&folded)
+                .zip(&analyzed)
+                .map(|((t, f), a)| model.classify(t, f, &a.msg.body).0)
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("classify_via_feature_vector", |b| {
         let mut feats = Vec::new();
         b.iter(|| {
             templates

@@ -28,29 +28,13 @@ pub fn features(text: &str, bits: u32, scratch: &mut TemplateScratch, out: &mut 
 }
 
 /// Hashed features from a template and the folded text it came from: the
-/// template's words and word pairs, and character 2- to 5-grams of the
-/// folded text (digits, links and punctuation included: "0906", "txt",
-/// "£" carry signal that slots remove).
+/// template's words and word pairs, six shape features of the raw text, and
+/// character 2- to 5-grams of the folded text (digits, links and punctuation
+/// included: "0906", "txt", "£" carry signal that slots remove); counted and
+/// L2-normalized.
 pub fn text_features(template: &str, folded: &str, raw: &str, bits: u32, out: &mut Features) {
-    word_features(template, bits, out);
-    shape_features(raw, bits, out);
-    let mask = (1u64 << bits) - 1;
-    let b = folded.as_bytes();
-    // Character 2- to 5-grams of " folded ", hashed incrementally (FNV-1a
-    // over each window's prefix, then a multiplicative mix per length):
-    // one pass, no per-gram hash call.
-    let at = |i: usize| if i == 0 || i == b.len() + 1 { b' ' } else { b[i - 1] };
-    let len = b.len() + 2;
-    for i in 0..len {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ HASH_SEED;
-        for n in 1..=5usize.min(len - i) {
-            h = (h ^ u64::from(at(i + n - 1))).wrapping_mul(0x0000_0100_0000_01b3);
-            if n >= 2 {
-                let m = (h ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-                out.push((((m >> 32) & mask) as u32, 1.0));
-            }
-        }
-    }
+    out.clear();
+    for_each_feature(template, folded, raw, bits, |i| out.push((i, 1.0)));
     // Repeated n-grams stay as repeated entries: a count, without the cost
     // of sorting hundreds of entries per text.
     let norm = (out.len() as f32).sqrt();
@@ -59,32 +43,124 @@ pub fn text_features(template: &str, folded: &str, raw: &str, bits: u32, out: &m
     }
 }
 
+/// Calls `f` with the bucket of every feature of a text, repeats included:
+/// the one definition of the features that training ([`text_features`])
+/// and the fused inference path ([`Model::classify`]) share.
+#[inline]
+fn for_each_feature(template: &str, folded: &str, raw: &str, bits: u32, mut f: impl FnMut(u32)) {
+    word_features(template, bits, &mut f);
+    shape_features(raw, bits, &mut f);
+    fold_char_grams(folded, bits, (), |(), i| f(i));
+}
+
+/// Folds `f` over the buckets of the character 2- to 5-grams of
+/// `" folded "` (the text padded with a space at each end, so that word
+/// starts and ends are grams too). The last five bytes ride in one
+/// register; each gram is that register masked to its length, mixed with
+/// the length and multiplied by an odd constant (the top bits are the
+/// bucket): no per-gram hash call, and an accumulator passed by value
+/// stays in registers.
+#[inline(always)]
+fn fold_char_grams<A>(folded: &str, bits: u32, mut acc: A, mut f: impl FnMut(A, u32) -> A) -> A {
+    let shift = 64 - bits;
+    let seed = HASH_SEED.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let bucket = |window: u64, n: u32| {
+        let gram = window & (u64::MAX >> (64 - 8 * n));
+        (((gram ^ seed ^ (u64::from(n) << 56)).wrapping_mul(0xD6E8_FEB8_6659_FD93)) >> shift) as u32
+    };
+    let mut window = u64::from(b' ');
+    let mut filled = 1u32;
+    for &byte in folded.as_bytes().iter().chain(std::iter::once(&b' ')) {
+        window = (window << 8) | u64::from(byte);
+        if filled >= 4 {
+            acc = f(acc, bucket(window, 2));
+            acc = f(acc, bucket(window, 3));
+            acc = f(acc, bucket(window, 4));
+            acc = f(acc, bucket(window, 5));
+        } else {
+            filled += 1;
+            for n in 2..=filled {
+                acc = f(acc, bucket(window, n));
+            }
+        }
+    }
+    acc
+}
+
+const DIGIT: u8 = 1;
+const BANG: u8 = 2;
+const MONEY: u8 = 4;
+const LOWER: u8 = 8;
+const UPPER: u8 = 16;
+const SPACE: u8 = 32;
+
+/// What each ASCII byte counts as in [`shape_features`].
+static ASCII_CLASS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        t[b] = match b as u8 {
+            b'0'..=b'9' => DIGIT,
+            b'!' => BANG,
+            b'$' => MONEY,
+            b'a'..=b'z' => LOWER,
+            b'A'..=b'Z' => UPPER,
+            b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => SPACE,
+            _ => 0,
+        };
+        b += 1;
+    }
+    t
+};
+
 /// What folding hides: capitals, currency signs, digits, shouting, length.
 /// Each is bucketed and hashed like a word.
-fn shape_features(raw: &str, bits: u32, out: &mut Features) {
+fn shape_features(raw: &str, bits: u32, f: &mut impl FnMut(u32)) {
     let mask = (1u32 << bits) - 1;
-    let (mut caps_words, mut digits, mut bangs, mut money, mut letters, mut upper) =
-        (0u32, 0u32, 0u32, false, 0u32, 0u32);
-    for w in raw.split_whitespace() {
-        let l = w.chars().filter(|c| c.is_alphabetic()).count();
-        if l >= 2 && w.chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase) {
-            caps_words += 1;
+    let (mut caps_words, mut digits, mut bangs, mut money, mut letters, mut upper, mut len) =
+        (0u32, 0u32, 0u32, false, 0u32, 0u32, 0u32);
+    // One pass: a word is all capitals when it has two or more letters and
+    // no lower-case one. ASCII bytes go through a class table without
+    // branches; other characters are decoded where they start.
+    let (mut word_letters, mut word_lower) = (0u32, false);
+    for (at, &byte) in raw.as_bytes().iter().enumerate() {
+        if byte < 0x80 {
+            let class = ASCII_CLASS[byte as usize];
+            let (space, letter, up) =
+                ((class & SPACE) != 0, (class & (LOWER | UPPER)) != 0, u32::from(class & UPPER != 0));
+            len += 1;
+            digits += u32::from(class & DIGIT != 0);
+            bangs += u32::from(class & BANG != 0);
+            money |= class & MONEY != 0;
+            letters += u32::from(letter);
+            upper += up;
+            caps_words += u32::from(space & (word_letters >= 2) & !word_lower);
+            word_letters = if space { 0 } else { word_letters + u32::from(letter) };
+            word_lower = !space & (word_lower | (class & LOWER != 0));
+            continue;
         }
-    }
-    for c in raw.chars() {
-        match c {
-            '0'..='9' => digits += 1,
-            '!' => bangs += 1,
-            '£' | '$' | '€' => money = true,
-            c if c.is_alphabetic() => {
-                letters += 1;
-                upper += c.is_uppercase() as u32;
+        if byte < 0xC0 {
+            continue; // inside a character
+        }
+        let c = raw[at..].chars().next().unwrap_or(' ');
+        len += 1;
+        if c.is_whitespace() {
+            caps_words += u32::from(word_letters >= 2 && !word_lower);
+            (word_letters, word_lower) = (0, false);
+        } else if matches!(c, '£' | '€') {
+            money = true;
+        } else if c.is_alphabetic() {
+            letters += 1;
+            word_letters += 1;
+            if c.is_uppercase() {
+                upper += 1;
+            } else {
+                word_lower = true;
             }
-            _ => {}
         }
     }
+    caps_words += (word_letters >= 2 && !word_lower) as u32;
     let bucket = |v: u32, edges: &[u32]| edges.iter().position(|&e| v < e).unwrap_or(edges.len()) as u8;
-    let len = raw.chars().count() as u32;
     let shapes: [(u8, u8); 6] = [
         (0, bucket(caps_words, &[1, 2, 3, 6])),
         (1, bucket(digits, &[1, 4, 8, 12])),
@@ -94,71 +170,29 @@ fn shape_features(raw: &str, bits: u32, out: &mut Features) {
         (5, bucket((upper * 10).checked_div(letters).unwrap_or(0), &[1, 2, 4, 7])),
     ];
     for (kind, v) in shapes {
-        out.push(((xxhash_rust::xxh3::xxh3_64_with_seed(&[kind, v], HASH_SEED ^ 99) as u32) & mask, 1.0));
+        f((xxhash_rust::xxh3::xxh3_64_with_seed(&[kind, v], HASH_SEED ^ 99) as u32) & mask);
     }
 }
 
-/// Word unigrams and bigrams of a template (slots count as words).
-fn word_features(template: &str, bits: u32, out: &mut Features) {
-    out.clear();
-    let mask = (1u32 << bits) - 1;
-    let h = |kind: u64, s: &[u8]| (xxhash_rust::xxh3::xxh3_64_with_seed(s, HASH_SEED ^ kind) as u32) & mask;
-    let mut prev: Option<&str> = None;
-    let mut buf: Vec<u8> = Vec::with_capacity(64);
-    for w in
-        template.split(|c: char| !(c.is_alphanumeric() || c == '{' || c == '}' || c == '\'')).filter(|w| !w.is_empty())
-    {
-        out.push((h(1, w.as_bytes()), 1.0));
-        if let Some(p) = prev {
-            buf.clear();
-            buf.extend_from_slice(p.as_bytes());
-            buf.push(b' ');
-            buf.extend_from_slice(w.as_bytes());
-            out.push((h(2, &buf), 1.0));
-        }
-        prev = Some(w);
-    }
-}
-
-/// Hashed features of a template string alone (what is known of a
-/// template when no message text is at hand).
-pub fn template_features(template: &str, bits: u32, out: &mut Features) {
-    out.clear();
-    let mask = (1u32 << bits) - 1;
-    let h = |kind: u64, s: &[u8]| (xxhash_rust::xxh3::xxh3_64_with_seed(s, HASH_SEED ^ kind) as u32) & mask;
-    let words: Vec<&str> = template
-        .split(|c: char| !(c.is_alphanumeric() || c == '{' || c == '}' || c == '\''))
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut buf: Vec<u8> = Vec::with_capacity(64);
-    for (i, w) in words.iter().enumerate() {
-        out.push((h(1, w.as_bytes()), 1.0));
-        if i + 1 < words.len() {
-            buf.clear();
-            buf.extend_from_slice(w.as_bytes());
-            buf.push(b' ');
-            buf.extend_from_slice(words[i + 1].as_bytes());
-            out.push((h(2, &buf), 1.0));
-        }
-        buf.clear();
-        buf.push(b' ');
-        buf.extend_from_slice(w.as_bytes());
-        buf.push(b' ');
-        for n in 3..=5usize {
-            if buf.len() < n {
-                continue;
+/// Word unigrams and bigrams of a template (slots count as words). A word
+/// is a run of letters, digits, `{`, `}`, `'` and non-ASCII bytes; each is
+/// hashed as it is scanned (FNV-1a), a pair by mixing its two words' hashes.
+fn word_features(template: &str, bits: u32, f: &mut impl FnMut(u32)) {
+    let shift = 64 - bits;
+    let bucket = |h: u64, kind: u64| (((h ^ kind).wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> shift) as u32;
+    const BASIS: u64 = 0xcbf2_9ce4_8422_2325 ^ HASH_SEED;
+    let (mut h, mut prev, mut in_word) = (BASIS, None::<u64>, false);
+    for &b in template.as_bytes().iter().chain(std::iter::once(&b' ')) {
+        if b.is_ascii_alphanumeric() || matches!(b, b'{' | b'}' | b'\'') || b >= 0x80 {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            in_word = true;
+        } else if in_word {
+            f(bucket(h, 1 << 60));
+            if let Some(p) = prev {
+                f(bucket(p.rotate_left(29) ^ h, 2 << 60));
             }
-            for g in buf.windows(n) {
-                out.push((h(10 + n as u64, g), 1.0));
-            }
+            (prev, h, in_word) = (Some(h), BASIS, false);
         }
-    }
-    if out.is_empty() {
-        out.push((h(0, b""), 1.0));
-    }
-    let norm = (out.len() as f32).sqrt();
-    for f in out.iter_mut() {
-        f.1 /= norm;
     }
 }
 
@@ -169,6 +203,11 @@ pub struct Model {
     pub bits: u32,
     /// `labels.len()` weights per bucket, bucket-major.
     weights: Vec<f32>,
+    /// The same weights as 16-bit integers (`weights / scale`, rounded),
+    /// for [`Model::classify`]: half the cache footprint, exact integer
+    /// sums.
+    quantized: Vec<i16>,
+    scale: f32,
     bias: Vec<f32>,
 }
 
@@ -194,6 +233,18 @@ fn softmax(p: &mut [f32]) {
     for v in p.iter_mut() {
         *v /= sum;
     }
+}
+
+/// The index of the highest score (the first of equals) and its softmax
+/// probability; `scores` is turned into probabilities.
+fn best_of(scores: &mut [f32]) -> (usize, f32) {
+    softmax(scores);
+    argmax(scores)
+}
+
+/// The index of the highest value (the first of equals) and the value.
+fn argmax(v: &[f32]) -> (usize, f32) {
+    v.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
 }
 
 /// Training settings.
@@ -232,6 +283,13 @@ impl Default for TrainConfig {
 }
 
 impl Model {
+    fn new(labels: Vec<String>, bits: u32, weights: Vec<f32>, bias: Vec<f32>) -> Model {
+        let max = weights.iter().fold(0f32, |m, w| m.max(w.abs()));
+        let scale = if max > 0.0 { max / f32::from(i16::MAX) } else { 1.0 };
+        let quantized = weights.iter().map(|w| (w / scale).round() as i16).collect();
+        Model { labels, bits, weights, quantized, scale, bias }
+    }
+
     /// Class scores turned into a softmax: probabilities for a model trained
     /// with logistic loss, a ranking (not calibrated) with hinge loss.
     pub fn probabilities(&self, x: &[(u32, f32)], out: &mut Vec<f32>) {
@@ -250,19 +308,77 @@ impl Model {
     /// The category of a message, from its template and body (the features
     /// the model is trained on).
     pub fn categorize(&self, template: &str, body: &str) -> &str {
-        let mut folded = String::new();
-        crate::fold::fold_into(body, &mut folded);
-        let mut f = Vec::new();
-        text_features(template, &folded, body, self.bits, &mut f);
-        &self.labels[self.predict(&f).0]
+        thread_local! {
+            static FOLDED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let best = FOLDED.with(|folded| {
+            let mut folded = folded.borrow_mut();
+            crate::fold::fold_into(body, &mut folded);
+            self.classify(template, &folded, body).0
+        });
+        &self.labels[best]
+    }
+
+    /// The most likely label of a text and its softmax score: the same
+    /// answer as [`text_features`] then [`Model::predict`], with each
+    /// feature's weights added as it is hashed, so no feature vector is
+    /// built (the inference path; one pass over the text).
+    pub fn classify(&self, template: &str, folded: &str, raw: &str) -> (usize, f32) {
+        match self.labels.len() {
+            2 => self.classify_k::<2>(template, folded, raw),
+            3 => self.classify_k::<3>(template, folded, raw),
+            4 => self.classify_k::<4>(template, folded, raw),
+            _ => {
+                let mut f = Vec::new();
+                text_features(template, folded, raw, self.bits, &mut f);
+                self.predict(&f)
+            }
+        }
+    }
+
+    fn classify_k<const K: usize>(&self, template: &str, folded: &str, raw: &str) -> (usize, f32) {
+        let mut sum = [0i32; K];
+        let mut n = 0usize;
+        let mut add = |i: u32| {
+            let at = i as usize * K;
+            if let Some(row) = self.quantized.get(at..at + K) {
+                for c in 0..K {
+                    sum[c] += i32::from(row[c]);
+                }
+            }
+            n += 1;
+        };
+        word_features(template, self.bits, &mut add);
+        shape_features(raw, self.bits, &mut add);
+        // Most features are character n-grams: their loop keeps its own
+        // sums, in registers (the row loads are independent of each other,
+        // so the processor overlaps their cache misses).
+        let (grams, count) = fold_char_grams(folded, self.bits, ([0i32; K], 0usize), |(mut grams, count), i| {
+            let at = i as usize * K;
+            if let Some(row) = self.quantized.get(at..at + K) {
+                for c in 0..K {
+                    grams[c] += i32::from(row[c]);
+                }
+            }
+            (grams, count + 1)
+        });
+        n += count;
+        for c in 0..K {
+            sum[c] += grams[c];
+        }
+        let scale = self.scale / (n.max(1) as f32).sqrt();
+        let mut scores = [0f32; K];
+        for c in 0..K {
+            scores[c] = self.bias[c] + sum[c] as f32 * scale;
+        }
+        best_of(&mut scores)
     }
 
     /// The most likely label and its probability.
     pub fn predict(&self, x: &[(u32, f32)]) -> (usize, f32) {
         let mut p = Vec::with_capacity(self.labels.len());
         self.probabilities(x, &mut p);
-        let (i, v) = p.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-        (i, v)
+        argmax(&p)
     }
 
     /// Trains on `(features, label index)` examples.
@@ -345,7 +461,7 @@ impl Model {
             w = w_sum.into_iter().map(|v| v / n).collect();
             b = b_sum.into_iter().map(|v| v / n).collect();
         }
-        Model { labels, bits: cfg.bits, weights: w, bias: b }
+        Model::new(labels, cfg.bits, w, b)
     }
 
     /// Serializes: magic, bits, labels, biases, then the non-zero buckets.
@@ -413,7 +529,7 @@ impl Model {
                 weights[i * k + c] = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
             }
         }
-        Ok(Model { labels, bits, weights, bias })
+        Ok(Model::new(labels, bits, weights, bias))
     }
 }
 
@@ -504,6 +620,43 @@ mod tests {
         );
         assert_eq!(logistic.predict(&ex("still on for dinner tonight?", 0).0).0, 0);
         assert!(Model::from_bytes(&m.to_bytes()[..40]).is_err());
+    }
+
+    #[test]
+    fn fused_inference_agrees_with_the_feature_vector() {
+        let m = Model::from_bytes(include_bytes!("../../../models/category.twm")).unwrap();
+        let texts = [
+            "WINNER!! You have been selected to receive a £900 prize reward! Call 09061701461. Claim code KL341",
+            "Hi Chris, this is Sarah with Vote Forward. Polls are open until 8pm. Reply STOP to opt out",
+            "USPS: your package could not be delivered. Update your address: usps-redelivery.top/a1",
+            "ok lor see u later",
+            "Radical Liberals & Dems are trying to STEAL this election! Gather at 12th & Arch 3pm",
+            "Vota el miércoles por la alta participación. ÉSTE ES UN AVISO",
+            "",
+            "   ",
+            "🎉🎉 FREE ENTRY 2 WIN!!! txt WIN to 80086 ΑΒΓ 東京",
+        ];
+        let mut s = TemplateScratch::default();
+        let (mut t, mut f) = (String::new(), Vec::new());
+        for text in texts {
+            templatize(text, &mut s, &mut t);
+            text_features(&t, &s.folded, text, m.bits, &mut f);
+            let (want, p) = m.predict(&f);
+            let (got, q) = m.classify(&t, &s.folded, text);
+            assert_eq!(got, want, "{text:?}");
+            assert!((p - q).abs() < 1e-3, "{text:?}: {p} vs {q} (16-bit weights)");
+            assert_eq!(m.categorize(&t, text), m.labels[want], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn shape_features_see_capitals_money_and_shouting() {
+        let mut a = Vec::new();
+        shape_features("WIN £900 NOW!!! call 0906", 16, &mut |i| a.push(i));
+        let mut b = Vec::new();
+        shape_features("win nine now call please", 16, &mut |i| b.push(i));
+        assert_eq!(a.len(), 6);
+        assert_eq!(a.iter().zip(&b).filter(|(x, y)| x != y).count(), 5, "all but the length bucket differ");
     }
 
     #[test]
