@@ -14,7 +14,7 @@
 
 use std::ops::Range;
 
-use crate::template::{skeleton_into, HASH_SEED};
+use crate::template::{skeleton_into, Slot, HASH_SEED};
 
 /// Number of hash functions in a signature.
 pub const SIG_LEN: usize = 120;
@@ -66,6 +66,7 @@ pub fn signature(template: &str, scratch: &mut MinHashScratch, min_len: usize) -
     if !strip_boilerplate(template, ranges, stripped, skeleton, min_len) {
         skeleton_into(template, skeleton);
     }
+    unify_interchangeable_slots(skeleton);
     hashes.clear();
     if skeleton.len() <= SHINGLE {
         hashes.push(xxhash_rust::xxh3::xxh3_64_with_seed(skeleton, HASH_SEED));
@@ -77,6 +78,22 @@ pub fn signature(template: &str, scratch: &mut MinHashScratch, min_len: usize) -
     hashes.sort_unstable();
     hashes.dedup();
     one_permutation(hashes)
+}
+
+/// Slots that senders swap for one another without changing the message:
+/// a tracking or order number written with or without letters (`{num}`,
+/// `{code}`), and a link on the sender's domain or behind a shortener
+/// (`{url}`, `{shorturl}`: link rotation across domains and shorteners).
+/// For similarity each pair is one slot; the templates (and their keys,
+/// and the `url-shortener` finding) keep the difference.
+fn unify_interchangeable_slots(skeleton: &mut [u8]) {
+    for b in skeleton.iter_mut() {
+        if *b == Slot::Code.code() {
+            *b = Slot::Num.code();
+        } else if *b == Slot::ShortUrl.code() {
+            *b = Slot::Url.code();
+        }
+    }
 }
 
 const EMPTY: u32 = u32::MAX;
@@ -183,8 +200,28 @@ mod tests {
     }
 
     #[test]
+    fn swapped_id_and_link_slots_do_not_change_the_signature() {
+        // A tracking number with or without letters, a link on a domain or
+        // behind a shortener: the same smishing text (seen splitting a
+        // campaign in two before slots were unified for similarity).
+        let a = sig(
+            "USPS: Your package 9400571548218930 could not be delivered. Update: https://usps-parcelcare.info/JN3BwuC",
+        );
+        let b = sig("USPS: Your package TBA476409015785 could not be delivered. Update: rb.gy/5xW9ca");
+        assert_eq!(a, b);
+        let (mut ts, mut t, mut u) = (TemplateScratch::default(), String::new(), String::new());
+        let ka = templatize("Your package 9400571548218930 https://usps-parcelcare.info/x", &mut ts, &mut t);
+        let kb = templatize("Your package TBA476409015785 rb.gy/5xW9ca", &mut ts, &mut u);
+        assert_ne!(ka, kb, "the templates themselves stay distinct");
+        assert_ne!(t, u);
+    }
+
+    #[test]
     fn signatures_are_stable() {
-        // Persisted signatures must not change between versions: pin one value.
+        // Persisted signatures must not change between versions: pin one
+        // value. (Unifying `{code}`/`{num}` and `{shorturl}`/`{url}` changed
+        // the signatures of templates holding those slots; a database from
+        // before compares them with a lower similarity, nothing breaks.)
         let a = sig("vote today");
         assert_eq!(a.len(), SIG_LEN);
         let again = sig("VOTE   today!");
