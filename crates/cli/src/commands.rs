@@ -40,6 +40,17 @@ pub fn load_rules(dirs: &[std::path::PathBuf]) -> Result<textwatch_engine::RuleS
     Ok(set)
 }
 
+/// The category of one checked message: the one its findings settle, else
+/// the model's (as the engine gives campaign templates theirs).
+pub(crate) fn category_of(
+    rules: &textwatch_engine::RuleSet,
+    findings: &[textwatch_engine::rules::Finding],
+    model: &textwatch_engine::classify::Model,
+    a: &textwatch_engine::Analyzed,
+) -> String {
+    rules.implied_category(findings).unwrap_or_else(|| model.categorize(&a.template, &a.msg.body)).to_string()
+}
+
 /// The `quiet-hours` finding of one checked message: it landed in quiet
 /// hours and is marketing (not `ham`) or part of a campaign.
 pub(crate) fn quiet_finding(
@@ -525,7 +536,7 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     let tf = TemplateFeatures::of(&a.template);
     let mut findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
     findings.extend(crate::enrich::sender_finding(&a.sender));
-    let category = crate::model::builtin_model()?.map(|m| m.categorize(&a.template, &a.msg.body).to_string());
+    let category = crate::model::builtin_model()?.map(|m| category_of(&rules, &findings, &m, &a));
     let engine = Engine::restore(cfg.clone(), store.load_peek_snapshot(cfg.singleton_window)?);
     let ctx = Enricher::load(&store, &args.ctx)?;
     let peeked = peek(&store, &engine, &a)?;
@@ -694,7 +705,7 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
             if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(a.template_key) {
                 let findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
                 let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
-                let category = model.as_ref().map(|m| m.categorize(&a.template, &a.msg.body).to_string());
+                let category = model.as_ref().map(|m| category_of(&rules, &findings, m, &a));
                 let campaign = match peek(&store, &engine, &a)? {
                     Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
                     _ => None,

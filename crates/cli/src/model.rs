@@ -10,7 +10,7 @@ use textwatch_engine::classify::{text_features, Features, Model, Scores, TrainCo
 use textwatch_engine::template::{templatize, TemplateScratch};
 
 /// The categories of the shipped model.
-pub const CATEGORIES: [&str; 4] = ["ham", "commercial", "political", "scam"];
+pub use textwatch_engine::classify::CATEGORIES;
 
 /// The model built into the binary (trained by `textwatch train`; see the README).
 pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../../models/category.twm");

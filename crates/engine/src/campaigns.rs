@@ -243,11 +243,12 @@ impl Engine {
         self.classifier = Some(model);
     }
 
-    /// The category of a template, from one real message with it (the
-    /// same features the model was trained on).
-    fn categorize(&self, text: &str, body: &str) -> Option<u8> {
+    /// The category of a template, from one real message with it: the one
+    /// its findings settle (a rule with `implies_category`), else the
+    /// model's (the same features the model was trained on).
+    fn categorize(&self, text: &str, body: &str, findings: &[Finding]) -> Option<u8> {
         let m = self.classifier.as_ref()?;
-        let label = m.categorize(text, body);
+        let label = self.rules.implied_category(findings).unwrap_or_else(|| m.categorize(text, body));
         m.labels.iter().position(|l| l == label).map(|i| i as u8)
     }
 
@@ -613,7 +614,7 @@ impl Engine {
         let c = self.clusters.len() as u32;
         let sig = sig.unwrap_or_else(|| signature(text, &mut self.mh, self.cfg.min_template_len));
         let (features, findings) = self.characterize(text, body);
-        let category = self.categorize(text, body);
+        let category = self.categorize(text, body, &findings);
         self.kept.remove(&tid);
         self.pending_findings.insert(tid, findings);
         let t = &mut self.templates[tid as usize];
@@ -646,7 +647,7 @@ impl Engine {
 
     fn join(&mut self, tid: u32, c: u32, text: &str, body: &str, sig: &Signature, sim: f32) {
         let (features, findings) = self.characterize(text, body);
-        let category = self.categorize(text, body);
+        let category = self.categorize(text, body, &findings);
         self.pending_findings.insert(tid, findings);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;

@@ -17,6 +17,9 @@
 
 use crate::template::{templatize, TemplateScratch, HASH_SEED};
 
+/// The categories of the shipped model, in its label order.
+pub const CATEGORIES: [&str; 4] = ["ham", "commercial", "political", "scam"];
+
 /// A sparse, L2-normalized feature vector.
 pub type Features = Vec<(u32, f32)>;
 

@@ -142,6 +142,13 @@ struct RuleSpec {
     /// `quiet-hours`: per-state windows (`FL = "08:00-20:00"`).
     #[serde(default)]
     state_windows: std::collections::BTreeMap<String, String>,
+    /// A finding of this rule settles the template's category (the
+    /// classifier is not asked): stronger evidence than the model's guess.
+    #[serde(default)]
+    implies_category: Option<String>,
+    /// ... when the finding is at least this severe (default: any).
+    #[serde(default)]
+    implies_category_at: Option<Severity>,
 }
 
 /// A rule's description, for documentation and reports.
@@ -189,6 +196,8 @@ enum Check {
 struct Rule {
     info: RuleInfo,
     check: Check,
+    /// The category a finding of this rule settles, and from which severity.
+    implies: Option<(String, Severity)>,
 }
 
 /// A compiled set of rules.
@@ -280,6 +289,17 @@ impl RuleSet {
         })
     }
 
+    /// The category that `findings` settle, if any: that of the first rule,
+    /// in pack order, with `implies_category` whose finding is at least
+    /// `implies_category_at`. A phishing link behind a shortener makes a
+    /// text a scam whatever the classifier thinks of its wording.
+    pub fn implied_category(&self, findings: &[Finding]) -> Option<&str> {
+        self.rules.iter().find_map(|r| {
+            let (category, at) = r.implies.as_ref()?;
+            findings.iter().any(|f| f.rule == r.info.id && f.severity >= *at).then_some(category.as_str())
+        })
+    }
+
     /// The rules, in order.
     pub fn infos(&self) -> impl Iterator<Item = &RuleInfo> {
         self.rules.iter().map(|r| &r.info)
@@ -358,7 +378,20 @@ impl RuleSet {
             description: s.description.clone(),
             reference: s.reference.clone(),
         };
-        self.extend(RuleSet { rules: vec![Rule { info, check }] });
+        let implies = match (&s.implies_category, s.implies_category_at) {
+            (Some(c), at) => {
+                if !crate::classify::CATEGORIES.contains(&c.as_str()) {
+                    return Err(bad(format!(
+                        "implies_category {c:?} is not a category; categories are {}",
+                        crate::classify::CATEGORIES.join(", ")
+                    )));
+                }
+                Some((c.clone(), at.unwrap_or(Severity::Info)))
+            }
+            (None, Some(_)) => return Err(bad("implies_category_at needs implies_category".into())),
+            (None, None) => None,
+        };
+        self.extend(RuleSet { rules: vec![Rule { info, check, implies }] });
         Ok(())
     }
 
@@ -644,6 +677,38 @@ mod tests {
         assert!(e.to_string().contains("unknown field"), "{e}");
         let e = RuleSet::from_toml("[[rule]]\nid='Bad Id'\nkind='shortener'\nseverity='low'\n", "m").unwrap_err();
         assert!(e.to_string().contains("kebab-case"), "{e}");
+    }
+
+    #[test]
+    fn a_critical_phishing_link_settles_the_category() {
+        let set = RuleSet::builtin();
+        let shortened = findings("Amazon: a charge of $899.99 for an iPhone was placed on your account. If this wasn't you, cancel at bit.ly/3xAmz");
+        assert_eq!(set.implied_category(&shortened), Some("scam"));
+        // The same lure on an ordinary domain is high, not critical: the
+        // category is left to the classifier.
+        let plain = findings("Acme Bank: a charge of $89.99 was placed on your card. If this wasn't you, call us or visit acmebank.com/help");
+        assert!(plain.iter().any(|f| f.rule == "smishing-link" && f.severity == Severity::High), "{plain:?}");
+        assert_eq!(set.implied_category(&plain), None);
+        assert_eq!(set.implied_category(&findings("see you at dinner")), None);
+        let bad = RuleSet::from_toml(
+            "[[rule]]\nid='x'\nkind='shortener'\nseverity='low'\nimplies_category='spam'\n",
+            "bad.toml",
+        );
+        assert!(bad.unwrap_err().to_string().contains("not a category"));
+        let bad = RuleSet::from_toml(
+            "[[rule]]\nid='x'\nkind='shortener'\nseverity='low'\nimplies_category_at='high'\n",
+            "bad.toml",
+        );
+        assert!(bad.unwrap_err().to_string().contains("needs implies_category"));
+        let any = RuleSet::from_toml(
+            "[[rule]]\nid='short'\nkind='shortener'\nseverity='low'\nimplies_category='commercial'\n",
+            "mine.toml",
+        )
+        .unwrap();
+        let links =
+            crate::features::MessageFeatures { links: vec![crate::features::link("bit.ly/x")], ..Default::default() };
+        let f = any.evaluate_message("deals at bit.ly/x", "deals at {shorturl}", &links.links);
+        assert_eq!(any.implied_category(&f), Some("commercial"), "no severity floor: any finding");
     }
 
     #[test]

@@ -196,7 +196,7 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
         None => {
             let findings = st.rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
             let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
-            let category = st.model.as_ref().map(|m| m.categorize(&a.template, &a.msg.body).to_string());
+            let category = st.model.as_ref().map(|m| crate::commands::category_of(&st.rules, &findings, m, &a));
             let campaign = match st.engine.read().map_err(|_| anyhow::anyhow!("engine lock poisoned"))?.peek(&a) {
                 Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
                 _ => None,
