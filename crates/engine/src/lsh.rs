@@ -14,8 +14,6 @@
 //! `next` array chaining older entries of the same bucket. No per-entry
 //! allocation.
 
-use hashbrown::HashMap;
-
 use crate::minhash::{mix64, Signature, SIG_LEN};
 
 /// Bands per signature in a full index (campaign representatives).
@@ -47,10 +45,72 @@ pub const CROWDED: usize = 48;
 #[derive(Debug, Clone)]
 pub struct BandIndex {
     bands: usize,
-    heads: HashMap<u64, u32>,
+    heads: Heads,
     next: Vec<u32>,
     sigs: Vec<Signature>,
     owners: Vec<u32>,
+}
+
+/// Band key to the newest entry of its bucket: open addressing with linear
+/// probing over `(key, entry)` slots, so a lookup costs one cache miss (a
+/// general hash map keeps control bytes and slots apart: two). Band keys are
+/// already mixed, so their low bits are the slot. Never shrinks; an empty
+/// slot holds entry [`NIL`].
+#[derive(Debug, Clone, Default)]
+struct Heads {
+    slots: Vec<(u64, u32)>,
+    len: usize,
+}
+
+impl Heads {
+    #[inline]
+    fn get(&self, key: u64) -> u32 {
+        if self.slots.is_empty() {
+            return NIL;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = key as usize & mask;
+        loop {
+            let (k, e) = self.slots[i];
+            if e == NIL || k == key {
+                return e;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Points `key` at `entry`; returns the entry it pointed at before.
+    fn insert(&mut self, key: u64, entry: u32) -> u32 {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = key as usize & mask;
+        loop {
+            let (k, e) = self.slots[i];
+            if e == NIL {
+                self.slots[i] = (key, entry);
+                self.len += 1;
+                return NIL;
+            }
+            if k == key {
+                self.slots[i].1 = entry;
+                return e;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(64);
+        let old = std::mem::replace(&mut self.slots, vec![(0, NIL); size]);
+        self.len = 0;
+        for (k, e) in old {
+            if e != NIL {
+                self.insert(k, e);
+            }
+        }
+    }
 }
 
 #[inline]
@@ -73,7 +133,7 @@ impl BandIndex {
     /// An index using the first `bands` bands of each signature.
     pub fn with_bands(bands: usize) -> Self {
         assert!(bands > 0 && bands <= BANDS);
-        BandIndex { bands, heads: HashMap::new(), next: Vec::new(), sigs: Vec::new(), owners: Vec::new() }
+        BandIndex { bands, heads: Heads::default(), next: Vec::new(), sigs: Vec::new(), owners: Vec::new() }
     }
 
     /// Number of entries.
@@ -93,7 +153,7 @@ impl BandIndex {
         self.owners.push(owner);
         for band in 0..self.bands {
             let key = band_key(sig, band);
-            let prev = self.heads.insert(key, entry).unwrap_or(NIL);
+            let prev = self.heads.insert(key, entry);
             self.next.push(prev);
         }
         entry
@@ -109,13 +169,24 @@ impl BandIndex {
     /// candidates seen in two or more bands (see [`CROWDED`]).
     pub fn candidates(&self, sig: &Signature, out: &mut Vec<u32>) {
         out.clear();
-        for band in 0..self.bands {
-            let mut e = self.heads.get(&band_key(sig, band)).copied().unwrap_or(NIL);
-            let mut visits = 0;
-            while e != NIL && visits < MAX_BUCKET_VISITS {
-                out.push(e);
-                visits += 1;
-                e = self.next[e as usize * self.bands + band];
+        // The bucket heads first, then the chains one step at a time across
+        // all bands: each step's loads are independent of each other, so
+        // their cache misses overlap instead of queueing behind one chain.
+        let mut at = [NIL; BANDS];
+        for (band, e) in at.iter_mut().enumerate().take(self.bands) {
+            *e = self.heads.get(band_key(sig, band));
+        }
+        for _ in 0..MAX_BUCKET_VISITS {
+            let mut live = false;
+            for (band, e) in at.iter_mut().enumerate().take(self.bands) {
+                if *e != NIL {
+                    out.push(*e);
+                    *e = self.next[*e as usize * self.bands + band];
+                    live = true;
+                }
+            }
+            if !live {
+                break;
             }
         }
         out.sort_unstable();
@@ -143,6 +214,24 @@ impl BandIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heads_keep_the_newest_entry_per_key_through_growth_and_collisions() {
+        let mut h = Heads::default();
+        assert_eq!(h.get(7), NIL);
+        // Keys sharing their low bits probe past each other.
+        for i in 0..1000u64 {
+            assert_eq!(h.insert(i << 32, i as u32), NIL);
+        }
+        for i in 0..1000u64 {
+            assert_eq!(h.get(i << 32), i as u32);
+        }
+        assert_eq!(h.insert(5 << 32, 77), 5);
+        assert_eq!(h.get(5 << 32), 77);
+        assert_eq!(h.get(1001 << 32), NIL);
+        assert_eq!(h.len, 1000);
+        assert!(h.slots.len() * 3 >= h.len * 4, "load stays at most 3/4");
+    }
 
     #[test]
     fn finds_identical_and_only_then_similar() {
