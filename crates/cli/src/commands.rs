@@ -325,21 +325,37 @@ pub fn messages(db: &Path, args: MessagesArgs) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
+    // Every format streams: a campaign of millions of messages is written
+    // as it is read. The table has fixed column widths for that reason (a
+    // longer sender pushes its row, not the whole table).
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut n = 0u64;
     let limit = args.limit.unwrap_or(u64::MAX);
     let mut err: Option<anyhow::Error> = None;
-    let mut all = Vec::new();
+    match args.format {
+        Format::Json => out.write_all(b"[")?,
+        Format::Table => writeln!(out, "{:<16}  {:<16}  {:<16}  BODY", "TIME", "FROM", "CAMPAIGN")?,
+        Format::Jsonl => {}
+    }
     store.messages(args.campaign.as_deref(), &mut |m| {
         if n >= limit {
             return false;
         }
         n += 1;
         let r = match args.format {
-            Format::Table | Format::Json => {
-                all.push(m);
-                Ok(())
-            }
+            Format::Table => writeln!(
+                out,
+                "{:<16}  {:<16}  {:<16}  {}",
+                short_time(m.ts),
+                m.from,
+                m.campaign.as_deref().unwrap_or("-"),
+                excerpt(&m.body, 70)
+            )
+            .map_err(anyhow::Error::from),
+            Format::Json => out
+                .write_all(if n == 1 { b"\n" } else { b",\n" })
+                .map_err(anyhow::Error::from)
+                .and_then(|()| Ok(serde_json::to_writer_pretty(&mut out, &m)?)),
             Format::Jsonl => serde_json::to_writer(&mut out, &m)
                 .map_err(anyhow::Error::from)
                 .and_then(|()| Ok(out.write_all(b"\n")?)),
@@ -355,24 +371,8 @@ pub fn messages(db: &Path, args: MessagesArgs) -> Result<ExitCode> {
     if let Some(e) = err {
         return Err(e);
     }
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &all)?;
-            writeln!(out)?;
-        }
-        Format::Table => {
-            let mut t = Table::new(&[("TIME", false), ("FROM", false), ("CAMPAIGN", false), ("BODY", false)]);
-            for m in &all {
-                t.row(vec![
-                    short_time(m.ts),
-                    m.from.clone(),
-                    m.campaign.clone().unwrap_or_else(|| "-".into()),
-                    excerpt(&m.body, 70),
-                ]);
-            }
-            out.write_all(t.render().as_bytes())?;
-        }
-        Format::Jsonl => {}
+    if args.format == Format::Json {
+        out.write_all(if n == 0 { b"]\n" } else { b"\n]\n" })?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

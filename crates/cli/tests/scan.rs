@@ -500,3 +500,30 @@ fn quiet_hours_are_judged_in_the_recipients_local_time() {
     );
     assert!(!out.contains("quiet-hours"), "20:30 in Philadelphia is allowed");
 }
+
+#[test]
+fn messages_stream_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    tw_ok(&db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]);
+    let lines = messages(&db);
+    let array: Vec<serde_json::Value> =
+        serde_json::from_str(&tw_ok(&db, &["messages", "--format", "json"])).expect("one JSON array");
+    assert_eq!(array, lines, "json and jsonl hold the same messages in the same order");
+    let none: Vec<serde_json::Value> =
+        serde_json::from_str(&tw_ok(&db, &["messages", "--format", "json", "--limit", "0"])).unwrap();
+    assert!(none.is_empty());
+    let two: Vec<serde_json::Value> =
+        serde_json::from_str(&tw_ok(&db, &["messages", "--format", "json", "--limit", "2"])).unwrap();
+    assert_eq!(two, lines[..2]);
+    let table = tw_ok(&db, &["messages", "--format", "table"]);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 1 + lines.len(), "a header and one row per message");
+    assert!(rows[0].starts_with("TIME") && rows[0].contains("CAMPAIGN") && rows[0].ends_with("BODY"));
+    let first_from = lines[0]["from"].as_str().unwrap();
+    assert!(rows[1].contains(first_from), "{}", rows[1]);
+    let campaign = lines.iter().find_map(|m| m["campaign"].as_str()).unwrap();
+    let of_campaign = tw_ok(&db, &["messages", "--campaign", campaign, "--format", "json"]);
+    let of_campaign: Vec<serde_json::Value> = serde_json::from_str(&of_campaign).unwrap();
+    assert!(!of_campaign.is_empty() && of_campaign.iter().all(|m| m["campaign"] == campaign));
+}
