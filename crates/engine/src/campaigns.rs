@@ -186,6 +186,8 @@ pub struct Engine {
     kept: HashMap<u32, (Box<str>, Option<Box<str>>)>,
     /// Findings of templates characterized since the last delta.
     pending_findings: HashMap<u32, Vec<Finding>>,
+    /// The rule that settled a template's category, until the next delta.
+    category_rules: HashMap<u32, String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -229,6 +231,7 @@ impl Engine {
             quiet_findings: HashMap::new(),
             kept: HashMap::new(),
             pending_findings: HashMap::new(),
+            category_rules: HashMap::new(),
         }
     }
 
@@ -246,9 +249,15 @@ impl Engine {
     /// The category of a template, from one real message with it: the one
     /// its findings settle (a rule with `implies_category`), else the
     /// model's (the same features the model was trained on).
-    fn categorize(&self, text: &str, body: &str, findings: &[Finding]) -> Option<u8> {
+    fn categorize(&mut self, tid: u32, text: &str, body: &str, findings: &[Finding]) -> Option<u8> {
         let m = self.classifier.as_ref()?;
-        let label = self.rules.implied_category(findings).unwrap_or_else(|| m.categorize(text, body));
+        let label = match self.rules.settled_category(findings) {
+            Some((rule, category)) => {
+                self.category_rules.insert(tid, rule.to_string());
+                category
+            }
+            None => m.categorize(text, body),
+        };
         m.labels.iter().position(|l| l == label).map(|i| i as u8)
     }
 
@@ -614,7 +623,7 @@ impl Engine {
         let c = self.clusters.len() as u32;
         let sig = sig.unwrap_or_else(|| signature(text, &mut self.mh, self.cfg.min_template_len));
         let (features, findings) = self.characterize(text, body);
-        let category = self.categorize(text, body, &findings);
+        let category = self.categorize(tid, text, body, &findings);
         self.kept.remove(&tid);
         self.pending_findings.insert(tid, findings);
         let t = &mut self.templates[tid as usize];
@@ -647,7 +656,7 @@ impl Engine {
 
     fn join(&mut self, tid: u32, c: u32, text: &str, body: &str, sig: &Signature, sim: f32) {
         let (features, findings) = self.characterize(text, body);
-        let category = self.categorize(text, body, &findings);
+        let category = self.categorize(tid, text, body, &findings);
         self.pending_findings.insert(tid, findings);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
@@ -732,6 +741,7 @@ impl Engine {
             } else {
                 None
             };
+            let category_rule = if t.characterized { self.category_rules.remove(&tid) } else { None };
             t.characterized = false;
             d.templates.push(TemplateRow {
                 key: t.key,
@@ -750,6 +760,7 @@ impl Engine {
                 sender_id: t.features.map(|f| f.1),
                 findings,
                 category,
+                category_rule,
                 quiet: u64::from(t.quiet),
                 quiet_finding: self.quiet_findings.remove(&tid),
             });

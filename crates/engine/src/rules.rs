@@ -294,9 +294,17 @@ impl RuleSet {
     /// `implies_category_at`. A phishing link behind a shortener makes a
     /// text a scam whatever the classifier thinks of its wording.
     pub fn implied_category(&self, findings: &[Finding]) -> Option<&str> {
+        self.settled_category(findings).map(|(_, category)| category)
+    }
+
+    /// [`RuleSet::implied_category`] with the id of the rule that settles it.
+    pub fn settled_category(&self, findings: &[Finding]) -> Option<(&str, &str)> {
         self.rules.iter().find_map(|r| {
             let (category, at) = r.implies.as_ref()?;
-            findings.iter().any(|f| f.rule == r.info.id && f.severity >= *at).then_some(category.as_str())
+            findings
+                .iter()
+                .any(|f| f.rule == r.info.id && f.severity >= *at)
+                .then_some((r.info.id.as_str(), category.as_str()))
         })
     }
 

@@ -35,6 +35,9 @@ pub struct TemplateRow {
     /// Category from the classifier (`ham`, `commercial`, `political`,
     /// `scam`), when one is set; `None` in an update means "unchanged".
     pub category: Option<String>,
+    /// The rule that settled the category (`implies_category`), when one
+    /// did; `None` when the classifier gave it, or in an update "unchanged".
+    pub category_rule: Option<String>,
     /// Messages of this template received in quiet hours.
     pub quiet: u64,
     /// The `quiet-hours` finding of its first such message; `None` in an

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS templates (
     findings TEXT,
     category TEXT,
     quiet INTEGER NOT NULL DEFAULT 0,
-    quiet_finding TEXT
+    quiet_finding TEXT,
+    category_rule TEXT
 );
 CREATE INDEX IF NOT EXISTS templates_cluster ON templates(cluster) WHERE cluster IS NOT NULL;
 CREATE TABLE IF NOT EXISTS clusters (
@@ -137,6 +138,9 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             "ALTER TABLE templates ADD COLUMN quiet INTEGER NOT NULL DEFAULT 0;
              ALTER TABLE templates ADD COLUMN quiet_finding TEXT;",
         )?;
+    }
+    if !cols.iter().any(|c| c == "category_rule") {
+        conn.execute_batch("ALTER TABLE templates ADD COLUMN category_rule TEXT;")?;
     }
     Ok(())
 }
@@ -312,7 +316,8 @@ impl SqliteStore {
         s.category = self
             .conn
             .prepare_cached(
-                "SELECT category FROM templates WHERE cluster = ?1 AND category IS NOT NULL ORDER BY messages DESC, seq LIMIT 1",
+                "SELECT category FROM templates WHERE cluster = ?1 AND category IS NOT NULL
+                 ORDER BY category_rule IS NOT NULL DESC, messages DESC, seq LIMIT 1",
             )?
             .query_row([seq], |r| r.get(0))
             .optional()?;
@@ -455,6 +460,7 @@ impl Store for SqliteStore {
                     sender_id: r.get(10)?,
                     findings: None,
                     category: None,
+                    category_rule: None,
                     quiet: r.get::<_, i64>(11)? as u64,
                     quiet_finding: None,
                 })
@@ -515,6 +521,7 @@ impl Store for SqliteStore {
                     sender_id: None,
                     findings: None,
                     category: None,
+                    category_rule: None,
                     quiet: 0,
                     quiet_finding: None,
                 })
@@ -557,12 +564,13 @@ impl Store for SqliteStore {
                 ])?;
             }
             let mut st = tx.prepare_cached(
-                "INSERT INTO templates (key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, findings, category, quiet, quiet_finding)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                "INSERT INTO templates (key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, findings, category, quiet, quiet_finding, category_rule)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT(key) DO UPDATE SET cluster = excluded.cluster, messages = excluded.messages,
                     optout = COALESCE(excluded.optout, optout), sender_id = COALESCE(excluded.sender_id, sender_id),
                     findings = COALESCE(excluded.findings, findings), category = COALESCE(excluded.category, category),
-                    quiet = excluded.quiet, quiet_finding = COALESCE(excluded.quiet_finding, quiet_finding)",
+                    quiet = excluded.quiet, quiet_finding = COALESCE(excluded.quiet_finding, quiet_finding),
+                    category_rule = COALESCE(excluded.category_rule, category_rule)",
             )?;
             for t in &delta.templates {
                 st.execute(params![
@@ -581,6 +589,7 @@ impl Store for SqliteStore {
                     t.category,
                     t.quiet as i64,
                     t.quiet_finding.as_ref().map(|f| serde_json::to_string(f).unwrap_or_default()),
+                    t.category_rule,
                 ])?;
             }
             let mut st = tx.prepare_cached(
@@ -1028,6 +1037,53 @@ mod tests {
         );
         assert_eq!(store.template_campaign(a.template_key).unwrap(), Some((Some(list[0].id.clone()), true)));
         assert_eq!(store.template_campaign(12345).unwrap(), None);
+    }
+
+    #[test]
+    fn a_category_a_rule_settled_outweighs_a_larger_template() {
+        let mut store = SqliteStore::in_memory().unwrap();
+        let mut engine = Engine::new(EngineConfig::default());
+        engine.set_classifier(
+            textwatch_engine::classify::Model::from_bytes(include_bytes!("../../../models/category.twm")).unwrap(),
+        );
+        // One text, its link rotated: on an ordinary domain (smishing-link
+        // high, the model names the category) and behind a shortener
+        // (critical: scam, settled by the rule).
+        let text = "Your card was charged $899.99 for an iPhone 15. If this wasn't you, cancel the order at";
+        let plain = format!("{text} orders-help.com/c1");
+        let short = format!("{text} bit.ly/c1x");
+        ingest(
+            &mut store,
+            &mut engine,
+            &[
+                ("a", "+12155550101", &plain),
+                ("b", "+12155550102", &plain),
+                ("c", "+12155550103", &plain),
+                ("d", "+12155550104", &short),
+                ("e", "+12155550105", &short),
+            ],
+        );
+        let rows: Vec<(i64, Option<String>, Option<String>)> = store
+            .conn
+            .prepare("SELECT messages, category, category_rule FROM templates WHERE cluster IS NOT NULL ORDER BY messages DESC")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), 2, "one campaign of two templates: {rows:?}");
+        assert_eq!(rows[0].0, 3);
+        assert_eq!(rows[0].2, None, "the model categorized the larger one");
+        assert_eq!((rows[1].1.as_deref(), rows[1].2.as_deref()), (Some("scam"), Some("smishing-link")));
+        // Whatever the model said of the larger template, the campaign is
+        // what the rule settled.
+        store.conn.execute("UPDATE templates SET category = 'commercial' WHERE category_rule IS NULL", []).unwrap();
+        let list = store.campaigns(&CampaignQuery::default()).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].category.as_deref(), Some("scam"));
+        store.conn.execute("UPDATE templates SET category_rule = NULL", []).unwrap();
+        let list = store.campaigns(&CampaignQuery::default()).unwrap();
+        assert_eq!(list[0].category.as_deref(), Some("commercial"), "else the largest template's");
     }
 
     #[test]
