@@ -3,17 +3,21 @@
 //! word and character n-grams of the template and the folded text, plus a
 //! few "shape" features of the raw text.
 //!
-//! Features of a text (its template: folded, with `{url}`, `{amount}`,
-//! `{phone}` ... slots, which are themselves strong signals):
-//! - word unigrams and bigrams (slots count as words);
-//! - character 3-, 4- and 5-grams of each word padded with spaces;
+//! Features of a text:
+//! - word unigrams and bigrams of its template (folded, with `{url}`,
+//!   `{amount}`, `{phone}` ... slots, which count as words and are strong
+//!   signals), FNV-hashed while the template is scanned;
+//! - character 2- to 5-grams of the folded text padded with spaces, each
+//!   masked out of a register holding the last five bytes;
+//! - six "shape" features of the raw text (capitals, digits, `!`, currency,
+//!   length), bucketed.
 //!
-//! each hashed (xxh3, fixed seed) into 2^`bits` buckets and counted (a
-//! repeated n-gram is a repeated entry: no sorting per text), the vector
-//! L2-normalized by its entry count. Training is deterministic AdaGrad SGD with L2
-//! regularization over a seeded shuffle. Inference costs one pass over the
-//! text and `classes` dot products over a few hundred active features, and
-//! runs once per distinct template.
+//! Each lands in one of 2^`bits` buckets and is counted (a repeated n-gram
+//! is a repeated entry: no sorting per text), the vector L2-normalized by
+//! its entry count. Training is deterministic AdaGrad SGD with L2
+//! regularization over a seeded shuffle. Inference ([`Model::classify`])
+//! adds each feature's 16-bit weights as it is hashed, with no feature
+//! vector, and runs once per distinct template.
 
 use crate::template::{templatize, TemplateScratch, HASH_SEED};
 
