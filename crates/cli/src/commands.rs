@@ -48,7 +48,7 @@ pub(crate) fn category_of(
     model: &textwatch_engine::classify::Model,
     a: &textwatch_engine::Analyzed,
 ) -> String {
-    rules.implied_category(findings).unwrap_or_else(|| model.categorize(&a.template, &a.msg.body)).to_string()
+    rules.category(findings, model, &a.template, &a.msg.body).0.to_string()
 }
 
 /// The `quiet-hours` finding of one checked message: it landed in quiet

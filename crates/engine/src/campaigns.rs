@@ -251,13 +251,10 @@ impl Engine {
     /// model's (the same features the model was trained on).
     fn categorize(&mut self, tid: u32, text: &str, body: &str, findings: &[Finding]) -> Option<u8> {
         let m = self.classifier.as_ref()?;
-        let label = match self.rules.settled_category(findings) {
-            Some((rule, category)) => {
-                self.category_rules.insert(tid, rule.to_string());
-                category
-            }
-            None => m.categorize(text, body),
-        };
+        let (label, rule) = self.rules.category(findings, m, text, body);
+        if let Some(rule) = rule {
+            self.category_rules.insert(tid, rule.to_string());
+        }
         m.labels.iter().position(|l| l == label).map(|i| i as u8)
     }
 

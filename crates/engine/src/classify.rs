@@ -343,16 +343,22 @@ impl Model {
         }
     }
 
+    /// Adds bucket `i`'s 16-bit weights to `sum`.
+    #[inline(always)]
+    fn add_row<const K: usize>(&self, sum: &mut [i32; K], i: u32) {
+        let at = i as usize * K;
+        if let Some(row) = self.quantized.get(at..at + K) {
+            for c in 0..K {
+                sum[c] += i32::from(row[c]);
+            }
+        }
+    }
+
     fn classify_k<const K: usize>(&self, template: &str, folded: &str, raw: &str) -> (usize, f32) {
         let mut sum = [0i32; K];
         let mut n = 0usize;
         let mut add = |i: u32| {
-            let at = i as usize * K;
-            if let Some(row) = self.quantized.get(at..at + K) {
-                for c in 0..K {
-                    sum[c] += i32::from(row[c]);
-                }
-            }
+            self.add_row(&mut sum, i);
             n += 1;
         };
         word_features(template, self.bits, &mut add);
@@ -361,12 +367,7 @@ impl Model {
         // sums, in registers (the row loads are independent of each other,
         // so the processor overlaps their cache misses).
         let (grams, count) = fold_char_grams(folded, self.bits, ([0i32; K], 0usize), |(mut grams, count), i| {
-            let at = i as usize * K;
-            if let Some(row) = self.quantized.get(at..at + K) {
-                for c in 0..K {
-                    grams[c] += i32::from(row[c]);
-                }
-            }
+            self.add_row(&mut grams, i);
             (grams, count + 1)
         });
         n += count;

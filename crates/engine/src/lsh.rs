@@ -10,9 +10,9 @@
 //! same at the end of a run as at the start (an index of every member makes
 //! buckets hold whole campaigns and lookups quadratic).
 //!
-//! Layout: one hash map from band key to the newest entry, and a flat
-//! `next` array chaining older entries of the same bucket. No per-entry
-//! allocation.
+//! Layout: a flat open-addressing table from band key to the newest entry
+//! (`Heads`), and a flat `next` array chaining older entries of the same
+//! bucket. No per-entry allocation.
 
 use crate::minhash::{mix64, Signature, SIG_LEN};
 

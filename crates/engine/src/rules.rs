@@ -297,6 +297,22 @@ impl RuleSet {
         self.settled_category(findings).map(|(_, category)| category)
     }
 
+    /// The category of a text with `findings`: the one a rule settles, with
+    /// that rule's id, else the model's (with `None`). The engine and the
+    /// single-message paths (`check`, the API) decide it the same way.
+    pub fn category<'a>(
+        &'a self,
+        findings: &[Finding],
+        model: &'a crate::classify::Model,
+        template: &str,
+        body: &str,
+    ) -> (&'a str, Option<&'a str>) {
+        match self.settled_category(findings) {
+            Some((rule, category)) => (category, Some(rule)),
+            None => (model.categorize(template, body), None),
+        }
+    }
+
     /// [`RuleSet::implied_category`] with the id of the rule that settles it.
     pub fn settled_category(&self, findings: &[Finding]) -> Option<(&str, &str)> {
         self.rules.iter().find_map(|r| {
