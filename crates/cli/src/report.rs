@@ -584,6 +584,16 @@ pub fn timeline_svg(t: &Timeline) -> String {
 }
 
 /// The HTML dossier: one file, no scripts or external resources.
+/// The campaign's category, and the rule that settled it when one did
+/// (otherwise the classifier chose it).
+fn category_text(s: &textwatch_store::CampaignSummary) -> String {
+    match (&s.category, &s.category_rule) {
+        (Some(c), Some(r)) => format!("{c} (settled by rule {r})"),
+        (Some(c), None) => format!("{c} (classifier)"),
+        (None, _) => "unknown".into(),
+    }
+}
+
 pub fn html(dos: &Dossier) -> String {
     let s = &dos.d.summary;
     let mut o = String::new();
@@ -611,7 +621,7 @@ code{{background:#f4f4f4;padding:0 .2rem}}</style></head><body>\n",
     row(&mut o, "First seen", esc(&format_ts(s.first_seen)));
     row(&mut o, "Last seen", esc(&format_ts(s.last_seen)));
     row(&mut o, "Formed", format!("{} (its second message)", esc(&format_ts(s.formed_at))));
-    row(&mut o, "Category", esc(s.category.as_deref().unwrap_or("unknown")));
+    row(&mut o, "Category", esc(&category_text(s)));
     row(&mut o, "Risk", format!("<span id=\"risk\">{}</span> / 100", s.risk.unwrap_or(0)));
     o.push_str("</table></section>\n");
 
@@ -758,12 +768,7 @@ pub fn markdown(dos: &Dossier) -> String {
         format_ts(s.last_seen),
         format_ts(s.formed_at)
     );
-    let _ = writeln!(
-        o,
-        "| Category | {} |\n| Risk | {} / 100 |",
-        s.category.as_deref().unwrap_or("unknown"),
-        s.risk.unwrap_or(0)
-    );
+    let _ = writeln!(o, "| Category | {} |\n| Risk | {} / 100 |", category_text(s), s.risk.unwrap_or(0));
     if let Some(d) = &s.decision {
         let _ = writeln!(
             o,

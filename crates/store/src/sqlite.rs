@@ -290,6 +290,7 @@ impl SqliteStore {
                 features: CampaignFeatures { optout: 0.0, sender_id: 0.0 },
                 findings: Vec::new(),
                 category: None,
+                category_rule: None,
                 risk: None,
                 providers: Vec::new(),
                 decision: None,
@@ -313,14 +314,15 @@ impl SqliteStore {
             s.features = CampaignFeatures { optout: o as f64 / n as f64, sender_id: i as f64 / n as f64 };
         }
         s.findings = self.campaign_findings(seq)?;
-        s.category = self
+        (s.category, s.category_rule) = self
             .conn
             .prepare_cached(
-                "SELECT category FROM templates WHERE cluster = ?1 AND category IS NOT NULL
+                "SELECT category, category_rule FROM templates WHERE cluster = ?1 AND category IS NOT NULL
                  ORDER BY category_rule IS NOT NULL DESC, messages DESC, seq LIMIT 1",
             )?
-            .query_row([seq], |r| r.get(0))
-            .optional()?;
+            .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .map_or((None, None), |(c, r)| (Some(c), r));
         s.risk = Some(textwatch_engine::rules::risk(s.findings.iter().map(|f| &f.severity), s.messages));
         Ok(s)
     }
@@ -1081,9 +1083,11 @@ mod tests {
         let list = store.campaigns(&CampaignQuery::default()).unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].category.as_deref(), Some("scam"));
+        assert_eq!(list[0].category_rule.as_deref(), Some("smishing-link"), "and says which rule settled it");
         store.conn.execute("UPDATE templates SET category_rule = NULL", []).unwrap();
         let list = store.campaigns(&CampaignQuery::default()).unwrap();
         assert_eq!(list[0].category.as_deref(), Some("commercial"), "else the largest template's");
+        assert_eq!(list[0].category_rule, None);
     }
 
     #[test]

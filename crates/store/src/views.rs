@@ -63,6 +63,11 @@ pub struct CampaignSummary {
     pub features: CampaignFeatures,
     pub findings: Vec<Finding>,
     pub category: Option<String>,
+    /// The rule that settled `category` (its template's text broke a rule
+    /// that implies the category, see `implies_category` in docs/rules.md);
+    /// absent when the classifier chose it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_rule: Option<String>,
     pub risk: Option<u8>,
     /// Senders grouped by the provider that serves them (filled from the
     /// imported number data; empty without it).
