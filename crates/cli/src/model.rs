@@ -80,27 +80,37 @@ fn dedupe(v: Vec<Example>) -> Vec<Example> {
     v.into_iter().filter(|e| seen.insert(e.text.clone())).collect()
 }
 
-fn featurize(texts: &[&str], bits: u32) -> Vec<Features> {
+/// A text as the classifier sees it: its template and folded form (the
+/// input of [`Model::classify`]), and its training feature vector.
+struct Prepared {
+    template: String,
+    folded: String,
+    features: Features,
+}
+
+fn prepare(texts: &[&str], bits: u32) -> Vec<Prepared> {
     use rayon::prelude::*;
     texts
         .par_iter()
-        .map_init(
-            || (TemplateScratch::default(), String::new()),
-            |(s, t), text| {
-                templatize(text, s, t);
-                let mut f = Vec::new();
-                text_features(t, &s.folded, text, bits, &mut f);
-                f
-            },
-        )
+        .map_init(TemplateScratch::default, |s, text| {
+            let mut template = String::new();
+            templatize(text, s, &mut template);
+            let mut features = Vec::new();
+            text_features(&template, &s.folded, text, bits, &mut features);
+            Prepared { template, folded: s.folded.clone(), features }
+        })
         .collect()
 }
 
 /// Stratified k-fold cross-validation: returns (true, predicted) pairs.
+/// Held-out texts are scored by [`Model::classify`], the path the product
+/// uses (8-bit weights added as features are hashed), not by the
+/// floating-point vector that training uses.
 fn cross_validate(
     labels: &[String],
     y: &[usize],
-    x: &[Features],
+    texts: &[&str],
+    x: &[Prepared],
     folds: usize,
     cfg: &TrainConfig,
 ) -> Vec<(usize, usize)> {
@@ -121,10 +131,10 @@ fn cross_validate(
     let mut pairs = Vec::with_capacity(y.len());
     for f in 0..folds {
         let train: Vec<(Features, usize)> =
-            (0..y.len()).filter(|&i| fold_of[i] != f).map(|i| (x[i].clone(), y[i])).collect();
+            (0..y.len()).filter(|&i| fold_of[i] != f).map(|i| (x[i].features.clone(), y[i])).collect();
         let m = Model::train(labels.to_vec(), &train, cfg);
         for i in (0..y.len()).filter(|&i| fold_of[i] == f) {
-            pairs.push((y[i], m.predict(&x[i]).0));
+            pairs.push((y[i], m.classify(&x[i].template, &x[i].folded, texts[i]).0));
         }
     }
     pairs
@@ -224,8 +234,8 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
             y.push(c);
             texts.push(e.text.as_str());
         }
-        let x = featurize(&texts, cfg.bits);
-        let pairs = cross_validate(&labels, &y, &x, args.folds, &cfg);
+        let x = prepare(&texts, cfg.bits);
+        let pairs = cross_validate(&labels, &y, &texts, &x, args.folds, &cfg);
         results.push(Evaluation {
             dataset: name,
             texts: texts.len(),
@@ -304,8 +314,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         texts.push(e.text.as_str());
     }
     let cfg = args.hyper.config(args.seed)?;
-    let x = featurize(&texts, cfg.bits);
-    let examples: Vec<(Features, usize)> = x.into_iter().zip(y.iter().copied()).collect();
+    let x = prepare(&texts, cfg.bits);
+    let examples: Vec<(Features, usize)> = x.into_iter().map(|p| p.features).zip(y.iter().copied()).collect();
     let model = Model::train(labels, &examples, &cfg);
     let bytes = model.to_bytes();
     if let Some(parent) = args.out.parent() {

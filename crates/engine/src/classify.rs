@@ -16,7 +16,7 @@
 //! is a repeated entry: no sorting per text), the vector L2-normalized by
 //! its entry count. Training is deterministic AdaGrad SGD with L2
 //! regularization over a seeded shuffle. Inference ([`Model::classify`])
-//! adds each feature's 16-bit weights as it is hashed, with no feature
+//! adds each feature's 8-bit weights as it is hashed, with no feature
 //! vector, and runs once per distinct template.
 
 use crate::template::{templatize, TemplateScratch, HASH_SEED};
@@ -210,10 +210,12 @@ pub struct Model {
     pub bits: u32,
     /// `labels.len()` weights per bucket, bucket-major.
     weights: Vec<f32>,
-    /// The same weights as 16-bit integers (`weights / scale`, rounded),
-    /// for [`Model::classify`]: half the cache footprint, exact integer
-    /// sums.
-    quantized: Vec<i16>,
+    /// The same weights as 8-bit integers (`weights / scale`, rounded),
+    /// for [`Model::classify`]: a quarter of the cache footprint (256 KiB
+    /// at 2^16 buckets, so the table stays in a core's L2 cache), exact
+    /// integer sums; the cross-validation in `eval-model` scores through
+    /// this path.
+    quantized: Vec<i8>,
     scale: f32,
     bias: Vec<f32>,
 }
@@ -292,8 +294,8 @@ impl Default for TrainConfig {
 impl Model {
     fn new(labels: Vec<String>, bits: u32, weights: Vec<f32>, bias: Vec<f32>) -> Model {
         let max = weights.iter().fold(0f32, |m, w| m.max(w.abs()));
-        let scale = if max > 0.0 { max / f32::from(i16::MAX) } else { 1.0 };
-        let quantized = weights.iter().map(|w| (w / scale).round() as i16).collect();
+        let scale = if max > 0.0 { max / f32::from(i8::MAX) } else { 1.0 };
+        let quantized = weights.iter().map(|w| (w / scale).round() as i8).collect();
         Model { labels, bits, weights, quantized, scale, bias }
     }
 
@@ -343,7 +345,7 @@ impl Model {
         }
     }
 
-    /// Adds bucket `i`'s 16-bit weights to `sum`.
+    /// Adds bucket `i`'s 8-bit weights to `sum`.
     #[inline(always)]
     fn add_row<const K: usize>(&self, sum: &mut [i32; K], i: u32) {
         let at = i as usize * K;
@@ -652,7 +654,8 @@ mod tests {
             let (want, p) = m.predict(&f);
             let (got, q) = m.classify(&t, &s.folded, text);
             assert_eq!(got, want, "{text:?}");
-            assert!((p - q).abs() < 1e-3, "{text:?}: {p} vs {q} (16-bit weights)");
+            // 8-bit weights move a probability by about 1e-3 at most on these.
+            assert!((p - q).abs() < 5e-3, "{text:?}: {p} vs {q} (8-bit weights)");
             assert_eq!(m.categorize(&t, text), m.labels[want], "{text:?}");
         }
     }
