@@ -22,6 +22,7 @@ pub mod rules;
 pub mod sender;
 pub mod state;
 pub mod template;
+pub mod unmask;
 
 pub use analyze::{Analyzed, Analyzer, Scratch};
 pub use campaigns::{Engine, EngineConfig, Outcome, Peek};

@@ -421,63 +421,31 @@ impl RuleSet {
 
     /// Runs every rule on one message given its body, template and links:
     /// folds the body (keeping offsets for evidence) and detects the
-    /// template's opt-out and sender identification first.
+    /// template's opt-out and sender identification first. Text rules also
+    /// read the body's unmasked views (spaced-out letters joined, digits
+    /// standing in for letters read as letters; see [`crate::unmask`]) when
+    /// the folded text alone does not break them.
     pub fn evaluate_message(&self, body: &str, template: &str, links: &[Link]) -> Vec<Finding> {
         let features = TemplateFeatures::of(template);
         let (mut folded, mut offsets) = (String::new(), Vec::new());
         crate::fold::fold_with_offsets(body, &mut folded, &mut offsets);
-        self.evaluate(&Context { body, folded: &folded, offsets: &offsets, features: &features, links })
+        let views = crate::unmask::views(&folded, &offsets);
+        let mut ctxs = vec![Context { body, folded: &folded, offsets: &offsets, features: &features, links }];
+        ctxs.extend(views.iter().map(|(t, o)| Context { body, folded: t, offsets: o, features: &features, links }));
+        self.evaluate_views(&ctxs)
     }
 
     /// Runs every rule on one message.
     pub fn evaluate(&self, ctx: &Context<'_>) -> Vec<Finding> {
+        self.evaluate_views(std::slice::from_ref(ctx))
+    }
+
+    /// Runs every rule on views of one message (the first is the folded
+    /// text): a rule's finding is from the first view that breaks it.
+    fn evaluate_views(&self, ctxs: &[Context<'_>]) -> Vec<Finding> {
         let mut out = Vec::new();
         for r in &self.rules {
-            let found = match &r.check {
-                Check::Absent(f) => {
-                    let missing = match f {
-                        Feature::Optout => ctx.features.optout.is_none(),
-                        Feature::SenderId => ctx.features.sender_id.is_none(),
-                    };
-                    missing.then(|| {
-                        let what =
-                            if *f == Feature::Optout { "no opt-out instruction" } else { "no sender identification" };
-                        (r.info.severity, Evidence { excerpt: what.into(), ..Default::default() })
-                    })
-                }
-                Check::Pattern(res) => {
-                    res.iter().find_map(|re| re.find(ctx.folded)).map(|m| (r.info.severity, ctx.evidence(m.range())))
-                }
-                Check::Assemble { patterns, places, times, sites, at_site } => {
-                    assemble(ctx, patterns, places, times, sites, r.info.severity, *at_site)
-                }
-                Check::Link { lures, lure_list, brands, shortener, lookalike } => {
-                    if ctx.links.is_empty() || !lures.is_match(ctx.folded) {
-                        None
-                    } else {
-                        let m = lure_list.iter().find_map(|re| re.find(ctx.folded));
-                        let mut sev = r.info.severity;
-                        let mut ev = m.map(|m| ctx.evidence(m.range())).unwrap_or_default();
-                        let link = &ctx.links[0];
-                        if ctx.links.iter().any(|l| l.shortener) {
-                            sev = sev.max(*shortener);
-                        }
-                        if ctx.links.iter().any(|l| is_lookalike(l, brands)) {
-                            sev = sev.max(*lookalike);
-                        }
-                        ev.excerpt = format!("{} (link: {})", ev.excerpt, link.url);
-                        Some((sev, ev))
-                    }
-                }
-                Check::Shortener => ctx
-                    .links
-                    .iter()
-                    .find(|l| l.shortener)
-                    .map(|l| (r.info.severity, Evidence { excerpt: l.url.clone(), ..Default::default() })),
-                // Judged per message by the analyzer, counted per template.
-                Check::QuietHours(_) => None,
-            };
-            if let Some((severity, evidence)) = found {
+            if let Some((severity, evidence)) = ctxs.iter().find_map(|ctx| check(r, ctx)) {
                 out.push(Finding {
                     rule: r.info.id.clone(),
                     severity,
@@ -490,12 +458,60 @@ impl RuleSet {
     }
 }
 
+/// What rule `r` finds in one view of a message, if anything.
+fn check(r: &Rule, ctx: &Context<'_>) -> Option<(Severity, Evidence)> {
+    match &r.check {
+        Check::Absent(f) => {
+            let missing = match f {
+                Feature::Optout => ctx.features.optout.is_none(),
+                Feature::SenderId => ctx.features.sender_id.is_none(),
+            };
+            missing.then(|| {
+                let what = if *f == Feature::Optout { "no opt-out instruction" } else { "no sender identification" };
+                (r.info.severity, Evidence { excerpt: what.into(), ..Default::default() })
+            })
+        }
+        Check::Pattern(res) => {
+            res.iter().find_map(|re| re.find(ctx.folded)).map(|m| (r.info.severity, ctx.evidence(m.range())))
+        }
+        Check::Assemble { patterns, places, times, sites, at_site } => {
+            assemble(ctx, patterns, places, times, sites, r.info.severity, *at_site)
+        }
+        Check::Link { lures, lure_list, brands, shortener, lookalike } => {
+            if ctx.links.is_empty() || !lures.is_match(ctx.folded) {
+                return None;
+            }
+            let m = lure_list.iter().find_map(|re| re.find(ctx.folded));
+            let mut sev = r.info.severity;
+            let mut ev = m.map(|m| ctx.evidence(m.range())).unwrap_or_default();
+            let link = &ctx.links[0];
+            if ctx.links.iter().any(|l| l.shortener) {
+                sev = sev.max(*shortener);
+            }
+            if ctx.links.iter().any(|l| is_lookalike(l, brands)) {
+                sev = sev.max(*lookalike);
+            }
+            ev.excerpt = format!("{} (link: {})", ev.excerpt, link.url);
+            Some((sev, ev))
+        }
+        Check::Shortener => ctx
+            .links
+            .iter()
+            .find(|l| l.shortener)
+            .map(|l| (r.info.severity, Evidence { excerpt: l.url.clone(), ..Default::default() })),
+        // Judged per message by the analyzer, counted per template.
+        Check::QuietHours(_) => None,
+    }
+}
+
 /// A host that carries a brand name without being the brand's own domain:
 /// `usps-redelivery.top`, `chase.account-restore.info`.
+/// Digits standing in for letters count: `amaz0n-rewards.co`, `paypa1.help`.
 fn is_lookalike(link: &Link, brands: &[String]) -> bool {
     let Some(domain) = link.domain.as_deref() else { return false };
     let label = domain.split('.').next().unwrap_or("");
-    brands.iter().any(|b| link.host.contains(b.as_str()) && label != b.as_str())
+    let readings = crate::unmask::host_readings(&link.host);
+    brands.iter().any(|b| label != b.as_str() && readings.iter().any(|h| h.contains(b.as_str())))
 }
 
 fn assemble(
@@ -618,6 +634,40 @@ mod tests {
     }
 
     #[test]
+    fn spelled_out_and_leet_claims_are_read() {
+        for (body, evidence) in [
+            ("Radical Dems are trying to ST3AL this el3cti0n!", "ST3AL this el3cti0n"),
+            ("They will s.t.e.a.l this e-l-e-c-t-i-o-n tonight", "s.t.e.a.l this e-l-e-c-t-i-o-n"),
+            ("the e l e c t i o n was r1gged", "e l e c t i o n was r1gged"),
+            ("D3mocrats v-o-t-e on Wednesday", "v-o-t-e on Wednesday"),
+            ("Los demócratas deben v0tar el miércoles", "deben v0tar el miércoles"),
+        ] {
+            let f = findings(body);
+            let m = f.iter().find(|f| f.rule == "election-misinfo").unwrap_or_else(|| panic!("missed: {body}"));
+            let (s, e) = m.evidence.span.unwrap();
+            assert_eq!(&body[s..e], evidence, "evidence is the text as sent");
+            assert_eq!(m.evidence.excerpt, evidence);
+        }
+        // Numbers, codes and prices are not words in disguise.
+        for body in [
+            "Vote 4 change on Nov 3! 2020 is our year. Reply STOP to opt out",
+            "Your code is 4-5-7-1, rated 5/5 by 3 out of 4 voters",
+        ] {
+            assert!(!ids_has(body, "election-misinfo"), "false alarm: {body}");
+        }
+    }
+
+    #[test]
+    fn leet_lures_and_look_alike_hosts() {
+        let f = findings("Urgent: c1aim y0ur $500 Amaz0n g1ft card at https://amaz0n-rewards.co/x");
+        let s = f.iter().find(|f| f.rule == "smishing-link").expect("a gift-card lure with a link");
+        assert_eq!(s.severity, Severity::Critical, "amaz0n-rewards.co imitates amazon");
+        let f = findings("PayPal: your account is locked. Restore access at https://paypa1-support.help/r");
+        let s = f.iter().find(|f| f.rule == "smishing-link").unwrap();
+        assert_eq!(s.severity, Severity::Critical, "paypa1 reads paypal");
+    }
+
+    #[test]
     fn calls_to_assemble_need_a_place() {
         assert!(!ids("We need your support this election, vote Tuesday!").contains(&"call-to-assemble".into()));
         let f = findings("Join us for a rally at City Hall tomorrow at 5pm, bring signs! Reply STOP to opt out");
@@ -627,6 +677,9 @@ mod tests {
         let a = f.iter().find(|f| f.rule == "call-to-assemble").unwrap();
         assert_eq!(a.severity, Severity::Medium);
         assert!(a.evidence.place.as_deref().unwrap().to_lowercase().contains("liberty park"));
+        let f = findings("Patriots: meet at the Convention Center at 3pm, they are counting fake ballots");
+        let a = f.iter().find(|f| f.rule == "call-to-assemble").expect("meet at");
+        assert_eq!((a.severity, a.evidence.time.as_deref()), (Severity::High, Some("3pm")));
     }
 
     #[test]
@@ -714,6 +767,10 @@ mod tests {
         assert!(plain.iter().any(|f| f.rule == "smishing-link" && f.severity == Severity::High), "{plain:?}");
         assert_eq!(set.implied_category(&plain), None);
         assert_eq!(set.implied_category(&findings("see you at dinner")), None);
+        // A stolen-election claim is political however it is spelled.
+        let spelled = findings("they are trying to s.t.e.a.l this e-l-e-c-t-i-o-n, be there");
+        assert_eq!(set.settled_category(&spelled), Some(("election-misinfo", "political")));
+        assert_eq!(set.implied_category(&findings("Polls are open until 8pm. Reply STOP to opt out")), None);
         let bad = RuleSet::from_toml(
             "[[rule]]\nid='x'\nkind='shortener'\nseverity='low'\nimplies_category='spam'\n",
             "bad.toml",

@@ -1,0 +1,279 @@
+//! Spelling evasions that folding keeps, undone for the rules.
+//!
+//! Folding ([`crate::fold`]) maps characters that *look* alike ("Ѕ", "𝐒",
+//! "ｓ" to "s"), but two evasions are made of plain ASCII and survive it:
+//!
+//! - letters spaced out by a separator: "s.t.e.a.l", "e-l-e-c-t-i-o-n",
+//!   "v o t e", "s_t_o_l_e_n";
+//! - digits and symbols standing in for letters inside a word ("leet"):
+//!   "st3al", "el3cti0n", "c1aim", "ca$h", "amaz0n".
+//!
+//! They cannot be folded into the template itself: "kl341" is a claim code
+//! and "b4" a word of chat; a template must keep them. The rules, which look
+//! for claims and lures in a text, read an *unmasked* view as well: the
+//! folded text with spaced-out letters joined and stand-ins read as
+//! letters, each byte still mapped to the byte of the original body it came
+//! from, so evidence found in the view points into the message as sent.
+//!
+//! The readings are conservative. Letters are joined only when at least
+//! three single letters follow each other with one and the same separator
+//! (four with spaces, where "a" and "i" are words), and the run stands
+//! alone (no letter or digit touches either end). A stand-in is read as a
+//! letter only between two letters of the same word, so numbers, codes and
+//! prices ("$25", "2nite", "covid19", "mp3") are left alone; a word holding
+//! any other digit is left alone too. "1" reads as "l" before a vowel and
+//! as "i" elsewhere ("c1aim", "e1ection"; "g1ft", "r1gged"); [`views`] adds
+//! the opposite reading when a text has such a "1", for the words that
+//! rule misses ("we1come").
+
+/// What a stand-in character reads as, given the letter after it; `flip`
+/// swaps the reading of "1".
+fn letter_for(b: u8, next: u8, flip: bool) -> Option<u8> {
+    Some(match b {
+        b'0' => b'o',
+        b'1' => {
+            if matches!(next, b'a' | b'e' | b'i' | b'o' | b'u') != flip {
+                b'l'
+            } else {
+                b'i'
+            }
+        }
+        b'3' => b'e',
+        b'4' => b'a',
+        b'5' => b's',
+        b'7' => b't',
+        b'@' => b'a',
+        b'$' => b's',
+        _ => return None,
+    })
+}
+
+fn is_letter(b: u8) -> bool {
+    b.is_ascii_lowercase()
+}
+
+/// A letter, or a character that may stand in for one.
+fn is_letterlike(b: u8) -> bool {
+    is_letter(b) || letter_for(b, 0, false).is_some()
+}
+
+/// Bytes that may space letters out.
+fn is_separator(b: u8) -> bool {
+    matches!(b, b'.' | b'-' | b'_' | b'*' | b' ' | b'+' | b'~' | b'/')
+}
+
+/// The length of the spaced-out run starting at `i` (a letter-like byte
+/// with no word character before it), or 0: `L s L s L ...` with one
+/// separator `s` throughout and nothing word-like after the last letter.
+fn spaced_run(b: &[u8], i: usize) -> usize {
+    if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+        return 0;
+    }
+    let Some(&sep) = b.get(i + 1) else { return 0 };
+    if !is_separator(sep) {
+        return 0;
+    }
+    let mut letters = 1;
+    let mut end = i + 1;
+    while end + 1 < b.len() && b[end] == sep && is_letterlike(b[end + 1]) {
+        // The letter must be single: followed by the separator or the end
+        // of the word.
+        if b.get(end + 2).is_some_and(|&n| n.is_ascii_alphanumeric()) {
+            break;
+        }
+        letters += 1;
+        end += 2;
+    }
+    let needed = if sep == b' ' { 4 } else { 3 };
+    // Mostly letters: "4-5-7" is a rating, not a word.
+    let real = (i..end).step_by(2).filter(|&k| is_letter(b[k])).count();
+    if letters < needed || real * 2 < letters {
+        return 0;
+    }
+    end - i
+}
+
+/// Writes the unmasked view of `folded` (whose byte `k` came from byte
+/// `offsets[k]` of the original) into `out`/`out_offsets`; `flip` reads
+/// each "1" the other way. Returns whether anything changed; when nothing
+/// did, the outputs hold a copy.
+pub fn unmask(folded: &str, offsets: &[u32], flip: bool, out: &mut String, out_offsets: &mut Vec<u32>) -> bool {
+    out.clear();
+    out_offsets.clear();
+    let b = folded.as_bytes();
+    let off = |k: usize| offsets.get(k).copied().unwrap_or(0);
+    // Pass 1: join spaced-out letters (bytes and their offsets).
+    let mut joined: Vec<u8> = Vec::with_capacity(b.len());
+    let mut joined_off: Vec<u32> = Vec::with_capacity(b.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < b.len() {
+        let run = if is_letterlike(b[i]) { spaced_run(b, i) } else { 0 };
+        if run > 0 {
+            for k in (i..i + run).step_by(2) {
+                joined.push(b[k]);
+                joined_off.push(off(k));
+            }
+            changed = true;
+            i += run;
+            continue;
+        }
+        joined.push(b[i]);
+        joined_off.push(off(i));
+        i += 1;
+    }
+    // Pass 2: stand-ins between two letters of a word that has no other
+    // digits.
+    let mut start = 0;
+    while start < joined.len() {
+        if !is_letterlike(joined[start]) {
+            start += 1;
+            continue;
+        }
+        let mut end = start;
+        while end < joined.len() && (joined[end].is_ascii_alphanumeric() || is_letterlike(joined[end])) {
+            end += 1;
+        }
+        let word = start..end;
+        start = end.max(start + 1);
+        if joined[word.clone()].iter().any(|&c| c.is_ascii_digit() && letter_for(c, 0, false).is_none()) {
+            continue;
+        }
+        let (Some(first), Some(last)) = (
+            joined[word.clone()].iter().position(|&c| is_letter(c)),
+            joined[word.clone()].iter().rposition(|&c| is_letter(c)),
+        ) else {
+            continue;
+        };
+        for k in word.start + first..word.start + last {
+            if let Some(l) = (!is_letter(joined[k])).then(|| letter_for(joined[k], joined[k + 1], flip)).flatten() {
+                joined[k] = l;
+                changed = true;
+            }
+        }
+    }
+    // Only ASCII bytes were dropped or replaced, so the bytes stay UTF-8;
+    // the lossy conversion never has to replace anything.
+    out.push_str(&String::from_utf8_lossy(&joined));
+    out_offsets.extend_from_slice(&joined_off);
+    changed
+}
+
+/// The unmasked views of a folded text worth reading besides the text
+/// itself: none when nothing is masked, one when no "1" stands in for a
+/// letter, else two (each "1" read the usual way, then the other way).
+pub fn views(folded: &str, offsets: &[u32]) -> Vec<(String, Vec<u32>)> {
+    let mut out = Vec::new();
+    let (mut t, mut o) = (String::new(), Vec::new());
+    if !unmask(folded, offsets, false, &mut t, &mut o) {
+        return out;
+    }
+    let (mut t2, mut o2) = (String::new(), Vec::new());
+    unmask(folded, offsets, true, &mut t2, &mut o2);
+    let differs = t2 != t;
+    out.push((t, o));
+    if differs {
+        out.push((t2, o2));
+    }
+    out
+}
+
+/// A host name read with its stand-ins as letters, both readings of "1"
+/// ("amaz0n-rewards.co" reads "amazon-rewards.co"; "paypa1.help" both
+/// "paypai.help" and "paypal.help"), for spotting brand look-alikes.
+pub fn host_readings(host: &str) -> [String; 2] {
+    let read = |one: u8| {
+        host.bytes()
+            .map(|c| match c {
+                b'1' => one,
+                b'0'..=b'9' => letter_for(c, 0, false).unwrap_or(c),
+                _ => c,
+            } as char)
+            .collect::<String>()
+    };
+    [read(b'i'), read(b'l')]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(s: &str) -> Vec<String> {
+        let off: Vec<u32> = (0..s.len() as u32).collect();
+        let v = views(s, &off);
+        for (t, o) in &v {
+            assert_eq!(t.len(), o.len(), "an offset per byte");
+        }
+        v.into_iter().map(|(t, _)| t).collect()
+    }
+
+    #[test]
+    fn spaced_out_letters_are_joined() {
+        assert_eq!(view("they will s.t.e.a.l this e-l-e-c-t-i-o-n"), ["they will steal this election"]);
+        assert_eq!(view("s_t_o_l_e_n votes"), ["stolen votes"]);
+        assert_eq!(view("r i g g e d"), ["rigged"]);
+        assert_eq!(view("v.o.t.e by text"), ["vote by text"]);
+    }
+
+    #[test]
+    fn ordinary_text_is_left_alone() {
+        for s in [
+            "i am a big fan",
+            "e.g. at 5 p.m. in the u.s.",
+            "a b c",
+            "call 555-123-4567 or reply y/n",
+            "save $25 on covid19 tests, 2nite only, b4 9pm",
+            "your code is kl3x9 and mp3 files",
+            "win a 4k tv",
+            "rated 4-5-7 by 1/2/3",
+        ] {
+            assert!(view(s).is_empty(), "{s:?} became {:?}", view(s));
+        }
+    }
+
+    #[test]
+    fn stand_ins_between_letters_read_as_letters() {
+        assert_eq!(view("they will st3al this el3cti0n"), ["they will steal this election"]);
+        assert_eq!(view("c1aim your g1ft"), ["claim your gift", "ciaim your glft"]);
+        assert_eq!(view("ca$h"), ["cash"]);
+        assert_eq!(view("r1gged e1ection"), ["rigged election", "rlgged eiection"]);
+        assert_eq!(view("g00d"), ["good"]);
+    }
+
+    #[test]
+    fn both_evasions_at_once_and_offsets_point_back() {
+        let body = "s-t-3-a-l it";
+        let off: Vec<u32> = (0..body.len() as u32).collect();
+        let v = views(body, &off);
+        assert_eq!(v[0].0, "steal it");
+        assert_eq!(v[0].1[..5], [0, 2, 4, 6, 8], "each letter maps to where it was written");
+    }
+
+    #[test]
+    fn hosts_read_both_ways() {
+        assert_eq!(
+            host_readings("paypa1-secure.com"),
+            ["paypai-secure.com".to_string(), "paypal-secure.com".to_string()]
+        );
+        assert_eq!(host_readings("amaz0n.co")[0], "amazon.co");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any folded text unmasks without panicking, every view keeps an
+        /// offset per byte pointing inside the original, and a view never
+        /// grows.
+        #[test]
+        fn views_are_well_formed(s in "[a-z0-9 .\\-_*+~/@$!,\u{e9}\u{6771}]{0,120}") {
+            let body = s.as_str();
+            let (mut folded, mut offsets) = (String::new(), Vec::new());
+            crate::fold::fold_with_offsets(body, &mut folded, &mut offsets);
+            for (t, o) in views(&folded, &offsets) {
+                proptest::prop_assert_eq!(t.len(), o.len());
+                proptest::prop_assert!(t.len() <= folded.len());
+                proptest::prop_assert!(o.iter().all(|&k| (k as usize) < body.len().max(1)));
+            }
+        }
+    }
+}
