@@ -72,7 +72,9 @@ fn digits_of_phone(text: &str) -> String {
 
 /// Builds a [`Link`] from link text.
 pub fn link(text: &str) -> Link {
-    let host = host_of(text).trim_start_matches("www.").to_owned();
+    // A defanged link's host is the host it leads to.
+    let plain = crate::template::refang(text);
+    let host = host_of(plain.as_deref().unwrap_or(text)).trim_start_matches("www.").to_owned();
     let domain = psl::domain_str(&host).map(str::to_owned);
     let shortener = is_shortener(&host);
     Link { url: text.to_owned(), host, domain, shortener }

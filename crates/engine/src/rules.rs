@@ -665,6 +665,10 @@ mod tests {
         let f = findings("PayPal: your account is locked. Restore access at https://paypa1-support.help/r");
         let s = f.iter().find(|f| f.rule == "smishing-link").unwrap();
         assert_eq!(s.severity, Severity::Critical, "paypa1 reads paypal");
+        let f = findings("USPS: your package could not be delivered. Update at hxxps://usps-redeliver[.]top/track");
+        let s = f.iter().find(|f| f.rule == "smishing-link").expect("a defanged link is a link");
+        assert_eq!(s.severity, Severity::Critical);
+        assert!(s.evidence.excerpt.contains("usps-redeliver[.]top"), "the link as written: {}", s.evidence.excerpt);
     }
 
     #[test]

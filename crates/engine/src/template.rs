@@ -208,12 +208,11 @@ pub fn templatize(body: &str, scratch: &mut TemplateScratch, out: &mut String) -
         if is_email(core) {
             scratch.spans.push(Span { slot: Slot::Email, range: core_start..core_start + core.len() });
             out.push_str(Slot::Email.marker());
-        } else if is_url(core) {
-            let slot = if crate::features::is_shortener(host_of(core).trim_start_matches("www.")) {
-                Slot::ShortUrl
-            } else {
-                Slot::Url
-            };
+        } else if is_url(core) || refang(core).is_some_and(|r| is_url(&r)) {
+            let plain = refang(core);
+            let host = host_of(plain.as_deref().unwrap_or(core));
+            let slot =
+                if crate::features::is_shortener(host.trim_start_matches("www.")) { Slot::ShortUrl } else { Slot::Url };
             scratch.spans.push(Span { slot, range: core_start..core_start + core.len() });
             out.push_str(slot.marker());
         } else if is_amount(core) {
@@ -473,6 +472,23 @@ pub fn is_url(core: &str) -> bool {
     looks_like_domain(host_of(core))
 }
 
+/// A "defanged" link written plainly: `usps-redeliver[.]top`,
+/// `bit(.)ly/x`, `paypal[dot]com`, `hxxps://...` (senders write links so to
+/// get past link filters; the folded text has `(` for `{`). `None` when
+/// there is nothing to undo.
+pub fn refang(core: &str) -> Option<String> {
+    const DOTS: [&str; 4] = ["[.]", "(.)", "[dot]", "(dot)"];
+    let scheme = core.starts_with("hxxp://") || core.starts_with("hxxps://");
+    if !scheme && !DOTS.iter().any(|d| core.contains(d)) {
+        return None;
+    }
+    let mut s = if scheme { core.replacen("hxxp", "http", 1) } else { core.to_owned() };
+    for d in DOTS {
+        s = s.replace(d, ".");
+    }
+    Some(s)
+}
+
 /// The host part of a link without scheme: up to the first `/`, `?`, `#`, `:`.
 pub fn host_of(link: &str) -> &str {
     let s = link.strip_prefix("https://").or_else(|| link.strip_prefix("http://")).unwrap_or(link);
@@ -599,6 +615,16 @@ mod tests {
         let mut s = TemplateScratch::default();
         let mut out = String::new();
         templatize(body, &mut s, &mut out)
+    }
+
+    #[test]
+    fn defanged_links_are_links() {
+        assert_eq!(t("update at usps-redeliver[.]top/track now"), "update at {url} now");
+        assert_eq!(t("go to hxxps://paypal(.)com-secure(.)info/x"), "go to {url}");
+        assert_eq!(t("tap bit[.]ly/3xYz"), "tap {shorturl}");
+        assert_eq!(t("see amazon[dot]com"), "see {url}");
+        assert_eq!(refang("plain.com"), None);
+        assert_eq!(t("options [.] and (.) alone"), "options [.] and (.) alone");
     }
 
     #[test]
