@@ -153,7 +153,7 @@ pub struct BlockEntry {
 /// template fingerprints. Sorted by type, value, campaign so that two runs
 /// diff cleanly.
 pub fn blocklist_entries(store: &dyn Store, e: &Enricher) -> Result<Vec<BlockEntry>> {
-    let q = CampaignQuery { limit: None, min_messages: 2, max_senders: None };
+    let q = CampaignQuery { min_messages: 2, ..Default::default() };
     let mut out = Vec::new();
     for c in enriched_campaigns(store, e, &q)? {
         let Some(d) = &c.decision else { continue };

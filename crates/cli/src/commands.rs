@@ -131,7 +131,7 @@ pub fn enriched_campaign(
 pub fn campaigns(db: &Path, args: CampaignsArgs) -> Result<()> {
     let store = open(db)?;
     let ctx = Enricher::load(&store, &args.ctx)?;
-    let q = CampaignQuery { limit: args.limit, min_messages: args.min_messages, max_senders: None };
+    let q = CampaignQuery { limit: args.limit, min_messages: args.min_messages, ..Default::default() };
     let list = enriched_campaigns(&store, &ctx, &q)?;
     let mut out = std::io::stdout().lock();
     match args.format {

@@ -117,6 +117,8 @@ pub trait Store {
     fn commit(&mut self, messages: &[NewMessage<'_>], delta: &Delta) -> Result<(), StoreError>;
     /// Campaigns, largest first.
     fn campaigns(&self, q: &CampaignQuery) -> Result<Vec<CampaignSummary>, StoreError>;
+    /// How many campaigns `q`'s filters select (its limit and offset aside).
+    fn count_campaigns(&self, q: &CampaignQuery) -> Result<u64, StoreError>;
     /// The full campaign id for an id or unique prefix (`None` if no
     /// campaign matches; an error if several do).
     fn resolve_campaign(&self, id: &str) -> Result<Option<String>, StoreError>;

@@ -426,6 +426,13 @@ fn message_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageView> {
 
 const MESSAGE_COLUMNS: &str = "m.key, m.id, m.ts, m.sender, m.body, m.source, m.meta, t.text, c.id, m.origin";
 
+/// The filters of a [`CampaignQuery`] in SQL (`?1` minimum messages, `?2`
+/// last seen since, `?3` category; the category as [`SqliteStore::summary`]
+/// decides it: a rule-settled template's first, else the largest's).
+const CAMPAIGN_FILTER: &str = "WHERE c.messages >= ?1 AND (?2 IS NULL OR c.last_ts >= ?2)
+    AND (?3 IS NULL OR (SELECT category FROM templates WHERE cluster = c.seq AND category IS NOT NULL
+                        ORDER BY category_rule IS NOT NULL DESC, messages DESC, seq LIMIT 1) = ?3)";
+
 impl Store for SqliteStore {
     fn secret(&self) -> &[u8] {
         &self.secret
@@ -633,12 +640,23 @@ impl Store for SqliteStore {
 
     fn campaigns(&self, q: &CampaignQuery) -> Result<Vec<CampaignSummary>, StoreError> {
         let limit = q.limit.map_or(-1, |l| l as i64);
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT seq FROM clusters WHERE messages >= ?1 ORDER BY messages DESC, id LIMIT ?2")?;
-        let seqs: Vec<i64> =
-            st.query_map(params![q.min_messages as i64, limit], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let sql = format!("SELECT seq FROM clusters c {CAMPAIGN_FILTER} ORDER BY messages DESC, id LIMIT ?4 OFFSET ?5");
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let seqs: Vec<i64> = st
+            .query_map(params![q.min_messages as i64, q.last_seen_since, q.category, limit, q.offset as i64], |r| {
+                r.get(0)
+            })?
+            .collect::<Result<_, _>>()?;
         seqs.into_iter().map(|s| self.summary(s, q.max_senders)).collect()
+    }
+
+    fn count_campaigns(&self, q: &CampaignQuery) -> Result<u64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM clusters c {CAMPAIGN_FILTER}");
+        let n: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params![q.min_messages as i64, q.last_seen_since, q.category], |r| r.get(0))?;
+        Ok(n as u64)
     }
 
     fn resolve_campaign(&self, id: &str) -> Result<Option<String>, StoreError> {

@@ -15,6 +15,13 @@ pub struct CampaignQuery {
     pub min_messages: u64,
     /// Most senders listed per campaign (all when `None`).
     pub max_senders: Option<usize>,
+    /// Campaigns to skip (after filtering and ordering) before the first
+    /// returned.
+    pub offset: usize,
+    /// Only campaigns last seen at or after this time (ms since the epoch).
+    pub last_seen_since: Option<i64>,
+    /// Only campaigns of this category.
+    pub category: Option<String>,
 }
 
 /// A rule a campaign breaks: how many of its messages break it, the worst

@@ -325,21 +325,34 @@ pub async fn campaigns(
     let page = tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
         let enricher = st2.enricher();
         st2.read(|s| {
-            let query = CampaignQuery { limit: None, min_messages: q.min_messages.unwrap_or(2), max_senders: None };
-            let all = crate::commands::enriched_campaigns(s, &enricher, &query)?;
-            let filtered: Vec<_> = all
-                .into_iter()
-                .filter(|c| since.is_none_or(|t| c.last_seen >= t))
-                .filter(|c| q.category.as_ref().is_none_or(|k| c.category.as_deref() == Some(k.as_str())))
-                .filter(|c| q.min_risk.is_none_or(|r| c.risk.unwrap_or(0) >= r))
-                .filter(|c| q.finding.as_ref().is_none_or(|f| c.findings.iter().any(|x| &x.rule == f)))
-                .filter(|c| {
-                    q.action.as_ref().is_none_or(|a| c.decision.as_ref().is_some_and(|d| d.action.as_str() == a))
-                })
-                .collect();
-            let total = filtered.len();
+            let mut query = CampaignQuery {
+                min_messages: q.min_messages.unwrap_or(2),
+                last_seen_since: since,
+                category: q.category.clone(),
+                ..Default::default()
+            };
+            // Risk, findings and the policy's action depend on the sender
+            // context (attribution, blocked numbers), so those filters need
+            // every matching campaign enriched; without them the database
+            // pages and only the page is enriched.
+            let needs_context = q.min_risk.is_some() || q.finding.is_some() || q.action.is_some();
+            let (total, page) = if needs_context {
+                let filtered: Vec<_> = crate::commands::enriched_campaigns(s, &enricher, &query)?
+                    .into_iter()
+                    .filter(|c| q.min_risk.is_none_or(|r| c.risk.unwrap_or(0) >= r))
+                    .filter(|c| q.finding.as_ref().is_none_or(|f| c.findings.iter().any(|x| &x.rule == f)))
+                    .filter(|c| {
+                        q.action.as_ref().is_none_or(|a| c.decision.as_ref().is_some_and(|d| d.action.as_str() == a))
+                    })
+                    .collect();
+                (filtered.len(), filtered.into_iter().skip(q.offset).take(limit).collect::<Vec<_>>())
+            } else {
+                let total = s.count_campaigns(&query)? as usize;
+                (query.offset, query.limit) = (q.offset, Some(limit));
+                (total, crate::commands::enriched_campaigns(s, &enricher, &query)?)
+            };
             let mut items = Vec::new();
-            for mut c in filtered.into_iter().skip(q.offset).take(limit) {
+            for mut c in page {
                 c.senders.truncate(50);
                 let trend = s.campaign(&c.id, 0)?.map(|d| hourly(&d.timeline)).unwrap_or_default();
                 items.push(ListedCampaign { summary: c, trend });
