@@ -185,7 +185,7 @@ fn html_dossier_renders_in_chromium() {
     assert!(
         md.contains(&format!("# Campaign {id}")) && md.contains("## Rules broken") && md.contains("election-misinfo")
     );
-    assert!(md.contains("| Category | political (classifier) |"), "who chose the category: {md}");
+    assert!(md.contains("| Category | political (settled by rule election-misinfo) |"), "who chose the category: {md}");
 
     let Some(chrome) = chromium() else {
         return skip("HTML dossier rendering: no chromium (apt-get install chromium chromium-driver)");

@@ -202,6 +202,15 @@ pub fn templatize(body: &str, scratch: &mut TemplateScratch, out: &mut String) -
             i = end_tok + 1;
             continue;
         }
+        if let Some((end_tok, slot)) = spaced_link(text, toks, i) {
+            let (first, last) = (toks[i], toks[end_tok]);
+            out.push_str(first.lead(text));
+            scratch.spans.push(Span { slot, range: first.core_start..last.core_end });
+            out.push_str(slot.marker());
+            out.push_str(last.trail(text));
+            i = end_tok + 1;
+            continue;
+        }
         let tok = toks[i];
         let (core, trail, core_start) = (tok.core(text), tok.trail(text), tok.core_start);
         out.push_str(tok.lead(text));
@@ -472,20 +481,75 @@ pub fn is_url(core: &str) -> bool {
     looks_like_domain(host_of(core))
 }
 
+/// A link broken up by spaces around a dot, `bit . ly/3xyz`, `sms. ac/rewards`,
+/// `bit .ly/x`, starting at token `i`: the last token and the link's slot.
+/// Only when the joined text is a link with a path (`/`) right after its
+/// host, so that a sentence ending before a word that is also a top-level
+/// domain ("the end. it was fun") is not read as one.
+fn spaced_link(text: &str, toks: &[Tok], i: usize) -> Option<(usize, Slot)> {
+    let first = toks[i].raw(text);
+    if first.contains('/') && !first.ends_with("://") || first.starts_with('.') {
+        return None;
+    }
+    // Cheap refusals first (this runs for every token of every message):
+    // the next token must meet this one at a dot, and a path must follow.
+    let next = toks.get(i + 1)?.raw(text);
+    if !(first.ends_with('.') || next.starts_with('.')) {
+        return None;
+    }
+    if !(next.contains('/') || next == "." && toks.get(i + 2).is_some_and(|t| t.raw(text).contains('/'))) {
+        return None;
+    }
+    // "today. bit.ly/x": the next token is a link by itself.
+    if is_url(toks[i + 1].core(text)) {
+        return None;
+    }
+    let mut joined = String::new();
+    for (j, t) in toks.iter().enumerate().skip(i).take(3) {
+        let raw = if j == i { &text[toks[i].core_start..t.end] } else { t.raw(text) };
+        // Tokens meet at a dot: the left one ends with it, the right one
+        // starts with it, or it stands alone.
+        if j > i && !(joined.ends_with('.') || raw.starts_with('.')) {
+            return None;
+        }
+        joined.push_str(raw);
+        if j == i {
+            continue;
+        }
+        let core = joined.trim_end_matches(|c: char| c.is_ascii() && TRAIL_PUNCT.contains(&(c as u8)));
+        let host = host_of(core);
+        let Some(path) = core.find(host).map(|at| &core[at + host.len()..]) else { continue };
+        if !path.starts_with('/') || !is_url(core) {
+            continue;
+        }
+        // Chat has "fun. me/you": a broken-up link is one to a shortener, or
+        // one whose scheme or www. is written, or whose path holds a digit
+        // (a tracking id).
+        let bare = host.trim_start_matches("www.");
+        let shortener = crate::features::is_shortener(bare);
+        let marked = core.contains("://") || host.starts_with("www.");
+        if shortener || marked || (path.len() >= 4 && path.bytes().any(|b| b.is_ascii_digit())) {
+            return Some((j, if shortener { Slot::ShortUrl } else { Slot::Url }));
+        }
+    }
+    None
+}
+
 /// A "defanged" link written plainly: `usps-redeliver[.]top`,
-/// `bit(.)ly/x`, `paypal[dot]com`, `hxxps://...` (senders write links so to
+/// `bit(.)ly/x`, `paypal[dot]com`, `hxxps://...`, `bit . ly/x` (senders write links so to
 /// get past link filters; the folded text has `(` for `{`). `None` when
 /// there is nothing to undo.
 pub fn refang(core: &str) -> Option<String> {
     const DOTS: [&str; 4] = ["[.]", "(.)", "[dot]", "(dot)"];
     let scheme = core.starts_with("hxxp://") || core.starts_with("hxxps://");
-    if !scheme && !DOTS.iter().any(|d| core.contains(d)) {
+    if !scheme && !core.contains(' ') && !DOTS.iter().any(|d| core.contains(d)) {
         return None;
     }
     let mut s = if scheme { core.replacen("hxxp", "http", 1) } else { core.to_owned() };
     for d in DOTS {
         s = s.replace(d, ".");
     }
+    s.retain(|c| c != ' ');
     Some(s)
 }
 
@@ -625,6 +689,13 @@ mod tests {
         assert_eq!(t("see amazon[dot]com"), "see {url}");
         assert_eq!(refang("plain.com"), None);
         assert_eq!(t("options [.] and (.) alone"), "options [.] and (.) alone");
+        assert_eq!(t("verify at bit . ly/2xchase now"), "verify at {shorturl} now");
+        assert_eq!(t("visit sms. ac/r/2231 to end"), "visit {url} to end");
+        assert_eq!(t("visit sms. ac/smsrewards to end"), "visit sms. ac/smsrewards to end");
+        assert_eq!(t("go to bit .ly/x."), "go to {shorturl}.");
+        assert_eq!(t("3pm today. bit.ly/3xyz"), "{num}pm today. {shorturl}");
+        assert_eq!(t("that's the end. it was fun. me/you"), "that's the end. it was fun. me/you");
+        assert!(!t("i'm done. com/on").contains("{url}"));
     }
 
     #[test]
