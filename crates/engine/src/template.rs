@@ -217,9 +217,8 @@ pub fn templatize(body: &str, scratch: &mut TemplateScratch, out: &mut String) -
         if is_email(core) {
             scratch.spans.push(Span { slot: Slot::Email, range: core_start..core_start + core.len() });
             out.push_str(Slot::Email.marker());
-        } else if is_url(core) || refang(core).is_some_and(|r| is_url(&r)) {
-            let plain = refang(core);
-            let host = host_of(plain.as_deref().unwrap_or(core));
+        } else if let Some(link) = as_link(core) {
+            let host = host_of(&link);
             let slot =
                 if crate::features::is_shortener(host.trim_start_matches("www.")) { Slot::ShortUrl } else { Slot::Url };
             scratch.spans.push(Span { slot, range: core_start..core_start + core.len() });
@@ -535,6 +534,14 @@ fn spaced_link(text: &str, toks: &[Tok], i: usize) -> Option<(usize, Slot)> {
     None
 }
 
+/// `core` as a link, defanged links written plainly; `None` if it is none.
+fn as_link(core: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if is_url(core) {
+        return Some(std::borrow::Cow::Borrowed(core));
+    }
+    refang(core).filter(|r| is_url(r)).map(std::borrow::Cow::Owned)
+}
+
 /// A "defanged" link written plainly: `usps-redeliver[.]top`,
 /// `bit(.)ly/x`, `paypal[dot]com`, `hxxps://...`, `bit . ly/x` (senders write links so to
 /// get past link filters; the folded text has `(` for `{`). `None` when
@@ -542,6 +549,10 @@ fn spaced_link(text: &str, toks: &[Tok], i: usize) -> Option<(usize, Slot)> {
 pub fn refang(core: &str) -> Option<String> {
     const DOTS: [&str; 4] = ["[.]", "(.)", "[dot]", "(dot)"];
     let scheme = core.starts_with("hxxp://") || core.starts_with("hxxps://");
+    // Most words have none of these bytes: one scan refuses them.
+    if !scheme && !core.bytes().any(|b| matches!(b, b'[' | b'(' | b' ')) {
+        return None;
+    }
     if !scheme && !core.contains(' ') && !DOTS.iter().any(|d| core.contains(d)) {
         return None;
     }
