@@ -218,9 +218,7 @@ pub fn templatize(body: &str, scratch: &mut TemplateScratch, out: &mut String) -
             scratch.spans.push(Span { slot: Slot::Email, range: core_start..core_start + core.len() });
             out.push_str(Slot::Email.marker());
         } else if let Some(link) = as_link(core) {
-            let host = host_of(&link);
-            let slot =
-                if crate::features::is_shortener(host.trim_start_matches("www.")) { Slot::ShortUrl } else { Slot::Url };
+            let slot = link_slot(host_of(&link));
             scratch.spans.push(Span { slot, range: core_start..core_start + core.len() });
             out.push_str(slot.marker());
         } else if is_amount(core) {
@@ -524,14 +522,22 @@ fn spaced_link(text: &str, toks: &[Tok], i: usize) -> Option<(usize, Slot)> {
         // Chat has "fun. me/you": a broken-up link is one to a shortener, or
         // one whose scheme or www. is written, or whose path holds a digit
         // (a tracking id).
-        let bare = host.trim_start_matches("www.");
-        let shortener = crate::features::is_shortener(bare);
+        let slot = link_slot(host);
         let marked = core.contains("://") || host.starts_with("www.");
-        if shortener || marked || (path.len() >= 4 && path.bytes().any(|b| b.is_ascii_digit())) {
-            return Some((j, if shortener { Slot::ShortUrl } else { Slot::Url }));
+        if slot == Slot::ShortUrl || marked || (path.len() >= 4 && path.bytes().any(|b| b.is_ascii_digit())) {
+            return Some((j, slot));
         }
     }
     None
+}
+
+/// The slot of a link to `host`: `{shorturl}` through a public shortener.
+fn link_slot(host: &str) -> Slot {
+    if crate::features::is_shortener(host.trim_start_matches("www.")) {
+        Slot::ShortUrl
+    } else {
+        Slot::Url
+    }
 }
 
 /// `core` as a link, defanged links written plainly; `None` if it is none.
