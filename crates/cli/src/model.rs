@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use textwatch_engine::classify::{text_features, Features, Model, Scores, TrainConfig};
+use textwatch_engine::classify::{stratified_folds, text_features, Features, Model, Scores, TrainConfig};
 use textwatch_engine::template::{templatize, TemplateScratch};
 
 /// The categories of the shipped model.
@@ -102,7 +102,8 @@ fn prepare(texts: &[&str], bits: u32) -> Vec<Prepared> {
         .collect()
 }
 
-/// Stratified k-fold cross-validation: returns (true, predicted) pairs.
+/// Stratified k-fold cross-validation: returns (text index, true,
+/// predicted) for every text, fold by fold.
 /// Held-out texts are scored by [`Model::classify`], the path the product
 /// uses (8-bit weights added as features are hashed), not by the
 /// floating-point vector that training uses.
@@ -113,28 +114,15 @@ fn cross_validate(
     x: &[Prepared],
     folds: usize,
     cfg: &TrainConfig,
-) -> Vec<(usize, usize)> {
-    // Per class, a seeded shuffle, then round-robin into folds.
-    let k = labels.len();
-    let mut fold_of = vec![0usize; y.len()];
-    let mut state = cfg.seed ^ 0xD1B5_4A32_D192_ED03;
-    for c in 0..k {
-        let mut idx: Vec<usize> = (0..y.len()).filter(|&i| y[i] == c).collect();
-        for i in (1..idx.len()).rev() {
-            state = textwatch_engine::minhash::mix64(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
-            idx.swap(i, (state % (i as u64 + 1)) as usize);
-        }
-        for (n, i) in idx.into_iter().enumerate() {
-            fold_of[i] = n % folds;
-        }
-    }
+) -> Vec<(usize, usize, usize)> {
+    let fold_of = stratified_folds(y, labels.len(), folds, cfg.seed);
     let mut pairs = Vec::with_capacity(y.len());
     for f in 0..folds {
         let train: Vec<(Features, usize)> =
             (0..y.len()).filter(|&i| fold_of[i] != f).map(|i| (x[i].features.clone(), y[i])).collect();
         let m = Model::train(labels.to_vec(), &train, cfg);
         for i in (0..y.len()).filter(|&i| fold_of[i] == f) {
-            pairs.push((y[i], m.classify(&x[i].template, &x[i].folded, texts[i]).0));
+            pairs.push((i, y[i], m.classify(&x[i].template, &x[i].folded, texts[i]).0));
         }
     }
     pairs
@@ -156,6 +144,11 @@ pub struct EvalModelArgs {
     /// table for people, json for tools.
     #[arg(long, value_enum, default_value_t = crate::Format::Table)]
     format: crate::Format,
+    /// Also write every held-out text the model got wrong to FILE, one JSON
+    /// object per line (`dataset`, `label`, `predicted`, `text`), to read
+    /// what it misses.
+    #[arg(long, value_name = "FILE")]
+    misclassified: Option<PathBuf>,
 }
 
 /// Training settings (defaults are those of the shipped model).
@@ -185,6 +178,10 @@ pub struct Hyper {
     /// half of training.
     #[arg(long)]
     no_average: bool,
+    /// Folds of internal cross-validation that tune each class's decision
+    /// threshold for macro-F1 on the training data (0: no tuning).
+    #[arg(long, default_value_t = TrainConfig::default().tune_folds)]
+    tune_folds: usize,
 }
 
 impl Hyper {
@@ -201,6 +198,7 @@ impl Hyper {
             balanced: self.balanced,
             hinge: !self.logistic,
             average: !self.no_average,
+            tune_folds: self.tune_folds,
         })
     }
 }
@@ -219,6 +217,12 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
     }
     let cfg = args.hyper.config(args.seed)?;
     let mut results = Vec::new();
+    let mut wrong = match &args.misclassified {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => None,
+    };
     for (name, data, label_order) in [
         ("uci-sms-spam", read_uci(&args.data)?, vec!["ham", "spam"]),
         ("mishra-soni-smishing", read_mishra(&args.data)?, vec!["ham", "spam", "smishing"]),
@@ -236,12 +240,27 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
         }
         let x = prepare(&texts, cfg.bits);
         let pairs = cross_validate(&labels, &y, &texts, &x, args.folds, &cfg);
+        if let Some(w) = wrong.as_mut() {
+            for &(i, truth, predicted) in pairs.iter().filter(|p| p.1 != p.2) {
+                let line = serde_json::json!({
+                    "dataset": name,
+                    "label": labels[truth],
+                    "predicted": labels[predicted],
+                    "text": texts[i],
+                });
+                writeln!(w, "{line}")?;
+            }
+        }
+        let pairs: Vec<(usize, usize)> = pairs.into_iter().map(|(_, t, p)| (t, p)).collect();
         results.push(Evaluation {
             dataset: name,
             texts: texts.len(),
             folds: args.folds,
             scores: Scores::from_pairs(labels, &pairs),
         });
+    }
+    if let Some(mut w) = wrong {
+        w.flush()?;
     }
     let mut out = std::io::stdout().lock();
     if args.format != crate::Format::Table {
@@ -316,7 +335,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let cfg = args.hyper.config(args.seed)?;
     let x = prepare(&texts, cfg.bits);
     let examples: Vec<(Features, usize)> = x.into_iter().map(|p| p.features).zip(y.iter().copied()).collect();
-    let model = Model::train(labels, &examples, &cfg);
+    let (model, offsets) = Model::train_tuned(labels, &examples, &cfg);
     let bytes = model.to_bytes();
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent).ok();
@@ -331,5 +350,9 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         args.out.display(),
         bytes.len() / 1024
     );
+    if cfg.tune_folds >= 2 {
+        let shifts: Vec<String> = CATEGORIES.iter().zip(&offsets).map(|(c, o)| format!("{c} {o:+.2}")).collect();
+        eprintln!("class offsets from {}-fold internal cross-validation: {}", cfg.tune_folds, shifts.join(", "));
+    }
     Ok(ExitCode::SUCCESS)
 }

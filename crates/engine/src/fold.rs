@@ -67,6 +67,10 @@ pub fn fold_into(body: &str, out: &mut String) {
             pending_space = !out.is_empty();
             continue;
         }
+        if is_currency(c) {
+            push_folded(out, c, &mut pending_space);
+            continue;
+        }
         match decancer::cure_char(c, decancer::Options::default()) {
             decancer::Translation::Character(t) => {
                 push_folded(out, t, &mut pending_space);
@@ -134,6 +138,10 @@ pub fn fold_with_offsets(body: &str, out: &mut String, offsets: &mut Vec<u32>) {
                 pending_space = !out.is_empty();
                 continue;
             }
+            if is_currency(d) {
+                push(out, offsets, d, at, &mut pending_space);
+                continue;
+            }
             match decancer::cure_char(d, decancer::Options::default()) {
                 decancer::Translation::Character(t) => push(out, offsets, t, at, &mut pending_space),
                 decancer::Translation::String(s) => {
@@ -176,6 +184,14 @@ fn fold_ascii(b: u8) -> u8 {
         b'}' => b')',
         _ => b.to_ascii_lowercase(),
     }
+}
+
+/// Currency signs, which stay as they are: the confusables table would
+/// turn "£" into "e" and "€" into "e" or "c", and a price is a signal
+/// (an `{amount}` slot, a premium-rate charge), not a disguise.
+#[inline]
+fn is_currency(c: char) -> bool {
+    matches!(c, '¢' | '£' | '¤' | '¥' | '₠'..='⃀')
 }
 
 /// Characters that render as nothing: zero-width spaces and joiners, word
@@ -268,6 +284,15 @@ mod tests {
     #[test]
     fn unicode_spaces_collapse() {
         assert_eq!(fold("vote\u{00A0}\u{2003}\u{3000}now"), "vote now");
+    }
+
+    #[test]
+    fn currency_signs_are_kept() {
+        assert_eq!(fold("WIN £250 or €100 (¥5, ₹900)"), "win £250 or €100 (¥5, ₹900)");
+        assert_eq!(fold("￡250"), "£250", "fullwidth pound is a pound");
+        let (mut out, mut offsets) = (String::new(), Vec::new());
+        fold_with_offsets("a £5", &mut out, &mut offsets);
+        assert_eq!(out, "a £5");
     }
 
     #[test]

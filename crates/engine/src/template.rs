@@ -451,7 +451,11 @@ fn phone_run<'a>(text: &'a str, toks: &[Tok], i: usize) -> Option<(usize, &'a st
         let ok = if plus {
             (8..=15).contains(&digits)
         } else {
-            digits == 10 || (digits == 11 && first_digit == Some(b'1')) || (digits == 7 && seps && trimmed.len() >= 8)
+            // NANP with or without its country code 1; a national number
+            // with its trunk prefix 0 (UK 0871 873 0666, 020 7946 0958).
+            digits == 10
+                || (digits == 11 && matches!(first_digit, Some(b'1' | b'0')))
+                || (digits == 7 && seps && trimmed.len() >= 8)
         };
         if ok {
             best = Some((j, trail));
@@ -734,11 +738,13 @@ mod tests {
         assert_eq!(t("call 1-800-555-0199 now"), "call {phone} now");
         assert_eq!(t("call +44 20 7946 0958"), "call {phone}");
         assert_eq!(t("call 215.555.0123!"), "call {phone}!");
+        assert_eq!(t("call 08718730666 or 0800 542 0578 (10p/min)"), "call {phone} or {phone} ({num}p/min)");
     }
 
     #[test]
     fn amounts_numbers_and_codes() {
         assert_eq!(t("Pay $1,250.00 fee"), "pay {amount} fee");
+        assert_eq!(t("WIN £250 cash or €1.000"), "win {amount} cash or {amount}");
         assert_eq!(t("Vote on 11/3 at 3pm, 2nd floor"), "vote on {num} at {num}pm, {num}nd floor");
         assert_eq!(t("package 1Z999AA10123456784 held"), "package {code} held");
         assert_eq!(t("your code is 482913"), "your code is {num}");
