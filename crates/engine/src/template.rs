@@ -489,7 +489,10 @@ pub fn is_url(core: &str) -> bool {
 /// domain ("the end. it was fun") is not read as one.
 fn spaced_link(text: &str, toks: &[Tok], i: usize) -> Option<(usize, Slot)> {
     let first = toks[i].raw(text);
-    if first.contains('/') && !first.ends_with("://") || first.starts_with('.') {
+    // A path may only follow the joined host, but a scheme may lead it
+    // ("https://usps-id0 . click/x").
+    let after_scheme = first.split_once("://").map_or(first, |(_, rest)| rest);
+    if after_scheme.contains('/') || first.starts_with('.') {
         return None;
     }
     // Cheap refusals first (this runs for every token of every message):
@@ -712,6 +715,8 @@ mod tests {
         assert_eq!(t("options [.] and (.) alone"), "options [.] and (.) alone");
         assert_eq!(t("verify at bit . ly/2xchase now"), "verify at {shorturl} now");
         assert_eq!(t("visit sms. ac/r/2231 to end"), "visit {url} to end");
+        assert_eq!(t("pay at https://usps-id0 . click/zbzad today"), "pay at {url} today", "a scheme may lead");
+        assert_eq!(t("see x.com/a . b/c"), "see {url} . b/c", "a path may not");
         assert_eq!(t("visit sms. ac/smsrewards to end"), "visit sms. ac/smsrewards to end");
         assert_eq!(t("go to bit .ly/x."), "go to {shorturl}.");
         assert_eq!(t("3pm today. bit.ly/3xyz"), "{num}pm today. {shorturl}");

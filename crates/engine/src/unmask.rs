@@ -6,7 +6,7 @@
 //! - letters spaced out by a separator: "s.t.e.a.l", "e-l-e-c-t-i-o-n",
 //!   "v o t e", "s_t_o_l_e_n";
 //! - digits and symbols standing in for letters inside a word ("leet"):
-//!   "st3al", "el3cti0n", "c1aim", "ca$h", "amaz0n".
+//!   "st3al", "el3cti0n", "c1aim", "ca$h", "amaz0n", "ver!fy".
 //!
 //! They cannot be folded into the template itself: "kl341" is a claim code
 //! and "b4" a word of chat; a template must keep them. The rules, which look
@@ -19,12 +19,16 @@
 //! three single letters follow each other with one and the same separator
 //! (four with spaces, where "a" and "i" are words), and the run stands
 //! alone (no letter or digit touches either end). A stand-in is read as a
-//! letter only between two letters of the same word, so numbers, codes and
-//! prices ("$25", "2nite", "covid19", "mp3") are left alone; a word holding
-//! any other digit is left alone too. "1" reads as "l" before a vowel and
-//! as "i" elsewhere ("c1aim", "e1ection"; "g1ft", "r1gged"); [`views`] adds
+//! letter between two letters of a word, and at either end of one
+//! ("$how", "vot3", "@ddr3ss") when three letters remain, or two in a word
+//! of four ("7hi5") that are not a time or an ordinal ("10am", "3pm",
+//! "1st"), so numbers, codes and prices ("$25", "2nite", "covid19", "mp3",
+//! "b4") are left alone; a word holding any other digit is left alone too.
+//! "1" reads as "l" before a vowel or at the end of a word and as "i"
+//! before a consonant ("c1aim", "e1ection", "stea1"; "g1ft", "r1gged"); [`views`] adds
 //! the opposite reading when a text has such a "1", for the words that
-//! rule misses ("we1come").
+//! rule misses ("we1come"). "!" is an "i" only inside a word ("ver!fy"), since it
+//! ends so many sentences.
 
 /// What a stand-in character reads as, given the letter after it; `flip`
 /// swaps the reading of "1".
@@ -32,7 +36,9 @@ fn letter_for(b: u8, next: u8, flip: bool) -> Option<u8> {
     Some(match b {
         b'0' => b'o',
         b'1' => {
-            if matches!(next, b'a' | b'e' | b'i' | b'o' | b'u') != flip {
+            // Before a vowel or at the end of a word ("c1aim", "stea1") an
+            // "l", before a consonant an "i" ("g1ft").
+            if (matches!(next, b'a' | b'e' | b'i' | b'o' | b'u') || !is_letterlike(next)) != flip {
                 b'l'
             } else {
                 b'i'
@@ -44,6 +50,7 @@ fn letter_for(b: u8, next: u8, flip: bool) -> Option<u8> {
         b'7' => b't',
         b'@' => b'a',
         b'$' => b's',
+        b'!' => b'i',
         _ => return None,
     })
 }
@@ -145,8 +152,23 @@ pub fn unmask(folded: &str, offsets: &[u32], flip: bool, out: &mut String, out_o
         ) else {
             continue;
         };
-        for k in word.start + first..word.start + last {
-            if let Some(l) = (!is_letter(joined[k])).then(|| letter_for(joined[k], joined[k + 1], flip)).flatten() {
+        // Stand-ins at the ends of a word too ("$how", "vot3", "7hi5",
+        // "@ddr3ss") when enough letters remain to make it a word, and not
+        // a time or an ordinal ("10am", "3pm", "1st").
+        let letters = &joined[word.start + first..=word.start + last];
+        let edges = letters.len() >= 3
+            || (letters.len() == 2
+                && word.len() >= 4
+                && !matches!(letters, b"am" | b"pm" | b"st" | b"nd" | b"rd" | b"th"));
+        let span = if edges { word.clone() } else { word.start + first..word.start + last };
+        let inner = word.start + first..word.start + last;
+        for k in span {
+            let next = joined.get(k + 1).copied().unwrap_or(b' ');
+            // "!" ends sentences: it is an "i" only inside a word ("ver!fy").
+            if joined[k] == b'!' && !inner.contains(&k) {
+                continue;
+            }
+            if let Some(l) = (!is_letter(joined[k])).then(|| letter_for(joined[k], next, flip)).flatten() {
                 joined[k] = l;
                 changed = true;
             }
@@ -238,6 +260,22 @@ mod tests {
         assert_eq!(view("ca$h"), ["cash"]);
         assert_eq!(view("r1gged e1ection"), ["rigged election", "rlgged eiection"]);
         assert_eq!(view("g00d"), ["good"]);
+    }
+
+    #[test]
+    fn stand_ins_at_the_ends_of_words_read_as_letters() {
+        assert_eq!(view("$how your support"), ["show your support"]);
+        assert_eq!(view("vot3 on wednesday"), ["vote on wednesday"]);
+        assert_eq!(view("update your @ddr3ss"), ["update your address"]);
+        assert_eq!(view("if 7hi5 wasn't you"), ["if this wasn't you"]);
+        assert_eq!(view("73ll your friends"), ["tell your friends"]);
+        assert_eq!(view("stea1 this e1ection")[0], "steal this election");
+        assert_eq!(view("ver!fy your account, cl@!m it"), ["verify your account, claim it"]);
+        assert!(view("wow! steal this election!").is_empty(), "a '!' that ends a word stays");
+        // Times, ordinals and short words stay.
+        for s in ["meet at 10am or 3pm", "the 1st and 3rd", "b4 5pm", "mp3 or 4k", "at 7 or 10"] {
+            assert!(view(s).is_empty(), "{s:?} became {:?}", view(s));
+        }
     }
 
     #[test]
