@@ -25,6 +25,12 @@ pub struct Evasion {
     pub reorder: f64,
     /// Shift case of a word ("STEAL", "Steal").
     pub case: f64,
+    /// Digits and symbols for letters in one or two words, trigger words
+    /// first ("ST3AL", "v0te", "cl@im", "$tolen").
+    pub leet: f64,
+    /// Break the link so that a link pattern misses it: "bit . ly/x",
+    /// "bit[.]ly/x", "bit(dot)ly/x", "hxxps://".
+    pub link_break: f64,
 }
 
 impl Default for Evasion {
@@ -37,6 +43,8 @@ impl Default for Evasion {
             word_swap: 0.35,
             reorder: 0.04,
             case: 0.1,
+            leet: 0.05,
+            link_break: 0.04,
         }
     }
 }
@@ -44,7 +52,17 @@ impl Default for Evasion {
 impl Evasion {
     /// No tricks at all.
     pub fn none() -> Self {
-        Evasion { homoglyph: 0.0, zero_width: 0.0, spacing: 0.0, emoji: 0.0, word_swap: 0.0, reorder: 0.0, case: 0.0 }
+        Evasion {
+            homoglyph: 0.0,
+            zero_width: 0.0,
+            spacing: 0.0,
+            emoji: 0.0,
+            word_swap: 0.0,
+            reorder: 0.0,
+            case: 0.0,
+            leet: 0.0,
+            link_break: 0.0,
+        }
     }
 
     /// Every rate multiplied by `k` (capped at 1).
@@ -58,6 +76,8 @@ impl Evasion {
             word_swap: f(self.word_swap),
             reorder: f(self.reorder),
             case: f(self.case),
+            leet: f(self.leet),
+            link_break: f(self.link_break),
         }
     }
 
@@ -81,7 +101,139 @@ impl Evasion {
         if rng.chance(self.emoji) {
             emoji(s, rng, scratch);
         }
+        if rng.chance(self.leet) {
+            leet(s, rng, scratch);
+        }
+        if rng.chance(self.link_break) {
+            link_break(s, rng, scratch);
+        }
     }
+}
+
+/// Words a filter is likely to look for, which senders disguise first.
+const TRIGGERS: &[&str] = &[
+    "steal",
+    "stolen",
+    "stealing",
+    "rigged",
+    "fraud",
+    "election",
+    "vote",
+    "voting",
+    "ballot",
+    "polls",
+    "claim",
+    "prize",
+    "winner",
+    "free",
+    "gift",
+    "reward",
+    "account",
+    "verify",
+    "suspended",
+    "locked",
+    "package",
+    "delivery",
+    "refund",
+    "payment",
+    "urgent",
+];
+
+const STAND_INS: &[(char, &[char])] = &[
+    ('a', &['4', '@']),
+    ('e', &['3']),
+    ('i', &['1', '!']),
+    ('o', &['0']),
+    ('s', &['5', '$']),
+    ('t', &['7']),
+    ('l', &['1']),
+];
+
+fn leet(s: &mut String, rng: &mut Rng, out: &mut String) {
+    let words: Vec<&str> = s.split(' ').collect();
+    let core = |w: &str| w.trim_end_matches(|c: char| c.is_ascii_punctuation()).to_string();
+    let candidates: Vec<usize> = (0..words.len())
+        .filter(|&i| {
+            let c = core(words[i]);
+            c.chars().count() >= 4 && c.chars().all(|ch| ch.is_ascii_alphabetic())
+        })
+        .collect();
+    if candidates.is_empty() {
+        return;
+    }
+    let triggers: Vec<usize> =
+        candidates.iter().copied().filter(|&i| TRIGGERS.contains(&core(words[i]).to_lowercase().as_str())).collect();
+    let n = 1 + rng.below(2);
+    let chosen: Vec<usize> = (0..n)
+        .map(|_| if !triggers.is_empty() && rng.chance(0.8) { *rng.pick(&triggers) } else { *rng.pick(&candidates) })
+        .collect();
+    out.clear();
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if !chosen.contains(&i) {
+            out.push_str(w);
+            continue;
+        }
+        let swappable: Vec<usize> = w
+            .char_indices()
+            .filter(|(_, c)| STAND_INS.iter().any(|(l, _)| *l == c.to_ascii_lowercase()))
+            .map(|(at, _)| at)
+            .collect();
+        let swaps: Vec<usize> = match swappable.len() {
+            0 => Vec::new(),
+            n => (0..1 + rng.below(2.min(n))).map(|_| *rng.pick(&swappable)).collect(),
+        };
+        for (at, c) in w.char_indices() {
+            match STAND_INS.iter().find(|(l, _)| *l == c.to_ascii_lowercase()) {
+                Some((_, alts)) if swaps.contains(&at) => out.push(*rng.pick(alts)),
+                _ => out.push(c),
+            }
+        }
+    }
+    std::mem::swap(s, out);
+}
+
+fn link_break(s: &mut String, rng: &mut Rng, out: &mut String) {
+    let Some((start, link)) = s
+        .split(' ')
+        .scan(0usize, |at, w| {
+            let here = *at;
+            *at += w.len() + 1;
+            Some((here, w))
+        })
+        .find(|(_, w)| {
+            let w = w.to_ascii_lowercase();
+            (w.contains('/') || w.starts_with("www.")) && w.contains('.') && !w.contains("..")
+        })
+    else {
+        return;
+    };
+    let scheme_end = link.find("://").map_or(0, |i| i + 3);
+    let host_end = link[scheme_end..].find('/').map_or(link.len(), |i| scheme_end + i);
+    let Some(dot) = link[scheme_end..host_end].rfind('.').map(|i| scheme_end + i) else {
+        return;
+    };
+    out.clear();
+    out.push_str(&s[..start]);
+    match rng.below(if scheme_end > 0 { 5 } else { 4 }) {
+        0 => {
+            out.push_str(&link[..dot]);
+            out.push_str(" . ");
+            out.push_str(&link[dot + 1..]);
+        }
+        k @ 1..=3 => {
+            out.push_str(&link[..dot]);
+            out.push_str(["[.]", "(.)", "[dot]"][k - 1]);
+            out.push_str(&link[dot + 1..]);
+        }
+        _ => {
+            out.push_str(&link.replacen("http", "hxxp", 1));
+        }
+    }
+    out.push_str(&s[start + link.len()..]);
+    std::mem::swap(s, out);
 }
 
 const LOOKALIKES: &[(char, &[char])] = &[
@@ -289,5 +441,48 @@ mod tests {
         assert!(re.ends_with("Reply now!") && re.starts_with("Show") || re.contains("Arch. Radical"), "{re}");
         let ca = (0..20).map(|k| run(&only(|e| e.case = 1.0), k)).find(|s| s != BASE).unwrap();
         assert_eq!(ca.to_lowercase(), BASE.to_lowercase());
+    }
+
+    #[test]
+    fn leet_disguises_trigger_words_first() {
+        let mut hit_trigger = 0;
+        for seed in 0..50 {
+            let l = run(&only(|e| e.leet = 1.0), seed);
+            assert_ne!(l, BASE, "seed {seed}");
+            assert_eq!(l.split(' ').count(), BASE.split(' ').count(), "{l}");
+            let changed: Vec<(&str, &str)> = BASE.split(' ').zip(l.split(' ')).filter(|(a, b)| a != b).collect();
+            assert!((1..=2).contains(&changed.len()), "{l}");
+            for (a, b) in &changed {
+                assert!(b.chars().any(|c| "4@31!05$7".contains(c)), "{a} -> {b}");
+            }
+            hit_trigger +=
+                usize::from(changed.iter().any(|(a, _)| a.starts_with("STEAL") || a.starts_with("election")));
+        }
+        assert!(hit_trigger > 35, "trigger words are disguised first: {hit_trigger} of 50");
+    }
+
+    #[test]
+    fn link_break_breaks_the_host_not_the_path() {
+        let base = "Your package is held: https://usps-redeliver.top/a1B2 today. Reply STOP to end";
+        let mut forms = std::collections::HashSet::new();
+        for seed in 0..60 {
+            let mut s = base.to_string();
+            only(|e| e.link_break = 1.0).apply(&mut s, &mut Rng::new(seed), &mut String::new());
+            assert!(s.ends_with("/a1B2 today. Reply STOP to end"), "{s}");
+            let form = [
+                "usps-redeliver . top",
+                "usps-redeliver[.]top",
+                "usps-redeliver(.)top",
+                "usps-redeliver[dot]top",
+                "hxxps://usps-redeliver.top",
+            ]
+            .into_iter()
+            .find(|f| s.contains(f));
+            forms.insert(form.unwrap_or_else(|| panic!("unexpected break: {s}")));
+        }
+        assert_eq!(forms.len(), 5, "every form is drawn");
+        let mut s = "no link here, just text.".to_string();
+        link_break(&mut s, &mut Rng::new(1), &mut String::new());
+        assert_eq!(s, "no link here, just text.");
     }
 }
