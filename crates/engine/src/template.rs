@@ -211,6 +211,15 @@ pub fn templatize(body: &str, scratch: &mut TemplateScratch, out: &mut String) -
             i = end_tok + 1;
             continue;
         }
+        if let Some((end_tok, slot)) = separated_host(text, toks, i) {
+            let (first, last) = (toks[i], toks[end_tok]);
+            out.push_str(first.lead(text));
+            scratch.spans.push(Span { slot, range: first.core_start..last.core_end });
+            out.push_str(slot.marker());
+            out.push_str(last.trail(text));
+            i = end_tok + 1;
+            continue;
+        }
         let tok = toks[i];
         let (core, trail, core_start) = (tok.core(text), tok.trail(text), tok.core_start);
         out.push_str(tok.lead(text));
@@ -538,6 +547,49 @@ fn spaced_link(text: &str, toks: &[Tok], i: usize) -> Option<(usize, Slot)> {
     None
 }
 
+/// Top-level domains common enough in links sent by text that "name . com"
+/// with nothing after it is read as a host. Two-letter country codes are
+/// left out: "it", "me", "so", "to", "us", "in" are words.
+const SPACED_TLDS: &[&str] = &[
+    "com", "net", "org", "info", "biz", "top", "xyz", "click", "online", "site", "live", "shop", "link", "store",
+    "app", "icu", "vip", "club", "gov", "edu",
+];
+
+/// A host written as separate words around its last dot, with nothing to
+/// mark it but the dot: "usps . com", "website (dot) com",
+/// "chase-secure [.] info/x", starting at token `i`: the last token and the
+/// slot. A spelled-out dot (`(dot)`, `[dot]`, `[.]`, `(.)`) marks a link
+/// for any known suffix; a bare " . " only before a common top-level
+/// domain ([`SPACED_TLDS`]), since "the end . it was" is a sentence.
+fn separated_host(text: &str, toks: &[Tok], i: usize) -> Option<(usize, Slot)> {
+    // Cheap refusal first: the next token is a dot standing alone.
+    let dot = toks.get(i + 1)?.raw(text);
+    let spelled = matches!(dot, "(dot)" | "[dot]" | "[.]" | "(.)");
+    if !(spelled || dot == ".") {
+        return None;
+    }
+    let left = toks[i].core(text);
+    let right = toks.get(i + 2)?.core(text);
+    let label = left.split_once("://").map_or(left, |(_, rest)| rest);
+    if label.is_empty()
+        || !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        || !label.bytes().any(|b| b.is_ascii_alphabetic())
+        || !toks[i].trail(text).is_empty()
+    {
+        return None;
+    }
+    let joined = format!("{left}.{right}");
+    let host = host_of(&joined);
+    if !is_url(&joined) || !looks_like_domain(host) {
+        return None;
+    }
+    let tld = host.rsplit('.').next().unwrap_or("");
+    if !spelled && !SPACED_TLDS.contains(&tld) {
+        return None;
+    }
+    Some((i + 2, link_slot(host)))
+}
+
 /// The slot of a link to `host`: `{shorturl}` through a public shortener.
 fn link_slot(host: &str) -> Slot {
     if crate::features::is_shortener(host.trim_start_matches("www.")) {
@@ -717,6 +769,14 @@ mod tests {
         assert_eq!(t("visit sms. ac/r/2231 to end"), "visit {url} to end");
         assert_eq!(t("pay at https://usps-id0 . click/zbzad today"), "pay at {url} today", "a scheme may lead");
         assert_eq!(t("see x.com/a . b/c"), "see {url} . b/c", "a path may not");
+        assert_eq!(t("go to usps . com to track"), "go to {url} to track");
+        assert_eq!(t("visit website (dot) com or usps [dot] com/track."), "visit {url} or {url}.");
+        assert_eq!(t("log in at chase-secure [.] info/x now"), "log in at {url} now");
+        assert_eq!(t("bit (dot) ly/abc"), "{shorturl}");
+        // Sentences with a spaced dot stay words.
+        assert_eq!(t("the end . it was fun"), "the end . it was fun");
+        assert_eq!(t("that's all . me too"), "that's all . me too");
+        assert_eq!(t("i paid 5 . com is weird"), "i paid {num} . com is weird");
         assert_eq!(t("visit sms. ac/smsrewards to end"), "visit sms. ac/smsrewards to end");
         assert_eq!(t("go to bit .ly/x."), "go to {shorturl}.");
         assert_eq!(t("3pm today. bit.ly/3xyz"), "{num}pm today. {shorturl}");
