@@ -44,12 +44,36 @@ fn write_data(dir: &std::path::Path) {
 fn eval_model_cross_validates_each_data_set() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path());
-    let out = tw_ok(
+    let data = dir.path().to_str().unwrap();
+    let missing = dir.path().join("no-such-extra.tsv");
+    let wrong = dir.path().join("wrong.jsonl");
+    let args = ["eval-model", "--data", data, "--format", "json", "--bits", "14", "--epochs", "5"];
+    let run = tw(
         &dir.path().join("x.db"),
-        &["eval-model", "--data", dir.path().to_str().unwrap(), "--format", "json", "--bits", "14", "--epochs", "5"],
+        &[&args[..], &["--extra", missing.to_str().unwrap(), "--misclassified", wrong.to_str().unwrap()]].concat(),
     );
-    let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("skipping the cross-validation of the shipped categories"));
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(v.len(), 2);
+    // Every error is listed once, with its data set and both labels.
+    let errors: u64 = v
+        .iter()
+        .map(|r| {
+            let m = r["scores"]["matrix"].as_array().unwrap();
+            (0..m.len())
+                .flat_map(|i| (0..m.len()).filter(move |&j| j != i).map(move |j| (i, j)))
+                .map(|(i, j)| m[i][j].as_u64().unwrap())
+                .sum::<u64>()
+        })
+        .sum();
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&wrong).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len() as u64, errors);
+    for l in &lines {
+        assert_ne!(l["label"], l["predicted"]);
+        assert!(l["text"].as_str().is_some_and(|t| !t.is_empty()) && l["dataset"].is_string(), "{l}");
+    }
     assert_eq!(v[0]["dataset"], "uci-sms-spam");
     assert_eq!(v[0]["texts"], 240, "exact duplicates removed");
     assert_eq!(v[0]["scores"]["labels"], serde_json::json!(["ham", "spam"]));
@@ -59,6 +83,20 @@ fn eval_model_cross_validates_each_data_set() {
     assert_eq!(total, 240, "every text is scored once, in its held-out fold");
     assert!(v[0]["scores"]["f1"][1].as_f64().unwrap() > 0.9, "a separable toy set is learned: {}", v[0]["scores"]);
     assert_eq!(v[1]["scores"]["labels"], serde_json::json!(["ham", "spam", "smishing"]));
+
+    // With the project's examples, a third run over the shipped categories.
+    let extra = dir.path().join("extra.tsv");
+    let mut lines = String::new();
+    for i in 0..10 {
+        lines.push_str(&format!("political\tVote for Jane Doe on Tuesday, polls open 7am, precinct {i}\n"));
+        lines.push_str(&format!("commercial\tYour order {i} has shipped, track it in the app\n"));
+    }
+    std::fs::write(&extra, lines).unwrap();
+    let out = tw_ok(&dir.path().join("x.db"), &[&args[..], &["--extra", extra.to_str().unwrap()]].concat());
+    let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.len(), 3);
+    assert_eq!(v[2]["dataset"], "textwatch-categories");
+    assert_eq!(v[2]["scores"]["labels"], serde_json::json!(["ham", "commercial", "political", "scam"]));
 }
 
 #[test]
