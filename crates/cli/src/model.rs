@@ -249,6 +249,12 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
             y.push(c);
             texts.push(e.text.as_str());
         }
+        let trainings = args.folds * (1 + if cfg.tune_folds >= 2 { cfg.tune_folds } else { 0 });
+        eprintln!(
+            "{name}: {} distinct texts, {}-fold cross-validation ({trainings} trainings)...",
+            texts.len(),
+            args.folds
+        );
         let x = prepare(&texts, cfg.bits);
         let pairs = cross_validate(&labels, &y, &texts, &x, args.folds, &cfg);
         if let Some(w) = wrong.as_mut() {

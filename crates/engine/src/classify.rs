@@ -10,12 +10,15 @@
 //! - character 2- to 5-grams of the folded text padded with spaces, each
 //!   masked out of a register holding the last five bytes;
 //! - six "shape" features of the raw text (capitals, digits, `!`, currency,
-//!   length), bucketed.
+//!   length), bucketed, and each run of three or more digits as its length
+//!   and first two digits.
 //!
 //! Each lands in one of 2^`bits` buckets and is counted (a repeated n-gram
 //! is a repeated entry: no sorting per text), the vector L2-normalized by
 //! its entry count. Training is deterministic AdaGrad SGD with L2
-//! regularization over a seeded shuffle. Inference ([`Model::classify`])
+//! regularization over a seeded shuffle, then each class's decision
+//! threshold is moved to where internal cross-validation finds the best
+//! macro-F1 ([`tune_offsets`]). Inference ([`Model::classify`])
 //! adds each feature's 8-bit weights as it is hashed, with no feature
 //! vector, and runs once per distinct template.
 
