@@ -27,23 +27,37 @@
 //! "1" reads as "l" before a vowel or at the end of a word and as "i"
 //! before a consonant ("c1aim", "e1ection", "stea1"; "g1ft", "r1gged"); [`views`] adds
 //! the opposite reading when a text has such a "1", for the words that
-//! rule misses ("we1come"). "!" is an "i" only inside a word ("ver!fy"), since it
+//! rule misses ("we1come"), and one with an "i" before vowels too
+//! ("stea1 this elect1on"). "!" is an "i" only inside a word ("ver!fy"), since it
 //! ends so many sentences.
 
-/// What a stand-in character reads as, given the letter after it; `flip`
-/// swaps the reading of "1".
-fn letter_for(b: u8, next: u8, flip: bool) -> Option<u8> {
+/// How a "1" standing in for a letter is read: before a vowel, at the end
+/// of a word (or before another "1"), and before a consonant.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct OneAs {
+    pub before_vowel: u8,
+    pub at_end: u8,
+    pub before_consonant: u8,
+}
+
+impl OneAs {
+    /// The usual reading: "c1aim", "stea1" (l); "g1ft" (i).
+    pub const USUAL: OneAs = OneAs { before_vowel: b'l', at_end: b'l', before_consonant: b'i' };
+    /// Every "1" the other way: "we1come" is not "weicome" here.
+    pub const FLIPPED: OneAs = OneAs { before_vowel: b'i', at_end: b'i', before_consonant: b'l' };
+    /// An "i" before a vowel too ("elect1on"), while a word's last "1"
+    /// stays an "l" ("stea1 this elect1on").
+    pub const I_BEFORE_VOWEL: OneAs = OneAs { before_vowel: b'i', at_end: b'l', before_consonant: b'i' };
+}
+
+/// What a stand-in character reads as, given the byte after it.
+fn letter_for(b: u8, next: u8, one: OneAs) -> Option<u8> {
     Some(match b {
         b'0' => b'o',
-        b'1' => {
-            // Before a vowel or at the end of a word ("c1aim", "stea1") an
-            // "l", before a consonant an "i" ("g1ft").
-            if (matches!(next, b'a' | b'e' | b'i' | b'o' | b'u') || !is_letterlike(next)) != flip {
-                b'l'
-            } else {
-                b'i'
-            }
-        }
+        b'1' if matches!(next, b'a' | b'e' | b'i' | b'o' | b'u') => one.before_vowel,
+        // A doubled "11" is "ll" far more often than "ii" ("to11", "bi11").
+        b'1' if !is_letterlike(next) || next == b'1' => one.at_end,
+        b'1' => one.before_consonant,
         b'3' => b'e',
         b'4' => b'a',
         b'5' => b's',
@@ -61,7 +75,7 @@ fn is_letter(b: u8) -> bool {
 
 /// A letter, or a character that may stand in for one.
 fn is_letterlike(b: u8) -> bool {
-    is_letter(b) || letter_for(b, 0, false).is_some()
+    is_letter(b) || letter_for(b, 0, OneAs::USUAL).is_some()
 }
 
 /// Bytes that may space letters out.
@@ -101,10 +115,10 @@ fn spaced_run(b: &[u8], i: usize) -> usize {
 }
 
 /// Writes the unmasked view of `folded` (whose byte `k` came from byte
-/// `offsets[k]` of the original) into `out`/`out_offsets`; `flip` reads
-/// each "1" the other way. Returns whether anything changed; when nothing
+/// `offsets[k]` of the original) into `out`/`out_offsets`, reading each
+/// "1" as `one` says. Returns whether anything changed; when nothing
 /// did, the outputs hold a copy.
-pub fn unmask(folded: &str, offsets: &[u32], flip: bool, out: &mut String, out_offsets: &mut Vec<u32>) -> bool {
+pub fn unmask(folded: &str, offsets: &[u32], one: OneAs, out: &mut String, out_offsets: &mut Vec<u32>) -> bool {
     out.clear();
     out_offsets.clear();
     let b = folded.as_bytes();
@@ -143,7 +157,7 @@ pub fn unmask(folded: &str, offsets: &[u32], flip: bool, out: &mut String, out_o
         }
         let word = start..end;
         start = end.max(start + 1);
-        if joined[word.clone()].iter().any(|&c| c.is_ascii_digit() && letter_for(c, 0, false).is_none()) {
+        if joined[word.clone()].iter().any(|&c| c.is_ascii_digit() && letter_for(c, 0, OneAs::USUAL).is_none()) {
             continue;
         }
         let (Some(first), Some(last)) = (
@@ -168,7 +182,7 @@ pub fn unmask(folded: &str, offsets: &[u32], flip: bool, out: &mut String, out_o
             if joined[k] == b'!' && !inner.contains(&k) {
                 continue;
             }
-            if let Some(l) = (!is_letter(joined[k])).then(|| letter_for(joined[k], next, flip)).flatten() {
+            if let Some(l) = (!is_letter(joined[k])).then(|| letter_for(joined[k], next, one)).flatten() {
                 joined[k] = l;
                 changed = true;
             }
@@ -183,19 +197,24 @@ pub fn unmask(folded: &str, offsets: &[u32], flip: bool, out: &mut String, out_o
 
 /// The unmasked views of a folded text worth reading besides the text
 /// itself: none when nothing is masked, one when no "1" stands in for a
-/// letter, else two (each "1" read the usual way, then the other way).
+/// letter, else up to three, one per [`OneAs`] reading that gives a
+/// different text (usual, flipped, "i" before a vowel).
 pub fn views(folded: &str, offsets: &[u32]) -> Vec<(String, Vec<u32>)> {
-    let mut out = Vec::new();
+    let mut out: Vec<(String, Vec<u32>)> = Vec::new();
     let (mut t, mut o) = (String::new(), Vec::new());
-    if !unmask(folded, offsets, false, &mut t, &mut o) {
+    if !unmask(folded, offsets, OneAs::USUAL, &mut t, &mut o) {
         return out;
     }
-    let (mut t2, mut o2) = (String::new(), Vec::new());
-    unmask(folded, offsets, true, &mut t2, &mut o2);
-    let differs = t2 != t;
     out.push((t, o));
-    if differs {
-        out.push((t2, o2));
+    if !folded.contains('1') {
+        return out;
+    }
+    for one in [OneAs::FLIPPED, OneAs::I_BEFORE_VOWEL] {
+        let (mut t, mut o) = (String::new(), Vec::new());
+        unmask(folded, offsets, one, &mut t, &mut o);
+        if out.iter().all(|v| v.0 != t) {
+            out.push((t, o));
+        }
     }
     out
 }
@@ -208,7 +227,7 @@ pub fn host_readings(host: &str) -> [String; 2] {
         host.bytes()
             .map(|c| match c {
                 b'1' => one,
-                b'0'..=b'9' => letter_for(c, 0, false).unwrap_or(c),
+                b'0'..=b'9' => letter_for(c, 0, OneAs::USUAL).unwrap_or(c),
                 _ => c,
             } as char)
             .collect::<String>()
@@ -256,9 +275,9 @@ mod tests {
     #[test]
     fn stand_ins_between_letters_read_as_letters() {
         assert_eq!(view("they will st3al this el3cti0n"), ["they will steal this election"]);
-        assert_eq!(view("c1aim your g1ft"), ["claim your gift", "ciaim your glft"]);
+        assert_eq!(view("c1aim your g1ft"), ["claim your gift", "ciaim your glft", "ciaim your gift"]);
         assert_eq!(view("ca$h"), ["cash"]);
-        assert_eq!(view("r1gged e1ection"), ["rigged election", "rlgged eiection"]);
+        assert_eq!(view("r1gged e1ection"), ["rigged election", "rlgged eiection", "rigged eiection"]);
         assert_eq!(view("g00d"), ["good"]);
     }
 
@@ -270,6 +289,8 @@ mod tests {
         assert_eq!(view("if 7hi5 wasn't you"), ["if this wasn't you"]);
         assert_eq!(view("73ll your friends"), ["tell your friends"]);
         assert_eq!(view("stea1 this e1ection")[0], "steal this election");
+        assert_eq!(view("unpaid to11, pay your bi11ing")[0], "unpaid toll, pay your billing");
+        assert!(view("STEA1 this elect1on".to_lowercase().as_str()).contains(&"steal this election".to_string()));
         assert_eq!(view("ver!fy your account, cl@!m it"), ["verify your account, claim it"]);
         assert!(view("wow! steal this election!").is_empty(), "a '!' that ends a word stays");
         // Times, ordinals and short words stay.
