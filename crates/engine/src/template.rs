@@ -202,16 +202,8 @@ pub fn templatize(body: &str, scratch: &mut TemplateScratch, out: &mut String) -
             i = end_tok + 1;
             continue;
         }
-        if let Some((end_tok, slot)) = spaced_link(text, toks, i) {
-            let (first, last) = (toks[i], toks[end_tok]);
-            out.push_str(first.lead(text));
-            scratch.spans.push(Span { slot, range: first.core_start..last.core_end });
-            out.push_str(slot.marker());
-            out.push_str(last.trail(text));
-            i = end_tok + 1;
-            continue;
-        }
-        if let Some((end_tok, slot)) = separated_host(text, toks, i) {
+        // A link written across several words.
+        if let Some((end_tok, slot)) = spaced_link(text, toks, i).or_else(|| separated_host(text, toks, i)) {
             let (first, last) = (toks[i], toks[end_tok]);
             out.push_str(first.lead(text));
             scratch.spans.push(Span { slot, range: first.core_start..last.core_end });
