@@ -116,16 +116,22 @@ fn cross_validate(
     cfg: &TrainConfig,
 ) -> Vec<(usize, usize, usize)> {
     let fold_of = stratified_folds(y, labels.len(), folds, cfg.seed);
-    let mut pairs = Vec::with_capacity(y.len());
-    for f in 0..folds {
-        let train: Vec<(Features, usize)> =
-            (0..y.len()).filter(|&i| fold_of[i] != f).map(|i| (x[i].features.clone(), y[i])).collect();
-        let m = Model::train(labels.to_vec(), &train, cfg);
-        for i in (0..y.len()).filter(|&i| fold_of[i] == f) {
-            pairs.push((i, y[i], m.classify(&x[i].template, &x[i].folded, texts[i]).0));
-        }
-    }
-    pairs
+    // Folds train on all cores; each is deterministic on its own and they
+    // are joined in fold order, so the answer does not depend on the cores.
+    use rayon::prelude::*;
+    let per_fold: Vec<Vec<(usize, usize, usize)>> = (0..folds)
+        .into_par_iter()
+        .map(|f| {
+            let train: Vec<(Features, usize)> =
+                (0..y.len()).filter(|&i| fold_of[i] != f).map(|i| (x[i].features.clone(), y[i])).collect();
+            let m = Model::train(labels.to_vec(), &train, cfg);
+            (0..y.len())
+                .filter(|&i| fold_of[i] == f)
+                .map(|i| (i, y[i], m.classify(&x[i].template, &x[i].folded, texts[i]).0))
+                .collect()
+        })
+        .collect();
+    per_fold.into_iter().flatten().collect()
 }
 
 #[derive(clap::Args, Debug)]
