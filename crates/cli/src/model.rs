@@ -200,6 +200,9 @@ impl Hyper {
         if !(10..=22).contains(&self.bits) {
             bail!("--bits must be between 10 and 22");
         }
+        if self.tune_folds == 1 {
+            bail!("--tune-folds must be 0 (no threshold tuning) or at least 2");
+        }
         Ok(TrainConfig {
             bits: self.bits,
             epochs: self.epochs,
@@ -358,6 +361,8 @@ fn shipped_training_set(data: &Path, extra: &Path) -> Result<Vec<Example>> {
 }
 
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    // Bad settings are refused before any file is read.
+    let cfg = args.hyper.config(args.seed)?;
     let all = shipped_training_set(&args.data, &args.extra)?;
     let labels: Vec<String> = CATEGORIES.iter().map(|s| s.to_string()).collect();
     let mut texts = Vec::new();
@@ -366,7 +371,6 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         y.push(CATEGORIES.iter().position(|x| *x == e.label).unwrap_or(0));
         texts.push(e.text.as_str());
     }
-    let cfg = args.hyper.config(args.seed)?;
     let x = prepare(&texts, cfg.bits);
     let examples: Vec<(Features, usize)> = x.into_iter().map(|p| p.features).zip(y.iter().copied()).collect();
     let (model, offsets) = Model::train_tuned(labels, &examples, &cfg);
@@ -384,7 +388,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         args.out.display(),
         bytes.len() / 1024
     );
-    if cfg.tune_folds >= 2 {
+    if let Some(offsets) = offsets {
         let shifts: Vec<String> = CATEGORIES.iter().zip(&offsets).map(|(c, o)| format!("{c} {o:+.2}")).collect();
         eprintln!("class offsets from {}-fold internal cross-validation: {}", cfg.tune_folds, shifts.join(", "));
     }

@@ -141,4 +141,9 @@ fn train_writes_a_model_that_loads() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: expected label<TAB>text"));
+
+    // One fold cannot hold anything out: refused, not silently untuned.
+    let out = tw(&dir.path().join("x.db"), &["train", "--data", dir.path().to_str().unwrap(), "--tune-folds", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tune-folds must be 0"));
 }

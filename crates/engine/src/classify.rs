@@ -507,10 +507,15 @@ impl Model {
     }
 
     /// [`Model::train`], also returning the per-class offsets the tuning
-    /// added to the biases (all 0 without tuning).
-    pub fn train_tuned(labels: Vec<String>, examples: &[(Features, usize)], cfg: &TrainConfig) -> (Model, Vec<f32>) {
+    /// added to the biases (`None` when it did not run: `tune_folds` under
+    /// 2, or fewer than two examples per fold).
+    pub fn train_tuned(
+        labels: Vec<String>,
+        examples: &[(Features, usize)],
+        cfg: &TrainConfig,
+    ) -> (Model, Option<Vec<f32>>) {
         let mut model = Model::fit(labels, examples, cfg);
-        let mut offsets = vec![0f32; model.labels.len()];
+        let mut offsets = None;
         if cfg.tune_folds >= 2 && examples.len() >= 2 * cfg.tune_folds {
             let k = model.labels.len();
             let y: Vec<usize> = examples.iter().map(|e| e.1).collect();
@@ -526,10 +531,11 @@ impl Model {
                     held_out[i * k..i * k + k].copy_from_slice(&s);
                 }
             }
-            offsets = tune_offsets(k, &held_out, &y);
-            for (b, o) in model.bias.iter_mut().zip(&offsets) {
+            let tuned = tune_offsets(k, &held_out, &y);
+            for (b, o) in model.bias.iter_mut().zip(&tuned) {
                 *b += o;
             }
+            offsets = Some(tuned);
         }
         (model, offsets)
     }
