@@ -165,9 +165,16 @@ pub struct EvalModelArgs {
 /// Training settings (defaults are those of the shipped model).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Hyper {
-    /// Passes over the training data.
+    /// Passes over the training data: the most, when the internal
+    /// cross-validation chooses the length (it tries an eighth, a quarter,
+    /// a third, half, two thirds and all of them and keeps the one with
+    /// the lowest held-out loss; see --fixed-epochs).
     #[arg(long, default_value_t = TrainConfig::default().epochs)]
     epochs: usize,
+    /// Train exactly --epochs passes instead of letting the internal
+    /// cross-validation choose a shorter length.
+    #[arg(long)]
+    fixed_epochs: bool,
     /// AdaGrad learning rate.
     #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
     learning_rate: f32,
@@ -189,8 +196,10 @@ pub struct Hyper {
     /// half of training.
     #[arg(long)]
     no_average: bool,
-    /// Folds of internal cross-validation that tune each class's decision
-    /// threshold for macro-F1 on the training data (0: no tuning).
+    /// Folds of internal cross-validation on the training data that choose
+    /// the training length (lowest held-out loss) and tune each class's
+    /// decision threshold for macro-F1 (0: neither; --epochs passes,
+    /// untuned thresholds).
     #[arg(long, default_value_t = TrainConfig::default().tune_folds)]
     tune_folds: usize,
 }
@@ -199,6 +208,9 @@ impl Hyper {
     fn config(&self, seed: u64) -> Result<TrainConfig> {
         if !(10..=22).contains(&self.bits) {
             bail!("--bits must be between 10 and 22");
+        }
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1");
         }
         if self.tune_folds == 1 {
             bail!("--tune-folds must be 0 (no threshold tuning) or at least 2");
@@ -213,6 +225,7 @@ impl Hyper {
             hinge: !self.logistic,
             average: !self.no_average,
             tune_folds: self.tune_folds,
+            choose_epochs: !self.fixed_epochs,
         })
     }
 }
@@ -373,7 +386,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     }
     let x = prepare(&texts, cfg.bits);
     let examples: Vec<(Features, usize)> = x.into_iter().map(|p| p.features).zip(y.iter().copied()).collect();
-    let (model, offsets) = Model::train_tuned(labels, &examples, &cfg);
+    let (model, tuning) = Model::train_tuned(labels, &examples, &cfg);
     let bytes = model.to_bytes();
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent).ok();
@@ -388,9 +401,15 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         args.out.display(),
         bytes.len() / 1024
     );
-    if let Some(offsets) = offsets {
-        let shifts: Vec<String> = CATEGORIES.iter().zip(&offsets).map(|(c, o)| format!("{c} {o:+.2}")).collect();
-        eprintln!("class offsets from {}-fold internal cross-validation: {}", cfg.tune_folds, shifts.join(", "));
+    if let Some(t) = tuning {
+        let tried: Vec<String> = t.tried.iter().map(|(e, l)| format!("{e}: {l:.4}")).collect();
+        eprintln!(
+            "{}-fold internal cross-validation, held-out loss by training length: {}",
+            cfg.tune_folds,
+            tried.join(", ")
+        );
+        let shifts: Vec<String> = CATEGORIES.iter().zip(&t.offsets).map(|(c, o)| format!("{c} {o:+.2}")).collect();
+        eprintln!("chosen: {} epochs; class offsets {}", t.epochs, shifts.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -16,8 +16,9 @@
 //! Each lands in one of 2^`bits` buckets and is counted (a repeated n-gram
 //! is a repeated entry: no sorting per text), the vector L2-normalized by
 //! its entry count. Training is deterministic AdaGrad SGD with L2
-//! regularization over a seeded shuffle, then each class's decision
-//! threshold is moved to where internal cross-validation finds the best
+//! regularization over a seeded shuffle; internal cross-validation chooses
+//! how many passes to make (the lowest held-out loss, [`held_out_loss`])
+//! and moves each class's decision threshold to where it finds the best
 //! macro-F1 ([`tune_offsets`]). Inference ([`Model::classify`])
 //! adds each feature's 8-bit weights as it is hashed, with no feature
 //! vector, and runs once per distinct template.
@@ -249,10 +250,10 @@ pub fn stratified_folds(y: &[usize], classes: usize, folds: usize, seed: u64) ->
 
 /// Per-class score offsets (class 0's stays 0) that maximize macro-F1 of
 /// `argmax(score + offset)` over held-out `scores` (`k` per example) with
-/// true labels `y`: coordinate ascent over a grid of offsets within ±1.5
+/// true labels `y`, and the macro-F1 they reach: coordinate ascent over a grid of offsets within ±1.5
 /// (the hinge margin is 1), three rounds; among equal scores the offset
 /// nearest 0 wins, so a class is moved only for a real gain.
-pub fn tune_offsets(k: usize, scores: &[f32], y: &[usize]) -> Vec<f32> {
+pub fn tune_offsets(k: usize, scores: &[f32], y: &[usize]) -> (Vec<f32>, f64) {
     let mut offsets = vec![0f32; k];
     let macro_f1 = |offsets: &[f32]| {
         let mut m = vec![0u32; k * k];
@@ -294,7 +295,27 @@ pub fn tune_offsets(k: usize, scores: &[f32], y: &[usize]) -> Vec<f32> {
             break;
         }
     }
-    offsets
+    (offsets, best)
+}
+
+/// The mean loss of held-out `scores` (`k` per example) against labels
+/// `y`: the multiclass hinge loss (Crammer-Singer, margin 1) or, with
+/// `hinge` false, the softmax cross-entropy: the quantity training
+/// minimizes, without its regularization, on texts it did not see.
+pub fn held_out_loss(k: usize, scores: &[f32], y: &[usize], hinge: bool) -> f64 {
+    let mut total = 0.0f64;
+    let mut p = vec![0f32; k];
+    for (s, &t) in scores.chunks_exact(k).zip(y) {
+        total += if hinge {
+            let rival = (0..k).filter(|&c| c != t).map(|c| s[c]).fold(f32::MIN, f32::max);
+            f64::from((1.0 - (s[t] - rival)).max(0.0))
+        } else {
+            p.copy_from_slice(s);
+            softmax(&mut p);
+            -f64::from(p[t].max(1e-12)).ln()
+        };
+    }
+    total / y.len().max(1) as f64
 }
 
 /// A trained model.
@@ -375,6 +396,35 @@ pub struct TrainConfig {
     /// model's loss does not choose for F1). Costs `tune_folds` extra
     /// trainings.
     pub tune_folds: usize,
+    /// With `tune_folds`: let the same internal cross-validation also
+    /// choose how long to train, among [`TrainConfig::epoch_choices`]
+    /// (stopping early regularizes; the best length depends on the data's
+    /// size and noise). Costs nothing more: every inner training runs
+    /// `epochs` passes once and is scored at each shorter length on the way.
+    pub choose_epochs: bool,
+}
+
+impl TrainConfig {
+    /// The training lengths [`TrainConfig::choose_epochs`] chooses from:
+    /// a quarter, a third, half, two thirds and all of `epochs`.
+    pub fn epoch_choices(&self) -> Vec<usize> {
+        let n = self.epochs;
+        let mut v: Vec<usize> = [n / 8, n / 4, n / 3, n / 2, 2 * n / 3, n].into_iter().filter(|&e| e > 0).collect();
+        v.dedup();
+        v
+    }
+}
+
+/// What training chose by internal cross-validation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tuning {
+    /// Added to each class's bias (class 0's is 0).
+    pub offsets: Vec<f32>,
+    /// Passes over the data the model was trained with.
+    pub epochs: usize,
+    /// Every length tried and the held-out macro-F1 it reached (after its
+    /// own threshold tuning), shortest first.
+    pub tried: Vec<(usize, f64)>,
 }
 
 impl Default for TrainConfig {
@@ -389,6 +439,7 @@ impl Default for TrainConfig {
             hinge: true,
             average: true,
             tune_folds: 10,
+            choose_epochs: true,
         }
     }
 }
@@ -500,48 +551,71 @@ impl Model {
     }
 
     /// Trains on `(features, label index)` examples; with
-    /// `cfg.tune_folds`, then shifts the class biases by the offsets that
-    /// internal cross-validation finds best for macro-F1 ([`tune_offsets`]).
+    /// `cfg.tune_folds`, internal cross-validation then chooses the class
+    /// offsets (and, with `cfg.choose_epochs`, the training length): see
+    /// [`Model::train_tuned`].
     pub fn train(labels: Vec<String>, examples: &[(Features, usize)], cfg: &TrainConfig) -> Model {
         Model::train_tuned(labels, examples, cfg).0
     }
 
-    /// [`Model::train`], also returning the per-class offsets the tuning
-    /// added to the biases (`None` when it did not run: `tune_folds` under
-    /// 2, or fewer than two examples per fold).
+    /// [`Model::train`], also returning what the internal cross-validation
+    /// chose (`None` when it did not run: `tune_folds` under 2, or fewer
+    /// than two examples per fold). Each of the `tune_folds` inner models
+    /// trains on the other folds and scores its own; the held-out scores
+    /// choose the training length (with `cfg.choose_epochs`; the best
+    /// macro-F1 after threshold tuning, the longer among equals) and the
+    /// per-class offsets ([`tune_offsets`]) for that length; the model is
+    /// then trained on everything for that length and its biases shifted.
     pub fn train_tuned(
         labels: Vec<String>,
         examples: &[(Features, usize)],
         cfg: &TrainConfig,
-    ) -> (Model, Option<Vec<f32>>) {
-        let mut model = Model::fit(labels, examples, cfg);
-        let mut offsets = None;
-        if cfg.tune_folds >= 2 && examples.len() >= 2 * cfg.tune_folds {
-            let k = model.labels.len();
-            let y: Vec<usize> = examples.iter().map(|e| e.1).collect();
-            let fold_of = stratified_folds(&y, k, cfg.tune_folds, cfg.seed ^ 0x5EED_7E57);
-            let mut held_out = vec![0f32; examples.len() * k];
-            let mut s = Vec::with_capacity(k);
-            for f in 0..cfg.tune_folds {
-                let train: Vec<(Features, usize)> =
-                    examples.iter().zip(&fold_of).filter(|e| *e.1 != f).map(|e| e.0.clone()).collect();
-                let inner = Model::fit(model.labels.clone(), &train, cfg);
+    ) -> (Model, Option<Tuning>) {
+        if cfg.tune_folds < 2 || examples.len() < 2 * cfg.tune_folds {
+            let model = Model::fit(labels, examples, cfg, &[cfg.epochs]).pop().expect("one stop, one model");
+            return (model, None);
+        }
+        let k = labels.len();
+        let stops = if cfg.choose_epochs { cfg.epoch_choices() } else { vec![cfg.epochs] };
+        let y: Vec<usize> = examples.iter().map(|e| e.1).collect();
+        let fold_of = stratified_folds(&y, k, cfg.tune_folds, cfg.seed ^ 0x5EED_7E57);
+        // Held-out scores, one table per training length.
+        let mut held_out = vec![vec![0f32; examples.len() * k]; stops.len()];
+        let mut s = Vec::with_capacity(k);
+        for f in 0..cfg.tune_folds {
+            let train: Vec<(Features, usize)> =
+                examples.iter().zip(&fold_of).filter(|e| *e.1 != f).map(|e| e.0.clone()).collect();
+            let inner = Model::fit(labels.clone(), &train, cfg, &stops);
+            for (table, m) in held_out.iter_mut().zip(&inner) {
                 for (i, e) in examples.iter().enumerate().filter(|e| fold_of[e.0] == f) {
-                    inner.scores(&e.0, &mut s);
-                    held_out[i * k..i * k + k].copy_from_slice(&s);
+                    m.scores(&e.0, &mut s);
+                    table[i * k..i * k + k].copy_from_slice(&s);
                 }
             }
-            let tuned = tune_offsets(k, &held_out, &y);
-            for (b, o) in model.bias.iter_mut().zip(&tuned) {
-                *b += o;
-            }
-            offsets = Some(tuned);
         }
-        (model, offsets)
+        let tried: Vec<(usize, f64)> =
+            stops.iter().zip(&held_out).map(|(&e, table)| (e, held_out_loss(k, table, &y, cfg.hinge))).collect();
+        // The lowest loss; the longer training among equals.
+        let (at, &(epochs, _)) = tried
+            .iter()
+            .enumerate()
+            .rev()
+            .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1))
+            .expect("at least one training length");
+        let (offsets, _) = tune_offsets(k, &held_out[at], &y);
+        let mut model = Model::fit(labels, examples, cfg, &[epochs]).pop().expect("one stop, one model");
+        for (b, o) in model.bias.iter_mut().zip(&offsets) {
+            *b += o;
+        }
+        (model, Some(Tuning { offsets, epochs, tried }))
     }
 
-    /// One training run (no bias tuning).
-    fn fit(labels: Vec<String>, examples: &[(Features, usize)], cfg: &TrainConfig) -> Model {
+    /// One training run (no bias tuning), with the model as it stands
+    /// after each of `stops` passes (ascending; the run makes the last
+    /// one's passes). With `cfg.average`, the model at `n` passes averages
+    /// the weights after passes `n/2` to `n`, so it is the same model a run
+    /// of `n` passes ends with.
+    fn fit(labels: Vec<String>, examples: &[(Features, usize)], cfg: &TrainConfig, stops: &[usize]) -> Vec<Model> {
         let k = labels.len();
         let dim = 1usize << cfg.bits;
         let mut w = vec![0f32; dim * k];
@@ -559,8 +633,12 @@ impl Model {
             .iter()
             .map(|&n| if cfg.balanced && n > 0 { examples.len() as f32 / (k as f32 * n as f32) } else { 1.0 })
             .collect();
-        let (mut w_sum, mut b_sum, mut averaged) = (Vec::new(), vec![0f32; k], 0u32);
-        for epoch in 0..cfg.epochs {
+        let epochs = stops.last().copied().unwrap_or(0);
+        // Per stop: its running sums of weights and biases, and how many
+        // passes they hold.
+        let mut sums: Vec<(Vec<f32>, Vec<f32>, u32)> = stops.iter().map(|_| (Vec::new(), vec![0f32; k], 0)).collect();
+        let mut models = Vec::with_capacity(stops.len());
+        for epoch in 0..epochs {
             // Fisher-Yates with a splitmix64 stream: the same seed, the same model.
             for i in (1..order.len()).rev() {
                 state = crate::minhash::mix64(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
@@ -602,25 +680,36 @@ impl Model {
                     step(c, (pc - if c == y { 1.0 } else { 0.0 }) * class_weight[y]);
                 }
             }
-            if cfg.average && epoch >= cfg.epochs / 2 {
-                if w_sum.is_empty() {
-                    w_sum = vec![0f32; w.len()];
+            for (&stop, (w_sum, b_sum, averaged)) in stops.iter().zip(sums.iter_mut()) {
+                if cfg.average && epoch >= stop / 2 && epoch < stop {
+                    if w_sum.is_empty() {
+                        *w_sum = vec![0f32; w.len()];
+                    }
+                    for (s, v) in w_sum.iter_mut().zip(&w) {
+                        *s += v;
+                    }
+                    for (s, v) in b_sum.iter_mut().zip(&b) {
+                        *s += v;
+                    }
+                    *averaged += 1;
                 }
-                for (s, v) in w_sum.iter_mut().zip(&w) {
-                    *s += v;
+                if epoch + 1 == stop {
+                    models.push(if *averaged > 0 {
+                        let n = *averaged as f32;
+                        let wa = std::mem::take(w_sum).into_iter().map(|v| v / n).collect();
+                        let ba = b_sum.iter().map(|v| v / n).collect();
+                        Model::new(labels.clone(), cfg.bits, wa, ba)
+                    } else {
+                        Model::new(labels.clone(), cfg.bits, w.clone(), b.clone())
+                    });
                 }
-                for (s, v) in b_sum.iter_mut().zip(&b) {
-                    *s += v;
-                }
-                averaged += 1;
             }
         }
-        if averaged > 0 {
-            let n = averaged as f32;
-            w = w_sum.into_iter().map(|v| v / n).collect();
-            b = b_sum.into_iter().map(|v| v / n).collect();
+        // Stops of zero passes: the untrained model.
+        while models.len() < stops.len() {
+            models.insert(0, Model::new(labels.clone(), cfg.bits, w.clone(), b.clone()));
         }
-        Model::new(labels, cfg.bits, w, b)
+        models
     }
 
     /// Serializes: magic, bits, labels, biases, then the non-zero buckets.
@@ -843,12 +932,80 @@ mod tests {
             scores.extend_from_slice(&[0.0, -0.8 - 0.01 * i as f32]);
             y.push(0);
         }
-        let o = tune_offsets(2, &scores, &y);
+        let (o, _) = tune_offsets(2, &scores, &y);
         assert_eq!(o[0], 0.0);
         assert!(o[1] > 0.39 && o[1] <= 0.8, "{o:?}");
         // Already separated at 0: nothing to gain, nothing moves.
         let scores: Vec<f32> = y.iter().flat_map(|&c| if c == 1 { [0.0, 1.0] } else { [1.0, 0.0] }).collect();
-        assert_eq!(tune_offsets(2, &scores, &y), vec![0.0, 0.0]);
+        assert_eq!(tune_offsets(2, &scores, &y), (vec![0.0, 0.0], 1.0));
+    }
+
+    /// A noisy two-class problem: spam-like and ham-like texts, every
+    /// seventh label flipped.
+    fn noisy() -> Vec<(Features, usize)> {
+        (0..60)
+            .map(|i| {
+                let y = usize::from(i % 2 == 0) ^ usize::from(i % 7 == 0);
+                if i % 2 == 0 {
+                    ex(&format!("WINNER claim your {i} prize now txt {} to 8008{}", i * 3, i % 10), y)
+                } else {
+                    ex(&format!("see you at {} for dinner, bring the {i} books", i % 12), y)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_run_scored_on_the_way_equals_shorter_runs() {
+        let data = noisy();
+        let labels = vec!["ham".to_string(), "spam".to_string()];
+        for average in [true, false] {
+            let cfg = TrainConfig { epochs: 9, average, ..Default::default() };
+            let on_the_way = Model::fit(labels.clone(), &data, &cfg, &[1, 4, 9]);
+            assert_eq!(on_the_way.len(), 3);
+            for (m, n) in on_the_way.iter().zip([1, 4, 9]) {
+                assert_eq!(*m, Model::fit(labels.clone(), &data, &cfg, &[n])[0], "{n} passes, average {average}");
+            }
+            assert_ne!(on_the_way[0], on_the_way[2]);
+        }
+    }
+
+    #[test]
+    fn internal_cross_validation_chooses_the_length_with_the_lowest_held_out_loss() {
+        let data = noisy();
+        let labels = vec!["ham".to_string(), "spam".to_string()];
+        let cfg = TrainConfig { epochs: 24, tune_folds: 3, ..Default::default() };
+        assert_eq!(cfg.epoch_choices(), vec![3, 6, 8, 12, 16, 24]);
+        let (m, t) = Model::train_tuned(labels.clone(), &data, &cfg);
+        let t = t.expect("tuning ran");
+        assert_eq!(t.tried.iter().map(|x| x.0).collect::<Vec<_>>(), cfg.epoch_choices());
+        let lowest = t.tried.iter().map(|x| x.1).fold(f64::MAX, f64::min);
+        assert_eq!(t.tried.iter().find(|x| x.0 == t.epochs).unwrap().1, lowest);
+        // The model is the one trained on everything for that length, its
+        // biases shifted by the offsets.
+        let mut plain = Model::fit(labels.clone(), &data, &cfg, &[t.epochs]).pop().unwrap();
+        for (b, o) in plain.bias.iter_mut().zip(&t.offsets) {
+            *b += o;
+        }
+        assert_eq!(m, plain);
+        // Fixed length: only that one is tried.
+        let fixed = TrainConfig { choose_epochs: false, ..cfg.clone() };
+        let t = Model::train_tuned(labels.clone(), &data, &fixed).1.unwrap();
+        assert_eq!((t.epochs, t.tried.len()), (24, 1));
+        // No tuning: `epochs` passes, nothing reported.
+        let none = TrainConfig { tune_folds: 0, ..cfg };
+        let (m, t) = Model::train_tuned(labels.clone(), &data, &none);
+        assert_eq!(t, None);
+        assert_eq!(m, Model::fit(labels, &data, &none, &[24]).pop().unwrap());
+    }
+
+    #[test]
+    fn held_out_loss_by_hand() {
+        // Hinge: margins 2 (no loss), 0.5 (loss 0.5), -1 (loss 2).
+        let scores = [2.0, 0.0, 0.0, 0.5, 1.0, 0.0];
+        assert!((held_out_loss(2, &scores, &[0, 1, 1], true) - 2.5 / 3.0).abs() < 1e-6);
+        // Cross-entropy: equal scores give ln 2.
+        assert!((held_out_loss(2, &[0.0, 0.0], &[1], false) - std::f64::consts::LN_2).abs() < 1e-6);
     }
 
     #[test]
