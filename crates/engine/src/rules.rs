@@ -639,6 +639,8 @@ mod tests {
             ("Radical Dems are trying to ST3AL this el3cti0n!", "ST3AL this el3cti0n"),
             ("They will s.t.e.a.l this e-l-e-c-t-i-o-n tonight", "s.t.e.a.l this e-l-e-c-t-i-o-n"),
             ("the e l e c t i o n was r1gged", "e l e c t i o n was r1gged"),
+            // One "1" an "l", the other an "i": read right together.
+            ("They will STEA1 this E1ECT1ON", "STEA1 this E1ECT1ON"),
             ("D3mocrats v-o-t-e on Wednesday", "v-o-t-e on Wednesday"),
             ("Los demócratas deben v0tar el miércoles", "deben v0tar el miércoles"),
         ] {

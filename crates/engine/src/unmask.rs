@@ -25,11 +25,13 @@
 //! "1st"), so numbers, codes and prices ("$25", "2nite", "covid19", "mp3",
 //! "b4") are left alone; a word holding any other digit is left alone too.
 //! "1" reads as "l" before a vowel or at the end of a word and as "i"
-//! before a consonant ("c1aim", "e1ection", "stea1"; "g1ft", "r1gged"); [`views`] adds
-//! the opposite reading when a text has such a "1", for the words that
-//! rule misses ("we1come"), and one with an "i" before vowels too
-//! ("stea1 this elect1on"). "!" is an "i" only inside a word ("ver!fy"), since it
-//! ends so many sentences.
+//! before a consonant ("c1aim", "e1ection", "stea1"; "g1ft", "r1gged");
+//! since that guess fails on some words ("we1come", "elect1on"), [`views`]
+//! adds the other readings: every combination of "l" and "i" over the
+//! text's "1"s when it has at most [`MAX_ONES`] ("c1aim ... elect1on"
+//! needs an "l" in one word and an "i" in the other), else two whole-text
+//! readings. "!" is an "i" only inside a word ("ver!fy"), since it ends so
+//! many sentences.
 
 /// How a "1" standing in for a letter is read: before a vowel, at the end
 /// of a word (or before another "1"), and before a consonant.
@@ -116,11 +118,20 @@ fn spaced_run(b: &[u8], i: usize) -> usize {
 
 /// Writes the unmasked view of `folded` (whose byte `k` came from byte
 /// `offsets[k]` of the original) into `out`/`out_offsets`, reading each
-/// "1" as `one` says. Returns whether anything changed; when nothing
+/// "1" as `one` says, and the positions in `out` of the "1"s it read as
+/// letters into `ones`. Returns whether anything changed; when nothing
 /// did, the outputs hold a copy.
-pub fn unmask(folded: &str, offsets: &[u32], one: OneAs, out: &mut String, out_offsets: &mut Vec<u32>) -> bool {
+pub fn unmask(
+    folded: &str,
+    offsets: &[u32],
+    one: OneAs,
+    out: &mut String,
+    out_offsets: &mut Vec<u32>,
+    ones: &mut Vec<usize>,
+) -> bool {
     out.clear();
     out_offsets.clear();
+    ones.clear();
     let b = folded.as_bytes();
     let off = |k: usize| offsets.get(k).copied().unwrap_or(0);
     // Pass 1: join spaced-out letters (bytes and their offsets).
@@ -183,6 +194,9 @@ pub fn unmask(folded: &str, offsets: &[u32], one: OneAs, out: &mut String, out_o
                 continue;
             }
             if let Some(l) = (!is_letter(joined[k])).then(|| letter_for(joined[k], next, one)).flatten() {
+                if joined[k] == b'1' {
+                    ones.push(k);
+                }
                 joined[k] = l;
                 changed = true;
             }
@@ -195,26 +209,48 @@ pub fn unmask(folded: &str, offsets: &[u32], one: OneAs, out: &mut String, out_o
     changed
 }
 
+/// Up to this many "1"s standing in for letters, [`views`] reads each
+/// both ways (at most 2^4 = 16 views); beyond, two whole-text readings.
+pub const MAX_ONES: usize = 4;
+
 /// The unmasked views of a folded text worth reading besides the text
-/// itself: none when nothing is masked, one when no "1" stands in for a
-/// letter, else up to three, one per [`OneAs`] reading that gives a
-/// different text (usual, flipped, "i" before a vowel).
+/// itself: none when nothing is masked; the usual reading first; then,
+/// when "1"s stand in for letters, the other readings of them (see the
+/// module notes), each view distinct.
 pub fn views(folded: &str, offsets: &[u32]) -> Vec<(String, Vec<u32>)> {
     let mut out: Vec<(String, Vec<u32>)> = Vec::new();
-    let (mut t, mut o) = (String::new(), Vec::new());
-    if !unmask(folded, offsets, OneAs::USUAL, &mut t, &mut o) {
+    let (mut t, mut o, mut ones) = (String::new(), Vec::new(), Vec::new());
+    if !unmask(folded, offsets, OneAs::USUAL, &mut t, &mut o, &mut ones) {
         return out;
     }
     out.push((t, o));
-    if !folded.contains('1') {
+    if ones.is_empty() {
+        return out;
+    }
+    let (usual, usual_offsets) = (out[0].0.clone().into_bytes(), out[0].1.clone());
+    let mut push = |t: String, o: Vec<u32>| {
+        if out.iter().all(|v| v.0 != t) {
+            out.push((t, o));
+        }
+    };
+    if ones.len() <= MAX_ONES {
+        // Bit j of `flip` set: the j-th "1" takes the other letter. Only
+        // ASCII "l" and "i" are swapped, so the text stays UTF-8.
+        for flip in 1u32..(1 << ones.len()) {
+            let mut b = usual.clone();
+            for (j, &k) in ones.iter().enumerate() {
+                if flip >> j & 1 == 1 {
+                    b[k] = if b[k] == b'l' { b'i' } else { b'l' };
+                }
+            }
+            push(String::from_utf8_lossy(&b).into_owned(), usual_offsets.clone());
+        }
         return out;
     }
     for one in [OneAs::FLIPPED, OneAs::I_BEFORE_VOWEL] {
         let (mut t, mut o) = (String::new(), Vec::new());
-        unmask(folded, offsets, one, &mut t, &mut o);
-        if out.iter().all(|v| v.0 != t) {
-            out.push((t, o));
-        }
+        unmask(folded, offsets, one, &mut t, &mut o, &mut ones);
+        push(t, o);
     }
     out
 }
@@ -275,9 +311,15 @@ mod tests {
     #[test]
     fn stand_ins_between_letters_read_as_letters() {
         assert_eq!(view("they will st3al this el3cti0n"), ["they will steal this election"]);
-        assert_eq!(view("c1aim your g1ft"), ["claim your gift", "ciaim your glft", "ciaim your gift"]);
+        assert_eq!(
+            view("c1aim your g1ft"),
+            ["claim your gift", "ciaim your gift", "claim your glft", "ciaim your glft"]
+        );
         assert_eq!(view("ca$h"), ["cash"]);
-        assert_eq!(view("r1gged e1ection"), ["rigged election", "rlgged eiection", "rigged eiection"]);
+        assert_eq!(
+            view("r1gged e1ection"),
+            ["rigged election", "rlgged election", "rigged eiection", "rlgged eiection"]
+        );
         assert_eq!(view("g00d"), ["good"]);
     }
 
@@ -291,6 +333,13 @@ mod tests {
         assert_eq!(view("stea1 this e1ection")[0], "steal this election");
         assert_eq!(view("unpaid to11, pay your bi11ing")[0], "unpaid toll, pay your billing");
         assert!(view("STEA1 this elect1on".to_lowercase().as_str()).contains(&"steal this election".to_string()));
+        // Each "1" is read both ways, so words that need different
+        // readings are read right together.
+        let v = view("c1aim it, they stea1 the elect1on, we1come");
+        assert!(v.contains(&"claim it, they steal the election, welcome".to_string()), "{v:?}");
+        assert_eq!(v.len(), 16);
+        // Beyond four, two whole-text readings besides the usual one.
+        assert_eq!(view("c1aim c1aim c1aim c1aim c1aim").len(), 2);
         assert_eq!(view("ver!fy your account, cl@!m it"), ["verify your account, claim it"]);
         assert!(view("wow! steal this election!").is_empty(), "a '!' that ends a word stays");
         // Times, ordinals and short words stay.
