@@ -142,9 +142,15 @@ pub struct EvalModelArgs {
     /// Folds.
     #[arg(long, default_value_t = 5)]
     folds: usize,
-    /// Shuffle seed.
+    /// Shuffle seed of the first repeat (the fold split and the training
+    /// order; repeat r uses seed + r).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Run the whole cross-validation this many times, each with its own
+    /// fold split, and report the mean: one split's F1 moves by a few
+    /// thousandths with the split alone (1 = the single split of --seed).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
     #[command(flatten)]
     hyper: Hyper,
     /// table for people, json for tools.
@@ -155,9 +161,9 @@ pub struct EvalModelArgs {
     /// categories (skipped if the file is missing).
     #[arg(long, default_value = "data/train-extra.tsv", value_name = "FILE")]
     extra: PathBuf,
-    /// Also write every held-out text the model got wrong to FILE, one JSON
-    /// object per line (`dataset`, `label`, `predicted`, `text`), to read
-    /// what it misses.
+    /// Also write every held-out text the model got wrong in the first
+    /// repeat to FILE, one JSON object per line (`dataset`, `label`,
+    /// `predicted`, `text`), to read what it misses.
     #[arg(long, value_name = "FILE")]
     misclassified: Option<PathBuf>,
 }
@@ -235,14 +241,59 @@ struct Evaluation {
     dataset: &'static str,
     texts: usize,
     folds: usize,
+    /// The first repeat's seed; `scores` are that split's.
+    seed: u64,
     scores: Scores,
+    /// Every repeat's scores, the first included.
+    repeats: Vec<Repeat>,
+    /// Per-class precision, recall and F1, accuracy and macro-F1, each the
+    /// mean over the repeats.
+    mean: Mean,
+}
+
+#[derive(serde::Serialize)]
+struct Repeat {
+    seed: u64,
+    accuracy: f64,
+    macro_f1: f64,
+    f1: Vec<f64>,
+}
+
+#[derive(serde::Serialize)]
+struct Mean {
+    precision: Vec<f64>,
+    recall: Vec<f64>,
+    f1: Vec<f64>,
+    accuracy: f64,
+    macro_f1: f64,
+}
+
+impl Mean {
+    fn of(runs: &[Scores]) -> Mean {
+        let n = runs.len().max(1) as f64;
+        let per_class = |get: fn(&Scores) -> &Vec<f64>| -> Vec<f64> {
+            let k = runs.first().map_or(0, |r| get(r).len());
+            (0..k).map(|c| runs.iter().map(|r| get(r)[c]).sum::<f64>() / n).collect()
+        };
+        Mean {
+            precision: per_class(|s| &s.precision),
+            recall: per_class(|s| &s.recall),
+            f1: per_class(|s| &s.f1),
+            accuracy: runs.iter().map(|r| r.accuracy).sum::<f64>() / n,
+            macro_f1: runs.iter().map(|r| r.macro_f1).sum::<f64>() / n,
+        }
+    }
 }
 
 pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
     if args.folds < 2 {
         bail!("--folds must be at least 2");
     }
+    if args.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
     let cfg = args.hyper.config(args.seed)?;
+    let seeds: Vec<u64> = (0..args.repeats as u64).map(|r| args.seed.wrapping_add(r)).collect();
     let mut results = Vec::new();
     let mut wrong = match &args.misclassified {
         Some(p) => Some(std::io::BufWriter::new(
@@ -271,14 +322,30 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
             y.push(c);
             texts.push(e.text.as_str());
         }
-        let trainings = args.folds * (1 + if cfg.tune_folds >= 2 { cfg.tune_folds } else { 0 });
+        let trainings = seeds.len() * args.folds * (1 + if cfg.tune_folds >= 2 { cfg.tune_folds } else { 0 });
         eprintln!(
-            "{name}: {} distinct texts, {}-fold cross-validation ({trainings} trainings)...",
+            "{name}: {} distinct texts, {}-fold cross-validation{} ({trainings} trainings)...",
             texts.len(),
-            args.folds
+            args.folds,
+            if seeds.len() > 1 { format!(" repeated {} times", seeds.len()) } else { String::new() }
         );
         let x = prepare(&texts, cfg.bits);
-        let pairs = cross_validate(&labels, &y, &texts, &x, args.folds, &cfg);
+        // Repeats run side by side as their folds do; each is deterministic
+        // on its own and they are joined in seed order.
+        use rayon::prelude::*;
+        let mut runs: Vec<Vec<(usize, usize, usize)>> = seeds
+            .par_iter()
+            .map(|&seed| cross_validate(&labels, &y, &texts, &x, args.folds, &TrainConfig { seed, ..cfg.clone() }))
+            .collect();
+        let scores: Vec<Scores> = runs
+            .iter()
+            .map(|pairs| {
+                let pairs: Vec<(usize, usize)> = pairs.iter().map(|&(_, t, p)| (t, p)).collect();
+                Scores::from_pairs(labels.clone(), &pairs)
+            })
+            .collect();
+        // The first repeat's errors: every text once.
+        let pairs = runs.swap_remove(0);
         if let Some(w) = wrong.as_mut() {
             for &(i, truth, predicted) in pairs.iter().filter(|p| p.1 != p.2) {
                 let line = serde_json::json!({
@@ -290,12 +357,20 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
                 writeln!(w, "{line}")?;
             }
         }
-        let pairs: Vec<(usize, usize)> = pairs.into_iter().map(|(_, t, p)| (t, p)).collect();
+        let repeats = seeds
+            .iter()
+            .zip(&scores)
+            .map(|(&seed, s)| Repeat { seed, accuracy: s.accuracy, macro_f1: s.macro_f1, f1: s.f1.clone() })
+            .collect();
+        let mean = Mean::of(&scores);
         results.push(Evaluation {
             dataset: name,
             texts: texts.len(),
             folds: args.folds,
-            scores: Scores::from_pairs(labels, &pairs),
+            seed: args.seed,
+            scores: scores.into_iter().next().expect("at least one repeat"),
+            repeats,
+            mean,
         });
     }
     if let Some(mut w) = wrong {
@@ -309,16 +384,58 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
     }
     for r in &results {
         let s = &r.scores;
-        writeln!(
-            out,
-            "{}: {} distinct texts, stratified {}-fold CV, seed {}; accuracy {:.4}, macro-F1 {:.4}",
-            r.dataset, r.texts, r.folds, args.seed, s.accuracy, s.macro_f1
-        )?;
-        writeln!(out, "  {:<10} {:>9} {:>9} {:>9}", "class", "precision", "recall", "F1")?;
-        for (i, l) in s.labels.iter().enumerate() {
-            writeln!(out, "  {:<10} {:>9.4} {:>9.4} {:>9.4}", l, s.precision[i], s.recall[i], s.f1[i])?;
+        let (m, n) = (&r.mean, r.repeats.len());
+        if n > 1 {
+            writeln!(
+                out,
+                "{}: {} distinct texts, stratified {}-fold CV repeated {n} times (seeds {}-{}); mean accuracy {:.4}, mean macro-F1 {:.4}",
+                r.dataset,
+                r.texts,
+                r.folds,
+                r.seed,
+                r.repeats[n - 1].seed,
+                m.accuracy,
+                m.macro_f1
+            )?;
+            writeln!(out, "  means over the {n} repeats, then each repeat's F1:")?;
+        } else {
+            writeln!(
+                out,
+                "{}: {} distinct texts, stratified {}-fold CV, seed {}; accuracy {:.4}, macro-F1 {:.4}",
+                r.dataset, r.texts, r.folds, r.seed, s.accuracy, s.macro_f1
+            )?;
         }
-        writeln!(out, "  confusion (rows true, columns predicted: {}):", s.labels.join(", "))?;
+        let seeds: String = if n > 1 {
+            std::iter::once(" |".to_string()).chain(r.repeats.iter().map(|x| format!(" seed {:<2}", x.seed))).collect()
+        } else {
+            String::new()
+        };
+        writeln!(out, "  {:<10} {:>9} {:>9} {:>9}{seeds}", "class", "precision", "recall", "F1")?;
+        let by_seed = |v: &dyn Fn(&Repeat) -> f64| -> String {
+            if n > 1 {
+                std::iter::once(" |".to_string()).chain(r.repeats.iter().map(|x| format!(" {:>7.4}", v(x)))).collect()
+            } else {
+                String::new()
+            }
+        };
+        for (i, l) in s.labels.iter().enumerate() {
+            let by_seed = by_seed(&|x| x.f1[i]);
+            writeln!(out, "  {:<10} {:>9.4} {:>9.4} {:>9.4}{by_seed}", l, m.precision[i], m.recall[i], m.f1[i])?;
+        }
+        if n > 1 {
+            let by_seed = by_seed(&|x| x.macro_f1);
+            writeln!(out, "  {:<10} {:>9} {:>9} {:>9.4}{by_seed}", "macro-F1", "", "", m.macro_f1)?;
+            writeln!(
+                out,
+                "  seed {}'s split alone: accuracy {:.4}, macro-F1 {:.4}; its confusion (rows true, columns predicted: {}):",
+                r.seed,
+                s.accuracy,
+                s.macro_f1,
+                s.labels.join(", ")
+            )?;
+        } else {
+            writeln!(out, "  confusion (rows true, columns predicted: {}):", s.labels.join(", "))?;
+        }
         for (i, row) in s.matrix.iter().enumerate() {
             writeln!(out, "  {:<10} {}", s.labels[i], row.iter().map(|v| format!("{v:>6}")).collect::<String>())?;
         }

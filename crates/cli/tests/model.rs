@@ -47,7 +47,7 @@ fn eval_model_cross_validates_each_data_set() {
     let data = dir.path().to_str().unwrap();
     let missing = dir.path().join("no-such-extra.tsv");
     let wrong = dir.path().join("wrong.jsonl");
-    let args = ["eval-model", "--data", data, "--format", "json", "--bits", "14", "--epochs", "5"];
+    let args = ["eval-model", "--data", data, "--format", "json", "--bits", "14", "--epochs", "5", "--repeats", "2"];
     let run = tw(
         &dir.path().join("x.db"),
         &[&args[..], &["--extra", missing.to_str().unwrap(), "--misclassified", wrong.to_str().unwrap()]].concat(),
@@ -83,6 +83,16 @@ fn eval_model_cross_validates_each_data_set() {
     assert_eq!(total, 240, "every text is scored once, in its held-out fold");
     assert!(v[0]["scores"]["f1"][1].as_f64().unwrap() > 0.9, "a separable toy set is learned: {}", v[0]["scores"]);
     assert_eq!(v[1]["scores"]["labels"], serde_json::json!(["ham", "spam", "smishing"]));
+    // Repeated with other fold splits (two here): `scores` are the first
+    // repeat's, `mean` the mean over all.
+    for r in &v {
+        let reps = r["repeats"].as_array().unwrap();
+        assert_eq!(reps.iter().map(|x| x["seed"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(reps[0]["macro_f1"], r["scores"]["macro_f1"]);
+        let mean = (reps[0]["macro_f1"].as_f64().unwrap() + reps[1]["macro_f1"].as_f64().unwrap()) / 2.0;
+        assert!((r["mean"]["macro_f1"].as_f64().unwrap() - mean).abs() < 1e-12, "{r}");
+        assert_eq!(r["mean"]["f1"].as_array().unwrap().len(), r["scores"]["labels"].as_array().unwrap().len());
+    }
 
     // With the project's examples, a third run over the shipped categories.
     let extra = dir.path().join("extra.tsv");
@@ -96,6 +106,28 @@ fn eval_model_cross_validates_each_data_set() {
     let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(v.len(), 3);
     assert_eq!(v[2]["dataset"], "textwatch-categories");
+    // For people: the means, each repeat's F1, and the first split's
+    // confusion matrix; --repeats 0 is refused.
+    let table = tw_ok(
+        &dir.path().join("x.db"),
+        &[
+            "eval-model",
+            "--data",
+            data,
+            "--bits",
+            "14",
+            "--epochs",
+            "5",
+            "--repeats",
+            "2",
+            "--extra",
+            extra.to_str().unwrap(),
+        ],
+    );
+    assert!(table.contains("repeated 2 times (seeds 0-1)") && table.contains("seed 0's split alone"), "{table}");
+    let out = tw(&dir.path().join("x.db"), &["eval-model", "--data", data, "--repeats", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--repeats must be at least 1"));
     assert_eq!(v[2]["scores"]["labels"], serde_json::json!(["ham", "commercial", "political", "scam"]));
 }
 
