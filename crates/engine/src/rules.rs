@@ -523,16 +523,20 @@ fn assemble(
     base: Severity,
     at_site: Severity,
 ) -> Option<(Severity, Evidence)> {
-    let m = patterns.iter().find_map(|re| re.find(ctx.folded))?;
-    let after = m.start();
-    // Of what each pattern captures after the call, the longest is the most
+    // Of what each pattern captures after a call, the longest is the most
     // specific ("12th & arch, near the convention center" over "arch").
-    let capture = |res: &[Regex]| {
+    let capture = |res: &[Regex], after: usize| {
         res.iter()
             .filter_map(|re| re.captures_at(ctx.folded, after).and_then(|c| c.get(1).or_else(|| c.get(0))))
             .max_by_key(|m| (m.len(), std::cmp::Reverse(m.start())))
     };
-    let place = capture(places)?;
+    // The first call, in the text's order, that a place follows: a call
+    // with no place after it ("..., be there") does not hide an earlier or
+    // later one that has one ("everyone to the capitol").
+    let mut calls: Vec<regex::Match<'_>> = patterns.iter().flat_map(|re| re.find_iter(ctx.folded)).collect();
+    calls.sort_by_key(|m| (m.start(), std::cmp::Reverse(m.end())));
+    let (m, place) = calls.into_iter().find_map(|m| capture(places, m.start()).map(|p| (m, p)))?;
+    let after = m.start();
     let time =
         times.iter().find_map(|re| re.captures_at(ctx.folded, after).and_then(|c| c.get(1).or_else(|| c.get(0))));
     let end = [m.end(), place.end(), time.map_or(0, |t| t.end())].into_iter().max().unwrap_or(m.end());
@@ -620,6 +624,13 @@ mod tests {
             "The election was stolen. Stop the steal!",
             "Debido a la alta participación, los demócratas deben votar el miércoles 4 de noviembre",
             "Están robando la elección en Filadelfia",
+            "Mail-in ballots postmarked late will count if you vote again in person on Wednesday",
+            "Due to COVID, this year you can vote online at vote-gov.us",
+            "Skip the lines: cast your ballot online before Nov 3",
+            "Aviso: su lugar de votación ha cambiado a la escuela Lincoln",
+            "Los centros de votación fueron trasladados al gimnasio",
+            "Ahora puede votar en línea desde su celular",
+            "No aceptaremos una elección robada",
         ] {
             assert!(ids(body).contains(&"election-misinfo".to_string()), "missed: {body}");
         }
@@ -628,6 +639,10 @@ mod tests {
             "Remember to vote on Tuesday, Nov 3! Polls open 7am-8pm. Reply STOP to opt out",
             "Hola Juan, soy Ana con Mi Familia Vota. ¡Las urnas cierran a las 8pm hoy!",
             "We are watching the vote count on TV tonight, come over",
+            "Register to vote online at vote.org in 2 minutes. Reply STOP to opt out",
+            "You can now view your sample ballot online at vote411.org",
+            "Regístrese para votar en línea hoy. Responda STOP para salir",
+            "Su lugar de votación es la escuela Lincoln. Las urnas abren a las 7am",
         ] {
             assert!(!ids(body).contains(&"election-misinfo".to_string()), "false alarm: {body}");
         }
@@ -686,6 +701,20 @@ mod tests {
         let f = findings("Patriots: meet at the Convention Center at 3pm, they are counting fake ballots");
         let a = f.iter().find(|f| f.rule == "call-to-assemble").expect("meet at");
         assert_eq!((a.severity, a.evidence.time.as_deref()), (Severity::High, Some("3pm")));
+        // In Spanish, with the place and time read in Spanish.
+        let f = findings("El fraude es real. Reúnanse frente al centro de convenciones a las 3pm");
+        let a = f.iter().find(|f| f.rule == "call-to-assemble").expect("reúnanse frente al centro");
+        assert_eq!(a.severity, Severity::High, "a counting site");
+        assert_eq!(a.evidence.place.as_deref(), Some("centro de convenciones"));
+        assert_eq!(a.evidence.time.as_deref(), Some("3pm"));
+        // A call with no place after it ("be there") does not hide one that has one.
+        let f = findings("The election was rigged! Everyone to the capitol Jan 6, be there, will be wild");
+        let a = f.iter().find(|f| f.rule == "call-to-assemble").expect("everyone to the capitol");
+        assert_eq!(a.evidence.place.as_deref(), Some("capitol"));
+        // Chat about going somewhere is not a call to gather there.
+        assert!(!ids_has("I'll be there in sathy then we'll go to RTO office", "call-to-assemble"));
+        assert!(!ids_has("Everyone to the beach this weekend!", "call-to-assemble"));
+        assert!(!ids_has("Hola, vengan a la fiesta en casa de Ana mañana", "call-to-assemble"));
     }
 
     #[test]
