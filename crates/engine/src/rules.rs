@@ -478,20 +478,31 @@ fn check(r: &Rule, ctx: &Context<'_>) -> Option<(Severity, Evidence)> {
             assemble(ctx, patterns, places, times, sites, r.info.severity, *at_site)
         }
         Check::Link { lures, lure_list, brands, shortener, lookalike } => {
-            if ctx.links.is_empty() || !lures.is_match(ctx.folded) {
+            if ctx.links.is_empty() {
                 return None;
             }
-            let m = lure_list.iter().find_map(|re| re.find(ctx.folded));
+            // A host made to be misread as a brand's is a lure by itself
+            // ("usps.com-trackhelp.xyz": no wording needed).
+            let impostor = ctx.links.iter().find(|l| is_disguised(l) && is_lookalike(l, brands));
+            let lure = lures.is_match(ctx.folded);
+            if !lure && impostor.is_none() {
+                return None;
+            }
+            let m = lure.then(|| lure_list.iter().find_map(|re| re.find(ctx.folded))).flatten();
             let mut sev = r.info.severity;
             let mut ev = m.map(|m| ctx.evidence(m.range())).unwrap_or_default();
-            let link = &ctx.links[0];
+            let link = impostor.unwrap_or(&ctx.links[0]);
             if ctx.links.iter().any(|l| l.shortener) {
                 sev = sev.max(*shortener);
             }
-            if ctx.links.iter().any(|l| is_lookalike(l, brands)) {
+            if ctx.links.iter().any(|l| is_lookalike(l, brands) || is_disguised(l)) {
                 sev = sev.max(*lookalike);
             }
-            ev.excerpt = format!("{} (link: {})", ev.excerpt, link.url);
+            ev.excerpt = if m.is_some() {
+                format!("{} (link: {})", ev.excerpt, link.url)
+            } else {
+                format!("link: {} (a host disguised as a brand's)", link.url)
+            };
             Some((sev, ev))
         }
         Check::Shortener => ctx
@@ -502,6 +513,18 @@ fn check(r: &Rule, ctx: &Context<'_>) -> Option<(Severity, Evidence)> {
         // Judged per message by the analyzer, counted per template.
         Check::QuietHours(_) => None,
     }
+}
+
+/// A host that hides its real domain behind the look of another: a
+/// top-level domain written as a label in front of the registrable domain
+/// ("usps.com-trackhelp.xyz", whose domain is com-trackhelp.xyz;
+/// "appleid.apple.com.verify-id.info"). Real hosts do not need one.
+fn is_disguised(link: &Link) -> bool {
+    const TLDS: [&str; 5] = ["com", "net", "org", "gov", "edu"];
+    let Some(domain) = link.domain.as_deref() else { return false };
+    let label = domain.split('.').next().unwrap_or("");
+    let prefix = link.host.strip_suffix(domain).unwrap_or("");
+    TLDS.iter().any(|t| label.strip_prefix(t).is_some_and(|r| r.starts_with('-')) || prefix.split('.').any(|l| l == *t))
 }
 
 /// A host that carries a brand name without being the brand's own domain:
@@ -620,6 +643,7 @@ mod tests {
             "Due to high turnout, Democrats are asked to vote on Wednesday, Nov 4 this year.",
             "Republicans vote Tuesday, Democrats vote Wednesday",
             "You can now vote by text! Reply with your candidate's name",
+            "Skip the lines this year: text your vote to 40404",
             "ALERT: polls have been moved to the high school gym",
             "The election was stolen. Stop the steal!",
             "Debido a la alta participación, los demócratas deben votar el miércoles 4 de noviembre",
@@ -640,6 +664,7 @@ mod tests {
             "Hola Juan, soy Ana con Mi Familia Vota. ¡Las urnas cierran a las 8pm hoy!",
             "We are watching the vote count on TV tonight, come over",
             "Register to vote online at vote.org in 2 minutes. Reply STOP to opt out",
+            "Text VOTE to 30330 for election day reminders. Msg&data rates may apply. Reply STOP to opt out",
             "You can now view your sample ballot online at vote411.org",
             "Regístrese para votar en línea hoy. Responda STOP para salir",
             "Su lugar de votación es la escuela Lincoln. Las urnas abren a las 7am",
@@ -689,6 +714,36 @@ mod tests {
     }
 
     #[test]
+    fn a_host_disguised_as_a_brands_is_a_lure_by_itself() {
+        for (body, host) in [
+            (
+                "Your USPS package is waiting. Schedule delivery: https://usps.com-trackhelp.xyz",
+                "usps.com-trackhelp.xyz",
+            ),
+            (
+                "Apple: sign in to keep your photos at appleid.apple.com.verify-id.info",
+                "appleid.apple.com.verify-id.info",
+            ),
+        ] {
+            let f = findings(body);
+            let s = f.iter().find(|f| f.rule == "smishing-link").unwrap_or_else(|| panic!("missed: {body}"));
+            assert_eq!(s.severity, Severity::Critical, "{body}");
+            assert!(s.evidence.excerpt.contains(host), "{}", s.evidence.excerpt);
+        }
+        // A lure on a disguised host of no known brand: critical too.
+        let f = findings("You have an unpaid toll of $6.99. Pay now: https://ezdrivema.com-ticketsb.top/pay");
+        assert_eq!(f.iter().find(|f| f.rule == "smishing-link").unwrap().severity, Severity::Critical);
+        // The brand's own host, or an ordinary one, with no lure: nothing.
+        for body in [
+            "USPS: your package is out for delivery today. Track at https://www.usps.com/track?n=92001",
+            "Our new menu is up at https://tacos.com-munity.example.org/menu",
+            "Photos from the trip: https://photos.example.com/a/1",
+        ] {
+            assert!(!ids_has(body, "smishing-link"), "false alarm: {body}");
+        }
+    }
+
+    #[test]
     fn calls_to_assemble_need_a_place() {
         assert!(!ids("We need your support this election, vote Tuesday!").contains(&"call-to-assemble".into()));
         let f = findings("Join us for a rally at City Hall tomorrow at 5pm, bring signs! Reply STOP to opt out");
@@ -711,6 +766,29 @@ mod tests {
         let f = findings("The election was rigged! Everyone to the capitol Jan 6, be there, will be wild");
         let a = f.iter().find(|f| f.rule == "call-to-assemble").expect("everyone to the capitol");
         assert_eq!(a.evidence.place.as_deref(), Some("capitol"));
+        // Street addresses and corners are places; "convene" is a call.
+        let f = findings("Meet at 1200 Arch St at 3:00 PM, bring your flags. Stop the count!");
+        let a = f.iter().find(|f| f.rule == "call-to-assemble").expect("a street address");
+        assert_eq!((a.evidence.place.as_deref(), a.evidence.time.as_deref()), (Some("1200 Arch St"), Some("3:00 PM")));
+        let f = findings("Patriots! Convene at the Philadelphia Convention Center Thursday at noon");
+        let a = f.iter().find(|f| f.rule == "call-to-assemble").expect("convene");
+        assert_eq!(a.severity, Severity::High);
+        let f = findings("Rally at Broad & Vine at noon");
+        assert_eq!(
+            f.iter().find(|f| f.rule == "call-to-assemble").unwrap().evidence.place.as_deref(),
+            Some("Broad & Vine")
+        );
+        // A lone number, day or word after "at" / "by" / "on" is a time as
+        // often as a place (real chat from the UCI ham texts).
+        for body in [
+            "ok i'll be there by 8",
+            "sorry cant meet up l8r. quite tired got in at 3",
+            "My mate is getting me them on sat, join us",
+            "Join us at 5pm tonight",
+            "Its on May, be there",
+        ] {
+            assert!(!ids_has(body, "call-to-assemble"), "false alarm: {body}");
+        }
         // Chat about going somewhere is not a call to gather there.
         assert!(!ids_has("I'll be there in sathy then we'll go to RTO office", "call-to-assemble"));
         assert!(!ids_has("Everyone to the beach this weekend!", "call-to-assemble"));
