@@ -830,6 +830,11 @@ mod tests {
         assert!(ids_has("Happy hour! 2-for-1 tequila shots delivery tonight only", "shaft-content"));
         assert!(ids_has("New CBD edibles in stock at our dispensary", "shaft-content"));
         assert!(!ids_has("Your table is ready at Luigi's", "shaft-content"));
+        assert!(ids_has("Watch FREE XXX videos now, txt XXX to 89555", "shaft-content"));
+        assert!(ids_has("Hot XXX chat 24/7 call 09099726429", "shaft-content"));
+        // Kisses, as UK texts sign off.
+        assert!(!ids_has("Night night, love you lots xxx", "shaft-content"));
+        assert!(!ids_has("Thanks for the lift home! XXX", "shaft-content"));
     }
 
     #[test]
