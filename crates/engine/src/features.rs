@@ -192,6 +192,8 @@ pub fn sender_id_res() -> &'static [Regex] {
             // Self-introduction naming a person or an organisation.
             r"\b(?:this is|it's|its|i'm|im|my name is|soy|me llamo|le saluda|te saluda)\s+(?:an?\s+)?(?:\{name\}|[a-z][a-z'&.-]+(?:\s[a-z][a-z'&.-]+)?)\s+(?:with|from|at|of|for|on behalf of|volunteering|w/|con|de|del)\s+[a-z{]",
             r"\b(?:this is|it's|its)\s+\{name\}",
+            // An appointment with a named doctor names the office that sends it.
+            r"\b(?:appointment|appt|visit|cita|consulta)\s+(?:with|con)\s+(?:el\s+|la\s+)?(?:dr|dra|doctor|doctora)\.?\s+[a-z{]",
             // Political disclaimers.
             r"\b(?:paid for by|pd for by|pd\. for by|authorized by|approved by|sponsored by|pagado por)\b",
             // A brand prefix: "acme pharmacy: your rx is ready", "[acme] ...".
@@ -236,6 +238,53 @@ fn is_generic_prefix(m: &str) -> bool {
         "security alert",
         "fraud alert",
         "account alert",
+        // Calls to act and sales hooks name nobody either.
+        "last chance",
+        "final call",
+        "breaking",
+        "breaking news",
+        "psa",
+        "fyi",
+        "announcement",
+        "official",
+        "hurry",
+        "act now",
+        "today only",
+        "limited time",
+        "flash sale",
+        "sale",
+        "deal",
+        "hot deal",
+        "special offer",
+        "offer",
+        "exclusive",
+        "free",
+        "winner",
+        "new",
+        "confirmed",
+        "verification",
+        "security notice",
+        "delivery notice",
+        "payment due",
+        // Nor does an address to the readers ("Patriots: ...").
+        "patriots",
+        "attention patriots",
+        "friends",
+        "neighbors",
+        "voters",
+        "democrats",
+        "republicans",
+        "dems",
+        "everyone",
+        // Spanish.
+        "aviso",
+        "alerta",
+        "urgente",
+        "importante",
+        "atencion",
+        "recordatorio",
+        "oferta",
+        "ultima oportunidad",
     ];
     let t = m.trim();
     let Some(head) = t.strip_suffix(':').or_else(|| t.strip_prefix('[').and_then(|x| x.strip_suffix(']'))) else {
@@ -332,6 +381,8 @@ mod tests {
             "Reminder from Dr. Patel's office: appointment tomorrow 3pm",
             "Hola Juan, soy Ana con Mi Familia Vota",
             "Your table is ready! ~The Corner Bistro. Reply STOP to opt out",
+            "Recordatorio: tu cita con el Dr. García es mañana a las 10am. Responde 1 para confirmar",
+            "Reminder: your appointment with Dr. Patel is Tuesday at 3pm. Reply C to confirm",
         ] {
             assert!(has_sender_id(body), "missed sender id in {body:?}");
         }
@@ -346,6 +397,9 @@ mod tests {
             "Due to high turnout, vote on Wednesday Nov 4",
             "Your package could not be delivered. Update your address: usps-redelivery.top/a1",
             "hey whats up, dinner tonight?",
+            "Last chance: 50% off everything today only at shop-now.com",
+            "Patriots: meet at the Convention Center at 3pm. They are stealing it",
+            "Aviso: su lugar de votación ha cambiado",
         ] {
             assert!(!has_sender_id(body), "false sender id in {body:?}");
         }
