@@ -250,9 +250,10 @@ pub fn stratified_folds(y: &[usize], classes: usize, folds: usize, seed: u64) ->
 
 /// Per-class score offsets (class 0's stays 0) that maximize macro-F1 of
 /// `argmax(score + offset)` over held-out `scores` (`k` per example) with
-/// true labels `y`, and the macro-F1 they reach: coordinate ascent over a grid of offsets within ±1.5
-/// (the hinge margin is 1), three rounds; among equal scores the offset
-/// nearest 0 wins, so a class is moved only for a real gain.
+/// true labels `y`, and the macro-F1 they reach: coordinate ascent over a
+/// grid of offsets within ±1.5 (the hinge margin is 1), three rounds; among
+/// equal scores the offset nearest 0 wins, so a class is moved only for a
+/// real gain.
 pub fn tune_offsets(k: usize, scores: &[f32], y: &[usize]) -> (Vec<f32>, f64) {
     let mut offsets = vec![0f32; k];
     let macro_f1 = |offsets: &[f32]| {
@@ -406,7 +407,7 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// The training lengths [`TrainConfig::choose_epochs`] chooses from:
-    /// a quarter, a third, half, two thirds and all of `epochs`.
+    /// an eighth, a quarter, a third, half, two thirds and all of `epochs`.
     pub fn epoch_choices(&self) -> Vec<usize> {
         let n = self.epochs;
         let mut v: Vec<usize> = [n / 8, n / 4, n / 3, n / 2, 2 * n / 3, n].into_iter().filter(|&e| e > 0).collect();
@@ -422,8 +423,8 @@ pub struct Tuning {
     pub offsets: Vec<f32>,
     /// Passes over the data the model was trained with.
     pub epochs: usize,
-    /// Every length tried and the held-out macro-F1 it reached (after its
-    /// own threshold tuning), shortest first.
+    /// Every length tried and its mean held-out loss ([`held_out_loss`]),
+    /// shortest first.
     pub tried: Vec<(usize, f64)>,
 }
 
@@ -562,10 +563,10 @@ impl Model {
     /// chose (`None` when it did not run: `tune_folds` under 2, or fewer
     /// than two examples per fold). Each of the `tune_folds` inner models
     /// trains on the other folds and scores its own; the held-out scores
-    /// choose the training length (with `cfg.choose_epochs`; the best
-    /// macro-F1 after threshold tuning, the longer among equals) and the
-    /// per-class offsets ([`tune_offsets`]) for that length; the model is
-    /// then trained on everything for that length and its biases shifted.
+    /// choose the training length (with `cfg.choose_epochs`; the lowest
+    /// mean held-out loss, the longer among equals) and the per-class
+    /// offsets ([`tune_offsets`]) for that length; the model is then
+    /// trained on everything for that length and its biases shifted.
     pub fn train_tuned(
         labels: Vec<String>,
         examples: &[(Features, usize)],

@@ -558,7 +558,10 @@ fn assemble(
     // later one that has one ("everyone to the capitol").
     let mut calls: Vec<regex::Match<'_>> = patterns.iter().flat_map(|re| re.find_iter(ctx.folded)).collect();
     calls.sort_by_key(|m| (m.start(), std::cmp::Reverse(m.end())));
-    let (m, place) = calls.into_iter().find_map(|m| capture(places, m.start()).map(|p| (m, p)))?;
+    // Each try scans the rest of the text: a bound keeps a long body with
+    // many calls (an archive, a forwarded thread) cheap.
+    const MAX_CALLS: usize = 16;
+    let (m, place) = calls.into_iter().take(MAX_CALLS).find_map(|m| capture(places, m.start()).map(|p| (m, p)))?;
     let after = m.start();
     let time =
         times.iter().find_map(|re| re.captures_at(ctx.folded, after).and_then(|c| c.get(1).or_else(|| c.get(0))));
