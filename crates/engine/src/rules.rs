@@ -131,6 +131,8 @@ struct RuleSpec {
     #[serde(default)]
     brands: Vec<String>,
     #[serde(default)]
+    official_domains: Vec<String>,
+    #[serde(default)]
     severity_with_shortener: Option<Severity>,
     #[serde(default)]
     severity_with_lookalike: Option<Severity>,
@@ -184,6 +186,7 @@ enum Check {
         lures: RegexSet,
         lure_list: Vec<Regex>,
         brands: Vec<String>,
+        official: Vec<String>,
         shortener: Severity,
         lookalike: Severity,
     },
@@ -364,6 +367,7 @@ impl RuleSet {
                 lures: RegexSet::new(&s.lures).map_err(|e| bad(e.to_string()))?,
                 lure_list: compile(origin, &s.id, &s.lures)?,
                 brands: s.brands.clone(),
+                official: s.official_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
                 shortener: s.severity_with_shortener.unwrap_or(s.severity),
                 lookalike: s.severity_with_lookalike.unwrap_or(s.severity),
             },
@@ -477,13 +481,20 @@ fn check(r: &Rule, ctx: &Context<'_>) -> Option<(Severity, Evidence)> {
         Check::Assemble { patterns, places, times, sites, at_site } => {
             assemble(ctx, patterns, places, times, sites, r.info.severity, *at_site)
         }
-        Check::Link { lures, lure_list, brands, shortener, lookalike } => {
-            if ctx.links.is_empty() {
+        Check::Link { lures, lure_list, brands, official, shortener, lookalike } => {
+            // A link to a brand's own domain is the brand's real alert
+            // ("unusual sign-in ... chase.com"), not a lure's target.
+            let links: Vec<&Link> = ctx
+                .links
+                .iter()
+                .filter(|l| !l.domain.as_deref().is_some_and(|d| official.iter().any(|o| o == d)))
+                .collect();
+            if links.is_empty() {
                 return None;
             }
             // A host made to be misread as a brand's is a lure by itself
             // ("usps.com-trackhelp.xyz": no wording needed).
-            let impostor = ctx.links.iter().find(|l| is_disguised(l) && is_lookalike(l, brands));
+            let impostor = links.iter().copied().find(|l| is_disguised(l) && is_lookalike(l, brands));
             let lure = lures.is_match(ctx.folded);
             if !lure && impostor.is_none() {
                 return None;
@@ -491,11 +502,11 @@ fn check(r: &Rule, ctx: &Context<'_>) -> Option<(Severity, Evidence)> {
             let m = lure.then(|| lure_list.iter().find_map(|re| re.find(ctx.folded))).flatten();
             let mut sev = r.info.severity;
             let mut ev = m.map(|m| ctx.evidence(m.range())).unwrap_or_default();
-            let link = impostor.unwrap_or(&ctx.links[0]);
-            if ctx.links.iter().any(|l| l.shortener) {
+            let link = impostor.unwrap_or(links[0]);
+            if links.iter().any(|l| l.shortener) {
                 sev = sev.max(*shortener);
             }
-            if ctx.links.iter().any(|l| is_lookalike(l, brands) || is_disguised(l)) {
+            if links.iter().any(|l| is_lookalike(l, brands) || is_disguised(l)) {
                 sev = sev.max(*lookalike);
             }
             ev.excerpt = if m.is_some() {
@@ -736,6 +747,14 @@ mod tests {
         // A lure on a disguised host of no known brand: critical too.
         let f = findings("You have an unpaid toll of $6.99. Pay now: https://ezdrivema.com-ticketsb.top/pay");
         assert_eq!(f.iter().find(|f| f.rule == "smishing-link").unwrap().severity, Severity::Critical);
+        // A lure with a link to the brand's own domain is the brand's real
+        // alert; the same lure on a look-alike is not.
+        let real = "Chase: unusual sign-in attempt. If this wasn't you, review it at https://www.chase.com/security";
+        assert!(!ids_has(real, "smishing-link"), "the brand's own domain");
+        let fake = real.replace("www.chase.com", "chase-security-review.info");
+        assert_eq!(findings(&fake).iter().find(|f| f.rule == "smishing-link").unwrap().severity, Severity::Critical);
+        let both = format!("{real} or https://bit.ly/3xYz9");
+        assert!(ids_has(&both, "smishing-link"), "another link still counts");
         // The brand's own host, or an ordinary one, with no lure: nothing.
         for body in [
             "USPS: your package is out for delivery today. Track at https://www.usps.com/track?n=92001",
