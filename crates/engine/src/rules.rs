@@ -564,6 +564,11 @@ fn assemble(
             .filter_map(|re| re.captures_at(ctx.folded, after).and_then(|c| c.get(1).or_else(|| c.get(0))))
             .max_by_key(|m| (m.len(), std::cmp::Reverse(m.start())))
     };
+    // A place belongs to a call when it follows soon ("rally tomorrow, 3pm,
+    // at city hall"); one sentences away answers something else.
+    const MAX_GAP: usize = 120;
+    let place_of =
+        |call: &regex::Match<'_>| capture(places, call.start()).filter(|p| p.start() <= call.end() + MAX_GAP);
     // The first call, in the text's order, that a place follows: a call
     // with no place after it ("..., be there") does not hide an earlier or
     // later one that has one ("everyone to the capitol").
@@ -572,7 +577,7 @@ fn assemble(
     // Each try scans the rest of the text: a bound keeps a long body with
     // many calls (an archive, a forwarded thread) cheap.
     const MAX_CALLS: usize = 16;
-    let (m, place) = calls.into_iter().take(MAX_CALLS).find_map(|m| capture(places, m.start()).map(|p| (m, p)))?;
+    let (m, place) = calls.into_iter().take(MAX_CALLS).find_map(|m| place_of(&m).map(|p| (m, p)))?;
     let after = m.start();
     let time =
         times.iter().find_map(|re| re.captures_at(ctx.folded, after).and_then(|c| c.get(1).or_else(|| c.get(0))));
@@ -811,6 +816,9 @@ mod tests {
         ] {
             assert!(!ids_has(body, "call-to-assemble"), "false alarm: {body}");
         }
+        // A place sentences after the call answers something else.
+        let far = "Join us! We have been organizing all year and it has been an amazing ride with all of you, thank you so much for everything, truly. PS my new office is at the Liberty Building";
+        assert!(!ids_has(far, "call-to-assemble"), "{far}");
         // Chat about going somewhere is not a call to gather there.
         assert!(!ids_has("I'll be there in sathy then we'll go to RTO office", "call-to-assemble"));
         assert!(!ids_has("Everyone to the beach this weekend!", "call-to-assemble"));
