@@ -529,7 +529,9 @@ fn check(r: &Rule, ctx: &Context<'_>) -> Option<(Severity, Evidence)> {
 /// A host that hides its real domain behind the look of another: a
 /// top-level domain written as a label in front of the registrable domain
 /// ("usps.com-trackhelp.xyz", whose domain is com-trackhelp.xyz;
-/// "appleid.apple.com.verify-id.info"). Real hosts do not need one.
+/// "appleid.apple.com.verify-id.info"). Real hosts do not need one. Only
+/// the generic top-level domains a reader takes for a domain's end: country
+/// codes ("us.", "de.", "in.") are common regional subdomains of real sites.
 fn is_disguised(link: &Link) -> bool {
     const TLDS: [&str; 5] = ["com", "net", "org", "gov", "edu"];
     let Some(domain) = link.domain.as_deref() else { return false };

@@ -227,8 +227,7 @@ pub fn views(folded: &str, offsets: &[u32]) -> Vec<(String, Vec<u32>)> {
     if ones.is_empty() {
         return out;
     }
-    let (usual, usual_offsets) = (out[0].0.clone().into_bytes(), out[0].1.clone());
-    let mut push = |t: String, o: Vec<u32>| {
+    let push = |out: &mut Vec<(String, Vec<u32>)>, t: String, o: Vec<u32>| {
         if out.iter().all(|v| v.0 != t) {
             out.push((t, o));
         }
@@ -236,6 +235,7 @@ pub fn views(folded: &str, offsets: &[u32]) -> Vec<(String, Vec<u32>)> {
     if ones.len() <= MAX_ONES {
         // Bit j of `flip` set: the j-th "1" takes the other letter. Only
         // ASCII "l" and "i" are swapped, so the text stays UTF-8.
+        let (usual, usual_offsets) = (out[0].0.clone().into_bytes(), out[0].1.clone());
         for flip in 1u32..(1 << ones.len()) {
             let mut b = usual.clone();
             for (j, &k) in ones.iter().enumerate() {
@@ -243,14 +243,14 @@ pub fn views(folded: &str, offsets: &[u32]) -> Vec<(String, Vec<u32>)> {
                     b[k] = if b[k] == b'l' { b'i' } else { b'l' };
                 }
             }
-            push(String::from_utf8_lossy(&b).into_owned(), usual_offsets.clone());
+            push(&mut out, String::from_utf8_lossy(&b).into_owned(), usual_offsets.clone());
         }
         return out;
     }
     for one in [OneAs::FLIPPED, OneAs::I_BEFORE_VOWEL] {
         let (mut t, mut o) = (String::new(), Vec::new());
         unmask(folded, offsets, one, &mut t, &mut o, &mut ones);
-        push(t, o);
+        push(&mut out, t, o);
     }
     out
 }
