@@ -157,9 +157,13 @@ pub fn campaigns(db: &Path, args: CampaignsArgs) -> Result<()> {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CampaignArgs {
     /// Campaign id, or a unique prefix of it.
-    id: String,
+    #[arg(required = true)]
+    id: Option<String>,
+    #[command(subcommand)]
+    pub edit: Option<crate::edit::CampaignEdit>,
     /// table for people, json for tools.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -171,10 +175,14 @@ pub struct CampaignArgs {
 }
 
 pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
+    if let Some(edit) = args.edit {
+        return crate::edit::run(db, edit);
+    }
+    let id = args.id.unwrap_or_default();
     let store = open(db)?;
     let ctx = Enricher::load(&store, &args.ctx)?;
-    let Some(d) = enriched_campaign(&store, &ctx, &args.id, args.samples)? else {
-        eprintln!("textwatch: no campaign {:?}; `textwatch campaigns` lists them", args.id);
+    let Some(d) = enriched_campaign(&store, &ctx, &id, args.samples)? else {
+        eprintln!("textwatch: no campaign {id:?}; `textwatch campaigns` lists them");
         return Ok(ExitCode::FAILURE);
     };
     let mut out = std::io::stdout().lock();
@@ -237,8 +245,32 @@ pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
     }
 
     writeln!(out, "\nvariants ({}):", thousands(s.templates))?;
-    for v in d.variants.iter().take(10) {
-        writeln!(out, "  {:>9}  {}", thousands(v.messages), excerpt(&v.template, 90))?;
+    let number = |id: &str| {
+        d.variants
+            .iter()
+            .position(|v| v.id == id)
+            .map_or_else(|| id[..8.min(id.len())].to_string(), |i| format!("{}", i + 1))
+    };
+    for (i, v) in d.variants.iter().enumerate().take(12) {
+        writeln!(out, "  {:>3}  {:>9}  {}", i + 1, thousands(v.messages), excerpt(&v.template, 86))?;
+        if let Some(l) = v.joined.as_ref().filter(|l| l.kind != "near-duplicate") {
+            writeln!(out, "  {:>3}  {:>9}  joined variant {}: {}", "", "", number(&l.via), l.evidence)?;
+        }
+    }
+    if d.variants.len() > 12 {
+        writeln!(out, "  ... and {} more (--format json lists them with how each joined)", d.variants.len() - 12)?;
+    }
+    if !d.links.is_empty() {
+        writeln!(out, "\nlinks ({}): why these texts are one campaign", d.links.len())?;
+        for l in d.links.iter().take(15) {
+            writeln!(out, "  variant {} -> {}  {:<8}  {}", number(&l.variant), number(&l.via), l.kind, l.evidence)?;
+        }
+        if d.links.len() > 15 {
+            writeln!(out, "  ... and {} more (--format json)", d.links.len() - 15)?;
+        }
+    }
+    if !d.absorbed.is_empty() {
+        writeln!(out, "  joined in: {} (these ids resolve here)", d.absorbed.join(", "))?;
     }
 
     writeln!(out, "\nproviders:")?;

@@ -3,6 +3,7 @@
 mod act;
 mod alerts;
 mod commands;
+mod edit;
 mod enrich;
 mod model;
 mod numbers;
@@ -58,10 +59,13 @@ enum Command {
     /// Example: textwatch campaigns --format json --limit 20
     Campaigns(commands::CampaignsArgs),
 
-    /// Show one campaign: template, variants, senders, timeline, samples.
+    /// Show one campaign: template, variants and the links that joined
+    /// them, senders, timeline, samples; or correct it by hand (`split`,
+    /// `merge`).
     ///
     /// ID is the campaign id from `textwatch campaigns`, or a unique prefix
-    /// of it (6 characters usually suffice).
+    /// of it (6 characters usually suffice). An id of a campaign that was
+    /// joined into another shows that one.
     Campaign(commands::CampaignArgs),
 
     /// Export stored messages, optionally one campaign's.

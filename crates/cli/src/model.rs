@@ -24,6 +24,22 @@ pub fn builtin_model() -> Result<Option<Model>> {
     Model::from_bytes(BUILTIN_MODEL).map(Some).context("the built-in category model is damaged")
 }
 
+/// The meaning table built into the binary (distilled by
+/// `scripts/distill-meaning.py`; see the README).
+pub const BUILTIN_MEANING: &[u8] = include_bytes!("../../../models/meaning.twe");
+
+/// The built-in meaning table, shared by every engine of the process.
+pub fn builtin_meaning() -> Result<std::sync::Arc<textwatch_engine::meaning::MeaningModel>> {
+    static TABLE: std::sync::OnceLock<std::sync::Arc<textwatch_engine::meaning::MeaningModel>> =
+        std::sync::OnceLock::new();
+    if let Some(t) = TABLE.get() {
+        return Ok(t.clone());
+    }
+    let t = textwatch_engine::meaning::MeaningModel::from_bytes(BUILTIN_MEANING)
+        .context("the built-in meaning table is damaged")?;
+    Ok(TABLE.get_or_init(|| std::sync::Arc::new(t)).clone())
+}
+
 struct Example {
     text: String,
     label: String,

@@ -192,6 +192,7 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     if let Some(m) = crate::model::builtin_model()? {
         engine.set_classifier(m);
     }
+    engine.set_meaning(crate::model::builtin_meaning()?);
     let before = engine.messages_seen();
     tracing::info!(messages = before, campaigns = engine.campaigns(), "database loaded");
     let analyzer = Analyzer::new(store.secret(), cfg.min_template_len).with_quiet_hours(quiet);

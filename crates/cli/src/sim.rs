@@ -17,8 +17,12 @@ use crate::output::{thousands, Table};
 #[derive(clap::Args, Debug)]
 pub struct SimulateArgs {
     /// election-2020 (the 2020 incident among ordinary traffic), smishing
-    /// (many concurrent scam campaigns, heavy evasion), or baseline
-    /// (ordinary traffic only, for false-positive rates).
+    /// (many concurrent scam campaigns, heavy evasion), baseline (ordinary
+    /// traffic only, for false-positive rates), rewordings (election day:
+    /// waves in several wordings, one script from two organizations, a
+    /// scam from parts, lure rotation, a platform short code) or
+    /// scam-rotation (operators rotating lures and wordings, look-alike
+    /// waves from different operators, platforms).
     #[arg(long, default_value = "election-2020")]
     scenario: String,
     /// Messages to write.
@@ -45,6 +49,11 @@ pub struct SimulateArgs {
     /// Multiply every evasion rate (0 turns evasion off; 2 doubles it).
     #[arg(long, default_value_t = 1.0)]
     evasion: f64,
+    /// Send each campaign's further wordings too (paraphrases: a clause
+    /// moved, a synonym, a shorter version, the Spanish said two ways), so
+    /// a campaign is several texts from one sender.
+    #[arg(long)]
+    paraphrase: bool,
     /// No summary on standard error.
     #[arg(short, long)]
     quiet: bool,
@@ -67,6 +76,7 @@ pub fn simulate(args: SimulateArgs) -> Result<ExitCode> {
         seed: args.seed,
         evasion: Evasion::default().scaled(args.evasion),
         background_texts,
+        paraphrase: args.paraphrase,
     };
     let started = Instant::now();
     let mut stream: Box<dyn Write> = if args.out.as_os_str() == "-" {

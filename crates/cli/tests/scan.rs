@@ -234,7 +234,8 @@ fn campaigns_do_not_depend_on_threads_or_the_order_of_equal_time_records() {
         let t = texts[(i % 4) as usize].replace("{}", &format!("{}", i * 7919 % 1000));
         let body = if i % 5 == 0 { t.replace('o', "\u{043e}") } else { t };
         lines.push(serde_json::json!({
-            "id": format!("m{i}"), "ts": 1_604_502_000 + (i / 50), "from": format!("+1215555{:04}", i % 97), "body": body
+            // Each text has its own pool of numbers: four senders.
+            "id": format!("m{i}"), "ts": 1_604_502_000 + (i / 50), "from": format!("+1215{}55{:04}", 2 + i % 4, i % 97), "body": body
         }));
     }
     let write = |name: &str, v: &[serde_json::Value]| {

@@ -740,3 +740,79 @@ fn a_full_ingest_queue_answers_429_and_loses_nothing() {
     let stored = tw_ok(&db, &["messages", "--format", "jsonl"]).lines().count() as u64;
     assert_eq!(stored, accepted, "what was acknowledged is stored, nothing more");
 }
+
+/// Splits JSONL lines into chunks of about `n`, cutting only where the
+/// timestamp changes (a batch never splits equal times, as in `scan`).
+fn chunks_at_time_changes(lines: &[&str], n: usize) -> Vec<String> {
+    let ts = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap()["ts"].to_string();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut count = 0;
+    for (i, l) in lines.iter().enumerate() {
+        if count >= n && ts(l) != ts(lines[i - 1]) {
+            out.push(std::mem::take(&mut cur));
+            count = 0;
+        }
+        cur.push_str(l);
+        cur.push('\n');
+        count += 1;
+    }
+    out.push(cur);
+    out
+}
+
+/// Campaigns that joined rewordings, shared numbers and merges are the same
+/// whether the stream is scanned at once, in two scans, or posted to the
+/// server in batches.
+#[test]
+fn scan_incremental_scans_and_the_server_give_the_same_campaigns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stream, truth) = (dir.path().join("s.jsonl"), dir.path().join("t.jsonl"));
+    tw_ok(
+        &dir.path().join("unused.db"),
+        &[
+            "simulate",
+            "--scenario",
+            "rewordings",
+            "--paraphrase",
+            "--messages",
+            "6000",
+            "--seed",
+            "41",
+            "--out",
+            stream.to_str().unwrap(),
+            "--truth",
+            truth.to_str().unwrap(),
+            "-q",
+        ],
+    );
+    let text = std::fs::read_to_string(&stream).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+
+    let whole = dir.path().join("whole.db");
+    tw_ok(&whole, &["scan", "-q", stream.to_str().unwrap()]);
+    let found = groups(&whole);
+    assert!(
+        campaigns_json(&whole).iter().any(|c| c["template"].as_str().unwrap_or("").contains("steal")),
+        "the misinformation wave is a campaign"
+    );
+
+    let halves = chunks_at_time_changes(&lines, lines.len() / 2);
+    let two = dir.path().join("two.db");
+    for (i, h) in halves.iter().enumerate() {
+        let p = dir.path().join(format!("half{i}.jsonl"));
+        std::fs::write(&p, h).unwrap();
+        tw_ok(&two, &["scan", "-q", p.to_str().unwrap()]);
+    }
+    assert_eq!(groups(&two), found, "two scans of the halves");
+
+    let served = dir.path().join("served.db");
+    let tok = token(&served, "ingest,read");
+    let s = start(&served, &[]);
+    for chunk in chunks_at_time_changes(&lines, 1000) {
+        let (code, body) = post(&s, &tok, "/v1/messages", "application/x-ndjson", chunk.as_bytes());
+        assert_eq!(code, 200, "{body}");
+    }
+    drop(s);
+    assert_eq!(groups(&served), found, "the server, fed in batches");
+}

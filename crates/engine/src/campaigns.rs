@@ -17,6 +17,26 @@
 //! near-duplicate of it): campaigns are at least two messages, and singletons
 //! carry no cluster at all.
 //!
+//! 4. **Links by infrastructure and meaning.** A campaign is what one sender
+//!    sends for one purpose, however reworded, so clusters that share the
+//!    sender's infrastructure and say the same thing are joined: a new
+//!    template sent by a number of a campaign, whose meaning is close
+//!    (`join_meaning`), joins it; two campaigns that share a large part of
+//!    their numbers, a link domain or a callback number, and whose meaning
+//!    is related (`link_meaning`), merge, the older keeping its id. Numbers
+//!    that send for several unrelated campaigns (platform short codes,
+//!    shared pools) and domains many campaigns use link nothing.
+//! 5. **Actors kept apart.** A near-duplicate that names another
+//!    organization ("this is {name} with Keystone Action" against "... with
+//!    Philly Votes Together") does not join, nor does one from a number
+//!    outside a campaign whose pool is saturated (many messages per number):
+//!    the same script from another pool is another sender. Shared numbers
+//!    still join waves that claim different brands (one operator, two
+//!    lures).
+//!
+//! Every join is kept as a [`LinkRow`] with its evidence, so a campaign
+//! can say why each of its variants belongs to it.
+//!
 //! Memory is bounded: singleton templates stay searchable for a window of
 //! [`EngineConfig::singleton_window`] newer singletons (two generations),
 //! then only their key remains. Campaign representatives are capped per
@@ -28,15 +48,22 @@
 
 use hashbrown::{HashMap, HashSet};
 
+use std::sync::Arc;
+
 use crate::analyze::Analyzed;
 use crate::features::{MessageFeatures, TemplateFeatures};
 use crate::lsh::{BandIndex, LIGHT_BANDS};
+use crate::meaning::{MeaningModel, Vector};
 use crate::minhash::{signature, similarity_at_least, MinHashScratch, Signature};
 use crate::rules::{Finding, RuleSet};
-use crate::state::{campaign_id, ClusterRow, Delta, MinuteRow, SenderRow, Snapshot, TemplateRow};
+use crate::state::{campaign_id, ClusterRow, Delta, LinkRow, MinuteRow, SenderRow, Snapshot, TemplateRow};
 use crate::template::{templatize, TemplateScratch};
 
+mod links;
+
 const NONE: u32 = u32::MAX;
+/// Marks a campaign (not a template) in a refused-candidates list.
+const CLUSTER_BIT: u32 = 1 << 31;
 
 /// Tunables of assignment. Defaults are documented in `docs/engine.md`.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,6 +81,23 @@ pub struct EngineConfig {
     pub rep_novelty: f32,
     /// Singleton templates per LSH generation; two generations are searched.
     pub singleton_window: usize,
+    /// Meaning similarity at which two campaigns that share infrastructure
+    /// (a large share of numbers, a link domain, a callback number) merge:
+    /// "about the same thing", well below a near-duplicate. Measured with
+    /// the shipped table: a parcel lure against a toll lure 0.19, a bank
+    /// lock against a gift-card prize 0.2, a bank lock against "polls moved
+    /// to Wednesday" -0.06; rewordings of one text 0.4-0.95.
+    pub link_meaning: f32,
+    /// Meaning similarity at which a new wording sent by one number of a
+    /// campaign joins it (one shared number is weaker evidence than many).
+    pub join_meaning: f32,
+    /// Campaigns link only when active within this many milliseconds of
+    /// each other (numbers are recycled to new clients).
+    pub link_window_ms: i64,
+    /// A number or domain seen in this many unlinked campaigns is shared
+    /// infrastructure (a platform's short code, a public resource) and
+    /// links nothing.
+    pub platform_clients: usize,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +108,10 @@ impl Default for EngineConfig {
             max_reps: 8,
             rep_novelty: 0.75,
             singleton_window: 100_000,
+            link_meaning: 0.1,
+            join_meaning: 0.5,
+            link_window_ms: 48 * 3_600_000,
+            platform_clients: 3,
         }
     }
 }
@@ -108,6 +156,16 @@ struct Cluster {
     formed_ts: i64,
     reps: Vec<Signature>,
     dirty: bool,
+    /// The campaign it was joined into (`NONE` while it is its own).
+    merged_into: u32,
+    actor: Option<Box<str>>,
+    vecs: Vec<Vector>,
+    /// Its templates and senders (ids), for merges and shared-number counts.
+    members: Vec<u32>,
+    sender_list: Vec<u32>,
+    domains: Vec<Box<str>>,
+    phones: Vec<Box<str>>,
+    rcpts: HashSet<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -167,7 +225,20 @@ pub struct Engine {
     /// First senders of all templates, back to back.
     sender_arena: String,
     cluster_senders: HashMap<(u32, u32), SenderStat>,
-    recipients: HashSet<(u32, u64)>,
+    /// Live campaigns each sender (id) sent in, each link domain and each
+    /// callback number appeared in.
+    sender_clusters: HashMap<u32, Vec<u32>>,
+    domain_clusters: HashMap<Box<str>, Vec<u32>>,
+    phone_clusters: HashMap<Box<str>, Vec<u32>>,
+    /// Campaign pairs an analyst split apart.
+    apart: HashSet<(u32, u32)>,
+    meaning: Option<Arc<MeaningModel>>,
+    /// Brands' own link domains (from the rule packs): never evidence.
+    official: HashSet<String>,
+    pending_links: Vec<LinkRow>,
+    pending_merges: Vec<(u32, u32)>,
+    /// (campaign, sender) pairs made by the current message, to follow.
+    link_queue: Vec<(u32, u32)>,
     dirty_templates: Vec<u32>,
     dirty_clusters: Vec<u32>,
     dirty_senders: Vec<(u32, u32)>,
@@ -216,7 +287,15 @@ impl Engine {
             sender_names: Vec::new(),
             sender_arena: String::new(),
             cluster_senders: HashMap::new(),
-            recipients: HashSet::new(),
+            sender_clusters: HashMap::new(),
+            domain_clusters: HashMap::new(),
+            phone_clusters: HashMap::new(),
+            apart: HashSet::new(),
+            meaning: None,
+            official: RuleSet::builtin().official_domains().map(str::to_owned).collect(),
+            pending_links: Vec::new(),
+            pending_merges: Vec::new(),
+            link_queue: Vec::new(),
             dirty_templates: Vec::new(),
             dirty_clusters: Vec::new(),
             dirty_senders: Vec::new(),
@@ -238,7 +317,15 @@ impl Engine {
     /// Replaces the rules that characterize campaign templates (the
     /// built-in pack by default).
     pub fn set_rules(&mut self, rules: RuleSet) {
+        self.official = rules.official_domains().map(str::to_owned).collect();
         self.rules = rules;
+    }
+
+    /// Sets the meaning table that links reworded campaigns (without one,
+    /// the text similarity of their representatives stands in, which sees
+    /// far fewer rewordings).
+    pub fn set_meaning(&mut self, model: Arc<MeaningModel>) {
+        self.meaning = Some(model);
     }
 
     /// Sets the model that gives campaign templates a category.
@@ -285,6 +372,15 @@ impl Engine {
             for r in &c.reps {
                 e.reps.insert(r, c.seq);
             }
+            let live = c.merged_into.is_none();
+            if live {
+                for d in &c.domains {
+                    e.domain_clusters.entry(d.as_str().into()).or_default().push(c.seq);
+                }
+                for p in &c.phones {
+                    e.phone_clusters.entry(p.as_str().into()).or_default().push(c.seq);
+                }
+            }
             e.clusters.push(Cluster {
                 label: c.label,
                 leader: NONE,
@@ -297,8 +393,17 @@ impl Engine {
                 formed_ts: c.formed_ts,
                 reps: c.reps.clone(),
                 dirty: false,
+                merged_into: c.merged_into.unwrap_or(NONE),
+                actor: c.actor.as_deref().map(Into::into),
+                vecs: c.meaning.clone(),
+                members: Vec::new(),
+                sender_list: Vec::new(),
+                domains: c.domains.iter().map(|d| d.as_str().into()).collect(),
+                phones: c.phones.iter().map(|p| p.as_str().into()).collect(),
+                rcpts: HashSet::new(),
             });
         }
+        e.apart.extend(snap.apart.iter().map(|&(a, b)| (a.min(b), a.max(b))));
         let mut templates = snap.templates;
         templates.sort_by_key(|t| t.seq);
         let mut pending_sigs = Vec::new();
@@ -311,6 +416,7 @@ impl Engine {
                     if c.label == t.key {
                         c.leader = tid;
                     }
+                    c.members.push(tid);
                 }
             }
             let keep_text = cluster == NONE && t.clusterable && !t.text.is_empty();
@@ -349,14 +455,31 @@ impl Engine {
         for &tid in &pending_sigs[..start] {
             e.kept.remove(&tid);
         }
+        for c in &mut e.clusters {
+            if c.leader == NONE {
+                // A campaign whose leader joined elsewhere (merged): its
+                // first member leads.
+                c.leader = c.members.first().copied().unwrap_or(NONE);
+            }
+        }
         for s in snap.senders {
             let sid = e.intern(&s.sender);
+            let Some(c) = e.clusters.get_mut(s.cluster as usize) else { continue };
+            if c.merged_into != NONE {
+                continue;
+            }
+            c.sender_list.push(sid);
+            e.sender_clusters.entry(sid).or_default().push(s.cluster);
             e.cluster_senders.insert(
                 (s.cluster, sid),
                 SenderStat { messages: s.messages, first_ts: s.first_ts, last_ts: s.last_ts, dirty: false },
             );
         }
-        e.recipients.extend(snap.recipients);
+        for (c, r) in snap.recipients {
+            if let Some(cl) = e.clusters.get_mut(c as usize) {
+                cl.rcpts.insert(r);
+            }
+        }
         e
     }
 
@@ -459,6 +582,7 @@ impl Engine {
             };
             let sender = self.intern(&a.sender);
             self.add_message(c, ts, sender, rcpt);
+            let c = self.settle_links(c, a, ts);
             return Outcome::Accepted { campaign: Some(self.clusters[c as usize].label), new_template: false };
         }
 
@@ -491,12 +615,22 @@ impl Engine {
             Some(s) => *s,
             None => signature(&a.template, &mut self.mh, self.cfg.min_template_len),
         };
-        let campaign = match self.best_match(&sig) {
+        let known_sender = self.sender_ids.get(a.sender.as_str()).copied();
+        let c = match self.best_match_for(&sig, &a.template, known_sender) {
             Some(Match::Cluster(c, sim)) => {
+                let c = self.find(c);
+                let via = self.leader_key(c);
                 self.join(tid, c, &a.template, &a.msg.body, &sig, sim);
-                let sender = self.intern(&a.sender);
-                self.add_message(c, ts, sender, rcpt);
-                Some(self.clusters[c as usize].label)
+                self.record_link(
+                    c,
+                    a.template_key,
+                    via,
+                    "near-duplicate",
+                    format!("text similarity {sim:.2}"),
+                    sim,
+                    ts,
+                );
+                Some(c)
             }
             Some(Match::Singleton(other, sim, (young, entry))) => {
                 let other_sig = *if young { &self.young } else { &self.old }.entry(entry).0;
@@ -505,17 +639,47 @@ impl Engine {
                     None => Default::default(),
                 };
                 let c = self.form_cluster(other, &other_text, &other_body, Some(other_sig), ts);
+                let via = self.templates[other as usize].key;
                 self.join(tid, c, &a.template, &a.msg.body, &sig, sim);
-                let sender = self.intern(&a.sender);
-                self.add_message(c, ts, sender, rcpt);
-                Some(self.clusters[c as usize].label)
+                self.record_link(
+                    c,
+                    a.template_key,
+                    via,
+                    "near-duplicate",
+                    format!("text similarity {sim:.2}"),
+                    sim,
+                    ts,
+                );
+                Some(c)
             }
-            None => {
-                self.kept.insert(tid, (a.template.as_str().into(), Some(a.msg.body.as_str().into())));
-                self.index_singleton(&sig, tid);
-                None
-            }
+            None => match self.sender_join(known_sender, &a.template, ts) {
+                // A new wording from a number of a campaign, saying the
+                // same thing: the campaign's own rewording.
+                Some((c, sim, v)) => {
+                    let via = self.leader_key(c);
+                    self.join(tid, c, &a.template, &a.msg.body, &sig, 0.0);
+                    let cl = &mut self.clusters[c as usize];
+                    if cl.vecs.len() < links::MAX_VECS {
+                        cl.vecs.push(v);
+                    }
+                    let evidence =
+                        format!("sent by {}, a number of this campaign; meaning similarity {sim:.2}", a.sender);
+                    self.record_link(c, a.template_key, via, "sender", evidence, sim, ts);
+                    Some(c)
+                }
+                None => {
+                    self.kept.insert(tid, (a.template.as_str().into(), Some(a.msg.body.as_str().into())));
+                    self.index_singleton(&sig, tid);
+                    None
+                }
+            },
         };
+        let campaign = c.map(|c| {
+            let sender = self.intern(&a.sender);
+            self.add_message(c, ts, sender, rcpt);
+            let c = self.settle_links(c, a, ts);
+            self.clusters[c as usize].label
+        });
         Outcome::Accepted { campaign, new_template: true }
     }
 
@@ -545,13 +709,45 @@ impl Engine {
         }
     }
 
-    fn best_match(&mut self, sig: &Signature) -> Option<Match> {
+    /// The near-duplicate a new template joins: the most similar
+    /// candidate, skipping campaigns of another named sender and campaigns
+    /// whose saturated pool never used this number (the same script from
+    /// another pool is another sender).
+    fn best_match_for(&mut self, sig: &Signature, text: &str, sender: Option<u32>) -> Option<Match> {
         let mut cand = std::mem::take(&mut self.cand);
-        let (m, verified) = self.best_match_counted(sig, &mut cand);
+        let mut actor: Option<Option<String>> = None;
+        let mut refused: Vec<u32> = Vec::new();
+        let mut found = None;
+        loop {
+            let (m, verified) = self.best_match_filtered(sig, &mut cand, &refused);
+            self.lookups += 1;
+            self.verified += verified;
+            let Some(m) = m else { break };
+            let (owner, other_actor, plausible) = match &m {
+                Match::Cluster(c, _) => {
+                    let c = self.find(*c);
+                    let cl = &self.clusters[c as usize];
+                    let saturated = cl.senders >= 5 && cl.messages >= 8 * u64::from(cl.senders);
+                    let known = sender.is_some_and(|s| self.cluster_senders.contains_key(&(c, s)));
+                    (c | CLUSTER_BIT, cl.actor.as_deref().map(str::to_owned), known || !saturated)
+                }
+                Match::Singleton(t, _, _) => {
+                    let other = self.kept.get(t).map(|k| crate::identity::of(&k.0)).unwrap_or_default();
+                    (*t, other, true)
+                }
+            };
+            let mine = actor.get_or_insert_with(|| crate::identity::of(text));
+            if plausible && !crate::identity::conflict(mine.as_deref(), other_actor.as_deref()) {
+                found = Some(m);
+                break;
+            }
+            refused.push(owner);
+            if refused.len() > 8 {
+                break;
+            }
+        }
         self.cand = cand;
-        self.lookups += 1;
-        self.verified += verified;
-        m
+        found
     }
 
     /// Near-duplicate lookups made, and candidates verified in them.
@@ -560,10 +756,13 @@ impl Engine {
     }
 
     fn best_match_with(&self, sig: &Signature, cand: &mut Vec<u32>) -> Option<Match> {
-        self.best_match_counted(sig, cand).0
+        self.best_match_filtered(sig, cand, &[]).0
     }
 
-    fn best_match_counted(&self, sig: &Signature, cand: &mut Vec<u32>) -> (Option<Match>, u64) {
+    /// The most similar candidate at or above the join threshold, skipping
+    /// `refused` owners (campaigns as `seq | CLUSTER_BIT`, singletons as
+    /// template ids).
+    fn best_match_filtered(&self, sig: &Signature, cand: &mut Vec<u32>, refused: &[u32]) -> (Option<Match>, u64) {
         let mut verified = 0u64;
         let threshold = self.cfg.join_threshold;
         let mut best: Option<Match> = None;
@@ -572,6 +771,10 @@ impl Engine {
         verified += cand.len() as u64;
         for &e in cand.iter() {
             let (s, c) = self.reps.entry(e);
+            let c = self.find(c);
+            if refused.contains(&(c | CLUSTER_BIT)) {
+                continue;
+            }
             let Some(sim) = similarity_at_least(sig, s, threshold) else { continue };
             if sim > best_sim {
                 best_sim = sim;
@@ -583,6 +786,11 @@ impl Engine {
             verified += cand.len() as u64;
             for &e in cand.iter() {
                 let (s, tid) = idx.entry(e);
+                let t = &self.templates[tid as usize];
+                let owner = if t.cluster != NONE { self.find(t.cluster) | CLUSTER_BIT } else { tid };
+                if refused.contains(&owner) {
+                    continue;
+                }
                 let Some(sim) = similarity_at_least(sig, s, threshold) else { continue };
                 if sim > best_sim {
                     best_sim = sim;
@@ -633,6 +841,7 @@ impl Engine {
         let first_sender = self.intern(&name);
         self.touch_template(tid);
         self.reps.insert(&sig, c);
+        let vecs = self.meaning.as_ref().and_then(|m| m.embed(text)).into_iter().collect();
         self.clusters.push(Cluster {
             label,
             leader: tid,
@@ -645,6 +854,14 @@ impl Engine {
             formed_ts: now,
             reps: vec![sig],
             dirty: false,
+            merged_into: NONE,
+            actor: crate::identity::of(text).map(Into::into),
+            vecs,
+            members: vec![tid],
+            sender_list: Vec::new(),
+            domains: Vec::new(),
+            phones: Vec::new(),
+            rcpts: HashSet::new(),
         });
         self.touch_cluster(c);
         self.add_message(c, first_ts, first_sender, first_rcpt);
@@ -660,8 +877,13 @@ impl Engine {
         t.category = category;
         t.features = Some(features);
         t.characterized = true;
+        let actor = if self.clusters[c as usize].actor.is_none() { crate::identity::of(text) } else { None };
         let cl = &mut self.clusters[c as usize];
         cl.templates += 1;
+        cl.members.push(tid);
+        if actor.is_some() {
+            cl.actor = actor.map(Into::into);
+        }
         if sim < self.cfg.rep_novelty && cl.reps.len() < self.cfg.max_reps {
             cl.reps.push(*sig);
             self.reps.insert(sig, c);
@@ -690,10 +912,12 @@ impl Engine {
                 v.insert(SenderStat { messages: 1, first_ts: ts, last_ts: ts, dirty: true });
                 self.dirty_senders.push((c, sender));
                 cl.senders += 1;
+                cl.sender_list.push(sender);
+                self.link_queue.push((c, sender));
             }
         }
         if let Some(r) = rcpt {
-            if self.recipients.insert((c, r)) {
+            if cl.rcpts.insert(r) {
                 cl.recipients += 1;
                 self.new_recipients.push((c, r));
             }
@@ -766,6 +990,7 @@ impl Engine {
             let cl = &mut self.clusters[c as usize];
             cl.dirty = false;
             let leader = if cl.leader == NONE { cl.label } else { self.templates[cl.leader as usize].key };
+            let cl = &self.clusters[c as usize];
             d.clusters.push(ClusterRow {
                 seq: c,
                 label: cl.label,
@@ -778,6 +1003,11 @@ impl Engine {
                 last_ts: cl.last_ts,
                 formed_ts: cl.formed_ts,
                 reps: cl.reps.clone(),
+                merged_into: (cl.merged_into != NONE).then_some(cl.merged_into),
+                actor: cl.actor.as_deref().map(str::to_owned),
+                meaning: cl.vecs.clone(),
+                domains: cl.domains.iter().map(|d| d.to_string()).collect(),
+                phones: cl.phones.iter().map(|p| p.to_string()).collect(),
             });
         }
         for (c, s) in std::mem::take(&mut self.dirty_senders) {
@@ -797,6 +1027,8 @@ impl Engine {
         minutes.sort_unstable_by_key(|m| (m.cluster, m.minute));
         d.minutes = minutes;
         d.recipients = std::mem::take(&mut self.new_recipients);
+        d.merges = std::mem::take(&mut self.pending_merges);
+        d.links = std::mem::take(&mut self.pending_links);
         d
     }
 }

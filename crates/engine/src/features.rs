@@ -213,6 +213,16 @@ pub fn sender_id_res() -> &'static [Regex] {
 /// "Notice:", "URGENT:", "Hi:" name nobody: a prefix of this kind is not a
 /// sender identification.
 fn is_generic_prefix(m: &str) -> bool {
+    let t = m.trim();
+    let Some(head) = t.strip_suffix(':').or_else(|| t.strip_prefix('[').and_then(|x| x.strip_suffix(']'))) else {
+        return false;
+    };
+    is_generic_name(head.trim())
+}
+
+/// Whether a would-be sender name is a generic word ("notice", "breaking",
+/// "patriots") that names nobody.
+pub(crate) fn is_generic_name(name: &str) -> bool {
     const GENERIC: &[&str] = &[
         "notice",
         "alert",
@@ -286,11 +296,7 @@ fn is_generic_prefix(m: &str) -> bool {
         "oferta",
         "ultima oportunidad",
     ];
-    let t = m.trim();
-    let Some(head) = t.strip_suffix(':').or_else(|| t.strip_prefix('[').and_then(|x| x.strip_suffix(']'))) else {
-        return false;
-    };
-    GENERIC.contains(&head.trim())
+    GENERIC.contains(&name)
 }
 
 /// Boilerplate that many unrelated texts share (opt-out instructions, rate

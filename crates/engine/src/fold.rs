@@ -71,6 +71,10 @@ pub fn fold_into(body: &str, out: &mut String) {
             push_folded(out, c, &mut pending_space);
             continue;
         }
+        if let Some(p) = inverted_punctuation(c) {
+            push_folded(out, p, &mut pending_space);
+            continue;
+        }
         match decancer::cure_char(c, decancer::Options::default()) {
             decancer::Translation::Character(t) => {
                 push_folded(out, t, &mut pending_space);
@@ -142,6 +146,10 @@ pub fn fold_with_offsets(body: &str, out: &mut String, offsets: &mut Vec<u32>) {
                 push(out, offsets, d, at, &mut pending_space);
                 continue;
             }
+            if let Some(p) = inverted_punctuation(d) {
+                push(out, offsets, p, at, &mut pending_space);
+                continue;
+            }
             match decancer::cure_char(d, decancer::Options::default()) {
                 decancer::Translation::Character(t) => push(out, offsets, t, at, &mut pending_space),
                 decancer::Translation::String(s) => {
@@ -189,6 +197,17 @@ fn fold_ascii(b: u8) -> u8 {
 /// Currency signs, which stay as they are: the confusables table would
 /// turn "£" into "e" and "€" into "e" or "c", and a price is a signal
 /// (an `{amount}` slot, a premium-rate charge), not a disguise.
+/// Spanish opening marks: the confusables table reads "¡" as the letter
+/// "i", which made "¡Las urnas" the word "ilas".
+#[inline]
+fn inverted_punctuation(c: char) -> Option<char> {
+    match c {
+        '¡' => Some('!'),
+        '¿' => Some('?'),
+        _ => None,
+    }
+}
+
 #[inline]
 fn is_currency(c: char) -> bool {
     matches!(c, '¢' | '£' | '¤' | '¥' | '₠'..='⃀')
@@ -284,6 +303,11 @@ mod tests {
     #[test]
     fn unicode_spaces_collapse() {
         assert_eq!(fold("vote\u{00A0}\u{2003}\u{3000}now"), "vote now");
+    }
+
+    #[test]
+    fn spanish_opening_marks_are_punctuation() {
+        assert_eq!(fold("¡Las urnas cierran! ¿Ya votaste?"), "!las urnas cierran! ?ya votaste?");
     }
 
     #[test]

@@ -327,6 +327,19 @@ impl RuleSet {
         })
     }
 
+    /// Brands' own link domains named by the link rules
+    /// (`official_domains`): a link there is the brand's, never evidence
+    /// that two campaigns share a sender.
+    pub fn official_domains(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .flat_map(|r| match &r.check {
+                Check::Link { official, .. } => official.as_slice(),
+                _ => &[],
+            })
+            .map(String::as_str)
+    }
+
     /// The rules, in order.
     pub fn infos(&self) -> impl Iterator<Item = &RuleInfo> {
         self.rules.iter().map(|r| &r.info)

@@ -65,6 +65,17 @@ pub struct ClusterRow {
     pub formed_ts: i64,
     /// Representative signatures in the LSH index.
     pub reps: Vec<Signature>,
+    /// The campaign this cluster was joined into (its `seq`), when it was:
+    /// its id then resolves to that campaign's everywhere.
+    pub merged_into: Option<u32>,
+    /// The organization or brand its texts name as their sender.
+    pub actor: Option<String>,
+    /// Meaning vectors of its wordings (see `meaning`).
+    pub meaning: Vec<crate::meaning::Vector>,
+    /// Registrable link domains and callback numbers its texts carry (the
+    /// infrastructure that links it to others), capped.
+    pub domains: Vec<String>,
+    pub phones: Vec<String>,
 }
 
 impl ClusterRow {
@@ -77,6 +88,27 @@ impl ClusterRow {
 /// The campaign id users see for a cluster label.
 pub fn campaign_id(label: u64) -> String {
     format!("{label:016x}")
+}
+
+/// Why a variant is part of a campaign: the link that joined it, with
+/// its evidence ("shares 13 of 13 numbers with variant 2", "same domain
+/// usps-care.top", "meaning similarity 0.91").
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LinkRow {
+    /// The campaign (cluster `seq`) the link joined into.
+    pub cluster: u32,
+    /// The template that joined (for a campaign merged in: its leader).
+    pub variant: u64,
+    /// The template of the campaign it was linked to.
+    pub via: u64,
+    /// `near-duplicate`, `sender`, `senders`, `domain`, `callback` or `manual`.
+    pub kind: String,
+    /// What a person reads: the shared numbers, domain or similarity.
+    pub evidence: String,
+    /// Text similarity (near-duplicate) or meaning similarity, 0-1.
+    pub similarity: f32,
+    /// When (ms since the epoch, the joining message's time).
+    pub ts: i64,
 }
 
 /// Per-sender statistics within a cluster.
@@ -109,12 +141,21 @@ pub struct Delta {
     /// New (cluster, recipient hash) pairs (a store may keep them or rebuild
     /// them from its messages).
     pub recipients: Vec<(u32, u64)>,
+    /// Campaigns joined in this batch, (absorbed, into), in order: the
+    /// store moves the absorbed one's templates, senders and minutes.
+    pub merges: Vec<(u32, u32)>,
+    /// Links made in this batch.
+    pub links: Vec<LinkRow>,
 }
 
 impl Delta {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.templates.is_empty() && self.clusters.is_empty() && self.senders.is_empty() && self.minutes.is_empty()
+        self.templates.is_empty()
+            && self.clusters.is_empty()
+            && self.senders.is_empty()
+            && self.minutes.is_empty()
+            && self.merges.is_empty()
     }
 }
 
@@ -129,4 +170,7 @@ pub struct Snapshot {
     pub recipients: Vec<(u32, u64)>,
     /// Identity keys of every stored message.
     pub seen: Vec<u64>,
+    /// Campaign pairs an analyst split apart (cluster `seq`s): never joined
+    /// again by links.
+    pub apart: Vec<(u32, u32)>,
 }

@@ -27,6 +27,8 @@ pub struct Options {
     pub evasion: Evasion,
     /// Real texts to mix into background traffic (half of it), if any.
     pub background_texts: Vec<String>,
+    /// Send campaigns' further wordings too (see `CampaignSpec::paraphrases`).
+    pub paraphrase: bool,
 }
 
 /// What was generated, per campaign.
@@ -379,7 +381,14 @@ fn push_digits(out: &mut String, rng: &mut Rng, n: usize) {
 }
 
 impl Live {
-    fn new(spec: CampaignSpec, rng: &mut Rng, idx: u64, evasion: &Evasion, scenario_scale: f64) -> Self {
+    fn new(
+        spec: CampaignSpec,
+        rng: &mut Rng,
+        idx: u64,
+        evasion: &Evasion,
+        scenario_scale: f64,
+        paraphrase: bool,
+    ) -> Self {
         let mut r = rng.fork(idx);
         let senders: Vec<String> = match spec.short_code {
             Some(sc) => vec![sc.to_string()],
@@ -399,7 +408,8 @@ impl Live {
         let phone = nanp_number(&mut r, 800);
         let burst_period = 2700 + r.below(2700) as i64;
         let burst_phase = r.below(burst_period as usize) as i64;
-        let segs = spec.templates.iter().map(|t| parse_template(t)).collect();
+        let wordings = spec.templates.iter().chain(if paraphrase { &spec.paraphrases[..] } else { &[] });
+        let segs = wordings.map(|t| parse_template(t)).collect();
         let evasion = evasion.scaled(spec.evasion_scale * scenario_scale);
         Live {
             used: vec![false; senders.len()],
@@ -442,6 +452,7 @@ impl Live {
         for seg in segs {
             match seg {
                 Seg::Lit(s) => out.push_str(s),
+                Seg::Pick(opts) => out.push_str(&opts[r.below(opts.len())]),
                 Seg::Choice(opts) => {
                     let pick = if opts.len() > 1 && r.chance(self.evasion.word_swap) {
                         1 + r.below(opts.len() - 1)
@@ -557,7 +568,7 @@ pub fn generate(
         .iter()
         .cloned()
         .enumerate()
-        .map(|(i, c)| Live::new(c, &mut rng, i as u64, &opts.evasion, sc.evasion_scale))
+        .map(|(i, c)| Live::new(c, &mut rng, i as u64, &opts.evasion, sc.evasion_scale, opts.paraphrase))
         .collect();
     let curve = Curve::new(sc.start, sc.span);
     let n = opts.messages;
@@ -770,6 +781,7 @@ mod tests {
             seed,
             evasion: Evasion::default(),
             background_texts: vec![],
+            paraphrase: false,
         };
         let (mut s, mut t) = (Vec::new(), Vec::new());
         let sum = generate(&opts, &mut s, &mut t, None).unwrap();

@@ -5,6 +5,7 @@
 //! See `docs/simulate.md` for the scenarios, the truth file and the metrics.
 
 pub mod evasion;
+pub mod families;
 pub mod generate;
 pub mod metrics;
 pub mod rng;

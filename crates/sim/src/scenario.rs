@@ -7,7 +7,10 @@
 //!   `{amount}` a dollar amount, `{last4}` four digits, `{time}` a time of
 //!   day, `{phone}` the campaign's call-back number;
 //! - `[a|b|c]` a word swap: the first option normally, another with the
-//!   `word_swap` evasion rate.
+//!   `word_swap` evasion rate;
+//! - `<a|b|c>` an interchangeable part: each option equally likely (scripts
+//!   assembled from parts, like the "wrong number" scam's greeting x
+//!   pretext x closing line).
 
 /// Everything about one simulated campaign.
 #[derive(Clone, Debug)]
@@ -33,6 +36,10 @@ pub struct CampaignSpec {
     pub provider: &'static str,
     /// Template variants (usually one base text).
     pub templates: Vec<String>,
+    /// Further wordings of the same message (a clause moved, a synonym, a
+    /// shorter version, a sentence added or dropped), sent alongside the
+    /// templates when paraphrasing is on (`--paraphrase`).
+    pub paraphrases: Vec<String>,
     /// Link domains rotated through; shortener links with `shortener_rate`.
     pub domains: Vec<String>,
     pub shortener_rate: f64,
@@ -70,7 +77,7 @@ fn s(v: &[&str]) -> Vec<String> {
 }
 
 /// The names of the built-in scenarios.
-pub const NAMES: &[&str] = &["election-2020", "smishing", "baseline"];
+pub const NAMES: &[&str] = &["election-2020", "smishing", "baseline", "rewordings", "scam-rotation"];
 
 /// Builds a scenario by name.
 pub fn by_name(name: &str) -> Option<Scenario> {
@@ -78,6 +85,8 @@ pub fn by_name(name: &str) -> Option<Scenario> {
         "election-2020" => Some(election_2020()),
         "smishing" => Some(smishing()),
         "baseline" => Some(baseline()),
+        "rewordings" => Some(crate::families::rewordings()),
+        "scam-rotation" => Some(crate::families::scam_rotation()),
         _ => None,
     }
 }
@@ -100,6 +109,7 @@ fn commercial() -> Vec<CampaignSpec> {
             shortener_rate: 0.0,
             evasion_scale: 0.0,
             reported: 0.0,
+            paraphrases: vec![],
             findings: vec![],
         },
         CampaignSpec {
@@ -118,6 +128,7 @@ fn commercial() -> Vec<CampaignSpec> {
             shortener_rate: 0.0,
             evasion_scale: 0.0,
             reported: 0.0,
+            paraphrases: vec![],
             findings: vec![],
         },
         CampaignSpec {
@@ -136,6 +147,7 @@ fn commercial() -> Vec<CampaignSpec> {
             shortener_rate: 0.0,
             evasion_scale: 0.0,
             reported: 0.0,
+            paraphrases: vec![],
             findings: vec![],
         },
     ]
@@ -160,6 +172,7 @@ fn election_2020() -> Scenario {
             shortener_rate: 0.0,
             evasion_scale: 0.3,
             reported: 0.0,
+            paraphrases: vec![],
             findings: vec![],
         },
         CampaignSpec {
@@ -178,6 +191,7 @@ fn election_2020() -> Scenario {
             shortener_rate: 0.0,
             evasion_scale: 0.3,
             reported: 0.0,
+            paraphrases: vec![],
             findings: vec![],
         },
         CampaignSpec {
@@ -196,6 +210,7 @@ fn election_2020() -> Scenario {
             shortener_rate: 0.2,
             evasion_scale: 1.5,
             reported: 0.3,
+            paraphrases: vec![],
             findings: vec!["smishing-link", "optout-missing", "url-shortener"],
         },
         CampaignSpec {
@@ -214,6 +229,7 @@ fn election_2020() -> Scenario {
             shortener_rate: 0.15,
             evasion_scale: 1.5,
             reported: 0.3,
+            paraphrases: vec![],
             findings: vec!["smishing-link", "optout-missing", "url-shortener"],
         },
         CampaignSpec {
@@ -232,6 +248,7 @@ fn election_2020() -> Scenario {
             shortener_rate: 0.0,
             evasion_scale: 1.0,
             reported: 0.2,
+            paraphrases: vec![],
             findings: vec!["optout-missing", "sender-id-missing", "election-misinfo", "call-to-assemble"],
         },
         CampaignSpec {
@@ -250,6 +267,7 @@ fn election_2020() -> Scenario {
             shortener_rate: 0.0,
             evasion_scale: 1.0,
             reported: 0.2,
+            paraphrases: vec![],
             findings: vec!["optout-missing", "sender-id-missing", "election-misinfo"],
         },
         CampaignSpec {
@@ -268,6 +286,7 @@ fn election_2020() -> Scenario {
             shortener_rate: 0.0,
             evasion_scale: 1.0,
             reported: 0.2,
+            paraphrases: vec![],
             findings: vec!["optout-missing", "sender-id-missing", "election-misinfo"],
         },
     ]);
@@ -345,6 +364,7 @@ fn smishing() -> Scenario {
             shortener_rate: 0.25,
             evasion_scale: 1.0,
             reported: 0.4,
+            paraphrases: vec![],
             findings: if named {
                 vec!["smishing-link", "optout-missing", "url-shortener"]
             } else {
@@ -371,6 +391,8 @@ fn baseline() -> Scenario {
 pub enum Seg {
     Lit(String),
     Choice(Vec<String>),
+    /// Interchangeable parts: each equally likely.
+    Pick(Vec<String>),
     Slot(Slot),
 }
 
@@ -393,10 +415,14 @@ pub fn parse_template(t: &str) -> Vec<Seg> {
     let mut out = Vec::new();
     let mut lit = String::new();
     let mut rest = t;
-    while let Some(i) = rest.find(['{', '[']) {
+    while let Some(i) = rest.find(['{', '[', '<']) {
         lit.push_str(&rest[..i]);
         let open = rest.as_bytes()[i];
-        let close = if open == b'{' { '}' } else { ']' };
+        let close = match open {
+            b'{' => '}',
+            b'<' => '>',
+            _ => ']',
+        };
         let Some(j) = rest[i..].find(close) else {
             lit.push_str(&rest[i..]);
             rest = "";
@@ -406,7 +432,9 @@ pub fn parse_template(t: &str) -> Vec<Seg> {
         if !lit.is_empty() {
             out.push(Seg::Lit(std::mem::take(&mut lit)));
         }
-        if open == b'[' && !inner.contains('|') {
+        if open == b'<' {
+            out.push(Seg::Pick(inner.split('|').map(str::to_string).collect()));
+        } else if open == b'[' && !inner.contains('|') {
             // "[Chase]" is text, not a choice.
             out.push(Seg::Lit(format!("[{inner}]")));
         } else if open == b'[' {

@@ -13,13 +13,14 @@
 //! - Recipient numbers arrive already keyed-hashed; a store never sees them
 //!   in clear.
 
+pub mod edits;
 pub mod sqlite;
 pub mod time;
 pub mod views;
 
 use textwatch_engine::{Analyzed, Delta, Snapshot};
 
-pub use views::{CampaignDetail, CampaignQuery, CampaignSummary, MessageView, ProviderGroup, StoreStats};
+pub use views::{CampaignDetail, CampaignQuery, CampaignSummary, LinkView, MessageView, ProviderGroup, StoreStats};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,10 @@ pub enum StoreError {
     Missing(String),
     #[error("campaign id {0:?} matches {1} campaigns; give more of it")]
     Ambiguous(String, usize),
+    #[error("no campaign {0:?}; `textwatch campaigns` lists them")]
+    NotFound(String),
+    #[error("{0}")]
+    Edit(String),
 }
 
 /// A message to store, with where it came from (`file:line`).

@@ -19,8 +19,8 @@ use textwatch_engine::minhash::{Signature, SIG_LEN};
 use textwatch_engine::{campaign_id, ClusterRow, Delta, SenderRow, Snapshot, TemplateRow};
 
 use crate::views::{
-    CampaignDetail, CampaignFeatures, CampaignQuery, CampaignSummary, Finding, MessageView, MinuteView, SenderView,
-    StoreStats, VariantView,
+    CampaignDetail, CampaignFeatures, CampaignQuery, CampaignSummary, Finding, LinkView, MessageView, MinuteView,
+    SenderView, StoreStats, VariantView,
 };
 use crate::{CampaignTemplate, NewMessage, NumberSource, SenderActivity, SenderCampaign, Store, StoreError, TokenInfo};
 use textwatch_numbers::{PrefixRow, SourceKind};
@@ -59,7 +59,34 @@ CREATE TABLE IF NOT EXISTS clusters (
     first_ts INTEGER NOT NULL,
     last_ts INTEGER NOT NULL,
     formed_ts INTEGER NOT NULL,
-    reps BLOB NOT NULL
+    reps BLOB NOT NULL,
+    merged_into INTEGER,
+    actor TEXT,
+    meaning BLOB,
+    infra TEXT
+);
+CREATE TABLE IF NOT EXISTS campaign_links (
+    cluster INTEGER NOT NULL,
+    variant INTEGER NOT NULL,
+    via INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    similarity REAL NOT NULL,
+    ts INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS campaign_links_cluster ON campaign_links(cluster);
+CREATE TABLE IF NOT EXISTS campaign_apart (
+    a INTEGER NOT NULL,
+    b INTEGER NOT NULL,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS campaign_edits (
+    at INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    campaign TEXT NOT NULL,
+    other TEXT NOT NULL,
+    by TEXT NOT NULL,
+    reason TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cluster_senders (
     cluster INTEGER NOT NULL,
@@ -142,6 +169,16 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if !cols.iter().any(|c| c == "category_rule") {
         conn.execute_batch("ALTER TABLE templates ADD COLUMN category_rule TEXT;")?;
     }
+    let cols: Vec<String> =
+        conn.prepare("PRAGMA table_info(clusters)")?.query_map([], |r| r.get(1))?.collect::<Result<_, _>>()?;
+    if !cols.iter().any(|c| c == "merged_into") {
+        conn.execute_batch(
+            "ALTER TABLE clusters ADD COLUMN merged_into INTEGER;
+             ALTER TABLE clusters ADD COLUMN actor TEXT;
+             ALTER TABLE clusters ADD COLUMN meaning BLOB;
+             ALTER TABLE clusters ADD COLUMN infra TEXT;",
+        )?;
+    }
     Ok(())
 }
 
@@ -220,10 +257,39 @@ impl SqliteStore {
         Ok(SqliteStore { conn, secret })
     }
 
+    /// Every link into a campaign, oldest first.
+    fn links_of(&self, seq: i64) -> Result<Vec<LinkView>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT variant, via, kind, evidence, similarity, ts FROM campaign_links WHERE cluster = ?1 ORDER BY ts, rowid",
+        )?;
+        let rows = st
+            .query_map([seq], |r| {
+                Ok(LinkView {
+                    variant: format!("{:016x}", r.get::<_, i64>(0)? as u64),
+                    via: format!("{:016x}", r.get::<_, i64>(1)? as u64),
+                    kind: r.get(2)?,
+                    evidence: r.get(3)?,
+                    similarity: r.get::<_, f64>(4)? as f32,
+                    at: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn apart_pairs(&self) -> Result<Vec<(u32, u32)>, StoreError> {
+        let mut st = self.conn.prepare("SELECT a, b FROM campaign_apart ORDER BY a, b")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u32)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// Every cluster row, in order; a gap in the numbering is damage.
     fn cluster_rows(&self) -> Result<Vec<ClusterRow>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT seq, id, leader, messages, templates, senders, recipients, first_ts, last_ts, formed_ts, reps
+            "SELECT seq, id, leader, messages, templates, senders, recipients, first_ts, last_ts, formed_ts, reps,
+                    merged_into, actor, meaning, infra
              FROM clusters ORDER BY seq",
         )?;
         let clusters: Vec<ClusterRow> = st
@@ -241,6 +307,19 @@ impl SqliteStore {
                     last_ts: r.get(8)?,
                     formed_ts: r.get(9)?,
                     reps: reps_from_blob(&r.get::<_, Vec<u8>>(10)?),
+                    merged_into: r.get::<_, Option<i64>>(11)?.map(|m| m as u32),
+                    actor: r.get(12)?,
+                    meaning: r.get::<_, Option<Vec<u8>>>(13)?.map(|b| vectors_from_blob(&b)).unwrap_or_default(),
+                    domains: Vec::new(),
+                    phones: Vec::new(),
+                })
+                .map(|mut c| {
+                    if let Ok(Some(infra)) = r.get::<_, Option<String>>(14) {
+                        if let Ok(i) = serde_json::from_str::<Infra>(&infra) {
+                            (c.domains, c.phones) = (i.domains, i.phones);
+                        }
+                    }
+                    c
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -250,6 +329,16 @@ impl SqliteStore {
             }
         }
         Ok(clusters)
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// A campaign's row number and id, by id or unique prefix (a campaign
+    /// merged into another resolves to that one).
+    pub fn resolve_seq(&self, id: &str) -> Result<Option<(i64, String)>, StoreError> {
+        self.resolve(id)
     }
 
     fn resolve(&self, id: &str) -> Result<Option<(i64, String)>, StoreError> {
@@ -262,12 +351,30 @@ impl SqliteStore {
         let upper = format!("{id}g");
         let rows: Vec<(i64, String)> =
             st.query_map(params![id, upper], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-        match rows.len() {
-            0 => Ok(None),
-            1 => Ok(rows.into_iter().next()),
-            _ if rows[0].1 == id => Ok(rows.into_iter().next()),
-            n => Err(StoreError::Ambiguous(id, n)),
+        let found = match rows.len() {
+            0 => return Ok(None),
+            1 => rows.into_iter().next(),
+            _ if rows[0].1 == id => rows.into_iter().next(),
+            _ => {
+                let n: i64 = self
+                    .conn
+                    .prepare_cached("SELECT COUNT(*) FROM clusters WHERE id >= ?1 AND id < ?2")?
+                    .query_row(params![id, upper], |r| r.get(0))?;
+                return Err(StoreError::Ambiguous(id, n as usize));
+            }
+        };
+        // A campaign joined into another resolves to the one it joined.
+        let Some((mut seq, mut id)) = found else { return Ok(None) };
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.merged_into, m.id FROM clusters c JOIN clusters m ON m.seq = c.merged_into WHERE c.seq = ?1",
+        )?;
+        for _ in 0..64 {
+            match st.query_row([seq], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).optional()? {
+                Some((next, next_id)) if next != seq => (seq, id) = (next, next_id),
+                _ => break,
+            }
         }
+        Ok(Some((seq, id)))
     }
 
     fn summary(&self, seq: i64, max_senders: Option<usize>) -> Result<CampaignSummary, StoreError> {
@@ -395,6 +502,32 @@ fn reps_blob(reps: &[Signature]) -> Vec<u8> {
     b
 }
 
+/// A campaign's link domains and callback numbers, as stored (JSON).
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Infra {
+    #[serde(default)]
+    domains: Vec<String>,
+    #[serde(default)]
+    phones: Vec<String>,
+}
+
+fn vectors_blob(v: &[textwatch_engine::meaning::Vector]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.iter().flat_map(|f| f.to_le_bytes())).collect()
+}
+
+fn vectors_from_blob(b: &[u8]) -> Vec<textwatch_engine::meaning::Vector> {
+    use textwatch_engine::meaning::DIM;
+    b.chunks_exact(DIM * 4)
+        .map(|c| {
+            let mut v = [0f32; DIM];
+            for (i, x) in c.chunks_exact(4).enumerate() {
+                v[i] = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+            }
+            v
+        })
+        .collect()
+}
+
 fn reps_from_blob(b: &[u8]) -> Vec<Signature> {
     b.chunks_exact(SIG_LEN * 4)
         .map(|c| {
@@ -429,7 +562,7 @@ const MESSAGE_COLUMNS: &str = "m.key, m.id, m.ts, m.sender, m.body, m.source, m.
 /// The filters of a [`CampaignQuery`] in SQL (`?1` minimum messages, `?2`
 /// last seen since, `?3` category; the category as [`SqliteStore::summary`]
 /// decides it: a rule-settled template's first, else the largest's).
-const CAMPAIGN_FILTER: &str = "WHERE c.messages >= ?1 AND (?2 IS NULL OR c.last_ts >= ?2)
+const CAMPAIGN_FILTER: &str = "WHERE c.merged_into IS NULL AND c.messages >= ?1 AND (?2 IS NULL OR c.last_ts >= ?2)
     AND (?3 IS NULL OR (SELECT category FROM templates WHERE cluster = c.seq AND category IS NOT NULL
                         ORDER BY category_rule IS NOT NULL DESC, messages DESC, seq LIMIT 1) = ?3)";
 
@@ -505,6 +638,7 @@ impl Store for SqliteStore {
             .collect::<Result<_, _>>()?;
         let mut st = self.conn.prepare("SELECT key FROM messages")?;
         snap.seen = st.query_map([], |r| Ok(r.get::<_, i64>(0)? as u64))?.collect::<Result<_, _>>()?;
+        snap.apart = self.apart_pairs()?;
         Ok(snap)
     }
 
@@ -601,9 +735,39 @@ impl Store for SqliteStore {
                     t.category_rule,
                 ])?;
             }
+            // Campaigns joined in this batch: the absorbed one's templates,
+            // numbers, minutes and links move to the one it joined. The
+            // batch's own rows (below) then carry the merged counts.
+            for &(from, into) in &delta.merges {
+                let (from, into) = (from as i64, into as i64);
+                tx.execute("UPDATE templates SET cluster = ?2 WHERE cluster = ?1", params![from, into])?;
+                tx.execute("DELETE FROM cluster_senders WHERE cluster = ?1", [from])?;
+                tx.execute(
+                    "INSERT INTO cluster_minutes (cluster, minute, count) SELECT ?2, minute, count FROM cluster_minutes WHERE cluster = ?1
+                     ON CONFLICT(cluster, minute) DO UPDATE SET count = count + excluded.count",
+                    params![from, into],
+                )?;
+                tx.execute("DELETE FROM cluster_minutes WHERE cluster = ?1", [from])?;
+                tx.execute("UPDATE campaign_links SET cluster = ?2 WHERE cluster = ?1", params![from, into])?;
+            }
             let mut st = tx.prepare_cached(
-                "INSERT OR REPLACE INTO clusters (seq, id, leader, messages, templates, senders, recipients, first_ts, last_ts, formed_ts, reps)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO campaign_links (cluster, variant, via, kind, evidence, similarity, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for l in &delta.links {
+                st.execute(params![
+                    l.cluster as i64,
+                    l.variant as i64,
+                    l.via as i64,
+                    l.kind,
+                    l.evidence,
+                    f64::from(l.similarity),
+                    l.ts
+                ])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO clusters (seq, id, leader, messages, templates, senders, recipients, first_ts, last_ts, formed_ts, reps,
+                                                  merged_into, actor, meaning, infra)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
             for c in &delta.clusters {
                 st.execute(params![
@@ -618,6 +782,11 @@ impl Store for SqliteStore {
                     c.last_ts,
                     c.formed_ts,
                     reps_blob(&c.reps),
+                    c.merged_into.map(|m| m as i64),
+                    c.actor,
+                    vectors_blob(&c.meaning),
+                    serde_json::to_string(&Infra { domains: c.domains.clone(), phones: c.phones.clone() })
+                        .unwrap_or_default(),
                 ])?;
             }
             let mut st = tx.prepare_cached(
@@ -679,15 +848,19 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        let links = self.links_of(seq)?;
         let mut st = self.conn.prepare_cached(
-            "SELECT text, messages, optout, sender_id, findings FROM templates WHERE cluster = ?1 ORDER BY messages DESC, seq LIMIT 50",
+            "SELECT text, messages, optout, sender_id, findings, key FROM templates WHERE cluster = ?1 ORDER BY messages DESC, seq LIMIT 50",
         )?;
-        let variants = st
+        let variants: Vec<VariantView> = st
             .query_map([seq], |r| {
                 let f: Option<String> = r.get(4)?;
                 let f: Vec<textwatch_engine::Finding> =
                     f.and_then(|f| serde_json::from_str(&f).ok()).unwrap_or_default();
+                let id = format!("{:016x}", r.get::<_, i64>(5)? as u64);
                 Ok(VariantView {
+                    joined: links.iter().find(|l| l.variant == id).cloned(),
+                    id,
                     template: r.get(0)?,
                     messages: r.get::<_, i64>(1)? as u64,
                     optout: r.get(2)?,
@@ -695,6 +868,12 @@ impl Store for SqliteStore {
                     findings: f.into_iter().map(|f| f.rule).collect(),
                 })
             })?
+            .collect::<Result<_, _>>()?;
+        let links: Vec<LinkView> = links.into_iter().filter(|l| l.kind != "near-duplicate").collect();
+        let absorbed: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM clusters WHERE merged_into = ?1 ORDER BY seq")?
+            .query_map([seq], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let mut st =
             self.conn.prepare_cached("SELECT minute, count FROM cluster_minutes WHERE cluster = ?1 ORDER BY minute")?;
@@ -709,7 +888,7 @@ impl Store for SqliteStore {
         );
         let mut st = self.conn.prepare_cached(&sql)?;
         let samples = st.query_map(params![seq, samples as i64], message_view)?.collect::<Result<_, _>>()?;
-        Ok(Some(CampaignDetail { summary, sender_stats, variants, timeline, samples }))
+        Ok(Some(CampaignDetail { summary, sender_stats, variants, links, absorbed, timeline, samples }))
     }
 
     fn messages(&self, campaign: Option<&str>, f: &mut dyn FnMut(MessageView) -> bool) -> Result<(), StoreError> {
@@ -952,8 +1131,8 @@ impl Store for SqliteStore {
         Ok(StoreStats {
             messages: q("SELECT COUNT(*) FROM messages")?,
             templates: q("SELECT COUNT(*) FROM templates")?,
-            campaigns: q("SELECT COUNT(*) FROM clusters")?,
-            messages_in_campaigns: q("SELECT COALESCE(SUM(messages), 0) FROM clusters")?,
+            campaigns: q("SELECT COUNT(*) FROM clusters WHERE merged_into IS NULL")?,
+            messages_in_campaigns: q("SELECT COALESCE(SUM(messages), 0) FROM clusters WHERE merged_into IS NULL")?,
         })
     }
 }

@@ -123,12 +123,35 @@ pub struct SenderView {
 /// A template variant within a campaign.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct VariantView {
+    /// The template's fingerprint (16 hex digits, as `check` prints
+    /// `template_key`); `campaign split --variant` takes it or a prefix.
+    pub id: String,
     pub template: String,
     pub messages: u64,
     pub optout: Option<bool>,
     pub sender_id: Option<bool>,
     /// Rule ids the variant breaks.
     pub findings: Vec<String>,
+    /// How it joined the campaign (absent for the variant that formed it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined: Option<LinkView>,
+}
+
+/// A link that joined a variant (or a whole campaign) to a campaign, with
+/// its evidence.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LinkView {
+    /// The variant that joined (for a campaign merged in, its first variant).
+    pub variant: String,
+    /// The variant of the campaign it was linked to.
+    pub via: String,
+    /// `near-duplicate`, `sender`, `senders`, `domain`, `callback`, `manual`.
+    pub kind: String,
+    /// "shares 13 of 13 numbers; meaning similarity 0.91".
+    pub evidence: String,
+    pub similarity: f32,
+    #[serde(with = "rfc3339")]
+    pub at: i64,
 }
 
 /// Messages in one minute.
@@ -146,6 +169,12 @@ pub struct CampaignDetail {
     pub summary: CampaignSummary,
     pub sender_stats: Vec<SenderView>,
     pub variants: Vec<VariantView>,
+    /// The links that joined its variants and campaigns beyond
+    /// near-duplicates (shared numbers, domains, callback numbers, meaning,
+    /// an analyst's merge), oldest first.
+    pub links: Vec<LinkView>,
+    /// Ids of campaigns joined into this one: they resolve to it.
+    pub absorbed: Vec<String>,
     pub timeline: Vec<MinuteView>,
     pub samples: Vec<MessageView>,
 }

@@ -350,6 +350,7 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
     if let Some(m) = &model {
         engine.set_classifier(m.clone());
     }
+    engine.set_meaning(crate::model::builtin_meaning()?);
     let analyzer = Analyzer::new(store.secret(), cfg.min_template_len).with_quiet_hours(rules.quiet_hours());
     let enricher = Enricher::load(&store, &args.ctx)?;
     let engine = Arc::new(RwLock::new(engine));

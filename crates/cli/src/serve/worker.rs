@@ -71,9 +71,10 @@ impl Worker {
             .into_par_iter()
             .map_init(Scratch::default, |s, (m, origin)| (analyzer.analyze(m, s), origin))
             .collect();
-        // Within a request, time order (stable): the same order a scan of
-        // the same records would use for equal batches.
-        analyzed.sort_by_key(|(a, _)| a.msg.ts_ms);
+        // Within a request, the order a scan assigns in (time, then
+        // identity), so that the same messages give the same campaigns
+        // through either.
+        analyzed.sort_by_key(|(a, _)| (a.msg.ts_ms, a.key));
         let mut results = Vec::with_capacity(analyzed.len());
         let mut accepted: Vec<usize> = Vec::with_capacity(analyzed.len());
         let delta = {

@@ -1,0 +1,253 @@
+//! An analyst's edits of campaigns: split variants off a campaign, merge two
+//! campaigns. Both are recorded (`campaign_edits`), both survive later
+//! scans: a split pair is kept apart (`campaign_apart`, read by the engine
+//! on restore), a merge is a campaign row pointing at the one it joined,
+//! exactly as when the engine merges.
+//!
+//! Counts, senders, minutes and the engine's state of each campaign touched
+//! (representatives, meaning vectors, named sender) are recomputed from the
+//! stored messages, so the edited campaigns look as if the engine had built
+//! them that way.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use textwatch_engine::meaning::MeaningModel;
+use textwatch_engine::minhash::{signature, MinHashScratch};
+
+use crate::sqlite::SqliteStore;
+use crate::StoreError;
+
+/// Who made an edit and why (kept with it).
+#[derive(Clone, Debug)]
+pub struct Edit<'a> {
+    pub at: i64,
+    pub by: &'a str,
+    pub reason: &'a str,
+}
+
+/// What a split or merge did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EditOutcome {
+    /// The campaign that remains (for a merge, the one kept).
+    pub campaign: String,
+    /// The other campaign: the one split off, or the one merged in.
+    pub other: String,
+    /// Variants moved.
+    pub variants: u64,
+    /// Messages moved.
+    pub messages: u64,
+}
+
+const MAX_REPS: usize = 8;
+const MIN_TEMPLATE_LEN: usize = 20;
+
+impl SqliteStore {
+    /// Splits `variants` (template keys) and every variant that joined the
+    /// campaign through them off campaign `id` into a campaign of their own,
+    /// kept apart from it from now on. The variant that formed the campaign
+    /// cannot be split off (split the others instead).
+    pub fn split_campaign(
+        &mut self,
+        id: &str,
+        variants: &[u64],
+        edit: &Edit<'_>,
+        meaning: Option<&MeaningModel>,
+    ) -> Result<EditOutcome, StoreError> {
+        let (seq, cid) = self.resolve_seq(id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        let tx = self.conn_mut().transaction()?;
+        let leader: i64 = tx.query_row("SELECT leader FROM clusters WHERE seq = ?1", [seq], |r| r.get(0))?;
+        let members: Vec<i64> = tx
+            .prepare("SELECT key FROM templates WHERE cluster = ?1")?
+            .query_map([seq], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for v in variants {
+            if !members.contains(&(*v as i64)) {
+                return Err(StoreError::Edit(format!("variant {v:016x} is not part of campaign {cid}")));
+            }
+            if *v as i64 == leader {
+                return Err(StoreError::Edit(format!(
+                    "variant {v:016x} formed campaign {cid}; split the other variants off instead"
+                )));
+            }
+        }
+        // The variants that joined through the ones split off go with them.
+        let edges: Vec<(i64, i64)> = tx
+            .prepare("SELECT variant, via FROM campaign_links WHERE cluster = ?1 ORDER BY ts, rowid")?
+            .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut moving: Vec<i64> = variants.iter().map(|v| *v as i64).collect();
+        loop {
+            let before = moving.len();
+            for &(v, via) in &edges {
+                if moving.contains(&via) && !moving.contains(&v) && members.contains(&v) && v != leader {
+                    moving.push(v);
+                }
+            }
+            if moving.len() == before {
+                break;
+            }
+        }
+        if moving.len() == members.len() {
+            return Err(StoreError::Edit("that would move every variant; nothing would be left".into()));
+        }
+        // The new campaign takes the id of its first variant; a campaign
+        // merged in earlier under that id comes back to life.
+        let first: i64 = {
+            let list = moving.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(",");
+            tx.query_row(&format!("SELECT key FROM templates WHERE key IN ({list}) ORDER BY seq LIMIT 1"), [], |r| {
+                r.get(0)
+            })?
+        };
+        let new_id = format!("{:016x}", first as u64);
+        let revived: Option<i64> =
+            tx.query_row("SELECT seq FROM clusters WHERE id = ?1", [&new_id], |r| r.get(0)).optional()?;
+        let new_seq = match revived {
+            Some(s) => {
+                tx.execute("UPDATE clusters SET merged_into = NULL WHERE seq = ?1", [s])?;
+                s
+            }
+            None => {
+                let s: i64 = tx.query_row("SELECT COALESCE(MAX(seq), -1) + 1 FROM clusters", [], |r| r.get(0))?;
+                tx.execute(
+                    "INSERT INTO clusters (seq, id, leader, messages, templates, senders, recipients, first_ts, last_ts, formed_ts, reps)
+                     VALUES (?1, ?2, ?3, 0, 0, 0, 0, 0, 0, 0, x'')",
+                    params![s, new_id, first],
+                )?;
+                s
+            }
+        };
+        tx.execute("UPDATE clusters SET leader = ?2 WHERE seq = ?1", params![new_seq, first])?;
+        for k in &moving {
+            tx.execute("UPDATE templates SET cluster = ?2 WHERE key = ?1", params![k, new_seq])?;
+            tx.execute(
+                "UPDATE campaign_links SET cluster = ?2 WHERE cluster = ?1 AND variant = ?3",
+                params![seq, new_seq, k],
+            )?;
+        }
+        let (a, b) = (seq.min(new_seq), seq.max(new_seq));
+        tx.execute("INSERT OR IGNORE INTO campaign_apart (a, b) VALUES (?1, ?2)", params![a, b])?;
+        tx.execute(
+            "INSERT INTO campaign_edits (at, action, campaign, other, by, reason) VALUES (?1, 'split', ?2, ?3, ?4, ?5)",
+            params![edit.at, cid, new_id, edit.by, edit.reason],
+        )?;
+        recompute(&tx, seq, meaning)?;
+        let messages = recompute(&tx, new_seq, meaning)?;
+        tx.commit()?;
+        Ok(EditOutcome { campaign: cid, other: new_id, variants: moving.len() as u64, messages })
+    }
+
+    /// Merges campaigns `a` and `b`: the older keeps its id, the other's
+    /// resolves to it. Undoes an earlier split between them.
+    pub fn merge_campaigns(
+        &mut self,
+        a: &str,
+        b: &str,
+        edit: &Edit<'_>,
+        meaning: Option<&MeaningModel>,
+    ) -> Result<EditOutcome, StoreError> {
+        let (sa, ia) = self.resolve_seq(a)?.ok_or_else(|| StoreError::NotFound(a.to_string()))?;
+        let (sb, ib) = self.resolve_seq(b)?.ok_or_else(|| StoreError::NotFound(b.to_string()))?;
+        if sa == sb {
+            return Err(StoreError::Edit(format!("{a} and {b} are the same campaign, {ia}")));
+        }
+        let ((into, into_id), (from, from_id)) = if sa < sb { ((sa, ia), (sb, ib)) } else { ((sb, ib), (sa, ia)) };
+        let tx = self.conn_mut().transaction()?;
+        let (variant, via): (i64, i64) = (
+            tx.query_row("SELECT leader FROM clusters WHERE seq = ?1", [from], |r| r.get(0))?,
+            tx.query_row("SELECT leader FROM clusters WHERE seq = ?1", [into], |r| r.get(0))?,
+        );
+        let moved: i64 = tx.query_row("SELECT COUNT(*) FROM templates WHERE cluster = ?1", [from], |r| r.get(0))?;
+        tx.execute("UPDATE templates SET cluster = ?2 WHERE cluster = ?1", params![from, into])?;
+        tx.execute("UPDATE campaign_links SET cluster = ?2 WHERE cluster = ?1", params![from, into])?;
+        tx.execute("UPDATE clusters SET merged_into = ?2 WHERE seq = ?1", params![from, into])?;
+        tx.execute("DELETE FROM cluster_senders WHERE cluster = ?1", [from])?;
+        tx.execute("DELETE FROM cluster_minutes WHERE cluster = ?1", [from])?;
+        tx.execute("DELETE FROM campaign_apart WHERE a = ?1 AND b = ?2", params![into, from])?;
+        tx.execute(
+            "INSERT INTO campaign_links (cluster, variant, via, kind, evidence, similarity, ts) VALUES (?1, ?2, ?3, 'manual', ?4, 1.0, ?5)",
+            params![into, variant, via, format!("merged by {}: {}", edit.by, edit.reason), edit.at],
+        )?;
+        tx.execute(
+            "INSERT INTO campaign_edits (at, action, campaign, other, by, reason) VALUES (?1, 'merge', ?2, ?3, ?4, ?5)",
+            params![edit.at, into_id, from_id, edit.by, edit.reason],
+        )?;
+        let messages: i64 = tx.query_row("SELECT messages FROM clusters WHERE seq = ?1", [from], |r| r.get(0))?;
+        recompute(&tx, into, meaning)?;
+        tx.commit()?;
+        Ok(EditOutcome { campaign: into_id, other: from_id, variants: moved as u64, messages: messages as u64 })
+    }
+}
+
+/// Rebuilds a campaign's row, senders and minutes from its stored messages,
+/// and its engine state from its largest templates. Returns its messages.
+fn recompute(tx: &Transaction<'_>, seq: i64, meaning: Option<&MeaningModel>) -> Result<u64, StoreError> {
+    tx.execute("DELETE FROM cluster_senders WHERE cluster = ?1", [seq])?;
+    tx.execute(
+        "INSERT INTO cluster_senders (cluster, sender, messages, first_ts, last_ts)
+         SELECT ?1, m.sender, COUNT(*), MIN(m.ts), MAX(m.ts) FROM messages m JOIN templates t ON t.key = m.template
+         WHERE t.cluster = ?1 GROUP BY m.sender",
+        [seq],
+    )?;
+    tx.execute("DELETE FROM cluster_minutes WHERE cluster = ?1", [seq])?;
+    tx.execute(
+        "INSERT INTO cluster_minutes (cluster, minute, count)
+         SELECT ?1, m.ts / 60000, COUNT(*) FROM messages m JOIN templates t ON t.key = m.template
+         WHERE t.cluster = ?1 GROUP BY m.ts / 60000",
+        [seq],
+    )?;
+    let (messages, first, last, recipients): (i64, Option<i64>, Option<i64>, i64) = tx.query_row(
+        "SELECT COUNT(*), MIN(m.ts), MAX(m.ts), COUNT(DISTINCT m.rcpt) FROM messages m JOIN templates t ON t.key = m.template
+         WHERE t.cluster = ?1",
+        [seq],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let formed: Option<i64> = tx
+        .query_row(
+            "SELECT m.ts FROM messages m JOIN templates t ON t.key = m.template WHERE t.cluster = ?1
+             ORDER BY m.ts LIMIT 1 OFFSET 1",
+            [seq],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let senders: i64 = tx.query_row("SELECT COUNT(*) FROM cluster_senders WHERE cluster = ?1", [seq], |r| r.get(0))?;
+    let texts: Vec<(String, i64)> = tx
+        .prepare("SELECT text, key FROM templates WHERE cluster = ?1 ORDER BY messages DESC, seq")?
+        .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let leader: i64 = tx.query_row("SELECT leader FROM clusters WHERE seq = ?1", [seq], |r| r.get(0))?;
+    let leader_text = texts.iter().find(|(_, k)| *k == leader).or(texts.first()).map(|(t, _)| t.as_str()).unwrap_or("");
+    let mut mh = MinHashScratch::default();
+    let reps: Vec<u8> = texts
+        .iter()
+        .filter(|(t, _)| !t.is_empty())
+        .take(MAX_REPS)
+        .flat_map(|(t, _)| signature(t, &mut mh, MIN_TEMPLATE_LEN))
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let vecs: Vec<u8> = match meaning {
+        Some(m) => texts
+            .iter()
+            .take(MAX_REPS)
+            .filter_map(|(t, _)| m.embed(t))
+            .flat_map(|v| v.into_iter().flat_map(|f| f.to_le_bytes()))
+            .collect(),
+        None => Vec::new(),
+    };
+    tx.execute(
+        "UPDATE clusters SET messages = ?2, templates = ?3, senders = ?4, recipients = ?5, first_ts = ?6, last_ts = ?7,
+                formed_ts = ?8, reps = ?9, meaning = ?10, actor = ?11 WHERE seq = ?1",
+        params![
+            seq,
+            messages,
+            texts.len() as i64,
+            senders,
+            recipients,
+            first.unwrap_or(0),
+            last.unwrap_or(0),
+            formed.or(first).unwrap_or(0),
+            reps,
+            vecs,
+            textwatch_engine::identity::of(leader_text),
+        ],
+    )?;
+    Ok(messages as u64)
+}
