@@ -26,29 +26,34 @@ pub enum CampaignEdit {
         /// The variant to split off (repeatable).
         #[arg(long = "variant", required = true, value_name = "VARIANT")]
         variants: Vec<String>,
-        /// Why (kept with the edit).
-        #[arg(long, default_value = "")]
-        reason: String,
-        /// Who (kept with the edit; default: $USER).
-        #[arg(long, env = "USER", default_value = "analyst")]
-        by: String,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        #[command(flatten)]
+        note: Note,
     },
     /// Merge two campaigns: one sender, one purpose. The older keeps its id;
     /// the other's id resolves to it everywhere.
     ///
     /// Example: textwatch campaign merge 3f9a1c 77b2e0 --reason "same operator, confirmed by the provider"
     Merge {
+        /// One campaign (id or unique prefix).
         a: String,
+        /// The other.
         b: String,
-        #[arg(long, default_value = "")]
-        reason: String,
-        #[arg(long, env = "USER", default_value = "analyst")]
-        by: String,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        #[command(flatten)]
+        note: Note,
     },
+}
+
+/// What is kept with an edit, and how the outcome is printed.
+#[derive(clap::Args, Debug)]
+pub struct Note {
+    /// Why (kept with the edit).
+    #[arg(long, default_value = "")]
+    reason: String,
+    /// Who (kept with the edit; default: $USER).
+    #[arg(long, env = "USER", default_value = "analyst")]
+    by: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 pub fn run(db: &Path, edit: CampaignEdit) -> Result<ExitCode> {
@@ -56,7 +61,7 @@ pub fn run(db: &Path, edit: CampaignEdit) -> Result<ExitCode> {
     let meaning = crate::model::builtin_meaning()?;
     let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let (outcome, format, what) = match &edit {
-        CampaignEdit::Split { id, variants, reason, by, format } => {
+        CampaignEdit::Split { id, variants, note: Note { reason, by, format } } => {
             let Some(d) = store.campaign(id, 0)? else {
                 bail!("no campaign {id:?}; `textwatch campaigns` lists them");
             };
@@ -67,7 +72,7 @@ pub fn run(db: &Path, edit: CampaignEdit) -> Result<ExitCode> {
             let e = Edit { at, by, reason };
             (store.split_campaign(id, &keys, &e, Some(&meaning))?, *format, "split")
         }
-        CampaignEdit::Merge { a, b, reason, by, format } => {
+        CampaignEdit::Merge { a, b, note: Note { reason, by, format } } => {
             let e = Edit { at, by, reason };
             (store.merge_campaigns(a, b, &e, Some(&meaning))?, *format, "merge")
         }

@@ -583,6 +583,50 @@ pub fn timeline_svg(t: &Timeline) -> String {
     o
 }
 
+/// The campaign's variants and the links that made them one campaign.
+fn variants_html(o: &mut String, d: &textwatch_store::CampaignDetail) {
+    let num = |id: &str| {
+        d.variants.iter().position(|v| v.id == id).map_or_else(|| esc(&id[..8.min(id.len())]), |i| (i + 1).to_string())
+    };
+    let _ = write!(
+        o,
+        "<section id=\"variants\"><h2>Variants ({}) and why they are one campaign</h2><table><tr><th>#</th><th>Messages</th><th>Text</th><th>Joined</th></tr>",
+        d.summary.templates
+    );
+    for (i, v) in d.variants.iter().enumerate().take(20) {
+        let joined = match &v.joined {
+            Some(l) => format!("{} via variant {}: {}", esc(&l.kind), num(&l.via), esc(&l.evidence)),
+            None => "formed the campaign".into(),
+        };
+        let _ = write!(
+            o,
+            "<tr class=\"variant\"><td>{}</td><td>{}</td><td>{}</td><td>{joined}</td></tr>",
+            i + 1,
+            v.messages,
+            esc(&v.template)
+        );
+    }
+    o.push_str("</table>");
+    if !d.links.is_empty() {
+        o.push_str("<h3>Links</h3><ul id=\"campaign-links\">");
+        for l in &d.links {
+            let _ = write!(
+                o,
+                "<li>variant {} joined variant {} ({}): {}</li>",
+                num(&l.variant),
+                num(&l.via),
+                esc(&l.kind),
+                esc(&l.evidence)
+            );
+        }
+        o.push_str("</ul>");
+    }
+    if !d.absorbed.is_empty() {
+        let _ = write!(o, "<p>Joined in (these ids resolve here): {}</p>", esc(&d.absorbed.join(", ")));
+    }
+    o.push_str("</section>\n");
+}
+
 /// The HTML dossier: one file, no scripts or external resources.
 /// The campaign's category, and the rule that settled it when one did
 /// (otherwise the classifier chose it).
@@ -683,6 +727,8 @@ code{{background:#f4f4f4;padding:0 .2rem}}</style></head><body>\n",
         o.push_str("</table>");
     }
     o.push_str("</section>\n");
+
+    variants_html(&mut o, &dos.d);
 
     o.push_str("<section id=\"providers\"><h2>Senders by provider</h2>");
     if dos.parts.is_empty() {
@@ -791,6 +837,32 @@ pub fn markdown(dos: &Dossier) -> String {
             }
             let _ = writeln!(o, "| `{}` | {:?} | {} | {} |", f.rule, f.severity, f.count, ev);
         }
+    }
+    let d = &dos.d;
+    let num = |id: &str| {
+        d.variants
+            .iter()
+            .position(|v| v.id == id)
+            .map_or_else(|| id[..8.min(id.len())].to_string(), |i| (i + 1).to_string())
+    };
+    let _ = writeln!(o, "\n## Variants ({}) and why they are one campaign\n", s.templates);
+    let _ = writeln!(o, "| # | Messages | Text | Joined |\n|---|---|---|---|");
+    for (i, v) in d.variants.iter().enumerate().take(20) {
+        let joined = match &v.joined {
+            Some(l) => format!("{} via variant {}: {}", l.kind, num(&l.via), md_cell(&l.evidence)),
+            None => "formed the campaign".into(),
+        };
+        let _ = writeln!(o, "| {} | {} | {} | {joined} |", i + 1, v.messages, md_cell(&v.template));
+    }
+    for l in &d.links {
+        let _ = writeln!(
+            o,
+            "- variant {} joined variant {} ({}): {}",
+            num(&l.variant),
+            num(&l.via),
+            l.kind,
+            md_cell(&l.evidence)
+        );
     }
     let _ = writeln!(o, "\n## Senders by provider\n");
     for p in &dos.parts {

@@ -528,3 +528,64 @@ fn messages_stream_in_every_format() {
     let of_campaign: Vec<serde_json::Value> = serde_json::from_str(&of_campaign).unwrap();
     assert!(!of_campaign.is_empty() && of_campaign.iter().all(|m| m["campaign"] == campaign));
 }
+
+/// The wave of rewordings is one campaign that says why; an analyst splits a
+/// wording off and merges it back from the command line.
+#[test]
+fn campaign_shows_its_links_and_an_analyst_splits_and_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stream, truth) = (dir.path().join("s.jsonl"), dir.path().join("t.jsonl"));
+    let db = dir.path().join("a.db");
+    tw_ok(
+        &db,
+        &[
+            "simulate",
+            "--scenario",
+            "rewordings",
+            "--paraphrase",
+            "--messages",
+            "8000",
+            "--seed",
+            "5",
+            "--out",
+            stream.to_str().unwrap(),
+            "--truth",
+            truth.to_str().unwrap(),
+            "-q",
+        ],
+    );
+    tw_ok(&db, &["scan", "-q", stream.to_str().unwrap()]);
+    let list = campaigns_json(&db);
+    let wave = list
+        .iter()
+        .find(|c| c["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "call-to-assemble"))
+        .expect("the misinformation wave is a campaign");
+    let id = wave["id"].as_str().unwrap().to_string();
+    let d: serde_json::Value = serde_json::from_str(&tw_ok(&db, &["campaign", &id, "--format", "json"])).unwrap();
+    let links = d["links"].as_array().unwrap();
+    assert!(!links.is_empty(), "its wordings were joined by links");
+    assert!(links.iter().all(|l| l["evidence"].as_str().unwrap().contains("meaning similarity")));
+    let table = tw_ok(&db, &["campaign", &id]);
+    assert!(table.contains("links (") && table.contains("numbers"), "{table}");
+
+    // Split off a wording that joined through a link, by its fingerprint.
+    let variant = d["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["joined"]["kind"].as_str().is_some_and(|k| k != "near-duplicate"))
+        .expect("a variant joined by a link");
+    let fp = variant["id"].as_str().unwrap()[..10].to_string();
+    let before = campaigns_json(&db).len();
+    let out = tw_ok(&db, &["campaign", "split", &id, "--variant", &fp, "--reason", "test", "--format", "json"]);
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(campaigns_json(&db).len(), before + 1);
+    let other = out["other"].as_str().unwrap().to_string();
+    assert!(tw(&db, &["campaign", "split", &id, "--variant", "999"]).status.code() == Some(1));
+
+    // Merge it back: the older id stays and the other resolves to it.
+    tw_ok(&db, &["campaign", "merge", &id, &other, "--reason", "test"]);
+    assert_eq!(campaigns_json(&db).len(), before);
+    let back: serde_json::Value = serde_json::from_str(&tw_ok(&db, &["campaign", &other, "--format", "json"])).unwrap();
+    assert_eq!(back["id"], id.as_str());
+}

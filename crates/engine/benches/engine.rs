@@ -142,6 +142,15 @@ fn benches(c: &mut Criterion) {
                 .sum::<usize>()
         })
     });
+    // The shipped meaning table: a vector per new campaign wording.
+    let meaning = textwatch_engine::meaning::MeaningModel::from_bytes(include_bytes!("../../../models/meaning.twe"))
+        .expect("models/meaning.twe loads");
+    g.bench_function("meaning", |b| {
+        b.iter(|| templates.iter().filter_map(|t| meaning.embed(t)).map(|v| v[0]).sum::<f32>())
+    });
+    g.bench_function("identity", |b| {
+        b.iter(|| templates.iter().filter(|t| textwatch_engine::identity::of(t).is_some()).count())
+    });
     g.bench_function("template_features", |b| {
         b.iter(|| {
             templates.iter().filter(|t| textwatch_engine::features::TemplateFeatures::of(t).optout.is_some()).count()

@@ -616,21 +616,10 @@ impl Engine {
             None => signature(&a.template, &mut self.mh, self.cfg.min_template_len),
         };
         let known_sender = self.sender_ids.get(a.sender.as_str()).copied();
-        let c = match self.best_match_for(&sig, &a.template, known_sender) {
+        let near = match self.best_match_for(&sig, &a.template, known_sender) {
             Some(Match::Cluster(c, sim)) => {
                 let c = self.find(c);
-                let via = self.leader_key(c);
-                self.join(tid, c, &a.template, &a.msg.body, &sig, sim);
-                self.record_link(
-                    c,
-                    a.template_key,
-                    via,
-                    "near-duplicate",
-                    format!("text similarity {sim:.2}"),
-                    sim,
-                    ts,
-                );
-                Some(c)
+                Some((c, self.leader_key(c), sim))
             }
             Some(Match::Singleton(other, sim, (young, entry))) => {
                 let other_sig = *if young { &self.young } else { &self.old }.entry(entry).0;
@@ -639,17 +628,15 @@ impl Engine {
                     None => Default::default(),
                 };
                 let c = self.form_cluster(other, &other_text, &other_body, Some(other_sig), ts);
-                let via = self.templates[other as usize].key;
+                Some((c, self.templates[other as usize].key, sim))
+            }
+            None => None,
+        };
+        let c = match near {
+            Some((c, via, sim)) => {
                 self.join(tid, c, &a.template, &a.msg.body, &sig, sim);
-                self.record_link(
-                    c,
-                    a.template_key,
-                    via,
-                    "near-duplicate",
-                    format!("text similarity {sim:.2}"),
-                    sim,
-                    ts,
-                );
+                let evidence = format!("text similarity {sim:.2}");
+                self.record_link(c, a.template_key, via, "near-duplicate", evidence, sim, ts);
                 Some(c)
             }
             None => match self.sender_join(known_sender, &a.template, ts) {

@@ -78,8 +78,9 @@ pub fn of(template: &str) -> Option<String> {
 /// Cuts a captured name at the first word that starts the message again,
 /// and normalizes it.
 fn clean(raw: &str) -> Option<String> {
+    let joined = join_spaced_letters(raw);
     let mut words: Vec<&str> = Vec::new();
-    for w in raw.split(|c: char| c.is_whitespace()) {
+    for w in joined.split(|c: char| c.is_whitespace()) {
         if w.is_empty() {
             continue;
         }
@@ -108,20 +109,63 @@ fn clean(raw: &str) -> Option<String> {
     (name.len() >= 2 && name.bytes().any(|b| b.is_ascii_alphabetic())).then_some(name)
 }
 
+/// "k e y s t o n e bank" -> "keystone bank": letters spaced out to dodge
+/// filters are one word.
+fn join_spaced_letters(raw: &str) -> String {
+    let words: Vec<&str> = raw.split(' ').collect();
+    let single = |w: &str| w.len() == 1 && w.bytes().all(|b| b.is_ascii_alphanumeric());
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < words.len() {
+        let mut j = i;
+        while j < words.len() && single(words[j]) {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if j - i >= 3 {
+            out.extend(words[i..j].iter().copied());
+            i = j;
+        } else {
+            out.push_str(words[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 fn is_abbreviation(w: &str) -> bool {
     matches!(w, "dr." | "st." | "inc." | "co." | "jr." | "sr." | "mr." | "ms." | "mrs.")
 }
 
-/// Whether two names conflict: both known and different. A slot in a name
-/// (`philly v{num}tes together`: digits for letters) matches up to eight
-/// letters or digits of the other.
+/// Whether two names conflict: both known and different. One that begins
+/// with the other ("chase" and "chase fraud dept") is the same brand; a
+/// slot in a name (`philly v{num}tes together`: digits for letters) matches
+/// up to eight letters or digits of the other.
 pub fn conflict(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
-        (Some(x), Some(y)) => {
-            x != y && !slot_match(x.as_bytes(), y.as_bytes()) && !slot_match(y.as_bytes(), x.as_bytes())
-        }
+        (Some(x), Some(y)) => !same(x, y),
         _ => false,
     }
+}
+
+/// Whether two texts name the same sender, or neither names one.
+pub fn compatible(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => same(x, y),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn same(x: &str, y: &str) -> bool {
+    let word_prefix = |long: &str, short: &str| long.strip_prefix(short).is_some_and(|rest| rest.starts_with(' '));
+    x == y
+        || word_prefix(x, y)
+        || word_prefix(y, x)
+        || slot_match(x.as_bytes(), y.as_bytes())
+        || slot_match(y.as_bytes(), x.as_bytes())
 }
 
 /// Whether `pattern` (a name with `{slot}`s) matches `name`.
@@ -206,6 +250,22 @@ mod tests {
         let a = id("Hi Chris, this is Sarah with Philly V0t3s Together. Polls are open");
         let b = id("Hi Chris, this is Sarah with Philly Votes Together. Polls are open");
         assert!(!conflict(a.as_deref(), b.as_deref()), "{a:?} {b:?}");
+    }
+
+    #[test]
+    fn a_brand_and_its_department_are_one_sender() {
+        assert!(!conflict(Some("chase"), Some("chase fraud dept")));
+        assert!(conflict(Some("chase"), Some("chasers club")));
+        assert!(compatible(None, None));
+        assert!(!compatible(Some("chase"), None));
+    }
+
+    #[test]
+    fn spaced_out_names_are_read() {
+        assert_eq!(
+            id("K E Y S T O N E Bank Alert: a purchase was made on your card").as_deref(),
+            Some("keystone bank alert")
+        );
     }
 
     #[test]

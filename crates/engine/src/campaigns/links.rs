@@ -184,8 +184,8 @@ impl Engine {
     }
 
     /// Numbers two campaigns share, how many of those are busy (sending
-    /// for other campaigns too: a platform's or a shared pool's), and one
-    /// that is not.
+    /// for `platform_clients` other campaigns besides these two: a
+    /// platform's or a shared pool's), and one that is not.
     fn shared_senders(&self, c: u32, d: u32) -> (usize, usize, Option<u32>) {
         let (small, big) = if self.clusters[c as usize].sender_list.len() <= self.clusters[d as usize].sender_list.len()
         {
@@ -198,9 +198,14 @@ impl Engine {
         for &s in &self.clusters[small as usize].sender_list {
             if self.cluster_senders.contains_key(&(big, s)) {
                 k += 1;
-                if self.is_platform(s) {
+                let others =
+                    self.sender_clusters.get(&s).map_or(0, |v| v.iter().filter(|&&x| x != c && x != d).count());
+                if others >= self.cfg.platform_clients {
                     busy += 1;
-                } else {
+                }
+                // One number alone is evidence only when it is no
+                // platform's (it sends for fewer campaigns in all).
+                if !self.is_platform(s) {
                     example.get_or_insert(s);
                 }
             }
@@ -230,10 +235,10 @@ impl Engine {
         // A link domain or callback number is weaker evidence than the
         // numbers themselves (several organizations send people to one
         // voter-information site): the names must agree too.
-        let same_name = a.actor == b.actor;
+        let same_name = crate::identity::compatible(a.actor.as_deref(), b.actor.as_deref());
         let sim = self.meaning_sim(c, d);
-        // Numbers that also send for other campaigns (a shared pool) say
-        // less: the texts must then say the same thing, not merely a
+        // Numbers that also send for many other campaigns (a shared pool)
+        // say less: the texts must then say the same thing, not merely a
         // related one.
         let pool_bar = if 2 * busy > k { self.cfg.join_meaning } else { self.cfg.link_meaning };
         let (ok, kind, evidence) = match via {
