@@ -475,6 +475,15 @@ impl Engine {
                 SenderStat { messages: s.messages, first_ts: s.first_ts, last_ts: s.last_ts, dirty: false },
             );
         }
+        // Kept sorted, as the live engine keeps them (binary search).
+        for v in e.sender_clusters.values_mut() {
+            v.sort_unstable();
+            v.dedup();
+        }
+        for c in &mut e.clusters {
+            let names = &e.sender_names;
+            c.sender_list.sort_unstable_by(|a, b| names[*a as usize].cmp(&names[*b as usize]));
+        }
         for (c, r) in snap.recipients {
             if let Some(cl) = e.clusters.get_mut(c as usize) {
                 cl.rcpts.insert(r);
