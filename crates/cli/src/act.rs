@@ -126,6 +126,11 @@ pub struct BlocklistArgs {
     /// same fields).
     #[arg(long, value_enum, default_value_t = ListFormat::Csv)]
     format: ListFormat,
+    /// Only campaigns of this category (repeatable): a category
+    /// (`political`), `category/subcategory` (`scam/phishing`) or a
+    /// subcategory alone (`fundraising`); see docs/rules.md#categories.
+    #[arg(long = "category", value_name = "CATEGORY")]
+    categories: Vec<String>,
     #[command(flatten)]
     ctx: ContextArgs,
 }
@@ -152,10 +157,23 @@ pub struct BlockEntry {
 /// campaign's senders, a `campaign`-scope block its senders and its
 /// template fingerprints. Sorted by type, value, campaign so that two runs
 /// diff cleanly.
-pub fn blocklist_entries(store: &dyn Store, e: &Enricher) -> Result<Vec<BlockEntry>> {
+pub fn blocklist_entries(store: &dyn Store, e: &Enricher, categories: &[String]) -> Result<Vec<BlockEntry>> {
+    if let Some(bad) = categories.iter().find(|c| !textwatch_engine::taxonomy::is_known(c)) {
+        anyhow::bail!(
+            "unknown category {bad:?}: give a category ({}), category/subcategory or a subcategory (docs/rules.md#categories)",
+            textwatch_engine::taxonomy::CATEGORIES.join(", ")
+        );
+    }
     let q = CampaignQuery { min_messages: 2, ..Default::default() };
     let mut out = Vec::new();
     for c in enriched_campaigns(store, e, &q)? {
+        let wanted = categories.is_empty()
+            || categories.iter().any(|sel| {
+                textwatch_engine::taxonomy::selects(sel, c.category.as_deref().unwrap_or(""), c.subcategory.as_deref())
+            });
+        if !wanted {
+            continue;
+        }
         let Some(d) = &c.decision else { continue };
         if d.action != Action::Block || d.scope == Scope::Message {
             continue;
@@ -178,7 +196,7 @@ pub fn blocklist_entries(store: &dyn Store, e: &Enricher) -> Result<Vec<BlockEnt
 pub fn blocklist(db: &Path, args: BlocklistArgs) -> Result<ExitCode> {
     let store = open(db)?;
     let e = Enricher::load(&store, &args.ctx)?;
-    let entries = blocklist_entries(&store, &e)?;
+    let entries = blocklist_entries(&store, &e, &args.categories)?;
     let stdout = std::io::stdout().lock();
     match args.format {
         ListFormat::Json => {

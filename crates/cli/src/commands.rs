@@ -40,15 +40,17 @@ pub fn load_rules(dirs: &[std::path::PathBuf]) -> Result<textwatch_engine::RuleS
     Ok(set)
 }
 
-/// The category of one checked message: the one its findings settle, else
-/// the model's (as the engine gives campaign templates theirs).
+/// The category and subcategory of one checked message: the one its
+/// findings settle, else the model's (as the engine gives campaign templates
+/// theirs).
 pub(crate) fn category_of(
     rules: &textwatch_engine::RuleSet,
     findings: &[textwatch_engine::rules::Finding],
-    model: &textwatch_engine::classify::Model,
+    model: &textwatch_engine::categorize::Categorizer,
     a: &textwatch_engine::Analyzed,
-) -> String {
-    rules.category(findings, model, &a.template, &a.msg.body).0.to_string()
+) -> (String, Option<String>) {
+    let c = model.categorize(rules, findings, &a.template, &a.msg.body);
+    (c.category.to_string(), c.subcategory.map(str::to_owned))
 }
 
 /// The `quiet-hours` finding of one checked message: it landed in quiet
@@ -60,7 +62,7 @@ pub(crate) fn quiet_finding(
     joins_campaign: bool,
 ) -> Option<textwatch_engine::Finding> {
     let q = a.quiet.as_ref()?;
-    if !joins_campaign && category.is_none_or(|c| c == "ham") {
+    if !joins_campaign && category.is_none_or(|c| c == "personal" || c == "ham") {
         return None;
     }
     let (rule, severity) = rules.quiet_rule()?;
@@ -96,6 +98,11 @@ pub struct CampaignsArgs {
     /// Only campaigns with at least this many messages.
     #[arg(long, default_value_t = 2, value_name = "N")]
     min_messages: u64,
+    /// Only campaigns of this category: a category (`political`),
+    /// `category/subcategory` (`civic/election-office`) or a subcategory
+    /// alone (`fundraising`); see docs/rules.md#categories.
+    #[arg(long, value_name = "CATEGORY")]
+    category: Option<String>,
     #[command(flatten)]
     ctx: ContextArgs,
 }
@@ -131,7 +138,18 @@ pub fn enriched_campaign(
 pub fn campaigns(db: &Path, args: CampaignsArgs) -> Result<()> {
     let store = open(db)?;
     let ctx = Enricher::load(&store, &args.ctx)?;
-    let q = CampaignQuery { limit: args.limit, min_messages: args.min_messages, ..Default::default() };
+    if let Some(c) = args.category.as_deref().filter(|c| !textwatch_engine::taxonomy::is_known(c)) {
+        bail!(
+            "unknown category {c:?}: give a category ({}), category/subcategory or a subcategory (docs/rules.md#categories)",
+            textwatch_engine::taxonomy::CATEGORIES.join(", ")
+        );
+    }
+    let q = CampaignQuery {
+        limit: args.limit,
+        min_messages: args.min_messages,
+        category: args.category.clone(),
+        ..Default::default()
+    };
     let list = enriched_campaigns(&store, &ctx, &q)?;
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -449,6 +467,7 @@ struct CheckOutput<'a> {
     optout: Option<&'a str>,
     sender_id: Option<&'a str>,
     category: Option<String>,
+    subcategory: Option<String>,
     findings: Vec<textwatch_engine::Finding>,
     risk: u8,
     action: &'static str,
@@ -481,11 +500,13 @@ pub fn peek(store: &dyn Store, engine: &Engine, a: &textwatch_engine::Analyzed) 
 /// The verdict for one message: the policy's decision on the message
 /// itself (a campaign of one, or of the campaign's size if it joins one),
 /// or the campaign's decision when that is stronger.
+#[allow(clippy::too_many_arguments)]
 pub fn message_decision(
     ctx: &Enricher,
     store: &dyn Store,
     findings: &[textwatch_engine::Finding],
     category: Option<&str>,
+    subcategory: Option<&str>,
     risk: u8,
     sender: &str,
     campaign: Option<&str>,
@@ -494,7 +515,7 @@ pub fn message_decision(
         Some(id) => campaign_context(ctx, store, id)?,
         None => None,
     };
-    Ok(decide_message(ctx, findings, category, risk, sender, c.as_ref()))
+    Ok(decide_message(ctx, findings, category, subcategory, risk, sender, c.as_ref()))
 }
 
 /// What a message joining a campaign inherits from it: the campaign's own
@@ -522,6 +543,7 @@ pub fn decide_message(
     ctx: &Enricher,
     findings: &[textwatch_engine::Finding],
     category: Option<&str>,
+    subcategory: Option<&str>,
     risk: u8,
     sender: &str,
     campaign: Option<&CampaignContext>,
@@ -530,6 +552,7 @@ pub fn decide_message(
     let facts = Facts {
         findings: findings.iter().map(|f| (f.rule.as_str(), f.severity)).collect(),
         category,
+        subcategory,
         risk,
         messages: campaign.map_or(1, |c| c.messages + 1),
         senders: campaign.map_or(1, |c| c.senders),
@@ -568,7 +591,13 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     let tf = TemplateFeatures::of(&a.template);
     let mut findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
     findings.extend(crate::enrich::sender_finding(&a.sender));
-    let category = crate::model::builtin_model()?.map(|m| category_of(&rules, &findings, &m, &a));
+    let (category, subcategory) = match crate::model::builtin_model()? {
+        Some(m) => {
+            let (c, s) = category_of(&rules, &findings, &m, &a);
+            (Some(c), s)
+        }
+        None => (None, None),
+    };
     let engine = Engine::restore(cfg.clone(), store.load_peek_snapshot(cfg.singleton_window)?);
     let ctx = Enricher::load(&store, &args.ctx)?;
     let peeked = peek(&store, &engine, &a)?;
@@ -589,8 +618,16 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         Peek::New => CampaignGuess { status: "new", id: None, similarity: None },
         Peek::TooShort => CampaignGuess { status: "too-short", id: None, similarity: None },
     };
-    let decision =
-        message_decision(&ctx, &store, &findings, category.as_deref(), risk, &a.sender, guess.id.as_deref())?;
+    let decision = message_decision(
+        &ctx,
+        &store,
+        &findings,
+        category.as_deref(),
+        subcategory.as_deref(),
+        risk,
+        &a.sender,
+        guess.id.as_deref(),
+    )?;
     let o = CheckOutput {
         from: &a.sender,
         template: &a.template,
@@ -600,6 +637,7 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         optout: tf.optout.clone().map(|r| &a.template[r]),
         sender_id: tf.sender_id.clone().map(|r| &a.template[r]),
         category,
+        subcategory,
         findings,
         risk,
         action: decision.action.as_str(),
@@ -638,7 +676,11 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         }
         writeln!(out, "{line}")?;
     }
-    writeln!(out, "category    {}", o.category.as_deref().unwrap_or("(no model)"))?;
+    match (&o.category, &o.subcategory) {
+        (Some(c), Some(s)) => writeln!(out, "category    {c} / {s}")?,
+        (Some(c), None) => writeln!(out, "category    {c}")?,
+        _ => writeln!(out, "category    (no model)")?,
+    }
     writeln!(out, "risk        {} / 100", o.risk)?;
     writeln!(
         out,
@@ -675,6 +717,7 @@ struct Verdict<'a> {
     scope: textwatch_engine::policy::Scope,
     risk: u8,
     category: Option<&'a str>,
+    subcategory: Option<&'a str>,
     findings: &'a [textwatch_engine::Finding],
     campaign: Option<&'a str>,
 }
@@ -684,6 +727,7 @@ struct TemplateVerdict {
     decision: Decision,
     risk: u8,
     category: Option<String>,
+    subcategory: Option<String>,
     findings: Vec<textwatch_engine::Finding>,
     campaign: Option<String>,
 }
@@ -737,7 +781,13 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
             if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(a.template_key) {
                 let findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
                 let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
-                let category = model.as_ref().map(|m| category_of(&rules, &findings, m, &a));
+                let (category, subcategory) = match model.as_ref() {
+                    Some(m) => {
+                        let (c, s) = category_of(&rules, &findings, m, &a);
+                        (Some(c), s)
+                    }
+                    None => (None, None),
+                };
                 let campaign = match peek(&store, &engine, &a)? {
                     Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
                     _ => None,
@@ -747,11 +797,12 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
                     &store,
                     &findings,
                     category.as_deref(),
+                    subcategory.as_deref(),
                     risk,
                     &a.sender,
                     campaign.as_deref(),
                 )?;
-                slot.insert(TemplateVerdict { decision, risk, category, findings, campaign });
+                slot.insert(TemplateVerdict { decision, risk, category, subcategory, findings, campaign });
             }
             let cached = &cache[&a.template_key];
             let own;
@@ -770,6 +821,7 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
                         &store,
                         &findings,
                         cached.category.as_deref(),
+                        cached.subcategory.as_deref(),
                         risk,
                         &a.sender,
                         cached.campaign.as_deref(),
@@ -785,6 +837,7 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
                 scope: v.decision.scope,
                 risk: v.risk,
                 category: v.category.as_deref(),
+                subcategory: v.subcategory.as_deref(),
                 findings: &v.findings,
                 campaign: v.campaign.as_deref(),
             };

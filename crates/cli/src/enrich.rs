@@ -250,6 +250,7 @@ impl Enricher {
             let facts = Facts {
                 findings,
                 category: best.and_then(|b| templates[b].category.as_deref()),
+                subcategory: None,
                 risk,
                 messages: total,
                 senders: senders.len() as u64,
@@ -282,6 +283,7 @@ fn facts<'a>(s: &'a CampaignSummary, classes: &[&'static str]) -> Facts<'a> {
     Facts {
         findings: s.findings.iter().map(|f| (f.rule.as_str(), f.severity)).collect(),
         category: s.category.as_deref(),
+        subcategory: s.subcategory.as_deref(),
         risk: s.risk.unwrap_or(0),
         messages: s.messages,
         senders: s.sender_count,

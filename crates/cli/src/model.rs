@@ -6,22 +6,31 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use textwatch_engine::categorize::Categorizer;
 use textwatch_engine::classify::{stratified_folds, text_features, Features, Model, Scores, TrainConfig};
 use textwatch_engine::template::{templatize, TemplateScratch};
 
 /// The categories of the shipped model.
 pub use textwatch_engine::classify::CATEGORIES;
 
-/// The model built into the binary (trained by `textwatch train`; see the README).
+/// The models built into the binary (trained by `textwatch train`; see the
+/// README): categories, and subcategories within them.
 pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../../models/category.twm");
+pub const BUILTIN_SUBMODEL: &[u8] = include_bytes!("../../../models/subcategory.twm");
 
-/// The built-in category model (none in a build made before the first
+/// The built-in category models (none in a build made before the first
 /// `textwatch train`).
-pub fn builtin_model() -> Result<Option<Model>> {
+pub fn builtin_model() -> Result<Option<Categorizer>> {
     if BUILTIN_MODEL.is_empty() {
         return Ok(None);
     }
-    Model::from_bytes(BUILTIN_MODEL).map(Some).context("the built-in category model is damaged")
+    let top = Model::from_bytes(BUILTIN_MODEL).context("the built-in category model is damaged")?;
+    let sub = if BUILTIN_SUBMODEL.is_empty() {
+        None
+    } else {
+        Some(Model::from_bytes(BUILTIN_SUBMODEL).context("the built-in subcategory model is damaged")?)
+    };
+    Ok(Some(Categorizer { top, sub }))
 }
 
 /// The meaning table built into the binary (distilled by
@@ -72,6 +81,65 @@ fn read_mishra(dir: &Path) -> Result<Vec<Example>> {
         }
     }
     Ok(out)
+}
+
+/// The Indonesian SMS set: `0` normal, `1` fraud (penipuan), `2` promotion.
+fn read_indonesian(dir: &Path) -> Result<Vec<Example>> {
+    let p = dir.join("indonesian-sms/dataset_sms_spam_v1.csv");
+    if !p.exists() {
+        eprintln!("note: {} not found; training without the Indonesian set", p.display());
+        return Ok(Vec::new());
+    }
+    let mut r =
+        csv::ReaderBuilder::new().flexible(true).from_path(&p).with_context(|| format!("reading {}", p.display()))?;
+    let mut out = Vec::new();
+    for rec in r.byte_records() {
+        let rec = rec?;
+        if let (Some(t), Some(l)) = (rec.get(0), rec.get(1)) {
+            out.push(Example {
+                text: String::from_utf8_lossy(t).into_owned(),
+                label: format!("id-{}", String::from_utf8_lossy(l).trim()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The category/subcategory of a public data set's label. The public sets
+/// label only ham and spam (and smishing); their spam is split by what it
+/// asks for, with a few keywords (documented in docs/accuracy.md): prizes
+/// and premium-rate claims are advance-fee scams, the rest unsolicited
+/// marketing, adult, gambling or loans.
+fn public_label(label: &str, text: &str) -> Option<&'static str> {
+    let t = text.to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
+    Some(match label {
+        "ham" | "id-0" => "personal/conversation",
+        "smishing" => "scam/phishing",
+        "id-1" => {
+            if has(&["mama", "papa", "bapak", "ibu ", "pulsa", "transfer", "rekening", "nomor baru"]) {
+                "scam/impersonation"
+            } else {
+                "scam/advance-fee"
+            }
+        }
+        "id-2" => "marketing/promotion",
+        "spam" => {
+            if has(&["won ", "winner", "prize", "claim", "award", "selected to receive", "guaranteed", "cash", "bonus"])
+            {
+                "scam/advance-fee"
+            } else if has(&["sex", "xxx", "horny", "naughty", "dating", "date ", "singles", "babe", "flirt"]) {
+                "spam/adult"
+            } else if has(&["casino", "bet ", "betting", "poker", "slots"]) {
+                "spam/gambling"
+            } else if has(&["loan", "credit", "debt", "mortgage"]) {
+                "spam/loans"
+            } else {
+                "spam/unsolicited"
+            }
+        }
+        _ => return None,
+    })
 }
 
 fn read_extra(path: &Path) -> Result<Vec<Example>> {
@@ -130,8 +198,13 @@ fn cross_validate(
     x: &[Prepared],
     folds: usize,
     cfg: &TrainConfig,
+    grouped: bool,
 ) -> Vec<(usize, usize, usize)> {
-    let fold_of = stratified_folds(y, labels.len(), folds, cfg.seed);
+    let fold_of = if grouped {
+        grouped_folds(y, x, labels.len(), folds, cfg.seed)
+    } else {
+        stratified_folds(y, labels.len(), folds, cfg.seed)
+    };
     // Folds train on all cores; each is deterministic on its own and they
     // are joined in fold order, so the answer does not depend on the cores.
     use rayon::prelude::*;
@@ -148,6 +221,25 @@ fn cross_validate(
         })
         .collect();
     per_fold.into_iter().flatten().collect()
+}
+
+/// Folds that keep every text of one template (near-copies: the same text
+/// with another name, link or number) on one side: each template's texts
+/// go to the fold its first text is given, stratified by that text's label.
+fn grouped_folds(y: &[usize], x: &[Prepared], classes: usize, folds: usize, seed: u64) -> Vec<usize> {
+    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut reps = Vec::new();
+    let mut group_of = Vec::with_capacity(y.len());
+    for (i, p) in x.iter().enumerate() {
+        let g = *first.entry(p.template.as_str()).or_insert_with(|| {
+            reps.push(i);
+            reps.len() - 1
+        });
+        group_of.push(g);
+    }
+    let rep_labels: Vec<usize> = reps.iter().map(|&i| y[i]).collect();
+    let fold_of_group = stratified_folds(&rep_labels, classes, folds, seed);
+    group_of.iter().map(|&g| fold_of_group[g]).collect()
 }
 
 #[derive(clap::Args, Debug)]
@@ -175,7 +267,7 @@ pub struct EvalModelArgs {
     /// The project's political and commercial examples: with them, a third
     /// cross-validation over the shipped model's own training set and four
     /// categories (skipped if the file is missing).
-    #[arg(long, default_value = "data/train-extra.tsv", value_name = "FILE")]
+    #[arg(long, default_value = "data/categories.tsv", value_name = "FILE")]
     extra: PathBuf,
     /// Also write every held-out text the model got wrong in the first
     /// repeat to FILE, one JSON object per line (`dataset`, `label`,
@@ -254,9 +346,12 @@ impl Hyper {
 
 #[derive(serde::Serialize)]
 struct Evaluation {
-    dataset: &'static str,
+    dataset: String,
     texts: usize,
     folds: usize,
+    /// `stratified`, or `grouped by template` (near-copies of one text on
+    /// one side of every split).
+    split: &'static str,
     /// The first repeat's seed; `scores` are that split's.
     seed: u64,
     scores: Scores,
@@ -317,18 +412,25 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
         )),
         None => None,
     };
-    let mut sets = vec![
-        ("uci-sms-spam", read_uci(&args.data)?, vec!["ham", "spam"]),
-        ("mishra-soni-smishing", read_mishra(&args.data)?, vec!["ham", "spam", "smishing"]),
+    let mut sets: Vec<(&str, Vec<Example>, Vec<String>, bool)> = vec![
+        ("uci-sms-spam", read_uci(&args.data)?, vec!["ham".into(), "spam".into()], false),
+        ("mishra-soni-smishing", read_mishra(&args.data)?, vec!["ham".into(), "spam".into(), "smishing".into()], false),
     ];
     if args.extra.exists() {
-        sets.push(("textwatch-categories", shipped_training_set(&args.data, &args.extra)?, CATEGORIES.to_vec()));
+        // The shipped models' own training set, with folds grouped by
+        // template: once by category, once by subcategory.
+        let all = shipped_training_set(&args.data, &args.extra)?;
+        let top: Vec<Example> = all
+            .iter()
+            .map(|e| Example { text: e.text.clone(), label: e.label.split('/').next().unwrap_or("").to_string() })
+            .collect();
+        sets.push(("textwatch-categories", top, CATEGORIES.iter().map(|s| s.to_string()).collect(), true));
+        sets.push(("textwatch-subcategories", all, subcategory_labels(), true));
     } else {
         eprintln!("note: {} not found; skipping the cross-validation of the shipped categories", args.extra.display());
     }
-    for (name, data, label_order) in sets {
+    for (name, data, labels, grouped) in sets {
         let data = dedupe(data);
-        let labels: Vec<String> = label_order.iter().map(|s| s.to_string()).collect();
         let mut y = Vec::new();
         let mut texts = Vec::new();
         for e in &data {
@@ -351,7 +453,9 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
         use rayon::prelude::*;
         let mut runs: Vec<Vec<(usize, usize, usize)>> = seeds
             .par_iter()
-            .map(|&seed| cross_validate(&labels, &y, &texts, &x, args.folds, &TrainConfig { seed, ..cfg.clone() }))
+            .map(|&seed| {
+                cross_validate(&labels, &y, &texts, &x, args.folds, &TrainConfig { seed, ..cfg.clone() }, grouped)
+            })
             .collect();
         let scores: Vec<Scores> = runs
             .iter()
@@ -380,7 +484,8 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
             .collect();
         let mean = Mean::of(&scores);
         results.push(Evaluation {
-            dataset: name,
+            dataset: name.to_string(),
+            split: if grouped { "grouped by template" } else { "stratified" },
             texts: texts.len(),
             folds: args.folds,
             seed: args.seed,
@@ -404,9 +509,10 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
         if n > 1 {
             writeln!(
                 out,
-                "{}: {} distinct texts, stratified {}-fold CV repeated {n} times (seeds {}-{}); mean accuracy {:.4}, mean macro-F1 {:.4}",
+                "{}: {} distinct texts, {} {}-fold CV repeated {n} times (seeds {}-{}); mean accuracy {:.4}, mean macro-F1 {:.4}",
                 r.dataset,
                 r.texts,
+                r.split,
                 r.folds,
                 r.seed,
                 r.repeats[n - 1].seed,
@@ -417,8 +523,8 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
         } else {
             writeln!(
                 out,
-                "{}: {} distinct texts, stratified {}-fold CV, seed {}; accuracy {:.4}, macro-F1 {:.4}",
-                r.dataset, r.texts, r.folds, r.seed, s.accuracy, s.macro_f1
+                "{}: {} distinct texts, {} {}-fold CV, seed {}; accuracy {:.4}, macro-F1 {:.4}",
+                r.dataset, r.texts, r.split, r.folds, r.seed, s.accuracy, s.macro_f1
             )?;
         }
         let seeds: String = if n > 1 {
@@ -465,12 +571,15 @@ pub struct TrainArgs {
     /// Directory with uci-sms-spam/ and mishra-soni-smishing/.
     #[arg(long, default_value = "../shared/data", value_name = "DIR")]
     data: PathBuf,
-    /// The project's own political and commercial examples.
-    #[arg(long, default_value = "data/train-extra.tsv", value_name = "FILE")]
+    /// The project's own labelled examples (`category/subcategory<TAB>text`).
+    #[arg(long, default_value = "data/categories.tsv", value_name = "FILE")]
     extra: PathBuf,
-    /// Where to write the model.
+    /// Where to write the category model.
     #[arg(long, default_value = "models/category.twm", value_name = "FILE")]
     out: PathBuf,
+    /// Where to write the subcategory model.
+    #[arg(long, default_value = "models/subcategory.twm", value_name = "FILE")]
+    sub_out: PathBuf,
     /// Shuffle seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -478,71 +587,87 @@ pub struct TrainArgs {
     hyper: Hyper,
 }
 
-/// Maps source labels to categories: UCI and Mishra spam and smishing are
-/// `scam` (prize, premium-rate and phishing texts), ham is `ham`, the
-/// project's examples carry their own.
-fn category_of(label: &str) -> Option<&'static str> {
-    match label {
-        "ham" => Some("ham"),
-        "spam" | "smishing" | "scam" => Some("scam"),
-        "commercial" => Some("commercial"),
-        "political" => Some("political"),
-        _ => None,
-    }
-}
-
-/// The shipped model's training set: the project's examples, then UCI and
-/// Mishra & Soni, exact duplicates dropped, labelled with [`CATEGORIES`].
+/// The shipped models' training set, labelled `category/subcategory`: the
+/// project's examples (`data/categories.tsv`), then UCI, Mishra & Soni and
+/// the Indonesian set, exact duplicates dropped.
 fn shipped_training_set(data: &Path, extra: &Path) -> Result<Vec<Example>> {
     let mut all = read_extra(extra)?;
+    for e in &all {
+        let known = e.label.split_once('/').is_some_and(|(c, sub)| {
+            textwatch_engine::taxonomy::SUBCATEGORIES.iter().any(|(a, b, _)| *a == c && *b == sub)
+        });
+        if !known {
+            bail!(
+                "{}: unknown label {:?} (category/subcategory, see docs/rules.md#categories)",
+                extra.display(),
+                e.label
+            );
+        }
+    }
     all.extend(read_uci(data)?);
     all.extend(read_mishra(data)?);
+    all.extend(read_indonesian(data)?);
     dedupe(all)
         .into_iter()
-        .map(|e| match category_of(&e.label) {
-            Some(c) => Ok(Example { text: e.text, label: c.to_string() }),
-            None => bail!("unknown label {:?}", e.label),
+        .map(|e| {
+            if e.label.contains('/') {
+                return Ok(e);
+            }
+            match public_label(&e.label, &e.text) {
+                Some(l) => Ok(Example { text: e.text, label: l.to_string() }),
+                None => bail!("unknown label {:?}", e.label),
+            }
         })
         .collect()
+}
+
+/// The subcategory labels, `category/subcategory`, in the taxonomy's order.
+fn subcategory_labels() -> Vec<String> {
+    textwatch_engine::taxonomy::SUBCATEGORIES.iter().map(|(c, s, _)| format!("{c}/{s}")).collect()
 }
 
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
     // Bad settings are refused before any file is read.
     let cfg = args.hyper.config(args.seed)?;
     let all = shipped_training_set(&args.data, &args.extra)?;
-    let labels: Vec<String> = CATEGORIES.iter().map(|s| s.to_string()).collect();
-    let mut texts = Vec::new();
-    let mut y = Vec::new();
-    for e in &all {
-        y.push(CATEGORIES.iter().position(|x| *x == e.label).unwrap_or(0));
-        texts.push(e.text.as_str());
-    }
+    let texts: Vec<&str> = all.iter().map(|e| e.text.as_str()).collect();
     let x = prepare(&texts, cfg.bits);
-    let examples: Vec<(Features, usize)> = x.into_iter().map(|p| p.features).zip(y.iter().copied()).collect();
-    let (model, tuning) = Model::train_tuned(labels, &examples, &cfg);
-    let bytes = model.to_bytes();
-    if let Some(parent) = args.out.parent() {
-        std::fs::create_dir_all(parent).ok();
-    }
-    std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
-    let counts: Vec<String> =
-        CATEGORIES.iter().enumerate().map(|(c, n)| format!("{n} {}", y.iter().filter(|&&v| v == c).count())).collect();
-    eprintln!(
-        "trained on {} distinct texts ({}); wrote {} ({} KiB)",
-        texts.len(),
-        counts.join(", "),
-        args.out.display(),
-        bytes.len() / 1024
-    );
-    if let Some(t) = tuning {
-        let tried: Vec<String> = t.tried.iter().map(|(e, l)| format!("{e}: {l:.4}")).collect();
+    let cats: Vec<String> = CATEGORIES.iter().map(|s| s.to_string()).collect();
+    let subs = subcategory_labels();
+    for (labels, out, top) in [(&cats, &args.out, true), (&subs, &args.sub_out, false)] {
+        let y: Vec<usize> = all
+            .iter()
+            .map(|e| {
+                let key = if top { e.label.split('/').next().unwrap_or("") } else { e.label.as_str() };
+                labels.iter().position(|l| l == key).unwrap_or(0)
+            })
+            .collect();
+        let examples: Vec<(Features, usize)> = x.iter().map(|p| p.features.clone()).zip(y.iter().copied()).collect();
+        let (model, tuning) = Model::train_tuned(labels.clone(), &examples, &cfg);
+        let bytes = model.to_bytes();
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).ok();
+        }
+        std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+        let counts: Vec<String> =
+            labels.iter().enumerate().map(|(c, n)| format!("{n} {}", y.iter().filter(|&&v| v == c).count())).collect();
         eprintln!(
-            "{}-fold internal cross-validation, held-out loss by training length: {}",
-            cfg.tune_folds,
-            tried.join(", ")
+            "trained on {} distinct texts ({}); wrote {} ({} KiB)",
+            texts.len(),
+            counts.join(", "),
+            out.display(),
+            bytes.len() / 1024
         );
-        let shifts: Vec<String> = CATEGORIES.iter().zip(&t.offsets).map(|(c, o)| format!("{c} {o:+.2}")).collect();
-        eprintln!("chosen: {} epochs; class offsets {}", t.epochs, shifts.join(", "));
+        if let Some(t) = tuning {
+            let tried: Vec<String> = t.tried.iter().map(|(e, l)| format!("{e}: {l:.4}")).collect();
+            eprintln!(
+                "  {}-fold internal cross-validation, held-out loss by training length: {}",
+                cfg.tune_folds,
+                tried.join(", ")
+            );
+            let shifts: Vec<String> = labels.iter().zip(&t.offsets).map(|(c, o)| format!("{c} {o:+.2}")).collect();
+            eprintln!("  chosen: {} epochs; class offsets {}", t.epochs, shifts.join(", "));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -98,14 +98,15 @@ fn eval_model_cross_validates_each_data_set() {
     let extra = dir.path().join("extra.tsv");
     let mut lines = String::new();
     for i in 0..10 {
-        lines.push_str(&format!("political\tVote for Jane Doe on Tuesday, polls open 7am, precinct {i}\n"));
-        lines.push_str(&format!("commercial\tYour order {i} has shipped, track it in the app\n"));
+        lines.push_str(&format!("political/gotv\tVote for Jane Doe on Tuesday, polls open 7am, precinct {i}\n"));
+        lines.push_str(&format!("transactional/delivery\tYour order {i} has shipped, track it in the app\n"));
     }
     std::fs::write(&extra, lines).unwrap();
     let out = tw_ok(&dir.path().join("x.db"), &[&args[..], &["--extra", extra.to_str().unwrap()]].concat());
     let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(v.len(), 3);
+    assert_eq!(v.len(), 4);
     assert_eq!(v[2]["dataset"], "textwatch-categories");
+    assert_eq!(v[3]["dataset"], "textwatch-subcategories");
     // For people: the means, each repeat's F1, and the first split's
     // confusion matrix; --repeats 0 is refused.
     let table = tw_ok(
@@ -128,7 +129,21 @@ fn eval_model_cross_validates_each_data_set() {
     let out = tw(&dir.path().join("x.db"), &["eval-model", "--data", data, "--repeats", "0"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--repeats must be at least 1"));
-    assert_eq!(v[2]["scores"]["labels"], serde_json::json!(["ham", "commercial", "political", "scam"]));
+    assert_eq!(
+        v[2]["scores"]["labels"],
+        serde_json::json!([
+            "political",
+            "civic",
+            "charity",
+            "news",
+            "marketing",
+            "transactional",
+            "personal",
+            "scam",
+            "spam"
+        ])
+    );
+    assert!(v[3]["scores"]["labels"].as_array().unwrap().iter().any(|l| l == "civic/election-office"));
 }
 
 #[test]
@@ -136,8 +151,9 @@ fn train_writes_a_model_that_loads() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path());
     let extra = dir.path().join("extra.tsv");
-    std::fs::write(&extra, "# comment\npolitical\tVote for Jane Doe on Tuesday, polls open 7am\ncommercial\tYour order has shipped, track it online\n").unwrap();
+    std::fs::write(&extra, "# comment\npolitical/gotv\tVote for Jane Doe on Tuesday, polls open 7am\ntransactional/delivery\tYour order has shipped, track it online\n").unwrap();
     let model = dir.path().join("m.twm");
+    let sub = dir.path().join("s.twm");
     tw_ok(
         &dir.path().join("x.db"),
         &[
@@ -148,6 +164,8 @@ fn train_writes_a_model_that_loads() {
             extra.to_str().unwrap(),
             "--out",
             model.to_str().unwrap(),
+            "--sub-out",
+            sub.to_str().unwrap(),
             "--bits",
             "14",
             "--epochs",
@@ -156,7 +174,28 @@ fn train_writes_a_model_that_loads() {
     );
     let bytes = std::fs::read(&model).unwrap();
     let m = textwatch_engine::classify::Model::from_bytes(&bytes).unwrap();
-    assert_eq!(m.labels, vec!["ham", "commercial", "political", "scam"]);
+    assert_eq!(m.labels, textwatch_engine::taxonomy::CATEGORIES.to_vec());
+    let s = textwatch_engine::classify::Model::from_bytes(&std::fs::read(&sub).unwrap()).unwrap();
+    assert_eq!(s.labels.len(), textwatch_engine::taxonomy::SUBCATEGORIES.len());
+
+    // An old two-word label is refused with what to write instead.
+    std::fs::write(&extra, "commercial\tYour order has shipped\n").unwrap();
+    let out = tw(
+        &dir.path().join("x.db"),
+        &[
+            "train",
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--extra",
+            extra.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "--sub-out",
+            sub.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("category/subcategory"));
 
     std::fs::write(&extra, "nolabel line\n").unwrap();
     let out = tw(

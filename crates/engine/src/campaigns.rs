@@ -135,6 +135,7 @@ struct Tmpl {
     clusterable: bool,
     features: Option<(bool, bool)>,
     category: Option<u8>,
+    subcategory: Option<u8>,
     /// Messages received in quiet hours.
     quiet: u32,
     /// Findings computed since the last delta.
@@ -249,7 +250,7 @@ pub struct Engine {
     lookups: u64,
     verified: u64,
     rules: RuleSet,
-    classifier: Option<crate::classify::Model>,
+    classifier: Option<crate::categorize::Categorizer>,
     /// First quiet-hours finding of templates, until the next delta.
     quiet_findings: HashMap<u32, Finding>,
     /// Text and a body of each searchable singleton template: a campaign
@@ -328,21 +329,22 @@ impl Engine {
         self.meaning = Some(model);
     }
 
-    /// Sets the model that gives campaign templates a category.
-    pub fn set_classifier(&mut self, model: crate::classify::Model) {
-        self.classifier = Some(model);
+    /// Sets the models that give campaign templates a category and a
+    /// subcategory.
+    pub fn set_classifier(&mut self, models: crate::categorize::Categorizer) {
+        self.classifier = Some(models);
     }
 
-    /// The category of a template, from one real message with it: the one
-    /// its findings settle (a rule with `implies_category`), else the
-    /// model's (the same features the model was trained on).
-    fn categorize(&mut self, tid: u32, text: &str, body: &str, findings: &[Finding]) -> Option<u8> {
-        let m = self.classifier.as_ref()?;
-        let (label, rule) = self.rules.category(findings, m, text, body);
-        if let Some(rule) = rule {
+    /// The category and subcategory of a template, from one real message
+    /// with it (see [`crate::categorize`]).
+    fn categorize(&mut self, tid: u32, text: &str, body: &str, findings: &[Finding]) -> (Option<u8>, Option<u8>) {
+        let Some(m) = self.classifier.as_ref() else { return (None, None) };
+        let c = m.categorize(&self.rules, findings, text, body);
+        let (cat, sub) = (m.category_index(c.category), c.subcategory.and_then(|s| m.subcategory_index(c.category, s)));
+        if let Some(rule) = c.rule {
             self.category_rules.insert(tid, rule.to_string());
         }
-        m.labels.iter().position(|l| l == label).map(|i| i as u8)
+        (cat, sub)
     }
 
     /// Features and findings of a template, from one real message with it.
@@ -439,6 +441,7 @@ impl Engine {
                 clusterable: t.clusterable,
                 features: t.optout.zip(t.sender_id),
                 category: None,
+                subcategory: None,
                 quiet: t.quiet.min(u32::MAX as u64) as u32,
                 characterized: false,
                 dirty: false,
@@ -610,6 +613,7 @@ impl Engine {
             clusterable: a.clusterable,
             features: None,
             category: None,
+            subcategory: None,
             quiet: 0,
             characterized: false,
             dirty: false,
@@ -824,12 +828,13 @@ impl Engine {
         let c = self.clusters.len() as u32;
         let sig = sig.unwrap_or_else(|| signature(text, &mut self.mh, self.cfg.min_template_len));
         let (features, findings) = self.characterize(text, body);
-        let category = self.categorize(tid, text, body, &findings);
+        let (category, subcategory) = self.categorize(tid, text, body, &findings);
         self.kept.remove(&tid);
         self.pending_findings.insert(tid, findings);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
         t.category = category;
+        t.subcategory = subcategory;
         let (label, first_ts, first_rcpt) = (t.key, t.first_ts, t.has_rcpt.then_some(t.first_rcpt));
         t.features = Some(features);
         t.characterized = true;
@@ -866,11 +871,12 @@ impl Engine {
 
     fn join(&mut self, tid: u32, c: u32, text: &str, body: &str, sig: &Signature, sim: f32) {
         let (features, findings) = self.characterize(text, body);
-        let category = self.categorize(tid, text, body, &findings);
+        let (category, subcategory) = self.categorize(tid, text, body, &findings);
         self.pending_findings.insert(tid, findings);
         let t = &mut self.templates[tid as usize];
         t.cluster = c;
         t.category = category;
+        t.subcategory = subcategory;
         t.features = Some(features);
         t.characterized = true;
         let actor = if self.clusters[c as usize].actor.is_none() { crate::identity::of(text) } else { None };
@@ -953,10 +959,12 @@ impl Engine {
             let text = if t.is_new { text_of(t.key).unwrap_or_default().to_owned() } else { String::new() };
             t.is_new = false;
             let findings = if t.characterized { self.pending_findings.remove(&tid) } else { None };
-            let category = if t.characterized {
-                t.category.and_then(|c| self.classifier.as_ref().map(|m| m.labels[c as usize].clone()))
-            } else {
-                None
+            let (category, subcategory) = match (&self.classifier, t.characterized) {
+                (Some(m), true) => (
+                    t.category.and_then(|c| m.top.labels.get(c as usize).cloned()),
+                    t.subcategory.and_then(|c| m.subcategory_name(c).map(str::to_owned)),
+                ),
+                _ => (None, None),
             };
             let category_rule = if t.characterized { self.category_rules.remove(&tid) } else { None };
             t.characterized = false;
@@ -977,6 +985,7 @@ impl Engine {
                 sender_id: t.features.map(|f| f.1),
                 findings,
                 category,
+                subcategory,
                 category_rule,
                 quiet: u64::from(t.quiet),
                 quiet_finding: self.quiet_findings.remove(&tid),

@@ -25,8 +25,9 @@
 
 use crate::template::{templatize, TemplateScratch, HASH_SEED};
 
-/// The categories of the shipped model, in its label order.
-pub const CATEGORIES: [&str; 4] = ["ham", "commercial", "political", "scam"];
+/// The categories of the shipped model, in its label order (see
+/// [`crate::taxonomy`]).
+pub use crate::taxonomy::CATEGORIES;
 
 /// A sparse, L2-normalized feature vector.
 pub type Features = Vec<(u32, f32)>;
@@ -497,12 +498,45 @@ impl Model {
             2 => self.classify_k::<2>(template, folded, raw),
             3 => self.classify_k::<3>(template, folded, raw),
             4 => self.classify_k::<4>(template, folded, raw),
+            9 => self.classify_k::<9>(template, folded, raw),
             _ => {
-                let mut f = Vec::new();
-                text_features(template, folded, raw, self.bits, &mut f);
-                self.predict(&f)
+                let mut scores = Vec::new();
+                self.scores_of(template, folded, raw, &mut scores);
+                best_of(&mut scores)
             }
         }
+    }
+
+    /// Every label's score for a text, on the inference path (8-bit
+    /// weights, no feature vector), for any number of labels: what
+    /// [`Model::classify`] ranks, before the softmax.
+    pub fn scores_of(&self, template: &str, folded: &str, raw: &str, out: &mut Vec<f32>) {
+        let k = self.labels.len();
+        let row = |sum: &mut Vec<i32>, i: u32| {
+            let at = i as usize * k;
+            if let Some(r) = self.quantized.get(at..at + k) {
+                for (s, w) in sum.iter_mut().zip(r) {
+                    *s += i32::from(*w);
+                }
+            }
+        };
+        let mut sum = vec![0i32; k];
+        let mut n = 0usize;
+        word_features(template, self.bits, &mut |i| {
+            row(&mut sum, i);
+            n += 1;
+        });
+        shape_features(raw, self.bits, &mut |i| {
+            row(&mut sum, i);
+            n += 1;
+        });
+        let (sum, n) = fold_char_grams(folded, self.bits, (sum, n), |(mut s, n), i| {
+            row(&mut s, i);
+            (s, n + 1)
+        });
+        let scale = self.scale / (n.max(1) as f32).sqrt();
+        out.clear();
+        out.extend(sum.iter().zip(&self.bias).map(|(s, b)| b + *s as f32 * scale));
     }
 
     /// Adds bucket `i`'s 8-bit weights to `sum`.

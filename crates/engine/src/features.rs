@@ -197,9 +197,11 @@ pub fn sender_id_res() -> &'static [Regex] {
             // Political disclaimers.
             r"\b(?:paid for by|pd for by|pd\. for by|authorized by|approved by|sponsored by|pagado por)\b",
             // A brand prefix: "acme pharmacy: your rx is ready", "[acme] ...".
-            r"^(?:\[[a-z0-9][\w&' .-]{1,30}\]|[a-z0-9][a-z0-9&' .-]{1,30}:)\s",
+            r"^(?:\[[a-z0-9][\w&' .-]{1,48}\]|[a-z0-9][a-z0-9&' .-]{1,48}:)\s",
             // "message from acme", "reminder from dr smith's office".
-            r"\b(?:msg|message|text|alert|reminder|notice|update|note|mensaje)\s+(?:from|de)\s+[a-z{][a-z0-9&' .-]{1,40}",
+            // ("mensaje de texto" is "text message", not a sender: a name
+            // starting "tex" is not read).
+            r"\b(?:msg|message|text|alert|reminder|notice|update|note|mensaje)\s+(?:from|de)\s+(?:[a-su-z{]|t[a-df-z0-9]|te[a-wyz0-9])[a-z0-9&' .-]{1,40}",
             // A signature at the end: "- acme pharmacy", "~the acme team", "thanks, acme".
             r"(?:^|[\s.!?])[-~\u2013\u2014]\s?[a-z][a-z0-9&'.]*(?:\s[a-z0-9&'.]+){0,4}\s*[.!]?\s*(?:$|(?:reply|txt|text|msg|stop|to\s+opt|unsub)\b)",
             r"\b(?:thanks|thank you|sincerely|regards|gracias),?\s+(?:the\s+)?[a-z{][a-z0-9&'. ]{2,40}(?:team|staff|campaign|office|committee|pac|party|pharmacy|clinic|store|bank)\b",
@@ -286,7 +288,29 @@ pub(crate) fn is_generic_name(name: &str) -> bool {
         "republicans",
         "dems",
         "everyone",
+        // Polls, surveys and news hooks name nobody either.
+        "quick poll",
+        "poll",
+        "survey",
+        "quick survey",
+        "quick question",
+        "question",
+        "news",
+        "news alert",
+        "election alert",
+        "election update",
+        "important update",
+        "urgent update",
+        "reminder to vote",
         // Spanish.
+        "encuesta",
+        "votacion",
+        "recuerde",
+        "recuerda",
+        "democratas",
+        "republicanos",
+        "votantes",
+        "ultima hora",
         "aviso",
         "alerta",
         "urgente",
@@ -389,6 +413,9 @@ mod tests {
             "Your table is ready! ~The Corner Bistro. Reply STOP to opt out",
             "Recordatorio: tu cita con el Dr. García es mañana a las 10am. Responde 1 para confirmar",
             "Reminder: your appointment with Dr. Patel is Tuesday at 3pm. Reply C to confirm",
+            "Philadelphia County Board of Elections: your mail ballot needs a signature to be counted",
+            "Sierra Club Alert: the Senate votes Thursday on the clean energy bill",
+            "Keystone Bank: a purchase of $42 was made on your card ending 1234",
         ] {
             assert!(has_sender_id(body), "missed sender id in {body:?}");
         }
@@ -406,6 +433,10 @@ mod tests {
             "Last chance: 50% off everything today only at shop-now.com",
             "Patriots: meet at the Convention Center at 3pm. They are stealing it",
             "Aviso: su lugar de votación ha cambiado",
+            "Quick poll: who are you voting for? Reply 1 Biden 2 Trump",
+            "Survey: how likely are you to vote? Reply 1-5",
+            "Vote por mensaje de texto al 55123 y evite las filas.",
+            "Recuerde: si vota por correo, su boleta debe llegar antes del 10 de noviembre.",
         ] {
             assert!(!has_sender_id(body), "false sender id in {body:?}");
         }

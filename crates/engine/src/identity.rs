@@ -42,10 +42,10 @@ fn patterns() -> &'static [Regex] {
             // Political disclaimers.
             r"\b(?:paid for by|pd for by|pd\. for by|authorized by|approved by|sponsored by|pagado por)\s+(?P<n>[a-z0-9&'.\-{} ]{2,80})",
             // A brand prefix: "acme pharmacy: ...", "[acme] ...".
-            r"^\[(?P<n>[a-z0-9][a-z0-9&' .\-]{1,30})\]\s",
-            r"^(?P<n>[a-z0-9][a-z0-9&' .\-]{1,30}):\s",
+            r"^\[(?P<n>[a-z0-9][a-z0-9&' .\-]{1,48})\]\s",
+            r"^(?P<n>[a-z0-9][a-z0-9&' .\-]{1,48}):\s",
             // "message from X", "reminder from X".
-            r"\b(?:msg|message|text|alert|reminder|notice|update|mensaje|recordatorio)\s+(?:from|de)\s+(?P<n>[a-z][a-z0-9&' .\-]{1,40})",
+            r"\b(?:msg|message|text|alert|reminder|notice|update|mensaje|recordatorio)\s+(?:from|de)\s+(?P<n>(?:[a-su-z]|t[a-df-z0-9]|te[a-wyz0-9])[a-z0-9&' .\-]{1,40})",
             // A signature: "- acme pharmacy", "~the corner bistro".
             r"(?:^|[\s.!?])[-~\u{2013}\u{2014}]\s?(?P<n>[a-z][a-z0-9&'.]*(?:\s[a-z0-9&'.]+){0,4})\s*[.!]?\s*(?:$|(?:reply|txt|text|msg|stop|to\s+opt|unsub|responde)\b)",
             // "thanks, the acme team".

@@ -11,6 +11,7 @@
 
 pub mod analyze;
 pub mod campaigns;
+pub mod categorize;
 pub mod classify;
 pub mod features;
 pub mod fold;
@@ -23,6 +24,7 @@ pub mod policy;
 pub mod rules;
 pub mod sender;
 pub mod state;
+pub mod taxonomy;
 pub mod template;
 pub mod unmask;
 

@@ -145,6 +145,8 @@ pub struct Facts<'a> {
     /// (rule id, severity) of each finding.
     pub findings: Vec<(&'a str, Severity)>,
     pub category: Option<&'a str>,
+    /// The category's second level, when known.
+    pub subcategory: Option<&'a str>,
     pub risk: u8,
     pub messages: u64,
     pub senders: u64,
@@ -198,10 +200,11 @@ impl Policy {
             }) {
                 return Err(bad(&format!("unknown sender_class {c:?}")));
             }
-            if let Some(c) =
-                r.when.category.iter().find(|c| !["ham", "commercial", "political", "scam"].contains(&c.as_str()))
-            {
-                return Err(bad(&format!("unknown category {c:?} (ham, commercial, political, scam)")));
+            if let Some(c) = r.when.category.iter().find(|c| !crate::taxonomy::is_known(c)) {
+                return Err(bad(&format!(
+                    "unknown category {c:?} (a category: {}; or category/subcategory, see docs/rules.md#categories)",
+                    crate::taxonomy::CATEGORIES.join(", ")
+                )));
             }
         }
         if f.alerts.min_action == Action::Allow {
@@ -283,10 +286,14 @@ fn check(w: &When, f: &Facts<'_>) -> Vec<(bool, String)> {
     }
     if !w.category.is_empty() {
         let c = f.category.unwrap_or("unknown");
-        let ok = w.category.iter().any(|x| x == c);
+        let ok = w.category.iter().any(|x| crate::taxonomy::selects(x, c, f.subcategory));
+        let shown = match f.subcategory {
+            Some(sub) => format!("{c}/{sub}"),
+            None => c.to_string(),
+        };
         out.push((
             ok,
-            format!("category {c} {} {}", if ok { "is one of" } else { "is not one of" }, w.category.join(", ")),
+            format!("category {shown} {} {}", if ok { "is one of" } else { "is not one of" }, w.category.join(", ")),
         ));
     }
     if let Some(min) = w.min_risk {
@@ -324,6 +331,7 @@ mod tests {
         Facts {
             findings: findings.to_vec(),
             category: Some(category),
+            subcategory: None,
             risk,
             messages,
             senders: 1,
@@ -374,7 +382,7 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("p.toml"));
         let e = Policy::from_toml(
-            "[[rule]]\nname = \"x\"\naction = \"flag\"\n[rule.when]\ncategory = [\"spam\"]\n",
+            "[[rule]]\nname = \"x\"\naction = \"flag\"\n[rule.when]\ncategory = [\"spamm\"]\n",
             "p.toml",
         )
         .unwrap_err();

@@ -138,6 +138,11 @@ struct RuleSpec {
     severity_with_lookalike: Option<Severity>,
     #[serde(default)]
     campaign_share: f32,
+    /// Patterns that, when any matches the text, mean the rule does not
+    /// apply to it (a news alert that reports the count is not a call to
+    /// gather; "the Senate votes Thursday" is no false voting date).
+    #[serde(default)]
+    unless_patterns: Vec<String>,
     /// `quiet-hours`: the allowed window, `HH:MM-HH:MM` (recipient local time).
     #[serde(default)]
     window: Option<String>,
@@ -199,6 +204,7 @@ enum Check {
 struct Rule {
     info: RuleInfo,
     check: Check,
+    unless: Vec<Regex>,
     /// The category a finding of this rule settles, and from which severity.
     implies: Option<(String, Severity)>,
 }
@@ -421,18 +427,21 @@ impl RuleSet {
         };
         let implies = match (&s.implies_category, s.implies_category_at) {
             (Some(c), at) => {
-                if !crate::classify::CATEGORIES.contains(&c.as_str()) {
+                // A category (earlier versions' `ham` and `commercial` are
+                // read as personal and marketing).
+                let Some(known) = crate::taxonomy::category_of(c).filter(|_| !c.contains('/')) else {
                     return Err(bad(format!(
                         "implies_category {c:?} is not a category; categories are {}",
                         crate::classify::CATEGORIES.join(", ")
                     )));
-                }
-                Some((c.clone(), at.unwrap_or(Severity::Info)))
+                };
+                Some((known.to_string(), at.unwrap_or(Severity::Info)))
             }
             (None, Some(_)) => return Err(bad("implies_category_at needs implies_category".into())),
             (None, None) => None,
         };
-        self.extend(RuleSet { rules: vec![Rule { info, check, implies }] });
+        let unless = compile(origin, &s.id, &s.unless_patterns)?;
+        self.extend(RuleSet { rules: vec![Rule { info, check, unless, implies }] });
         Ok(())
     }
 
@@ -477,6 +486,9 @@ impl RuleSet {
 
 /// What rule `r` finds in one view of a message, if anything.
 fn check(r: &Rule, ctx: &Context<'_>) -> Option<(Severity, Evidence)> {
+    if r.unless.iter().any(|re| re.is_match(ctx.folded)) {
+        return None;
+    }
     match &r.check {
         Check::Absent(f) => {
             let missing = match f {
@@ -669,6 +681,45 @@ mod tests {
         let m = f.iter().find(|f| f.rule == "election-misinfo").expect("found through zero-width and Cyrillic E");
         let (s, e) = m.evidence.span.unwrap();
         assert_eq!(&body[s..e], "ST\u{200B}\u{0415}AL this election");
+    }
+
+    #[test]
+    fn civic_and_news_texts_about_the_count_break_no_election_rule() {
+        for body in [
+            "Sierra Club Alert: the Senate votes Thursday on the clean energy bill. Call Sen. Casey now.",
+            "AP: Election officials in Philadelphia are still counting mail ballots at the Convention Center. Protesters gathered outside at 12th & Arch this afternoon.",
+            "Breaking News: counting continues at the Convention Center; officials expect results Friday.",
+            "Local 98 members: the contract ratification vote is Thursday at the union hall, 7am-7pm.",
+            "Philadelphia County Board of Elections: your mail ballot needs a signature to be counted. Visit 520 N Columbus Blvd by 5pm Nov 9 to cure it.",
+        ] {
+            let ids = ids(body);
+            assert!(
+                !ids.iter().any(|i| i == "election-misinfo" || i == "call-to-assemble"),
+                "{body}: {ids:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn spanish_false_dates_and_methods_in_common_phrasings() {
+        for body in [
+            "Demócratas: ustedes votan mañana miércoles por la alta participación.",
+            "La elección se pospuso al viernes por problemas técnicos. Comparte este mensaje.",
+            "Vote por mensaje de texto al 55123 y evite las filas.",
+            "No hace falta que vayas: ya estás contado como votante.",
+        ] {
+            assert!(ids(body).iter().any(|i| i == "election-misinfo"), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_rally_with_a_place_and_time_is_a_call_to_assemble() {
+        for body in [
+            "Rally against the steal! Saturday 2pm at the State Capitol steps, Harrisburg. Bring signs.",
+            "Protest at City Hall tomorrow at noon. Stop the count!",
+        ] {
+            assert!(ids(body).iter().any(|i| i == "call-to-assemble"), "{body}");
+        }
     }
 
     #[test]
@@ -935,7 +986,7 @@ mod tests {
         assert_eq!(set.settled_category(&spelled), Some(("election-misinfo", "political")));
         assert_eq!(set.implied_category(&findings("Polls are open until 8pm. Reply STOP to opt out")), None);
         let bad = RuleSet::from_toml(
-            "[[rule]]\nid='x'\nkind='shortener'\nseverity='low'\nimplies_category='spam'\n",
+            "[[rule]]\nid='x'\nkind='shortener'\nseverity='low'\nimplies_category='politics'\n",
             "bad.toml",
         );
         assert!(bad.unwrap_err().to_string().contains("not a category"));
@@ -952,7 +1003,7 @@ mod tests {
         let links =
             crate::features::MessageFeatures { links: vec![crate::features::link("bit.ly/x")], ..Default::default() };
         let f = any.evaluate_message("deals at bit.ly/x", "deals at {shorturl}", &links.links);
-        assert_eq!(any.implied_category(&f), Some("commercial"), "no severity floor: any finding");
+        assert_eq!(any.implied_category(&f), Some("marketing"), "no severity floor; 'commercial' reads as marketing");
     }
 
     #[test]

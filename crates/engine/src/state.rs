@@ -32,9 +32,12 @@ pub struct TemplateRow {
     /// Rules the template breaks, computed when it joins a campaign; `None`
     /// in an update means "unchanged".
     pub findings: Option<Vec<crate::rules::Finding>>,
-    /// Category from the classifier (`ham`, `commercial`, `political`,
-    /// `scam`), when one is set; `None` in an update means "unchanged".
+    /// Category ([`crate::taxonomy::CATEGORIES`]), when one is set; `None`
+    /// in an update means "unchanged".
     pub category: Option<String>,
+    /// Subcategory (`fundraising`, `election-office`, ...; see
+    /// [`crate::taxonomy`]), set with the category.
+    pub subcategory: Option<String>,
     /// The rule that settled the category (`implies_category`), when one
     /// did; `None` when the classifier gave it, or in an update "unchanged".
     pub category_rule: Option<String>,

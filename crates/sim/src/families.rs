@@ -71,11 +71,11 @@ fn spec(
 /// Five unrelated clients of one platform short code, each signing its
 /// texts.
 fn platform_clients(code: &'static str, provider: &'static str, tag: &str) -> Vec<CampaignSpec> {
-    let c = |label: &str, weight: f64, t: &[&str], domains: &[&str]| {
+    let c = |label: &str, category: &'static str, weight: f64, t: &[&str], domains: &[&str]| {
         spec(
             &format!("{tag}-{label}"),
             "commercial",
-            "commercial",
+            category,
             weight,
             (0.0, 1.0),
             1,
@@ -91,30 +91,35 @@ fn platform_clients(code: &'static str, provider: &'static str, tag: &str) -> Ve
     vec![
         c(
             "dentist",
+            "transactional",
             1.0,
             &["Bright Smile Dental: reminder of your cleaning on {time} tomorrow. Reply C to confirm or call {phone}. Reply STOP to opt out"],
             &[],
         ),
         c(
             "school",
+            "civic",
             1.2,
             &["Lincoln County Schools: classes are canceled on Tuesday for Election Day; buildings are polling places. Txt STOP to end"],
             &[],
         ),
         c(
             "retail",
+            "marketing",
             1.5,
             &["Trailhead Outfitters: 30% off all boots through Sunday with code {code}. Shop at {link} Reply STOP to opt out"],
             &["trailheadoutfitters.com"],
         ),
         c(
             "gym",
+            "marketing",
             0.8,
             &["Peak Fitness: your membership renews on the 15th. Manage it in the app or at {link} Reply STOP to unsubscribe"],
             &["peakfitness.com"],
         ),
         c(
             "city",
+            "civic",
             1.0,
             &["City of Maple Grove: street sweeping on your block {time} Thursday. Please move your car. Txt STOP to end"],
             &[],
@@ -263,7 +268,7 @@ pub fn rewordings() -> Scenario {
         spec(
             "pharmacy-ready",
             "commercial",
-            "commercial",
+            "transactional",
             3.0,
             (0.0, 1.0),
             1,
@@ -387,7 +392,7 @@ pub fn scam_rotation() -> Scenario {
         spec(
             "bank-alerts",
             "commercial",
-            "commercial",
+            "transactional",
             2.0,
             (0.0, 1.0),
             1,

@@ -20,7 +20,7 @@ pub struct CampaignSpec {
     /// What it is: `election-misinfo`, `voter-suppression`, `gotv`,
     /// `commercial`, `smishing`.
     pub kind: &'static str,
-    /// Classifier category it should get: `political`, `commercial`, `scam`.
+    /// Category it should get (see `textwatch_engine::taxonomy`).
     pub category: &'static str,
     /// Relative volume among campaigns.
     pub weight: f64,
@@ -96,7 +96,7 @@ fn commercial() -> Vec<CampaignSpec> {
         CampaignSpec {
             label: "pharmacy-ready".into(),
             kind: "commercial",
-            category: "commercial",
+            category: "transactional",
             weight: 3.0,
             window: (0.0, 1.0),
             bursty: false,
@@ -115,7 +115,7 @@ fn commercial() -> Vec<CampaignSpec> {
         CampaignSpec {
             label: "parcel-delivery".into(),
             kind: "commercial",
-            category: "commercial",
+            category: "transactional",
             weight: 3.0,
             window: (0.0, 1.0),
             bursty: false,
@@ -134,7 +134,7 @@ fn commercial() -> Vec<CampaignSpec> {
         CampaignSpec {
             label: "bank-alert".into(),
             kind: "commercial",
-            category: "commercial",
+            category: "transactional",
             weight: 2.0,
             window: (0.0, 1.0),
             bursty: false,

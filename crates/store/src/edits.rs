@@ -75,6 +75,8 @@ impl SqliteStore {
             .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         let mut moving: Vec<i64> = variants.iter().map(|v| *v as i64).collect();
+        moving.sort_unstable();
+        moving.dedup();
         loop {
             let before = moving.len();
             for &(v, via) in &edges {
@@ -162,6 +164,7 @@ impl SqliteStore {
         tx.execute("DELETE FROM cluster_senders WHERE cluster = ?1", [from])?;
         tx.execute("DELETE FROM cluster_minutes WHERE cluster = ?1", [from])?;
         tx.execute("DELETE FROM campaign_apart WHERE a = ?1 AND b = ?2", params![into, from])?;
+        crate::sqlite::move_apart(&tx, from, into)?;
         tx.execute(
             "INSERT INTO campaign_links (cluster, variant, via, kind, evidence, similarity, ts) VALUES (?1, ?2, ?3, 'manual', ?4, 1.0, ?5)",
             params![into, variant, via, format!("merged by {}: {}", edit.by, edit.reason), edit.at],
@@ -209,6 +212,35 @@ fn recompute(tx: &Transaction<'_>, seq: i64, meaning: Option<&MeaningModel>) -> 
         )
         .optional()?;
     let senders: i64 = tx.query_row("SELECT COUNT(*) FROM cluster_senders WHERE cluster = ?1", [seq], |r| r.get(0))?;
+    // Link domains and callback numbers, as the engine counts them (no
+    // shorteners, no brand's own domain, no sender's own number).
+    let official: Vec<String> = textwatch_engine::RuleSet::builtin().official_domains().map(str::to_owned).collect();
+    let mut infra = crate::sqlite::Infra::default();
+    {
+        let mut st = tx.prepare(
+            "SELECT m.body, m.sender FROM messages m JOIN templates t ON t.key = m.template WHERE t.cluster = ?1 ORDER BY m.rowid",
+        )?;
+        let mut rows = st.query([seq])?;
+        let mut ts = textwatch_engine::template::TemplateScratch::default();
+        let mut out = String::new();
+        while let Some(r) = rows.next()? {
+            let (body, sender): (String, String) = (r.get(0)?, r.get(1)?);
+            textwatch_engine::template::templatize(&body, &mut ts, &mut out);
+            let f = textwatch_engine::features::MessageFeatures::from_scratch(&ts);
+            for l in f.links.iter().filter(|l| !l.shortener) {
+                if let Some(d) = &l.domain {
+                    if !official.contains(d) && !infra.domains.contains(d) && infra.domains.len() < 64 {
+                        infra.domains.push(d.clone());
+                    }
+                }
+            }
+            for p in f.phones {
+                if p.len() >= 10 && p != sender && !infra.phones.contains(&p) && infra.phones.len() < 64 {
+                    infra.phones.push(p);
+                }
+            }
+        }
+    }
     let texts: Vec<(String, i64)> = tx
         .prepare("SELECT text, key FROM templates WHERE cluster = ?1 ORDER BY messages DESC, seq")?
         .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -234,7 +266,7 @@ fn recompute(tx: &Transaction<'_>, seq: i64, meaning: Option<&MeaningModel>) -> 
     };
     tx.execute(
         "UPDATE clusters SET messages = ?2, templates = ?3, senders = ?4, recipients = ?5, first_ts = ?6, last_ts = ?7,
-                formed_ts = ?8, reps = ?9, meaning = ?10, actor = ?11 WHERE seq = ?1",
+                formed_ts = ?8, reps = ?9, meaning = ?10, actor = ?11, infra = ?12 WHERE seq = ?1",
         params![
             seq,
             messages,
@@ -247,6 +279,7 @@ fn recompute(tx: &Transaction<'_>, seq: i64, meaning: Option<&MeaningModel>) -> 
             reps,
             vecs,
             textwatch_engine::identity::of(leader_text),
+            serde_json::to_string(&infra).unwrap_or_default(),
         ],
     )?;
     Ok(messages as u64)

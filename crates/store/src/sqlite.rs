@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS templates (
     category TEXT,
     quiet INTEGER NOT NULL DEFAULT 0,
     quiet_finding TEXT,
-    category_rule TEXT
+    category_rule TEXT,
+    subcategory TEXT
 );
 CREATE INDEX IF NOT EXISTS templates_cluster ON templates(cluster) WHERE cluster IS NOT NULL;
 CREATE TABLE IF NOT EXISTS clusters (
@@ -168,6 +169,15 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if !cols.iter().any(|c| c == "category_rule") {
         conn.execute_batch("ALTER TABLE templates ADD COLUMN category_rule TEXT;")?;
+    }
+    if !cols.iter().any(|c| c == "subcategory") {
+        // Two-level categories: the earlier names become this version's
+        // (`ham` is personal, `commercial` marketing), subcategory unknown.
+        conn.execute_batch(
+            "ALTER TABLE templates ADD COLUMN subcategory TEXT;
+             UPDATE templates SET category = 'personal' WHERE category = 'ham';
+             UPDATE templates SET category = 'marketing' WHERE category = 'commercial';",
+        )?;
     }
     let cols: Vec<String> =
         conn.prepare("PRAGMA table_info(clusters)")?.query_map([], |r| r.get(1))?.collect::<Result<_, _>>()?;
@@ -397,6 +407,7 @@ impl SqliteStore {
                 features: CampaignFeatures { optout: 0.0, sender_id: 0.0 },
                 findings: Vec::new(),
                 category: None,
+                subcategory: None,
                 category_rule: None,
                 risk: None,
                 providers: Vec::new(),
@@ -421,15 +432,15 @@ impl SqliteStore {
             s.features = CampaignFeatures { optout: o as f64 / n as f64, sender_id: i as f64 / n as f64 };
         }
         s.findings = self.campaign_findings(seq)?;
-        (s.category, s.category_rule) = self
+        (s.category, s.subcategory, s.category_rule) = self
             .conn
             .prepare_cached(
-                "SELECT category, category_rule FROM templates WHERE cluster = ?1 AND category IS NOT NULL
+                "SELECT category, subcategory, category_rule FROM templates WHERE cluster = ?1 AND category IS NOT NULL
                  ORDER BY category_rule IS NOT NULL DESC, messages DESC, seq LIMIT 1",
             )?
-            .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?
-            .map_or((None, None), |(c, r)| (Some(c), r));
+            .map_or((None, None, None), |(c, sub, r)| (Some(c), sub, r));
         s.risk = Some(textwatch_engine::rules::risk(s.findings.iter().map(|f| &f.severity), s.messages));
         Ok(s)
     }
@@ -502,13 +513,27 @@ fn reps_blob(reps: &[Signature]) -> Vec<u8> {
     b
 }
 
+/// An analyst's split holds against what the absorbed campaign joins: its
+/// apart pairs move to the campaign it joined.
+pub(crate) fn move_apart(tx: &rusqlite::Transaction<'_>, from: i64, into: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO campaign_apart (a, b)
+         SELECT MIN(other, ?2), MAX(other, ?2) FROM
+            (SELECT CASE WHEN a = ?1 THEN b ELSE a END AS other FROM campaign_apart WHERE a = ?1 OR b = ?1)
+         WHERE other != ?2",
+        params![from, into],
+    )?;
+    tx.execute("DELETE FROM campaign_apart WHERE a = ?1 OR b = ?1", [from])?;
+    Ok(())
+}
+
 /// A campaign's link domains and callback numbers, as stored (JSON).
 #[derive(serde::Serialize, serde::Deserialize, Default)]
-struct Infra {
+pub(crate) struct Infra {
     #[serde(default)]
-    domains: Vec<String>,
+    pub(crate) domains: Vec<String>,
     #[serde(default)]
-    phones: Vec<String>,
+    pub(crate) phones: Vec<String>,
 }
 
 fn vectors_blob(v: &[textwatch_engine::meaning::Vector]) -> Vec<u8> {
@@ -563,8 +588,12 @@ const MESSAGE_COLUMNS: &str = "m.key, m.id, m.ts, m.sender, m.body, m.source, m.
 /// last seen since, `?3` category; the category as [`SqliteStore::summary`]
 /// decides it: a rule-settled template's first, else the largest's).
 const CAMPAIGN_FILTER: &str = "WHERE c.merged_into IS NULL AND c.messages >= ?1 AND (?2 IS NULL OR c.last_ts >= ?2)
-    AND (?3 IS NULL OR (SELECT category FROM templates WHERE cluster = c.seq AND category IS NOT NULL
-                        ORDER BY category_rule IS NOT NULL DESC, messages DESC, seq LIMIT 1) = ?3)";
+    AND (?3 IS NULL OR EXISTS (SELECT 1 FROM (
+            SELECT category || '/' || COALESCE(subcategory, '') AS k FROM templates WHERE cluster = c.seq AND category IS NOT NULL
+            ORDER BY category_rule IS NOT NULL DESC, messages DESC, seq LIMIT 1)
+         WHERE k = ?3 OR k LIKE ?3 || '/%' OR k LIKE '%/' || ?3
+            OR (?3 = 'commercial' AND (k LIKE 'marketing/%' OR k LIKE 'transactional/%'))
+            OR (?3 = 'ham' AND k LIKE 'personal/%')))";
 
 impl Store for SqliteStore {
     fn secret(&self) -> &[u8] {
@@ -602,6 +631,7 @@ impl Store for SqliteStore {
                     sender_id: r.get(10)?,
                     findings: None,
                     category: None,
+                    subcategory: None,
                     category_rule: None,
                     quiet: r.get::<_, i64>(11)? as u64,
                     quiet_finding: None,
@@ -664,6 +694,7 @@ impl Store for SqliteStore {
                     sender_id: None,
                     findings: None,
                     category: None,
+                    subcategory: None,
                     category_rule: None,
                     quiet: 0,
                     quiet_finding: None,
@@ -707,13 +738,14 @@ impl Store for SqliteStore {
                 ])?;
             }
             let mut st = tx.prepare_cached(
-                "INSERT INTO templates (key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, findings, category, quiet, quiet_finding, category_rule)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                "INSERT INTO templates (key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, findings, category, quiet, quiet_finding, category_rule, subcategory)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                  ON CONFLICT(key) DO UPDATE SET cluster = excluded.cluster, messages = excluded.messages,
                     optout = COALESCE(excluded.optout, optout), sender_id = COALESCE(excluded.sender_id, sender_id),
                     findings = COALESCE(excluded.findings, findings), category = COALESCE(excluded.category, category),
                     quiet = excluded.quiet, quiet_finding = COALESCE(excluded.quiet_finding, quiet_finding),
-                    category_rule = COALESCE(excluded.category_rule, category_rule)",
+                    category_rule = COALESCE(excluded.category_rule, category_rule),
+                    subcategory = CASE WHEN excluded.category IS NULL THEN subcategory ELSE excluded.subcategory END",
             )?;
             for t in &delta.templates {
                 st.execute(params![
@@ -733,6 +765,7 @@ impl Store for SqliteStore {
                     t.quiet as i64,
                     t.quiet_finding.as_ref().map(|f| serde_json::to_string(f).unwrap_or_default()),
                     t.category_rule,
+                    t.subcategory,
                 ])?;
             }
             // Campaigns joined in this batch: the absorbed one's templates,
@@ -749,6 +782,7 @@ impl Store for SqliteStore {
                 )?;
                 tx.execute("DELETE FROM cluster_minutes WHERE cluster = ?1", [from])?;
                 tx.execute("UPDATE campaign_links SET cluster = ?2 WHERE cluster = ?1", params![from, into])?;
+                move_apart(&tx, from, into)?;
             }
             let mut st = tx.prepare_cached(
                 "INSERT INTO campaign_links (cluster, variant, via, kind, evidence, similarity, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -1063,8 +1097,18 @@ impl Store for SqliteStore {
 
     fn blocked_campaigns(&self) -> Result<Vec<(String, String)>, StoreError> {
         let mut st = self.conn.prepare_cached("SELECT campaign, reason FROM campaign_blocks ORDER BY campaign")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-        Ok(rows)
+        let rows: Vec<(String, String)> =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        // A blocked campaign that was joined into another blocks that one:
+        // the kill switch stays on.
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, reason) in rows {
+            let live = self.resolve(&id).ok().flatten().map_or(id, |(_, live)| live);
+            out.push((live, reason));
+        }
+        out.sort();
+        out.dedup_by(|a, b| a.0 == b.0);
+        Ok(out)
     }
 
     fn has_alert(&self, campaign: &str, level: &str) -> Result<bool, StoreError> {
@@ -1242,9 +1286,10 @@ mod tests {
     fn a_category_a_rule_settled_outweighs_a_larger_template() {
         let mut store = SqliteStore::in_memory().unwrap();
         let mut engine = Engine::new(EngineConfig::default());
-        engine.set_classifier(
-            textwatch_engine::classify::Model::from_bytes(include_bytes!("../../../models/category.twm")).unwrap(),
-        );
+        engine.set_classifier(textwatch_engine::categorize::Categorizer {
+            top: textwatch_engine::classify::Model::from_bytes(include_bytes!("../../../models/category.twm")).unwrap(),
+            sub: None,
+        });
         // One text, its link rotated: on an ordinary domain (smishing-link
         // high, the model names the category) and behind a shortener
         // (critical: scam, settled by the rule).

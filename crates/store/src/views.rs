@@ -20,7 +20,9 @@ pub struct CampaignQuery {
     pub offset: usize,
     /// Only campaigns last seen at or after this time (ms since the epoch).
     pub last_seen_since: Option<i64>,
-    /// Only campaigns of this category.
+    /// Only campaigns of this category: a category, `category/subcategory`,
+    /// or a subcategory alone (`commercial` and `ham`, the names of earlier
+    /// versions, select marketing and transactional, and personal).
     pub category: Option<String>,
 }
 
@@ -70,6 +72,9 @@ pub struct CampaignSummary {
     pub features: CampaignFeatures,
     pub findings: Vec<Finding>,
     pub category: Option<String>,
+    /// The second level of `category` (`fundraising`, `election-office`,
+    /// `phishing`, ...; see docs/rules.md#categories), when known.
+    pub subcategory: Option<String>,
     /// The rule that settled `category` (its template's text broke a rule
     /// that implies the category, see `implies_category` in docs/rules.md);
     /// absent when the classifier chose it.

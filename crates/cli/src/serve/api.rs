@@ -139,6 +139,7 @@ pub async fn ingest(
 pub struct TemplateVerdict {
     pub findings: Vec<textwatch_engine::Finding>,
     pub category: Option<String>,
+    pub subcategory: Option<String>,
     pub campaign: Option<String>,
     pub ctx: Option<crate::commands::CampaignContext>,
     pub decision: Decision,
@@ -155,6 +156,8 @@ pub struct Verdict {
     pub reasons: Vec<String>,
     pub risk: u8,
     pub category: Option<String>,
+    /// The category's second level (docs/rules.md#categories).
+    pub subcategory: Option<String>,
     pub findings: Vec<textwatch_engine::Finding>,
     pub campaign: Option<String>,
     pub template_key: String,
@@ -196,7 +199,13 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
         None => {
             let findings = st.rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
             let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
-            let category = st.model.as_ref().map(|m| crate::commands::category_of(&st.rules, &findings, m, &a));
+            let (category, subcategory) = match st.model.as_ref() {
+                Some(m) => {
+                    let (c, s) = crate::commands::category_of(&st.rules, &findings, m, &a);
+                    (Some(c), s)
+                }
+                None => (None, None),
+            };
             let campaign = match st.engine.read().map_err(|_| anyhow::anyhow!("engine lock poisoned"))?.peek(&a) {
                 Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
                 _ => None,
@@ -209,11 +218,12 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
                 &st.enricher(),
                 &findings,
                 category.as_deref(),
+                subcategory.as_deref(),
                 risk,
                 &a.sender,
                 ctx.as_ref(),
             );
-            let v = TemplateVerdict { findings, category, campaign, ctx, decision, risk };
+            let v = TemplateVerdict { findings, category, subcategory, campaign, ctx, decision, risk };
             let mut cache = st.verdicts.lock().unwrap_or_else(|e| e.into_inner());
             if cache.len() > 100_000 {
                 cache.clear();
@@ -236,6 +246,7 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
             &st.enricher(),
             &findings,
             base.category.as_deref(),
+            base.subcategory.as_deref(),
             risk,
             &a.sender,
             base.ctx.as_ref(),
@@ -251,6 +262,7 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
         reasons: v.decision.reasons.clone(),
         risk: v.risk,
         category: v.category,
+        subcategory: v.subcategory,
         findings: v.findings,
         campaign: v.campaign,
         template_key: format!("{:016x}", a.template_key),
@@ -519,6 +531,9 @@ pub async fn number(
 #[derive(Deserialize)]
 pub struct BlocklistQuery {
     format: Option<String>,
+    /// Only campaigns of this category (a category, `category/subcategory`
+    /// or a subcategory; comma-separated for several).
+    category: Option<String>,
 }
 
 /// `GET /v1/blocklist?format=json|csv`
@@ -529,9 +544,17 @@ pub async fn blocklist(
 ) -> Result<Response, ApiError> {
     caller.require("read")?;
     let st2 = st.clone();
+    let categories: Vec<String> =
+        q.category.as_deref().map(|c| c.split(',').map(|x| x.trim().to_string()).collect()).unwrap_or_default();
+    if let Some(bad) = categories.iter().find(|c| !textwatch_engine::taxonomy::is_known(c)) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown category {bad:?} (docs/rules.md#categories)"),
+        ));
+    }
     let entries = tokio::task::spawn_blocking(move || {
         let enricher = st2.enricher();
-        st2.read(|s| crate::act::blocklist_entries(s, &enricher))
+        st2.read(|s| crate::act::blocklist_entries(s, &enricher, &categories))
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))??;

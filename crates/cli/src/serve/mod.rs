@@ -87,7 +87,7 @@ pub struct AppState {
     engine: Arc<RwLock<Engine>>,
     analyzer: Analyzer,
     rules: RuleSet,
-    model: Option<textwatch_engine::classify::Model>,
+    model: Option<textwatch_engine::categorize::Categorizer>,
     enricher: RwLock<Enricher>,
     readers: Mutex<Vec<SqliteStore>>,
     db: PathBuf,

@@ -80,12 +80,6 @@ impl Engine {
         });
     }
 
-    /// Whether a number sends for so many unlinked campaigns that it is
-    /// shared infrastructure (a platform's short code, a shared pool).
-    fn is_platform(&self, sender: u32) -> bool {
-        self.sender_clusters.get(&sender).is_some_and(|v| v.len() >= self.cfg.platform_clients)
-    }
-
     /// After a message was counted in campaign `c`: follows the new
     /// (campaign, number), domain and callback-number pairs it made to the
     /// other campaigns that share them, and merges those that say the same
@@ -135,7 +129,10 @@ impl Engine {
         }
         let index = if phone { &mut self.phone_clusters } else { &mut self.domain_clusters };
         let list = index.entry(item.into()).or_default();
-        let others: Vec<u32> = list.clone();
+        // A domain many unrelated campaigns use (a public resource, a
+        // platform's own) is nobody's infrastructure in particular.
+        let shared = list.len() + 1 >= self.cfg.platform_clients;
+        let others: Vec<u32> = if shared { Vec::new() } else { list.clone() };
         if let Err(at) = list.binary_search(&c) {
             list.insert(at, c);
         }
@@ -146,9 +143,7 @@ impl Engine {
             cl.domains.push(item.into());
         }
         self.touch_cluster(c);
-        // A domain many unrelated campaigns use (a public resource, a
-        // platform's own) is nobody's infrastructure in particular.
-        if others.len() + 1 >= self.cfg.platform_clients {
+        if shared {
             return c;
         }
         let mut c = c;
@@ -204,8 +199,9 @@ impl Engine {
                     busy += 1;
                 }
                 // One number alone is evidence only when it is no
-                // platform's (it sends for fewer campaigns in all).
-                if !self.is_platform(s) {
+                // platform's: it sends for fewer campaigns in all, these
+                // two included.
+                if others + 2 < self.cfg.platform_clients {
                     example.get_or_insert(s);
                 }
             }
@@ -228,7 +224,14 @@ impl Engine {
         if a.first_ts > b.last_ts + w || b.first_ts > a.last_ts + w {
             return false;
         }
+        // Every link needs at least a related meaning: the cheap test first
+        // (a large shared pool that never merges is then not walked).
+        let sim = self.meaning_sim(c, d);
+        if sim < self.cfg.link_meaning {
+            return false;
+        }
         let (k, busy, example) = self.shared_senders(c, d);
+        let (a, b) = (&self.clusters[c as usize], &self.clusters[d as usize]);
         let smaller = a.sender_list.len().min(b.sender_list.len());
         let many_numbers = k >= 2 && 2 * k >= smaller;
         let conflict = crate::identity::conflict(a.actor.as_deref(), b.actor.as_deref());
@@ -236,7 +239,6 @@ impl Engine {
         // numbers themselves (several organizations send people to one
         // voter-information site): the names must agree too.
         let same_name = crate::identity::compatible(a.actor.as_deref(), b.actor.as_deref());
-        let sim = self.meaning_sim(c, d);
         // Numbers that also send for many other campaigns (a shared pool)
         // say less: the texts must then say the same thing, not merely a
         // related one.
@@ -349,6 +351,20 @@ impl Engine {
         for (c, _) in &mut self.new_recipients {
             if *c == from {
                 *c = into;
+            }
+        }
+        // Links recorded earlier in this batch belong to the survivor, and
+        // an analyst's split holds against whatever the absorbed one joins.
+        for l in &mut self.pending_links {
+            if l.cluster == from {
+                l.cluster = into;
+            }
+        }
+        let apart: Vec<(u32, u32)> = self.apart.iter().copied().filter(|&(a, b)| a == from || b == from).collect();
+        for (a, b) in apart {
+            let other = if a == from { b } else { a };
+            if other != into {
+                self.apart.insert((other.min(into), other.max(into)));
             }
         }
         let max_reps = self.cfg.max_reps;
