@@ -25,12 +25,13 @@ pub fn builtin_model() -> Result<Option<Categorizer>> {
         return Ok(None);
     }
     let top = Model::from_bytes(BUILTIN_MODEL).context("the built-in category model is damaged")?;
-    let sub = if BUILTIN_SUBMODEL.is_empty() {
-        None
+    let subs = if BUILTIN_SUBMODEL.is_empty() {
+        Vec::new()
     } else {
-        Some(Model::from_bytes(BUILTIN_SUBMODEL).context("the built-in subcategory model is damaged")?)
+        textwatch_engine::categorize::subs_from_bytes(BUILTIN_SUBMODEL)
+            .context("the built-in subcategory models are damaged")?
     };
-    Ok(Some(Categorizer { top, sub }))
+    Ok(Some(Categorizer { top, subs }))
 }
 
 /// The meaning table built into the binary (distilled by
@@ -222,6 +223,20 @@ fn cross_validate(
         .collect();
     per_fold.into_iter().flatten().collect()
 }
+
+/// Names of the per-category subcategory cross-validations, in
+/// [`CATEGORIES`] order.
+const SUB_SETS: [&str; 9] = [
+    "textwatch-subcategories-political",
+    "textwatch-subcategories-civic",
+    "textwatch-subcategories-charity",
+    "textwatch-subcategories-news",
+    "textwatch-subcategories-marketing",
+    "textwatch-subcategories-transactional",
+    "textwatch-subcategories-personal",
+    "textwatch-subcategories-scam",
+    "textwatch-subcategories-spam",
+];
 
 /// Folds that keep every text of one template (near-copies: the same text
 /// with another name, link or number) on one side: each template's texts
@@ -425,7 +440,24 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
             .map(|e| Example { text: e.text.clone(), label: e.label.split('/').next().unwrap_or("").to_string() })
             .collect();
         sets.push(("textwatch-categories", top, CATEGORIES.iter().map(|s| s.to_string()).collect(), true));
-        sets.push(("textwatch-subcategories", all, subcategory_labels(), true));
+        // Each category's subcategories among its own texts, as the
+        // shipped subcategory models are trained and used.
+        for c in CATEGORIES {
+            let labels: Vec<String> =
+                subcategory_labels().into_iter().filter(|l| l.split('/').next() == Some(c)).collect();
+            if labels.len() > 1 {
+                let mine: Vec<Example> = all
+                    .iter()
+                    .filter(|e| e.label.split('/').next() == Some(c))
+                    .map(|e| Example { text: e.text.clone(), label: e.label.clone() })
+                    .collect();
+                if mine.len() < 2 * args.folds {
+                    eprintln!("note: {} has {} texts; too few to cross-validate its subcategories", c, mine.len());
+                    continue;
+                }
+                sets.push((SUB_SETS[CATEGORIES.iter().position(|x| *x == c).unwrap_or(0)], mine, labels, true));
+            }
+        }
     } else {
         eprintln!("note: {} not found; skipping the cross-validation of the shipped categories", args.extra.display());
     }
@@ -621,6 +653,15 @@ fn shipped_training_set(data: &Path, extra: &Path) -> Result<Vec<Example>> {
         .collect()
 }
 
+fn write_model(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).ok();
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {} ({} KiB)", path.display(), bytes.len() / 1024);
+    Ok(())
+}
+
 /// The subcategory labels, `category/subcategory`, in the taxonomy's order.
 fn subcategory_labels() -> Vec<String> {
     textwatch_engine::taxonomy::SUBCATEGORIES.iter().map(|(c, s, _)| format!("{c}/{s}")).collect()
@@ -633,31 +674,34 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let texts: Vec<&str> = all.iter().map(|e| e.text.as_str()).collect();
     let x = prepare(&texts, cfg.bits);
     let cats: Vec<String> = CATEGORIES.iter().map(|s| s.to_string()).collect();
-    let subs = subcategory_labels();
-    for (labels, out, top) in [(&cats, &args.out, true), (&subs, &args.sub_out, false)] {
-        let y: Vec<usize> = all
+    let top_of = |e: &Example| e.label.split('/').next().unwrap_or("").to_string();
+    // The category model over every text; then, per category with several
+    // subcategories, a model over that category's texts alone.
+    let mut jobs: Vec<(String, Vec<String>, Vec<usize>)> =
+        vec![("categories".into(), cats.clone(), (0..all.len()).collect())];
+    for c in CATEGORIES {
+        let labels: Vec<String> = subcategory_labels().into_iter().filter(|l| l.split('/').next() == Some(c)).collect();
+        if labels.len() > 1 {
+            let idx: Vec<usize> = (0..all.len()).filter(|&i| top_of(&all[i]) == c).collect();
+            jobs.push((format!("{c} subcategories"), labels, idx));
+        }
+    }
+    let mut subs = Vec::new();
+    for (what, labels, idx) in jobs {
+        let top = what == "categories";
+        let y: Vec<usize> = idx
             .iter()
-            .map(|e| {
-                let key = if top { e.label.split('/').next().unwrap_or("") } else { e.label.as_str() };
-                labels.iter().position(|l| l == key).unwrap_or(0)
+            .map(|&i| {
+                let key = if top { top_of(&all[i]) } else { all[i].label.clone() };
+                labels.iter().position(|l| *l == key).unwrap_or(0)
             })
             .collect();
-        let examples: Vec<(Features, usize)> = x.iter().map(|p| p.features.clone()).zip(y.iter().copied()).collect();
+        let examples: Vec<(Features, usize)> =
+            idx.iter().map(|&i| x[i].features.clone()).zip(y.iter().copied()).collect();
         let (model, tuning) = Model::train_tuned(labels.clone(), &examples, &cfg);
-        let bytes = model.to_bytes();
-        if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).ok();
-        }
-        std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
         let counts: Vec<String> =
             labels.iter().enumerate().map(|(c, n)| format!("{n} {}", y.iter().filter(|&&v| v == c).count())).collect();
-        eprintln!(
-            "trained on {} distinct texts ({}); wrote {} ({} KiB)",
-            texts.len(),
-            counts.join(", "),
-            out.display(),
-            bytes.len() / 1024
-        );
+        eprintln!("{what}: trained on {} distinct texts ({})", idx.len(), counts.join(", "));
         if let Some(t) = tuning {
             let tried: Vec<String> = t.tried.iter().map(|(e, l)| format!("{e}: {l:.4}")).collect();
             eprintln!(
@@ -668,6 +712,12 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             let shifts: Vec<String> = labels.iter().zip(&t.offsets).map(|(c, o)| format!("{c} {o:+.2}")).collect();
             eprintln!("  chosen: {} epochs; class offsets {}", t.epochs, shifts.join(", "));
         }
+        if top {
+            write_model(&args.out, &model.to_bytes())?;
+        } else {
+            subs.push(model);
+        }
     }
+    write_model(&args.sub_out, &textwatch_engine::categorize::subs_to_bytes(&subs))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -128,6 +128,22 @@ fn benches(c: &mut Criterion) {
                 .sum::<usize>()
         })
     });
+    // Category then subcategory, as campaign templates get them.
+    let cats = textwatch_engine::categorize::Categorizer {
+        top: model.clone(),
+        subs: textwatch_engine::categorize::subs_from_bytes(include_bytes!("../../../models/subcategory.twm"))
+            .expect("models/subcategory.twm loads"),
+    };
+    let rules = textwatch_engine::RuleSet::builtin();
+    g.bench_function("categorize", |b| {
+        b.iter(|| {
+            templates
+                .iter()
+                .zip(&analyzed)
+                .map(|(t, a)| cats.categorize(&rules, &[], t, &a.msg.body).subcategory.map_or(0, str::len))
+                .sum::<usize>()
+        })
+    });
     g.bench_function("classify_via_feature_vector", |b| {
         let mut feats = Vec::new();
         b.iter(|| {

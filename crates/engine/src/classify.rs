@@ -512,6 +512,13 @@ impl Model {
     /// [`Model::classify`] ranks, before the softmax.
     pub fn scores_of(&self, template: &str, folded: &str, raw: &str, out: &mut Vec<f32>) {
         let k = self.labels.len();
+        // The shipped models' sizes take the register path.
+        out.clear();
+        match k {
+            9 => return out.extend(self.scores_k::<9>(template, folded, raw)),
+            28 => return out.extend(self.scores_k::<28>(template, folded, raw)),
+            _ => {}
+        }
         let row = |sum: &mut Vec<i32>, i: u32| {
             let at = i as usize * k;
             if let Some(r) = self.quantized.get(at..at + k) {
@@ -551,6 +558,13 @@ impl Model {
     }
 
     fn classify_k<const K: usize>(&self, template: &str, folded: &str, raw: &str) -> (usize, f32) {
+        let mut scores = self.scores_k::<K>(template, folded, raw);
+        best_of(&mut scores)
+    }
+
+    /// Every label's score, for `K` labels known at compile time (the sums
+    /// stay in registers).
+    fn scores_k<const K: usize>(&self, template: &str, folded: &str, raw: &str) -> [f32; K] {
         let mut sum = [0i32; K];
         let mut n = 0usize;
         let mut add = |i: u32| {
@@ -575,7 +589,7 @@ impl Model {
         for c in 0..K {
             scores[c] = self.bias[c] + sum[c] as f32 * scale;
         }
-        best_of(&mut scores)
+        scores
     }
 
     /// The most likely label and its probability.

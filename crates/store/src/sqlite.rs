@@ -1288,7 +1288,7 @@ mod tests {
         let mut engine = Engine::new(EngineConfig::default());
         engine.set_classifier(textwatch_engine::categorize::Categorizer {
             top: textwatch_engine::classify::Model::from_bytes(include_bytes!("../../../models/category.twm")).unwrap(),
-            sub: None,
+            subs: Vec::new(),
         });
         // One text, its link rotated: on an ordinary domain (smishing-link
         // high, the model names the category) and behind a shortener
