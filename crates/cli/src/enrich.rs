@@ -14,6 +14,9 @@ use textwatch_store::{CampaignSummary, ProviderGroup, Store};
 
 /// The rule id for impossible senders.
 pub const SENDER_INVALID: &str = "sender-invalid";
+/// The finding for traffic its senders' registered 10DLC use case does
+/// not allow.
+pub const USE_CASE_MISMATCH: &str = "use-case-mismatch";
 
 /// Number data, registry and policy, loaded once per command.
 #[derive(Clone)]
@@ -61,9 +64,18 @@ impl Enricher {
     pub fn enrich(&self, s: &mut CampaignSummary, senders: &[(String, u64)]) {
         s.providers = self.providers(senders);
         let classes = sender_classes(senders.iter().map(|x| x.0.as_str()));
+        let mut added = false;
         if let Some(f) = invalid_finding(senders) {
             s.findings.retain(|x| x.rule != SENDER_INVALID);
             s.findings.push(f);
+            added = true;
+        }
+        if let Some(f) = self.use_case_finding(s.category.as_deref(), s.subcategory.as_deref(), senders) {
+            s.findings.retain(|x| x.rule != USE_CASE_MISMATCH);
+            s.findings.push(f);
+            added = true;
+        }
+        if added {
             s.findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.rule.cmp(&b.rule)));
             s.risk = Some(textwatch_engine::rules::risk(s.findings.iter().map(|f| &f.severity), s.messages));
         }
@@ -76,6 +88,49 @@ impl Enricher {
             },
             None => self.policy.decide(&facts(s, &classes)),
         });
+    }
+
+    /// A campaign whose senders are registered (inventory `use_case`) under
+    /// a 10DLC use case that does not allow its observed category: political
+    /// texts over a marketing registration (high: political traffic must
+    /// use the Political use case), a scam or spam over any (high), anything
+    /// else outside what the use case allows (medium).
+    pub fn use_case_finding(
+        &self,
+        category: Option<&str>,
+        subcategory: Option<&str>,
+        senders: &[(String, u64)],
+    ) -> Option<Finding> {
+        let category = category?;
+        let mut count = 0;
+        let mut example = None;
+        for (s, n) in senders {
+            let a = self.dir.attribute(s);
+            let Some(fact) = a.provider_fact.as_ref().filter(|f| f.kind == textwatch_numbers::SourceKind::Inventory)
+            else {
+                continue;
+            };
+            let Some(code) = textwatch_numbers::use_case::of_detail(&fact.detail) else { continue };
+            if textwatch_numbers::use_case::allows(code).contains(&category) {
+                continue;
+            }
+            count += n;
+            example.get_or_insert_with(|| {
+                let observed = match subcategory {
+                    Some(sub) => format!("{category}/{sub}"),
+                    None => category.to_string(),
+                };
+                format!("{s} is registered for {code} ({}) but sends {observed}", fact.source)
+            });
+        }
+        let severity =
+            if matches!(category, "political" | "scam" | "spam") { Severity::High } else { Severity::Medium };
+        example.map(|excerpt| Finding {
+            rule: USE_CASE_MISMATCH.into(),
+            severity,
+            count,
+            example: Evidence { span: None, excerpt, place: None, time: None },
+        })
     }
 
     /// The policy's reasoning for an enriched campaign, rule by rule.

@@ -239,3 +239,47 @@ fn webhook_alerts_are_retried_and_delivered_once() {
     assert_eq!(accepted(&rx, 0).len(), 0);
     assert_eq!(tw_ok(&db, &["alerts"]).lines().count(), 2);
 }
+
+/// Numbers registered (inventory `use_case`) for marketing that send
+/// political fundraising asks break the registration; a marketing campaign
+/// on its own registration does not. An unknown use case is refused.
+#[test]
+fn traffic_outside_the_registered_use_case_is_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let inv = dir.path().join("inv.csv");
+    std::fs::write(
+        &inv,
+        "prefix,provider,source,use_case\n+12155550201,Acme SMS,gw,MARKETING\n+12155550202,Acme SMS,gw,MARKETING\n+12155550301,Acme SMS,gw,MARKETING\n+12155550302,Acme SMS,gw,marketing\n",
+    )
+    .unwrap();
+    tw_ok(&db, &["numbers", "import", "--inventory", inv.to_str().unwrap()]);
+    let mut lines = String::new();
+    for i in 0..6 {
+        let (from, body) = if i % 2 == 0 {
+            (format!("+1215555020{}", 1 + i % 2), format!("URGENT: our 3X match ends at midnight. Chip in $10 to re-elect Senator Diaz: secure.actblue.com/d{i} Paid for by Diaz for Senate. Stop2End"))
+        } else {
+            (format!("+1215555030{}", 1 + i % 2), format!("Trailhead Outfitters: 30% off all boots this weekend with code BOOTS{i}. Shop trailheadoutfitters.com Reply STOP to opt out"))
+        };
+        lines.push_str(
+            &serde_json::json!({"id": format!("u{i}"), "ts": 1604502000 + 60 * i, "from": from, "body": body})
+                .to_string(),
+        );
+        lines.push('\n');
+    }
+    let f = dir.path().join("m.jsonl");
+    std::fs::write(&f, lines).unwrap();
+    tw_ok(&db, &["scan", "-q", f.to_str().unwrap()]);
+    let list = campaigns_json(&db);
+    let political = list.iter().find(|c| c["category"] == "political").expect("the fundraising campaign");
+    let finding = political["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "use-case-mismatch");
+    let finding = finding.expect("political texts over a marketing registration");
+    assert_eq!(finding["severity"], "high");
+    assert!(finding["example"]["excerpt"].as_str().unwrap().contains("registered for MARKETING"));
+    let marketing = list.iter().find(|c| c["category"] == "marketing").expect("the boots campaign");
+    assert!(!marketing["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "use-case-mismatch"));
+
+    std::fs::write(&inv, "prefix,provider,source,use_case\n+12155550201,Acme SMS,gw,BULK\n").unwrap();
+    let o = tw(&db, &["numbers", "import", "--inventory", inv.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a 10DLC use case"), "{o:?}");
+}

@@ -13,6 +13,7 @@ pub mod nanpa;
 pub mod npa;
 pub mod quiet;
 pub mod registry;
+pub mod use_case;
 
 pub use class::{classify, SenderClass, SenderInfo};
 pub use directory::{Attribution, Directory, Fact};

@@ -290,13 +290,26 @@ pub fn read_inventory(input: impl Read, file: &str) -> std::io::Result<Parsed> {
             "" => file,
             s => s,
         };
+        // An optional fourth column: the 10DLC use case the number's
+        // campaign is registered under (MARKETING, POLITICAL, 2FA, ...).
+        let use_case = field(3).trim().to_ascii_uppercase();
+        if !use_case.is_empty() && !crate::use_case::is_known(&use_case) {
+            out.rejects.push(Reject {
+                line: line_no,
+                reason: format!(
+                    "use case {use_case:?} is not a 10DLC use case ({})",
+                    crate::use_case::CODES.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
+                ),
+            });
+            return;
+        }
         out.rows.push(PrefixRow {
             prefix: digits,
             kind: SourceKind::Inventory,
             name: provider.to_string(),
             source: source.to_string(),
             date: None,
-            detail: format!("inventory: {file}"),
+            detail: crate::use_case::detail(file, &use_case),
         });
     });
     Ok(out)
