@@ -244,3 +244,55 @@ fn shipped_categories_for_the_cases_filters_depend_on() {
         assert!(v["subcategory"].is_string(), "a subcategory too: {v}");
     }
 }
+
+/// `check` and `scan` give one text the same category, subcategory and
+/// findings: both decide through the same rules and models.
+#[test]
+fn check_and_scan_agree_on_category_and_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let texts = [
+        "Montgomery County Voter Services: your mail ballot was received and will be counted. Questions? Call 610-278-3280",
+        "FINAL NOTICE: your Republican Party membership expires tonight. Renew now: winred.com/renew Stop2End",
+        "USPS: your package is held for an unpaid fee of $1.99. Pay now at usps-fee-care.top/p to release it",
+        "Peak Fitness: your membership renews on the 15th. Manage it in the app. Reply STOP to unsubscribe",
+    ];
+    let mut lines = String::new();
+    for (t, text) in texts.iter().enumerate() {
+        for i in 0..3 {
+            let v = serde_json::json!({"id": format!("t{t}-{i}"), "ts": 1604502000 + 60 * (t * 3 + i), "from": format!("+12155554{t}{i}0"), "body": text});
+            lines.push_str(&format!("{v}\n"));
+        }
+    }
+    let f = dir.path().join("m.jsonl");
+    std::fs::write(&f, lines).unwrap();
+    tw_ok(&db, &["scan", "-q", f.to_str().unwrap()]);
+    let campaigns = campaigns_json(&db);
+    assert_eq!(campaigns.len(), texts.len());
+    for text in texts {
+        let v: serde_json::Value = serde_json::from_str(&tw_ok(
+            &dir.path().join("none.db"),
+            &["check", "--from", "+12155554000", "--body", text, "--format", "json"],
+        ))
+        .unwrap();
+        let mut words = text.split_whitespace();
+        let head = format!("{} {}", words.next().unwrap(), words.next().unwrap()).to_lowercase();
+        let c = campaigns.iter().find(|c| c["template"].as_str().unwrap().starts_with(&head)).expect("its campaign");
+        assert_eq!(c["category"], v["category"], "{text}");
+        assert_eq!(c["subcategory"], v["subcategory"], "{text}");
+        let rules = |list: &serde_json::Value, skip: &[&str]| -> Vec<String> {
+            let mut r: Vec<String> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["rule"].as_str().unwrap().to_string())
+                .filter(|r| !skip.contains(&r.as_str()))
+                .collect();
+            r.sort();
+            r
+        };
+        // Campaign-level judgements (quiet hours, impossible senders) aside.
+        let skip = ["quiet-hours", "sender-invalid"];
+        assert_eq!(rules(&c["findings"], &skip), rules(&v["findings"], &skip), "{text}");
+    }
+}
