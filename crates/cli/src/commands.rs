@@ -164,7 +164,9 @@ pub fn campaigns(db: &Path, args: CampaignsArgs) -> Result<()> {
             }
         }
         Format::Table => {
-            if list.is_empty() {
+            if list.is_empty() && args.category.is_some() {
+                writeln!(out, "no campaigns of category {}", args.category.as_deref().unwrap_or(""))?;
+            } else if list.is_empty() {
                 writeln!(out, "no campaigns yet (a campaign is two or more copies of one text)")?;
             } else {
                 out.write_all(campaign_table(&list).as_bytes())?;
@@ -225,6 +227,13 @@ pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
     writeln!(out, "  formed      {} (at its second message)", format_ts(s.formed_at))?;
     writeln!(out, "  opt-out     {:.0}% of messages carry opt-out language", s.features.optout * 100.0)?;
     writeln!(out, "  sender id   {:.0}% of messages identify their sender", s.features.sender_id * 100.0)?;
+    let category = match (&s.category, &s.subcategory) {
+        (Some(c), Some(sub)) => format!("{c} / {sub}"),
+        (Some(c), None) => c.clone(),
+        _ => "unknown".into(),
+    };
+    let settled = s.category_rule.as_ref().map(|r| format!(" (settled by rule {r})")).unwrap_or_default();
+    writeln!(out, "  category    {category}{settled}")?;
     writeln!(out, "  risk        {} / 100", s.risk.unwrap_or(0))?;
     if let Some(dec) = &s.decision {
         writeln!(
@@ -275,8 +284,13 @@ pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
             writeln!(out, "  {:>3}  {:>9}  joined variant {}: {}", "", "", number(&l.via), l.evidence)?;
         }
     }
-    if d.variants.len() > 12 {
-        writeln!(out, "  ... and {} more (--format json lists them with how each joined)", d.variants.len() - 12)?;
+    if s.templates > 12 {
+        writeln!(
+            out,
+            "  ... and {} more ({} listed by --format json, the largest, with how each joined)",
+            thousands(s.templates - 12),
+            d.variants.len()
+        )?;
     }
     if !d.links.is_empty() {
         writeln!(out, "\nlinks ({}): why these texts are one campaign", d.links.len())?;

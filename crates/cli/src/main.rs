@@ -142,10 +142,12 @@ enum Command {
     /// Example: textwatch scan stream.jsonl && textwatch eval --truth truth.jsonl
     Eval(sim::EvalArgs),
 
-    /// Train the category classifier (ham, commercial, political, scam) from
-    /// the labelled data sets and the project's own examples.
+    /// Train the category models (political, civic, charity, news,
+    /// marketing, transactional, personal, scam, spam, and their
+    /// subcategories) from the labelled data sets and the project's own
+    /// examples.
     ///
-    /// Example: textwatch train --data ../shared/data --out models/category.twm
+    /// Example: textwatch train --data ../shared/data
     Train(model::TrainArgs),
 
     /// Cross-validate the classifier on each labelled data set (stratified,

@@ -125,6 +125,13 @@ impl SqliteStore {
                 params![seq, new_seq, k],
             )?;
         }
+        // The links the split cuts (a moved variant joined through one that
+        // stays) no longer explain anything: the edit record says why.
+        let moved = moving.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(",");
+        tx.execute(
+            &format!("DELETE FROM campaign_links WHERE cluster = ?1 AND variant IN ({moved}) AND via NOT IN ({moved})"),
+            [new_seq],
+        )?;
         let (a, b) = (seq.min(new_seq), seq.max(new_seq));
         tx.execute("INSERT OR IGNORE INTO campaign_apart (a, b) VALUES (?1, ?2)", params![a, b])?;
         tx.execute(
