@@ -120,9 +120,16 @@ pub fn duration(secs: f64) -> String {
 /// Whether an error chain ends in a closed pipe (`textwatch messages | head`).
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<serde_json::Error>()
-                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            io.kind() == std::io::ErrorKind::BrokenPipe
+                // A csv writer's error passed on as an io error keeps the
+                // pipe's error inside.
+                || io.get_ref().and_then(|e| e.downcast_ref::<csv::Error>()).is_some_and(
+                    |e| matches!(e.kind(), csv::ErrorKind::Io(x) if x.kind() == std::io::ErrorKind::BrokenPipe),
+                )
+        }) || c
+            .downcast_ref::<serde_json::Error>()
+            .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
 }
 
