@@ -43,14 +43,20 @@ pub fn load_rules(dirs: &[std::path::PathBuf]) -> Result<textwatch_engine::RuleS
 /// The category and subcategory of one checked message: the one its
 /// findings settle, else the model's (as the engine gives campaign templates
 /// theirs).
+/// Without models (a build before the first `textwatch train`), neither.
 pub(crate) fn category_of(
     rules: &textwatch_engine::RuleSet,
     findings: &[textwatch_engine::rules::Finding],
-    model: &textwatch_engine::categorize::Categorizer,
+    model: Option<&textwatch_engine::categorize::Categorizer>,
     a: &textwatch_engine::Analyzed,
-) -> (String, Option<String>) {
-    let c = model.categorize(rules, findings, &a.template, &a.msg.body);
-    (c.category.to_string(), c.subcategory.map(str::to_owned))
+) -> (Option<String>, Option<String>) {
+    match model {
+        Some(m) => {
+            let c = m.categorize(rules, findings, &a.template, &a.msg.body);
+            (Some(c.category.to_string()), c.subcategory.map(str::to_owned))
+        }
+        None => (None, None),
+    }
 }
 
 /// The `quiet-hours` finding of one checked message: it landed in quiet
@@ -605,13 +611,7 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     let tf = TemplateFeatures::of(&a.template);
     let mut findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
     findings.extend(crate::enrich::sender_finding(&a.sender));
-    let (category, subcategory) = match crate::model::builtin_model()? {
-        Some(m) => {
-            let (c, s) = category_of(&rules, &findings, &m, &a);
-            (Some(c), s)
-        }
-        None => (None, None),
-    };
+    let (category, subcategory) = category_of(&rules, &findings, crate::model::builtin_model()?.as_ref(), &a);
     let engine = Engine::restore(cfg.clone(), store.load_peek_snapshot(cfg.singleton_window)?);
     let ctx = Enricher::load(&store, &args.ctx)?;
     let peeked = peek(&store, &engine, &a)?;
@@ -795,13 +795,7 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
             if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(a.template_key) {
                 let findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
                 let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
-                let (category, subcategory) = match model.as_ref() {
-                    Some(m) => {
-                        let (c, s) = category_of(&rules, &findings, m, &a);
-                        (Some(c), s)
-                    }
-                    None => (None, None),
-                };
+                let (category, subcategory) = category_of(&rules, &findings, model.as_ref(), &a);
                 let campaign = match peek(&store, &engine, &a)? {
                     Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
                     _ => None,

@@ -68,38 +68,32 @@ fn read_uci(dir: &Path) -> Result<Vec<Example>> {
 }
 
 fn read_mishra(dir: &Path) -> Result<Vec<Example>> {
-    let p = dir.join("mishra-soni-smishing/Dataset_5971.csv");
-    let mut r =
-        csv::ReaderBuilder::new().flexible(true).from_path(&p).with_context(|| format!("reading {}", p.display()))?;
-    let mut out = Vec::new();
-    for rec in r.byte_records() {
-        let rec = rec?;
-        if let (Some(l), Some(t)) = (rec.get(0), rec.get(1)) {
-            out.push(Example {
-                text: String::from_utf8_lossy(t).into_owned(),
-                label: String::from_utf8_lossy(l).trim().to_ascii_lowercase(),
-            });
-        }
-    }
-    Ok(out)
+    read_csv(&dir.join("mishra-soni-smishing/Dataset_5971.csv"), 1, 0, "")
 }
 
-/// The Indonesian SMS set: `0` normal, `1` fraud (penipuan), `2` promotion.
+/// The Indonesian SMS set: `0` normal, `1` fraud (penipuan), `2` promotion
+/// (read as labels `id-0`, `id-1`, `id-2`).
 fn read_indonesian(dir: &Path) -> Result<Vec<Example>> {
     let p = dir.join("indonesian-sms/dataset_sms_spam_v1.csv");
     if !p.exists() {
         eprintln!("note: {} not found; training without the Indonesian set", p.display());
         return Ok(Vec::new());
     }
+    read_csv(&p, 0, 1, "id-")
+}
+
+/// A labelled CSV with a header: the text and label columns, the label
+/// lowercased and prefixed.
+fn read_csv(p: &Path, text_col: usize, label_col: usize, prefix: &str) -> Result<Vec<Example>> {
     let mut r =
-        csv::ReaderBuilder::new().flexible(true).from_path(&p).with_context(|| format!("reading {}", p.display()))?;
+        csv::ReaderBuilder::new().flexible(true).from_path(p).with_context(|| format!("reading {}", p.display()))?;
     let mut out = Vec::new();
     for rec in r.byte_records() {
         let rec = rec?;
-        if let (Some(t), Some(l)) = (rec.get(0), rec.get(1)) {
+        if let (Some(t), Some(l)) = (rec.get(text_col), rec.get(label_col)) {
             out.push(Example {
                 text: String::from_utf8_lossy(t).into_owned(),
-                label: format!("id-{}", String::from_utf8_lossy(l).trim()),
+                label: format!("{prefix}{}", String::from_utf8_lossy(l).trim().to_ascii_lowercase()),
             });
         }
     }

@@ -37,9 +37,6 @@ pub struct EditOutcome {
     pub messages: u64,
 }
 
-const MAX_REPS: usize = 8;
-const MIN_TEMPLATE_LEN: usize = 20;
-
 impl SqliteStore {
     /// Splits `variants` (template keys) and every variant that joined the
     /// campaign through them off campaign `id` into a campaign of their own,
@@ -254,18 +251,21 @@ fn recompute(tx: &Transaction<'_>, seq: i64, meaning: Option<&MeaningModel>) -> 
         .collect::<Result<_, _>>()?;
     let leader: i64 = tx.query_row("SELECT leader FROM clusters WHERE seq = ?1", [seq], |r| r.get(0))?;
     let leader_text = texts.iter().find(|(_, k)| *k == leader).or(texts.first()).map(|(t, _)| t.as_str()).unwrap_or("");
+    // The engine's own limits, so that the edited campaign looks as the
+    // engine would have built it.
+    let cfg = textwatch_engine::EngineConfig::default();
     let mut mh = MinHashScratch::default();
     let reps: Vec<u8> = texts
         .iter()
         .filter(|(t, _)| !t.is_empty())
-        .take(MAX_REPS)
-        .flat_map(|(t, _)| signature(t, &mut mh, MIN_TEMPLATE_LEN))
+        .take(cfg.max_reps)
+        .flat_map(|(t, _)| signature(t, &mut mh, cfg.min_template_len))
         .flat_map(|v| v.to_le_bytes())
         .collect();
     let vecs: Vec<u8> = match meaning {
         Some(m) => texts
             .iter()
-            .take(MAX_REPS)
+            .take(cfg.max_reps)
             .filter_map(|(t, _)| m.embed(t))
             .flat_map(|v| v.into_iter().flat_map(|f| f.to_le_bytes()))
             .collect(),

@@ -199,13 +199,7 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
         None => {
             let findings = st.rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
             let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
-            let (category, subcategory) = match st.model.as_ref() {
-                Some(m) => {
-                    let (c, s) = crate::commands::category_of(&st.rules, &findings, m, &a);
-                    (Some(c), s)
-                }
-                None => (None, None),
-            };
+            let (category, subcategory) = crate::commands::category_of(&st.rules, &findings, st.model.as_ref(), &a);
             let campaign = match st.engine.read().map_err(|_| anyhow::anyhow!("engine lock poisoned"))?.peek(&a) {
                 Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
                 _ => None,
