@@ -9,6 +9,7 @@ mod model;
 mod numbers;
 mod output;
 mod report;
+mod retention;
 mod scan;
 mod serve;
 mod sim;
@@ -125,6 +126,21 @@ enum Command {
     /// Example: textwatch serve --listen 127.0.0.1:8080
     Serve(serve::ServeArgs),
 
+    /// Drop old messages: whole segments of the message log whose newest
+    /// message is older than a date. Campaigns keep their counts, senders,
+    /// timelines and 20 evidence samples; templates in no campaign that only
+    /// those messages used go too.
+    ///
+    /// Example: textwatch prune --before 2020-12-01
+    Prune(retention::PruneArgs),
+
+    /// Move the messages of a database written by textwatch before the
+    /// message log (one SQLite row per message) into segments. Resumable;
+    /// other commands refuse such a database until it is migrated.
+    ///
+    /// Example: textwatch --db textwatch.db migrate
+    Migrate(retention::MigrateArgs),
+
     /// Create, list and revoke API tokens for `serve`.
     ///
     /// Example: textwatch token create --scope ingest,check,read --name gateway-1
@@ -195,6 +211,8 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&cli.db, args),
         Command::Serve(args) => serve::run(&cli.db, args),
         Command::Token(args) => tokens::run(&cli.db, args),
+        Command::Prune(args) => retention::prune(&cli.db, args),
+        Command::Migrate(args) => retention::migrate(&cli.db, args),
         Command::Simulate(args) => sim::simulate(args),
         Command::Eval(args) => sim::eval(&cli.db, args),
         Command::Train(args) => model::train(args),

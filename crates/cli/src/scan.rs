@@ -183,6 +183,7 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
         .build()
         .context("starting analysis threads")?;
     let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+    store.lock_for_writing().with_context(|| format!("opening the message log of {}", db.display()))?;
     let cfg = EngineConfig::default();
     let snap = store.load_snapshot(cfg.singleton_window).context("loading the database state")?;
     let mut engine = Engine::restore(cfg.clone(), snap);
@@ -467,6 +468,7 @@ fn write_all(
     }
     let raised = watcher.raised;
     watcher.finish();
+    store.close_segment().context("closing the message log's segment")?;
     Ok((store, busy, raised))
 }
 

@@ -13,6 +13,9 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use textwatch_engine::meaning::MeaningModel;
 use textwatch_engine::minhash::{signature, MinHashScratch};
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::log::{col, SegmentLog};
 use crate::sqlite::SqliteStore;
 use crate::StoreError;
 
@@ -50,7 +53,8 @@ impl SqliteStore {
         meaning: Option<&MeaningModel>,
     ) -> Result<EditOutcome, StoreError> {
         let (seq, cid) = self.resolve_seq(id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        let tx = self.conn_mut().transaction()?;
+        let log = &self.log;
+        let tx = self.conn.transaction()?;
         let leader: i64 = tx.query_row("SELECT leader FROM clusters WHERE seq = ?1", [seq], |r| r.get(0))?;
         let members: Vec<i64> = tx
             .prepare("SELECT key FROM templates WHERE cluster = ?1")?
@@ -135,8 +139,12 @@ impl SqliteStore {
             "INSERT INTO campaign_edits (at, action, campaign, other, by, reason) VALUES (?1, 'split', ?2, ?3, ?4, ?5)",
             params![edit.at, cid, new_id, edit.by, edit.reason],
         )?;
-        recompute(&tx, seq, meaning)?;
-        let messages = recompute(&tx, new_seq, meaning)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO segment_clusters (cluster, segment) SELECT ?2, segment FROM segment_clusters WHERE cluster = ?1",
+            params![seq, new_seq],
+        )?;
+        recompute(&tx, log, seq, meaning)?;
+        let messages = recompute(&tx, log, new_seq, meaning)?;
         tx.commit()?;
         Ok(EditOutcome { campaign: cid, other: new_id, variants: moving.len() as u64, messages })
     }
@@ -156,7 +164,8 @@ impl SqliteStore {
             return Err(StoreError::Edit(format!("{a} and {b} are the same campaign, {ia}")));
         }
         let ((into, into_id), (from, from_id)) = if sa < sb { ((sa, ia), (sb, ib)) } else { ((sb, ib), (sa, ia)) };
-        let tx = self.conn_mut().transaction()?;
+        let log = &self.log;
+        let tx = self.conn.transaction()?;
         let (variant, via): (i64, i64) = (
             tx.query_row("SELECT leader FROM clusters WHERE seq = ?1", [from], |r| r.get(0))?,
             tx.query_row("SELECT leader FROM clusters WHERE seq = ?1", [into], |r| r.get(0))?,
@@ -178,7 +187,11 @@ impl SqliteStore {
             params![edit.at, into_id, from_id, edit.by, edit.reason],
         )?;
         let messages: i64 = tx.query_row("SELECT messages FROM clusters WHERE seq = ?1", [from], |r| r.get(0))?;
-        recompute(&tx, into, meaning)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO segment_clusters (cluster, segment) SELECT ?2, segment FROM segment_clusters WHERE cluster = ?1",
+            params![from, into],
+        )?;
+        recompute(&tx, log, into, meaning)?;
         tx.commit()?;
         Ok(EditOutcome { campaign: into_id, other: from_id, variants: moved as u64, messages: messages as u64 })
     }
@@ -186,65 +199,70 @@ impl SqliteStore {
 
 /// Rebuilds a campaign's row, senders and minutes from its stored messages,
 /// and its engine state from its largest templates. Returns its messages.
-fn recompute(tx: &Transaction<'_>, seq: i64, meaning: Option<&MeaningModel>) -> Result<u64, StoreError> {
-    tx.execute("DELETE FROM cluster_senders WHERE cluster = ?1", [seq])?;
-    tx.execute(
-        "INSERT INTO cluster_senders (cluster, sender, messages, first_ts, last_ts)
-         SELECT ?1, m.sender, COUNT(*), MIN(m.ts), MAX(m.ts) FROM messages m JOIN templates t ON t.key = m.template
-         WHERE t.cluster = ?1 GROUP BY m.sender",
-        [seq],
-    )?;
-    tx.execute("DELETE FROM cluster_minutes WHERE cluster = ?1", [seq])?;
-    tx.execute(
-        "INSERT INTO cluster_minutes (cluster, minute, count)
-         SELECT ?1, m.ts / 60000, COUNT(*) FROM messages m JOIN templates t ON t.key = m.template
-         WHERE t.cluster = ?1 GROUP BY m.ts / 60000",
-        [seq],
-    )?;
-    let (messages, first, last, recipients): (i64, Option<i64>, Option<i64>, i64) = tx.query_row(
-        "SELECT COUNT(*), MIN(m.ts), MAX(m.ts), COUNT(DISTINCT m.rcpt) FROM messages m JOIN templates t ON t.key = m.template
-         WHERE t.cluster = ?1",
-        [seq],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
-    let formed: Option<i64> = tx
-        .query_row(
-            "SELECT m.ts FROM messages m JOIN templates t ON t.key = m.template WHERE t.cluster = ?1
-             ORDER BY m.ts LIMIT 1 OFFSET 1",
-            [seq],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let senders: i64 = tx.query_row("SELECT COUNT(*) FROM cluster_senders WHERE cluster = ?1", [seq], |r| r.get(0))?;
-    // Link domains and callback numbers, as the engine counts them (no
-    // shorteners, no brand's own domain, no sender's own number).
+fn recompute(
+    tx: &Transaction<'_>,
+    log: &SegmentLog,
+    seq: i64,
+    meaning: Option<&MeaningModel>,
+) -> Result<u64, StoreError> {
+    // One pass over the campaign's messages in the log: senders, minutes,
+    // totals, recipients, and link domains and callback numbers as the
+    // engine counts them (no shorteners, no brand's own domain, no
+    // sender's own number).
     let official: Vec<String> = textwatch_engine::RuleSet::builtin().official_domains().map(str::to_owned).collect();
     let mut infra = crate::sqlite::Infra::default();
-    {
-        let mut st = tx.prepare(
-            "SELECT m.body, m.sender FROM messages m JOIN templates t ON t.key = m.template WHERE t.cluster = ?1 ORDER BY m.rowid",
-        )?;
-        let mut rows = st.query([seq])?;
-        let mut ts = textwatch_engine::template::TemplateScratch::default();
-        let mut out = String::new();
-        while let Some(r) = rows.next()? {
-            let (body, sender): (String, String) = (r.get(0)?, r.get(1)?);
-            textwatch_engine::template::templatize(&body, &mut ts, &mut out);
-            let f = textwatch_engine::features::MessageFeatures::from_scratch(&ts);
-            for l in f.links.iter().filter(|l| !l.shortener) {
-                if let Some(d) = &l.domain {
-                    if !official.contains(d) && !infra.domains.contains(d) && infra.domains.len() < 64 {
-                        infra.domains.push(d.clone());
-                    }
-                }
-            }
-            for p in f.phones {
-                if p.len() >= 10 && p != sender && !infra.phones.contains(&p) && infra.phones.len() < 64 {
-                    infra.phones.push(p);
+    let mut senders: HashMap<String, (i64, i64, i64)> = HashMap::new();
+    let mut minutes: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut recipients: HashSet<Vec<u8>> = HashSet::new();
+    let mut times: Vec<i64> = Vec::new();
+    let mut ts = textwatch_engine::template::TemplateScratch::default();
+    let mut out = String::new();
+    crate::segments::for_campaign(tx, log, seq, &[col::SENDER, col::TS, col::RCPT, col::BODY], &mut |rows, i, _| {
+        let (sender, t) = (rows.sender(i), rows.ts(i));
+        let e = senders.entry(sender.to_string()).or_insert((0, t, t));
+        *e = (e.0 + 1, e.1.min(t), e.2.max(t));
+        *minutes.entry(t.div_euclid(60_000)).or_default() += 1;
+        if let Some(r) = rows.rcpt(i) {
+            recipients.insert(r.to_vec());
+        }
+        times.push(t);
+        textwatch_engine::template::templatize(rows.body(i), &mut ts, &mut out);
+        let f = textwatch_engine::features::MessageFeatures::from_scratch(&ts);
+        for l in f.links.iter().filter(|l| !l.shortener) {
+            if let Some(d) = &l.domain {
+                if !official.contains(d) && !infra.domains.contains(d) && infra.domains.len() < 64 {
+                    infra.domains.push(d.clone());
                 }
             }
         }
+        for p in f.phones {
+            if p.len() >= 10 && p != sender && !infra.phones.contains(&p) && infra.phones.len() < 64 {
+                infra.phones.push(p);
+            }
+        }
+        true
+    })?;
+    tx.execute("DELETE FROM cluster_senders WHERE cluster = ?1", [seq])?;
+    {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO cluster_senders (cluster, sender, messages, first_ts, last_ts) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (sender, (n, first, last)) in &senders {
+            st.execute(params![seq, sender, n, first, last])?;
+        }
     }
+    tx.execute("DELETE FROM cluster_minutes WHERE cluster = ?1", [seq])?;
+    {
+        let mut st = tx.prepare_cached("INSERT INTO cluster_minutes (cluster, minute, count) VALUES (?1, ?2, ?3)")?;
+        for (minute, n) in &minutes {
+            st.execute(params![seq, minute, n])?;
+        }
+    }
+    times.sort_unstable();
+    let (messages, first, last, recipients) =
+        (times.len() as i64, times.first().copied(), times.last().copied(), recipients.len() as i64);
+    let formed = times.get(1).copied();
+    let senders = senders.len() as i64;
     let texts: Vec<(String, i64)> = tx
         .prepare("SELECT text, key FROM templates WHERE cluster = ?1 ORDER BY messages DESC, seq")?
         .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?

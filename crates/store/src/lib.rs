@@ -14,6 +14,9 @@
 //!   in clear.
 
 pub mod edits;
+pub mod log;
+pub mod retention;
+mod segments;
 pub mod sqlite;
 pub mod time;
 pub mod views;
@@ -37,6 +40,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Edit(String),
+    #[error("message log: {0}")]
+    Log(String),
+    #[error("{0} keeps its messages in SQLite, as textwatch before the message log did: run `textwatch --db {0} migrate` once to move them into segments")]
+    NeedsMigration(String),
 }
 
 /// A message to store, with where it came from (`file:line`).

@@ -340,6 +340,7 @@ fn router(st: Shared, max_body: usize) -> Router {
 
 pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
     let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+    store.lock_for_writing().with_context(|| format!("opening the message log of {}", db.display()))?;
     let cfg = EngineConfig::default();
     let snap = store.load_snapshot(cfg.singleton_window).context("loading the database state")?;
     let clusters_at_start: std::collections::HashSet<u32> = snap.clusters.iter().map(|c| c.seq).collect();

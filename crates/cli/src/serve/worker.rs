@@ -63,6 +63,11 @@ impl Worker {
             let _ = job.reply.send(r);
         }
         self.watcher.finish();
+        // Seal the open segment so the files at rest are complete streams
+        // (a killed server leaves that to the next writer).
+        if let Err(e) = self.store.close_segment() {
+            tracing::error!(error = %e, "closing the message log's segment");
+        }
     }
 
     fn process(&mut self, messages: Vec<(Message, String)>) -> Result<Vec<RecordResult>> {
