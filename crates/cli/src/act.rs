@@ -9,8 +9,9 @@ use serde::Serialize;
 use textwatch_engine::policy::{Action, Scope};
 use textwatch_store::{CampaignQuery, Store};
 
-use crate::commands::{enriched_campaign, enriched_campaigns, open, scope_word};
+use crate::commands::{enriched_campaign, enriched_campaigns, scope_word};
 use crate::enrich::{ContextArgs, Enricher};
+use crate::output::open;
 
 #[derive(clap::Args, Debug)]
 pub struct PolicyArgs {
@@ -41,8 +42,8 @@ enum PolicyCommand {
         #[command(flatten)]
         ctx: ContextArgs,
         /// table for people, json for tools.
-        #[arg(long, value_enum, default_value_t = crate::Format::Table)]
-        format: crate::Format,
+        #[arg(long, value_enum, default_value_t = crate::output::Format::Table)]
+        format: crate::output::Format,
     },
 }
 
@@ -70,7 +71,7 @@ pub fn policy(db: &Path, args: PolicyArgs) -> Result<ExitCode> {
             let senders: Vec<(String, u64)> = d.sender_stats.iter().map(|v| (v.sender.clone(), v.messages)).collect();
             let (decision, checks) = e.explain(&d.summary, &senders);
             let mut out = std::io::stdout().lock();
-            if format != crate::Format::Table {
+            if format != crate::output::Format::Table {
                 #[derive(Serialize)]
                 struct Explained<'a> {
                     campaign: &'a str,

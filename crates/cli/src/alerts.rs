@@ -262,13 +262,25 @@ pub struct AlertsArgs {}
 
 /// `textwatch alerts`: every recorded alert, one JSON object per line.
 pub fn list(db: &std::path::Path, _args: AlertsArgs) -> Result<std::process::ExitCode> {
-    let store = crate::commands::open(db)?;
+    let store = crate::output::open(db)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for a in store.alerts()? {
         writeln!(out, "{a}")?;
     }
     out.flush()?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+impl textwatch_pipeline::batch::AfterCommit for Watcher {
+    fn after_commit(&mut self, store: &mut dyn Store, changed: &[ClusterRow]) -> std::result::Result<u64, String> {
+        let before = self.raised;
+        Watcher::after_commit(self, store, changed).map_err(|e| format!("raising alerts: {e:#}"))?;
+        Ok(self.raised - before)
+    }
+
+    fn finish(self: Box<Self>) {
+        Watcher::finish(*self)
+    }
 }
 
 #[cfg(test)]

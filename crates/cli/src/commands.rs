@@ -13,32 +13,12 @@ use textwatch_store::time::format_ts;
 use textwatch_store::{CampaignQuery, Store};
 
 use crate::enrich::{ContextArgs, Enricher};
-use crate::output::{bar, excerpt, short_time, thousands, Table};
-use crate::scan::campaign_table;
-use crate::Format;
+use crate::output::campaign_table;
+use crate::output::Format;
+use crate::output::{bar, excerpt, open, short_time, thousands, Table};
 use textwatch_engine::policy::{Action, Decision, Facts, Scope};
 
-/// The built-in rule pack plus every `*.toml` in each `--rules` directory
-/// (in name order; a rule id seen again replaces the earlier rule).
-pub fn load_rules(dirs: &[std::path::PathBuf]) -> Result<textwatch_engine::RuleSet> {
-    let mut set = textwatch_engine::RuleSet::builtin();
-    for dir in dirs {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .with_context(|| format!("reading rules directory {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            bail!("rules directory {} holds no .toml rule packs", dir.display());
-        }
-        for f in files {
-            let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-            set.extend(textwatch_engine::RuleSet::from_toml(&text, &f.display().to_string())?);
-        }
-    }
-    Ok(set)
-}
+pub use textwatch_pipeline::setup::load_rules;
 
 /// The category and subcategory of one checked message: the one its
 /// findings settle, else the model's (as the engine gives campaign templates
@@ -87,10 +67,6 @@ pub fn scope_word(s: Scope) -> &'static str {
         Scope::Sender => "its senders",
         Scope::Campaign => "the campaign",
     }
-}
-
-pub fn open(db: &Path) -> Result<SqliteStore> {
-    SqliteStore::open_existing(db).with_context(|| format!("opening database {}", db.display()))
 }
 
 #[derive(clap::Args, Debug)]

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use textwatch_store::edits::Edit;
 use textwatch_store::Store;
 
-use crate::Format;
+use crate::output::Format;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum CampaignEdit {
@@ -57,7 +57,7 @@ pub struct Note {
 }
 
 pub fn run(db: &Path, edit: CampaignEdit) -> Result<ExitCode> {
-    let mut store = crate::commands::open(db)?;
+    let mut store = crate::output::open(db)?;
     let meaning = crate::model::builtin_meaning()?;
     let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let (outcome, format, what) = match &edit {

@@ -49,11 +49,30 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
     }
 }
 
+/// The provider registry: the shipped one plus `--providers FILE`.
+pub fn load_registry(extra: Option<&Path>) -> Result<textwatch_numbers::Registry> {
+    let r = textwatch_numbers::Registry::shipped();
+    match extra {
+        None => Ok(r),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Ok(r.merged(&text, &p.display().to_string())?)
+        }
+    }
+}
+
+/// The attribution index over everything imported into the store.
+pub fn load_directory(store: &dyn Store, registry: textwatch_numbers::Registry) -> Result<Directory> {
+    let mut rows = Vec::new();
+    store.number_prefixes(&mut |r| rows.push(r))?;
+    Ok(Directory::new(rows, registry))
+}
+
 impl Enricher {
     pub fn load(store: &dyn Store, args: &ContextArgs) -> Result<Enricher> {
-        let registry = crate::numbers::load_registry(args.providers.as_deref())?;
+        let registry = load_registry(args.providers.as_deref())?;
         Ok(Enricher {
-            dir: crate::numbers::load_directory(store, registry)?,
+            dir: load_directory(store, registry)?,
             policy: load_policy(args.policy.as_deref())?,
             blocked: store.blocked_campaigns()?.into_iter().collect(),
         })

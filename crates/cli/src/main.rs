@@ -18,18 +18,21 @@ mod tokens;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// textwatch finds bulk text-message campaigns: copies of one text sent from
 /// many numbers, however the sender reworded, personalized or disguised them.
 ///
 /// Start with `textwatch scan messages.jsonl`, then look at what it found
 /// with `textwatch campaigns` and `textwatch campaign ID`.
-/// Everything is kept in one SQLite file (`--db`, default ./textwatch.db).
+/// Everything is kept in one database (`--db`, default ./textwatch.db): a
+/// SQLite file for campaigns and, next to it, `textwatch.db.segments/` for
+/// the messages.
 #[derive(Parser, Debug)]
 #[command(name = "textwatch", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
-    /// Database file. Created by `scan` if missing.
+    /// Database file (its messages are in PATH.segments/ next to it).
+    /// Created by `scan` if missing.
     #[arg(long, global = true, env = "TEXTWATCH_DB", default_value = "textwatch.db", value_name = "PATH")]
     db: PathBuf,
 
@@ -172,17 +175,6 @@ enum Command {
     ///
     /// Example: textwatch eval-model --data ../shared/data
     EvalModel(model::EvalModelArgs),
-}
-
-/// Output formats shared by the listing commands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned columns for people.
-    Table,
-    /// One JSON document.
-    Json,
-    /// One JSON object per line.
-    Jsonl,
 }
 
 fn main() -> ExitCode {

@@ -6,49 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use textwatch_engine::categorize::Categorizer;
 use textwatch_engine::classify::{stratified_folds, text_features, Features, Model, Scores, TrainConfig};
 use textwatch_engine::template::{templatize, TemplateScratch};
 
 /// The categories of the shipped model.
 pub use textwatch_engine::classify::CATEGORIES;
 
-/// The models built into the binary (trained by `textwatch train`; see the
-/// README): categories, and subcategories within them.
-pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../../models/category.twm");
-pub const BUILTIN_SUBMODEL: &[u8] = include_bytes!("../../../models/subcategory.twm");
-
-/// The built-in category models (none in a build made before the first
-/// `textwatch train`).
-pub fn builtin_model() -> Result<Option<Categorizer>> {
-    if BUILTIN_MODEL.is_empty() {
-        return Ok(None);
-    }
-    let top = Model::from_bytes(BUILTIN_MODEL).context("the built-in category model is damaged")?;
-    let subs = if BUILTIN_SUBMODEL.is_empty() {
-        Vec::new()
-    } else {
-        textwatch_engine::categorize::subs_from_bytes(BUILTIN_SUBMODEL)
-            .context("the built-in subcategory models are damaged")?
-    };
-    Ok(Some(Categorizer { top, subs }))
-}
-
-/// The meaning table built into the binary (distilled by
-/// `scripts/distill-meaning.py`; see the README).
-pub const BUILTIN_MEANING: &[u8] = include_bytes!("../../../models/meaning.twe");
-
-/// The built-in meaning table, shared by every engine of the process.
-pub fn builtin_meaning() -> Result<std::sync::Arc<textwatch_engine::meaning::MeaningModel>> {
-    static TABLE: std::sync::OnceLock<std::sync::Arc<textwatch_engine::meaning::MeaningModel>> =
-        std::sync::OnceLock::new();
-    if let Some(t) = TABLE.get() {
-        return Ok(t.clone());
-    }
-    let t = textwatch_engine::meaning::MeaningModel::from_bytes(BUILTIN_MEANING)
-        .context("the built-in meaning table is damaged")?;
-    Ok(TABLE.get_or_init(|| std::sync::Arc::new(t)).clone())
-}
+pub use textwatch_pipeline::setup::{builtin_meaning, builtin_model};
 
 struct Example {
     text: String,
@@ -271,8 +235,8 @@ pub struct EvalModelArgs {
     #[command(flatten)]
     hyper: Hyper,
     /// table for people, json for tools.
-    #[arg(long, value_enum, default_value_t = crate::Format::Table)]
-    format: crate::Format,
+    #[arg(long, value_enum, default_value_t = crate::output::Format::Table)]
+    format: crate::output::Format,
     /// The project's political and commercial examples: with them, a third
     /// cross-validation over the shipped model's own training set and four
     /// categories (skipped if the file is missing).
@@ -524,7 +488,7 @@ pub fn eval_model(args: EvalModelArgs) -> Result<ExitCode> {
         w.flush()?;
     }
     let mut out = std::io::stdout().lock();
-    if args.format != crate::Format::Table {
+    if args.format != crate::output::Format::Table {
         serde_json::to_writer_pretty(&mut out, &results)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);

@@ -10,12 +10,12 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use textwatch_engine::sender::normalize_address;
 use textwatch_numbers::nanpa::{self, Parsed};
-use textwatch_numbers::{classify, Attribution, Directory, NpaTable, Registry, SenderInfo};
+use textwatch_numbers::{classify, Attribution, Directory, NpaTable, SenderInfo};
 use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::{NumberSource, SenderActivity, Store};
 
+use crate::output::Format;
 use crate::output::{short_time, thousands, Table};
-use crate::Format;
 
 #[derive(clap::Args, Debug)]
 pub struct NumbersArgs {
@@ -83,7 +83,7 @@ pub fn numbers(db: &Path, args: NumbersArgs) -> Result<ExitCode> {
     match args.command {
         NumbersCommand::Import(a) => import(db, a),
         NumbersCommand::Sources => {
-            let store = crate::commands::open(db)?;
+            let store = crate::output::open(db)?;
             let mut t = Table::new(&[("SOURCE", false), ("FILE DATE", false), ("ROWS", true), ("IMPORTED", false)]);
             for s in store.number_sources()? {
                 t.row(vec![
@@ -161,25 +161,6 @@ fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
     Ok(if rejected > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }
 
-/// The provider registry: the shipped one plus `--providers FILE`.
-pub fn load_registry(extra: Option<&Path>) -> Result<Registry> {
-    let r = Registry::shipped();
-    match extra {
-        None => Ok(r),
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            Ok(r.merged(&text, &p.display().to_string())?)
-        }
-    }
-}
-
-/// The attribution index over everything imported into the store.
-pub fn load_directory(store: &dyn Store, registry: Registry) -> Result<Directory> {
-    let mut rows = Vec::new();
-    store.number_prefixes(&mut |r| rows.push(r))?;
-    Ok(Directory::new(rows, registry))
-}
-
 #[derive(clap::Args, Debug)]
 pub struct NumberArgs {
     /// The sender: E.164 (+12155550123), any common US format, a short
@@ -218,8 +199,8 @@ pub fn number_view(store: &dyn Store, dir: &Directory, raw: &str) -> Result<Numb
 }
 
 pub fn number(db: &Path, args: NumberArgs) -> Result<ExitCode> {
-    let store = crate::commands::open(db)?;
-    let dir = load_directory(&store, load_registry(args.providers.as_deref())?)?;
+    let store = crate::output::open(db)?;
+    let dir = crate::enrich::load_directory(&store, crate::enrich::load_registry(args.providers.as_deref())?)?;
     let v = number_view(&store, &dir, &args.number)?;
     let mut out = std::io::stdout().lock();
     if args.format != Format::Table {

@@ -133,6 +133,51 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Opens an existing database for a command that reads it.
+pub fn open(db: &std::path::Path) -> anyhow::Result<textwatch_store::sqlite::SqliteStore> {
+    use anyhow::Context as _;
+    textwatch_store::sqlite::SqliteStore::open_existing(db)
+        .with_context(|| format!("opening database {}", db.display()))
+}
+
+/// Output formats shared by the listing commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON document.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// The campaign table shared by `scan` and `campaigns`.
+pub fn campaign_table(list: &[textwatch_store::CampaignSummary]) -> String {
+    let mut table = Table::new(&[
+        ("ID", false),
+        ("MESSAGES", true),
+        ("SENDERS", true),
+        ("RISK", true),
+        ("ACTION", false),
+        ("FIRST SEEN", false),
+        ("LAST SEEN", false),
+        ("TEMPLATE", false),
+    ]);
+    for c in list {
+        table.row(vec![
+            c.id.clone(),
+            thousands(c.messages),
+            thousands(c.sender_count),
+            c.risk.map_or("-".into(), |r| r.to_string()),
+            c.decision.as_ref().map_or("-".into(), |d| d.action.as_str().to_string()),
+            short_time(c.first_seen),
+            short_time(c.last_seen),
+            excerpt(&c.template, 60),
+        ]);
+    }
+    table.render()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,8 +22,9 @@ use textwatch_store::time::format_ts;
 use textwatch_store::views::{CampaignDetail, MessageView, SenderView};
 use textwatch_store::{ProviderGroup, Store};
 
-use crate::commands::{enriched_campaign, open, scope_word};
+use crate::commands::{enriched_campaign, scope_word};
 use crate::enrich::{ContextArgs, Enricher};
+use crate::output::open;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {

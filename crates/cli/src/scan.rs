@@ -1,41 +1,24 @@
-//! `textwatch scan`: files in, campaigns out.
-//!
-//! The pipeline, per chunk of ~16k records:
-//!
-//! ```text
-//! reader thread ──chunks──▶ decode + analyze (parallel, rayon)
-//!                           ─▶ order by (time, identity)          ┐ main thread,
-//!                           ─▶ signatures of new templates (par.)  │ deterministic
-//!                           ─▶ assign to campaigns (sequential)    ┘
-//!                           ──batch + delta──▶ writer thread (one SQLite transaction)
-//! ```
-//!
-//! Channels are bounded, so memory stays flat whatever the input size.
-//! Records with the same timestamp are ordered by identity key, and a
-//! batch never splits a group of equal timestamps, so campaigns do not
-//! depend on thread count or on the file order of equal-time records.
+//! `textwatch scan`: files in, campaigns out. The pipeline itself is
+//! [`textwatch_pipeline::scan`]; this is its command line: arguments, the
+//! progress bar, rejects, and the closing summary.
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rayon::prelude::*;
 use serde::Serialize;
-use textwatch_engine::minhash::{signature, MinHashScratch, Signature};
-use textwatch_engine::{Analyzed, Analyzer, Engine, EngineConfig, Outcome, Scratch};
-use textwatch_sources::{Chunk, Reject};
+use textwatch_engine::Analyzer;
+use textwatch_pipeline::batch::AfterCommit;
+use textwatch_pipeline::scan::{Event, Flow, ScanOptions};
+use textwatch_sources::Reject;
 use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::{CampaignQuery, CampaignSummary, NewMessage, Store};
+use textwatch_store::{CampaignQuery, CampaignSummary, Store};
 
-use crate::output::{duration, excerpt, short_time, thousands, Table};
+use crate::output::{campaign_table, duration, thousands, Table};
 
 #[derive(clap::Args, Debug)]
 pub struct ScanArgs {
@@ -90,38 +73,8 @@ enum SummaryFormat {
     Json,
 }
 
-/// Records per assignment batch (and per store transaction).
-const BATCH: usize = 32 * 1024;
-/// A group of equal timestamps larger than this is split anyway.
-const MAX_CARRY: usize = 1 << 20;
 /// Rejects printed to standard error before only counting them.
 const SHOWN_REJECTS: u64 = 20;
-
-enum ReaderEvent {
-    Started { name: Arc<str>, format: String, progress: Arc<AtomicU64> },
-    Chunk(Chunk),
-    Failed(String),
-    Finished { size: u64 },
-}
-
-struct Prepared {
-    a: Analyzed,
-    file: Arc<str>,
-    line: u64,
-}
-
-/// What the analysis stage hands the assigner: reader events passed through,
-/// chunks turned into analyzed records plus the signatures of templates seen
-/// for the first time.
-enum Analyzed2 {
-    Reader(ReaderEvent),
-    Records { records: Vec<Result<Prepared, Reject>>, sigs: Vec<(u64, Signature)> },
-}
-
-struct Commit {
-    messages: Vec<Prepared>,
-    delta: textwatch_engine::Delta,
-}
 
 #[derive(Default, Serialize)]
 struct Totals {
@@ -136,8 +89,6 @@ struct Totals {
     alerts: u64,
     elapsed_s: f64,
     messages_per_s: f64,
-    #[serde(skip)]
-    engine_s: f64,
 }
 
 #[derive(Serialize)]
@@ -150,10 +101,18 @@ struct Summary<'a> {
 struct Rejects {
     file: Option<(PathBuf, BufWriter<File>)>,
     shown: u64,
+    /// A failure to write the rejects file (the scan stops).
+    error: Option<anyhow::Error>,
 }
 
 impl Rejects {
-    fn record(&mut self, r: &Reject, pb: &ProgressBar) -> Result<()> {
+    fn record(&mut self, r: &Reject, pb: &ProgressBar) {
+        if let Err(e) = self.write(r, pb) {
+            self.error = Some(e);
+        }
+    }
+
+    fn write(&mut self, r: &Reject, pb: &ProgressBar) -> Result<()> {
         if self.shown < SHOWN_REJECTS {
             pb.suspend(|| eprintln!("textwatch: rejected {r}"));
         } else if self.shown == SHOWN_REJECTS {
@@ -177,31 +136,17 @@ impl Rejects {
 
 pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads.unwrap_or(0))
-        .thread_name(|i| format!("analyze-{i}"))
-        .build()
-        .context("starting analysis threads")?;
     let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
     store.lock_for_writing().with_context(|| format!("opening the message log of {}", db.display()))?;
-    let cfg = EngineConfig::default();
-    let snap = store.load_snapshot(cfg.singleton_window).context("loading the database state")?;
-    let mut engine = Engine::restore(cfg.clone(), snap);
-    let rules = crate::commands::load_rules(&args.rules)?;
+    let rules = textwatch_pipeline::setup::load_rules(&args.rules)?;
     let quiet = rules.quiet_hours();
-    engine.set_rules(rules);
-    if let Some(m) = crate::model::builtin_model()? {
-        engine.set_classifier(m);
-    }
-    engine.set_meaning(crate::model::builtin_meaning()?);
-    let before = engine.messages_seen();
-    tracing::info!(messages = before, campaigns = engine.campaigns(), "database loaded");
-    let analyzer = Analyzer::new(store.secret(), cfg.min_template_len).with_quiet_hours(quiet);
+    let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules).context("loading the database state")?;
+    tracing::info!(messages = engine.messages_seen(), campaigns = engine.campaigns(), "database loaded");
+    let analyzer = Analyzer::new(store.secret(), engine.config().min_template_len).with_quiet_hours(quiet);
 
     let total_bytes: u64 =
         args.files.iter().filter(|f| *f != "-").filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     let pb = progress_bar(args.quiet, total_bytes);
-
     let mut rejects = Rejects {
         file: match &args.rejects {
             Some(p) => Some((
@@ -211,127 +156,74 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
             None => None,
         },
         shown: 0,
+        error: None,
     };
-
-    let (chunk_tx, chunk_rx) = bounded::<ReaderEvent>(2);
-    let files = args.files.clone();
-    let reader = std::thread::Builder::new().name("reader".into()).spawn(move || read_all(files, chunk_tx))?;
-    let (an_tx, an_rx) = bounded::<Analyzed2>(2);
-    let known: HashSet<u64> = engine.template_keys().collect();
-    let an_analyzer = analyzer.clone();
-    let min_len = cfg.min_template_len;
-    let analysis = std::thread::Builder::new()
-        .name("analysis".into())
-        .spawn(move || analyze_all(chunk_rx, an_tx, an_analyzer, pool, known, min_len))?;
-    let mut sigs: HashMap<u64, Signature> = HashMap::new();
-    let (commit_tx, commit_rx) = bounded::<Commit>(2);
-    let watcher = crate::alerts::Watcher::new(crate::enrich::Enricher::load(&store, &args.ctx)?, args.alerts.clone())?;
-    let writer =
-        std::thread::Builder::new().name("writer".into()).spawn(move || write_all(store, commit_rx, watcher))?;
-
-    let mut totals = Totals::default();
-    let mut pending: Vec<Prepared> = Vec::new();
-    let mut done_bytes = 0u64;
-    let mut current: Option<Arc<AtomicU64>> = None;
+    let watcher: Box<dyn AfterCommit + Send> =
+        Box::new(crate::alerts::Watcher::new(crate::enrich::Enricher::load(&store, &args.ctx)?, args.alerts.clone())?);
     let mut strict_stop: Option<Reject> = None;
-    let mut last_draw = Instant::now();
-
-    let mut assign_time = Duration::ZERO;
-    let mut wait_since = Instant::now();
-    let mut wait_time = Duration::ZERO;
-    for ev in an_rx.iter() {
-        wait_time += wait_since.elapsed();
-        let busy_since = Instant::now();
-        let ev = match ev {
-            Analyzed2::Reader(ev) => ev,
-            Analyzed2::Records { records, sigs: new_sigs } => {
-                sigs.extend(new_sigs);
-                totals.records += records.len() as u64;
-                for r in records {
-                    match r {
-                        Ok(p) => pending.push(p),
-                        Err(rej) => {
-                            totals.rejected += 1;
-                            rejects.record(&rej, &pb)?;
-                            if args.strict {
-                                strict_stop = Some(rej);
-                                break;
-                            }
-                        }
-                    }
-                }
-                if strict_stop.is_some() {
-                    break;
-                }
-                if pending.len() >= BATCH {
-                    assign_batch(&mut pending, false, &mut engine, &mut sigs, &commit_tx, &mut totals)?;
-                }
-                assign_time += busy_since.elapsed();
-                wait_since = Instant::now();
-                if last_draw.elapsed() > Duration::from_millis(200) {
-                    last_draw = Instant::now();
-                    let pos = done_bytes + current.as_ref().map_or(0, |c| c.load(Ordering::Relaxed));
-                    pb.set_position(pos);
-                    let rate = totals.records as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                    pb.set_message(format!(
-                        "{} msgs  {}/s  {} campaigns",
-                        thousands(totals.records),
-                        thousands(rate as u64),
-                        thousands(engine.campaigns() as u64)
-                    ));
-                }
-                continue;
-            }
-        };
+    let strict = args.strict;
+    let mut on = |ev: Event<'_>| -> Flow {
         match ev {
-            ReaderEvent::Started { name, format, progress } => {
-                totals.files += 1;
-                tracing::info!(file = %name, %format, "reading");
-                current = Some(progress);
-            }
-            ReaderEvent::Finished { size } => {
-                done_bytes += size;
-                current = None;
-            }
-            ReaderEvent::Failed(e) => {
-                totals.files_failed += 1;
+            Event::Started { .. } => Flow::Go,
+            Event::FileFailed(e) => {
                 pb.suspend(|| eprintln!("textwatch: error: {e}"));
-                if args.strict {
-                    break;
+                if strict {
+                    Flow::Stop
+                } else {
+                    Flow::Go
                 }
             }
-            ReaderEvent::Chunk(_) => unreachable!("the analysis stage turns chunks into records"),
+            Event::Rejected(r) => {
+                rejects.record(r, &pb);
+                if rejects.error.is_some() {
+                    return Flow::Stop;
+                }
+                if strict {
+                    strict_stop = Some(r.clone());
+                    return Flow::Stop;
+                }
+                Flow::Go
+            }
+            Event::Progress { bytes, records, campaigns } => {
+                pb.set_position(bytes);
+                let rate = records as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                pb.set_message(format!(
+                    "{} msgs  {}/s  {} campaigns",
+                    thousands(records),
+                    thousands(rate as u64),
+                    thousands(campaigns as u64)
+                ));
+                Flow::Go
+            }
         }
+    };
+    let opts = ScanOptions { threads: args.threads };
+    let done = textwatch_pipeline::scan::scan(store, engine, analyzer, args.files.clone(), &opts, watcher, &mut on)?;
+    if let Some(e) = rejects.error.take() {
+        return Err(e);
     }
-    drop(an_rx);
-    assign_batch(&mut pending, true, &mut engine, &mut sigs, &commit_tx, &mut totals)?;
-    drop(commit_tx);
-    let (store, write_time, alerts_raised) =
-        writer.join().map_err(|_| anyhow!("the database writer thread panicked"))??;
-    totals.alerts = alerts_raised;
-    tracing::info!(
-        assign_s = assign_time.as_secs_f64(),
-        engine_s = totals.engine_s,
-        lsh_lookups = engine.lookup_stats().0,
-        lsh_verified = engine.lookup_stats().1,
-        waiting_for_analysis_s = wait_time.as_secs_f64(),
-        writing_s = write_time.as_secs_f64(),
-        "stage times"
-    );
-    // The reader may still be blocked on a full channel after a strict stop;
-    // dropping the receiver above ends it.
-    let _ = analysis.join();
-    let _ = reader.join();
     if let Some((path, mut w)) = rejects.file.take() {
         w.flush().with_context(|| format!("writing {}", path.display()))?;
     }
     pb.finish_and_clear();
 
+    let store = done.store;
+    let t = &done.totals;
     let stats = store.stats()?;
-    totals.campaigns = stats.campaigns;
-    totals.messages_in_campaigns = stats.messages_in_campaigns;
-    totals.elapsed_s = started.elapsed().as_secs_f64();
-    totals.messages_per_s = totals.records as f64 / totals.elapsed_s.max(1e-9);
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let totals = Totals {
+        files: t.files,
+        files_failed: t.files_failed,
+        records: t.records,
+        accepted: t.accepted,
+        duplicates: t.duplicates,
+        rejected: t.rejected,
+        campaigns: stats.campaigns,
+        messages_in_campaigns: stats.messages_in_campaigns,
+        alerts: t.alerts,
+        elapsed_s,
+        messages_per_s: t.records as f64 / elapsed_s.max(1e-9),
+    };
     let enricher = crate::enrich::Enricher::load(&store, &args.ctx)?;
     let top = crate::commands::enriched_campaigns(
         &store,
@@ -365,196 +257,6 @@ fn progress_bar(quiet: bool, total: u64) -> ProgressBar {
         pb.set_style(s.progress_chars("=> "));
     }
     pb
-}
-
-fn read_all(files: Vec<String>, tx: Sender<ReaderEvent>) {
-    for path in files {
-        let mut input = match textwatch_sources::open(&path) {
-            Ok(i) => i,
-            Err(e) => {
-                if tx.send(ReaderEvent::Failed(e.to_string())).is_err() {
-                    return;
-                }
-                continue;
-            }
-        };
-        let started = ReaderEvent::Started {
-            name: input.name.clone(),
-            format: input.format.to_string(),
-            progress: input.progress.clone(),
-        };
-        if tx.send(started).is_err() {
-            return;
-        }
-        loop {
-            match input.next_chunk() {
-                Ok(Some(c)) => {
-                    if tx.send(ReaderEvent::Chunk(c)).is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    if tx.send(ReaderEvent::Failed(e.to_string())).is_err() {
-                        return;
-                    }
-                    break;
-                }
-            }
-        }
-        let size = input.size.unwrap_or_else(|| input.progress.load(Ordering::Relaxed));
-        if tx.send(ReaderEvent::Finished { size }).is_err() {
-            return;
-        }
-    }
-}
-
-/// The analysis stage: decodes and analyzes each chunk in parallel, and
-/// computes signatures (also in parallel) for templates it sees for the
-/// first time. It sees every message before the assigner does, so "first
-/// time here" is "new to the engine".
-fn analyze_all(
-    rx: Receiver<ReaderEvent>,
-    tx: Sender<Analyzed2>,
-    analyzer: Analyzer,
-    pool: rayon::ThreadPool,
-    mut known: HashSet<u64>,
-    min_len: usize,
-) {
-    for ev in rx.iter() {
-        let out = match ev {
-            ReaderEvent::Chunk(chunk) => {
-                let records = pool.install(|| decode_and_analyze(chunk, &analyzer));
-                let mut first: Vec<&Prepared> = Vec::new();
-                for p in records.iter().flatten() {
-                    if p.a.clusterable && known.insert(p.a.template_key) {
-                        first.push(p);
-                    }
-                }
-                let sigs: Vec<(u64, Signature)> = pool.install(|| {
-                    first
-                        .par_iter()
-                        .map_init(MinHashScratch::default, |s, p| {
-                            (p.a.template_key, signature(&p.a.template, s, min_len))
-                        })
-                        .collect()
-                });
-                Analyzed2::Records { records, sigs }
-            }
-            other => Analyzed2::Reader(other),
-        };
-        if tx.send(out).is_err() {
-            return;
-        }
-    }
-}
-
-fn write_all(
-    mut store: SqliteStore,
-    rx: Receiver<Commit>,
-    mut watcher: crate::alerts::Watcher,
-) -> Result<(SqliteStore, Duration, u64)> {
-    let mut origins: Vec<String> = Vec::new();
-    let mut busy = Duration::ZERO;
-    for c in rx.iter() {
-        let t = Instant::now();
-        origins.clear();
-        origins.extend(c.messages.iter().map(|p| format!("{}:{}", p.file, p.line)));
-        let msgs: Vec<NewMessage<'_>> =
-            c.messages.iter().zip(&origins).map(|(p, o)| NewMessage { msg: &p.a, origin: o }).collect();
-        store.commit(&msgs, &c.delta).context("writing a batch to the database")?;
-        watcher.after_commit(&mut store, &c.delta.clusters).context("raising alerts")?;
-        busy += t.elapsed();
-    }
-    let raised = watcher.raised;
-    watcher.finish();
-    store.close_segment().context("closing the message log's segment")?;
-    Ok((store, busy, raised))
-}
-
-fn decode_and_analyze(chunk: Chunk, analyzer: &Analyzer) -> Vec<Result<Prepared, Reject>> {
-    match chunk {
-        Chunk::Lines { file, buf, lines, rejects } => {
-            let mut out: Vec<Result<Prepared, Reject>> = lines
-                .par_iter()
-                .map_init(Scratch::default, |s, &(line, a, b)| {
-                    textwatch_sources::jsonl::decode_line(&file, line, &buf[a..b]).map(|m| Prepared {
-                        a: analyzer.analyze(m, s),
-                        file: file.clone(),
-                        line,
-                    })
-                })
-                .collect();
-            if !rejects.is_empty() {
-                out.extend(rejects.into_iter().map(Err));
-                out.sort_by_key(|r| match r {
-                    Ok(p) => p.line,
-                    Err(e) => e.line,
-                });
-            }
-            out
-        }
-        Chunk::Decoded { file, records } => records
-            .into_par_iter()
-            .map_init(Scratch::default, |s, r| {
-                r.map(|d| Prepared { a: analyzer.analyze(d.msg, s), file: file.clone(), line: d.line })
-            })
-            .collect(),
-    }
-}
-
-/// Assigns what is pending, keeping back (unless `last`) the records with
-/// the batch's latest timestamp: more of them may follow in the next chunk,
-/// and equal-time records must be ordered together.
-fn assign_batch(
-    pending: &mut Vec<Prepared>,
-    last: bool,
-    engine: &mut Engine,
-    sigs: &mut HashMap<u64, Signature>,
-    commit: &Sender<Commit>,
-    totals: &mut Totals,
-) -> Result<()> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let mut batch = std::mem::take(pending);
-    if !last {
-        let max_ts = batch.iter().map(|p| p.a.msg.ts_ms).max().unwrap_or(i64::MIN);
-        let carry = batch.iter().filter(|p| p.a.msg.ts_ms == max_ts).count();
-        if carry < batch.len() || carry > MAX_CARRY {
-            if carry < batch.len() {
-                let (keep, rest): (Vec<_>, Vec<_>) = batch.into_iter().partition(|p| p.a.msg.ts_ms == max_ts);
-                *pending = keep;
-                batch = rest;
-            }
-        } else {
-            *pending = batch;
-            return Ok(());
-        }
-    }
-    batch.sort_unstable_by_key(|p| (p.a.msg.ts_ms, p.a.key, p.a.template_key));
-
-    let t0 = Instant::now();
-    let mut accepted = Vec::with_capacity(batch.len());
-    let mut new_templates: HashMap<u64, usize> = HashMap::new();
-    for p in batch {
-        let sig = if engine.needs_signature(&p.a) { sigs.remove(&p.a.template_key) } else { None };
-        match engine.assign(&p.a, sig.as_ref()) {
-            Outcome::Duplicate => totals.duplicates += 1,
-            Outcome::Accepted { new_template, .. } => {
-                totals.accepted += 1;
-                if new_template {
-                    new_templates.insert(p.a.template_key, accepted.len());
-                }
-                accepted.push(p);
-            }
-        }
-    }
-    let delta = engine.take_delta(|k| new_templates.get(&k).map(|&i| accepted[i].a.template.as_str()));
-    totals.engine_s += t0.elapsed().as_secs_f64();
-    commit
-        .send(Commit { messages: accepted, delta })
-        .map_err(|_| anyhow!("the database writer stopped; see the error above"))
 }
 
 fn print_summary(t: &Totals, top: &[CampaignSummary], format: SummaryFormat) -> Result<()> {
@@ -603,31 +305,4 @@ fn print_summary(t: &Totals, top: &[CampaignSummary], format: SummaryFormat) -> 
         writeln!(out, "\nmore: textwatch campaigns; one campaign: textwatch campaign ID")?;
     }
     Ok(())
-}
-
-/// The campaign table shared by `scan` and `campaigns`.
-pub fn campaign_table(list: &[CampaignSummary]) -> String {
-    let mut table = Table::new(&[
-        ("ID", false),
-        ("MESSAGES", true),
-        ("SENDERS", true),
-        ("RISK", true),
-        ("ACTION", false),
-        ("FIRST SEEN", false),
-        ("LAST SEEN", false),
-        ("TEMPLATE", false),
-    ]);
-    for c in list {
-        table.row(vec![
-            c.id.clone(),
-            thousands(c.messages),
-            thousands(c.sender_count),
-            c.risk.map_or("-".into(), |r| r.to_string()),
-            c.decision.as_ref().map_or("-".into(), |d| d.action.as_str().to_string()),
-            short_time(c.first_seen),
-            short_time(c.last_seen),
-            excerpt(&c.template, 60),
-        ]);
-    }
-    table.render()
 }

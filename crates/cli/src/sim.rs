@@ -159,8 +159,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     predictions: Option<PathBuf>,
     /// table for people, json for tools.
-    #[arg(long, value_enum, default_value_t = crate::Format::Table)]
-    format: crate::Format,
+    #[arg(long, value_enum, default_value_t = crate::output::Format::Table)]
+    format: crate::output::Format,
 }
 
 pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
@@ -171,7 +171,7 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
         None => score_db(&truth, db)?,
     };
     let mut out = std::io::stdout().lock();
-    if args.format != crate::Format::Table {
+    if args.format != crate::output::Format::Table {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
@@ -259,7 +259,7 @@ fn score_db(truth: &Truth, db: &Path) -> Result<textwatch_sim::Report> {
     truth.score_findings(&mut report, &found);
     let categories: HashMap<String, Option<String>> = list.iter().map(|c| (c.id.clone(), c.category.clone())).collect();
     truth.score_categories(&mut report, &categories);
-    let dir = crate::numbers::load_directory(&store, crate::numbers::load_registry(None)?)?;
+    let dir = crate::enrich::load_directory(&store, crate::enrich::load_registry(None)?)?;
     if !dir.is_empty() {
         let of = |s: &str| dir.provider_of(s);
         truth.score_attribution(&mut report, &of);

@@ -211,6 +211,17 @@ pub struct SqliteStore {
     /// campaign; (campaign, segment) pairs indexed.
     indexed: HashMap<u64, u32>,
     pairs: HashSet<(u32, i64)>,
+    /// Time spent appending to the log and committing metadata.
+    pub(crate) times: WriteTimes,
+}
+
+/// Where a store's commits spent their time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteTimes {
+    /// Encoding, compressing, writing and syncing segment data.
+    pub log: std::time::Duration,
+    /// The SQLite transaction (templates, campaigns, segment index).
+    pub metadata: std::time::Duration,
 }
 
 /// The folder of a database's segment log: `PATH.segments` next to it.
@@ -283,6 +294,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -131_072)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::segments::SCHEMA)?;
         migrate(&conn)?;
@@ -339,6 +351,7 @@ impl SqliteStore {
             next_segment,
             indexed: HashMap::new(),
             pairs: HashSet::new(),
+            times: WriteTimes::default(),
         })
     }
 
@@ -578,6 +591,11 @@ impl SqliteStore {
             crate::segments::record(&self.conn, &seg)?;
         }
         Ok(())
+    }
+
+    /// Where this store's commits spent their time so far.
+    pub fn write_times(&self) -> WriteTimes {
+        self.times
     }
 
     /// The id the next new segment gets.
@@ -1031,12 +1049,16 @@ impl Store for SqliteStore {
         self.recover_log()?;
         // Messages first, synced; then the metadata that refers to them,
         // with how far their segment is committed, in one transaction.
+        let t = std::time::Instant::now();
         let appended = if messages.is_empty() { None } else { Some(self.log.append(messages, self.next_segment)?) };
+        self.times.log += t.elapsed();
+        let t = std::time::Instant::now();
         let current = appended.as_ref().map(|a| a.segment.id);
         if let Some(id) = current {
             self.next_segment = self.next_segment.max(id + 1);
         }
         let result = self.commit_meta(appended.as_ref(), current, delta);
+        self.times.metadata += t.elapsed();
         if result.is_err() {
             // The segment's tail is not committed: start a new one, and
             // let the next writer cut this one back.

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use textwatch_engine::{Analyzer, Engine, Message, Outcome, Scratch};
 use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::{NewMessage, Store};
+use textwatch_store::Store;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::alerts::Watcher;
@@ -79,50 +79,40 @@ impl Worker {
         // Within a request, the order a scan assigns in (time, then
         // identity), so that the same messages give the same campaigns
         // through either.
-        analyzed.sort_by_key(|(a, _)| (a.msg.ts_ms, a.key));
-        let mut results = Vec::with_capacity(analyzed.len());
-        let mut accepted: Vec<usize> = Vec::with_capacity(analyzed.len());
-        let delta = {
+        analyzed.sort_by_key(|(a, _)| textwatch_pipeline::batch::order_key(a));
+        let batch: Vec<&textwatch_engine::Analyzed> = analyzed.iter().map(|(a, _)| a).collect();
+        let origins: Vec<&str> = analyzed.iter().map(|(_, o)| o.as_str()).collect();
+        let assigned = {
             let mut engine = self.engine.write().map_err(|_| anyhow::anyhow!("engine lock poisoned"))?;
-            let mut new_templates = std::collections::HashMap::new();
-            for (i, (a, _)) in analyzed.iter().enumerate() {
-                match engine.assign(a, None) {
-                    Outcome::Duplicate => {
-                        results.push(RecordResult { id: a.display_id(), status: "duplicate", campaign: None })
-                    }
-                    Outcome::Accepted { campaign, new_template } => {
-                        if new_template {
-                            new_templates.insert(a.template_key, i);
-                        }
-                        accepted.push(i);
-                        results.push(RecordResult {
-                            id: a.display_id(),
-                            status: "accepted",
-                            campaign: campaign.map(textwatch_engine::campaign_id),
-                        });
-                    }
-                }
-            }
-            engine.take_delta(|k| new_templates.get(&k).map(|&i| analyzed[i].0.template.as_str()))
+            textwatch_pipeline::batch::assign(&mut engine, &batch, &mut std::collections::HashMap::new())
         };
-        let msgs: Vec<NewMessage<'_>> =
-            accepted.iter().map(|&i| NewMessage { msg: &analyzed[i].0, origin: &analyzed[i].1 }).collect();
-        self.store.commit(&msgs, &delta).context("writing a batch to the database")?;
-        self.metrics.messages_in.fetch_add(msgs.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        for c in &delta.clusters {
+        let results: Vec<RecordResult> = batch
+            .iter()
+            .zip(&assigned.outcomes)
+            .map(|(a, o)| match o {
+                Outcome::Duplicate => RecordResult { id: a.display_id(), status: "duplicate", campaign: None },
+                Outcome::Accepted { campaign, .. } => RecordResult {
+                    id: a.display_id(),
+                    status: "accepted",
+                    campaign: campaign.map(textwatch_engine::campaign_id),
+                },
+            })
+            .collect();
+        // The batch is stored before anything else; an alert problem is
+        // then logged, not fatal.
+        let raised = textwatch_pipeline::batch::commit(&mut self.store, &batch, &origins, &assigned, &mut self.watcher)
+            .context("writing a batch to the database")?;
+        let stored = assigned.accepted().count();
+        self.metrics.messages_in.fetch_add(stored as u64, std::sync::atomic::Ordering::Relaxed);
+        for c in &assigned.delta.clusters {
             if self.known_clusters.insert(c.seq) {
                 let ev = serde_json::json!({"type": "campaign-created", "campaign": c.id(), "messages": c.messages, "senders": c.senders});
                 let _ = self.events.send(ev.to_string());
             }
         }
-        // The batch is stored: an alert problem is logged, not fatal.
-        let before = self.watcher.raised;
-        if let Err(e) = self.watcher.after_commit(&mut self.store, &delta.clusters) {
-            tracing::error!(error = %format!("{e:#}"), "raising alerts failed");
-        }
-        if self.watcher.raised > before {
+        if raised > 0 {
             let alerts = self.store.alerts().unwrap_or_default();
-            for a in alerts.into_iter().rev().take((self.watcher.raised - before) as usize) {
+            for a in alerts.into_iter().rev().take(raised as usize) {
                 let _ = self.events.send(format!("{{\"type\":\"campaign-alert\",\"alert\":{a}}}"));
             }
         }

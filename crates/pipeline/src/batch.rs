@@ -1,0 +1,143 @@
+//! One batch through assign → store → act: the step `scan`, `serve` and
+//! workers share.
+
+use std::collections::HashMap;
+
+use textwatch_engine::minhash::Signature;
+use textwatch_engine::{Analyzed, ClusterRow, Delta, Engine, Outcome};
+use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::{NewMessage, Store};
+
+use crate::PipelineError;
+
+/// What runs after each committed batch (alerts, live events). The batch
+/// is durable when it is called: a failure here is reported, and the
+/// caller decides whether it is fatal.
+pub trait AfterCommit {
+    /// `changed` are the campaigns the batch created or changed. Returns
+    /// how many alerts it raised.
+    fn after_commit(&mut self, store: &mut dyn Store, changed: &[ClusterRow]) -> Result<u64, String>;
+    /// The run is over: flush and stop (alert deliveries in flight).
+    fn finish(self: Box<Self>);
+}
+
+/// Nothing after a commit.
+pub struct NoAct;
+
+impl AfterCommit for NoAct {
+    fn after_commit(&mut self, _: &mut dyn Store, _: &[ClusterRow]) -> Result<u64, String> {
+        Ok(0)
+    }
+    fn finish(self: Box<Self>) {}
+}
+
+/// The order every path assigns in: time, then identity, then template.
+/// Campaigns then do not depend on file order, request order or threads.
+pub fn order_key(a: &Analyzed) -> (i64, u64, u64) {
+    (a.msg.ts_ms, a.key, a.template_key)
+}
+
+/// What assigning a batch gave: one outcome per message, in batch order,
+/// and the engine's changes to store.
+pub struct Assigned {
+    pub outcomes: Vec<Outcome>,
+    pub delta: Delta,
+}
+
+impl Assigned {
+    /// Positions of the accepted (new) messages.
+    pub fn accepted(&self) -> impl Iterator<Item = usize> + '_ {
+        self.outcomes.iter().enumerate().filter(|(_, o)| matches!(o, Outcome::Accepted { .. })).map(|(i, _)| i)
+    }
+}
+
+/// Assigns `batch` (already in [`order_key`] order) to campaigns. `sigs`
+/// holds signatures computed ahead for new templates (taken as used);
+/// without one the engine computes it.
+pub fn assign(engine: &mut Engine, batch: &[&Analyzed], sigs: &mut HashMap<u64, Signature>) -> Assigned {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut new_templates: HashMap<u64, usize> = HashMap::new();
+    for (i, a) in batch.iter().enumerate() {
+        let sig = if !sigs.is_empty() && engine.needs_signature(a) { sigs.remove(&a.template_key) } else { None };
+        let o = engine.assign(a, sig.as_ref());
+        if let Outcome::Accepted { new_template: true, .. } = o {
+            new_templates.insert(a.template_key, i);
+        }
+        outcomes.push(o);
+    }
+    let delta = engine.take_delta(|k| new_templates.get(&k).map(|&i| batch[i].template.as_str()));
+    Assigned { outcomes, delta }
+}
+
+/// Stores the accepted messages of `batch` (with their `origins`) and the
+/// delta in one commit, then runs `after`. Returns the alerts raised; an
+/// `after` failure is logged, not returned (the batch is stored).
+pub fn commit(
+    store: &mut SqliteStore,
+    batch: &[&Analyzed],
+    origins: &[&str],
+    assigned: &Assigned,
+    after: &mut dyn AfterCommit,
+) -> Result<u64, PipelineError> {
+    let msgs: Vec<NewMessage<'_>> =
+        assigned.accepted().map(|i| NewMessage { msg: batch[i], origin: origins[i] }).collect();
+    store.commit(&msgs, &assigned.delta)?;
+    match after.after_commit(store, &assigned.delta.clusters) {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            tracing::error!(error = %e, "after a commit");
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use textwatch_engine::{Analyzer, EngineConfig, Message, Scratch};
+
+    struct Count(u64, Vec<u32>);
+    impl AfterCommit for Count {
+        fn after_commit(&mut self, _: &mut dyn Store, changed: &[ClusterRow]) -> Result<u64, String> {
+            self.0 += 1;
+            self.1.extend(changed.iter().map(|c| c.seq));
+            Ok(0)
+        }
+        fn finish(self: Box<Self>) {}
+    }
+
+    #[test]
+    fn a_batch_is_assigned_in_order_stored_once_and_acted_on_after_the_commit() {
+        let mut store = SqliteStore::in_memory().unwrap();
+        let mut engine = Engine::new(EngineConfig::default());
+        let an = Analyzer::new(store.secret(), engine.config().min_template_len);
+        let body = "Polls in Philadelphia are moved to Wednesday due to high turnout, tell your friends";
+        let mut s = Scratch::default();
+        let mut msgs: Vec<Analyzed> = (0..6)
+            .map(|i| {
+                an.analyze(
+                    Message {
+                        id: Some(format!("m{}", i % 5)),
+                        ts_ms: 1_604_502_000_000 + (5 - i) * 1000,
+                        from: format!("+1215555010{i}"),
+                        to: Some(format!("+1267555000{i}")),
+                        body: body.into(),
+                        ..Default::default()
+                    },
+                    &mut s,
+                )
+            })
+            .collect();
+        msgs.sort_by_key(order_key);
+        assert!(msgs.windows(2).all(|w| w[0].msg.ts_ms <= w[1].msg.ts_ms));
+        let batch: Vec<&Analyzed> = msgs.iter().collect();
+        let assigned = assign(&mut engine, &batch, &mut HashMap::new());
+        // m0 twice: the later copy is a duplicate.
+        assert_eq!(assigned.accepted().count(), 5);
+        let origins = vec!["t:1"; batch.len()];
+        let mut after = Count(0, Vec::new());
+        commit(&mut store, &batch, &origins, &assigned, &mut after).unwrap();
+        assert_eq!(store.stats().unwrap().messages, 5);
+        assert_eq!((after.0, after.1.len()), (1, 1), "one commit, one campaign changed");
+    }
+}
