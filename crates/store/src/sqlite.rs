@@ -35,10 +35,11 @@ use textwatch_numbers::{PrefixRow, SourceKind};
 /// 2: messages in the segment log (1 kept them in a `messages` table).
 const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+/// The templates table: rows appended in the order templates are first
+/// seen, found by key through its unique index.
+pub(crate) const TEMPLATES_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS templates (
-    key INTEGER PRIMARY KEY,
+    key INTEGER NOT NULL UNIQUE,
     seq INTEGER NOT NULL,
     text TEXT NOT NULL,
     cluster INTEGER,
@@ -59,6 +60,10 @@ CREATE TABLE IF NOT EXISTS templates (
     last_seg INTEGER
 );
 CREATE INDEX IF NOT EXISTS templates_cluster ON templates(cluster) WHERE cluster IS NOT NULL;
+";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS clusters (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -296,6 +301,7 @@ impl SqliteStore {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(TEMPLATES_SCHEMA)?;
         conn.execute_batch(crate::segments::SCHEMA)?;
         migrate(&conn)?;
         let legacy: bool = conn.query_row(
