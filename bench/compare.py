@@ -57,7 +57,7 @@ def main():
             os.remove(db + suffix)
     secs, rss = peak_rss_mib([a.bin, "--db", db, "scan", "-q", stream])
     r = evaluate(a.bin, a.work, db=db)
-    rows.append(("textwatch scan (to SQLite)", secs, rss, r))
+    rows.append(("textwatch scan (to disk)", secs, rss, r))
 
     for tool in a.peers:
         pred = os.path.join(a.work, f"{tool}.predictions.jsonl")

@@ -12,12 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures_util::stream::Stream;
 use serde::{Deserialize, Serialize};
-use textwatch_engine::policy::Decision;
 use textwatch_engine::{Message, Peek, Scratch};
 use textwatch_store::{CampaignQuery, Store};
 use tokio::sync::oneshot;
 
-use super::{ApiError, Caller, Shared};
+use super::state::{ApiError, Caller, Shared, TemplateVerdict};
 
 /// Records in one ingest request, at most.
 const MAX_RECORDS: usize = 50_000;
@@ -87,9 +86,8 @@ pub(super) async fn submit(
     if st.ingest.try_send(super::worker::Job { messages, reply: tx }).is_err() {
         st.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         st.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "the ingest queue is full; retry shortly");
-        e.2.push((header::RETRY_AFTER, "1".into()));
-        return Err(e);
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "the ingest queue is full; retry shortly")
+            .with_header(header::RETRY_AFTER, "1"));
     }
     match rx.await {
         Ok(Ok(r)) => Ok(r),
@@ -132,18 +130,6 @@ pub async fn ingest(
         StatusCode::OK
     };
     Ok((status, Json(reply)).into_response())
-}
-
-/// What `check` computes once per template (and per campaign state).
-#[derive(Clone)]
-pub struct TemplateVerdict {
-    pub findings: Vec<textwatch_engine::Finding>,
-    pub category: Option<String>,
-    pub subcategory: Option<String>,
-    pub campaign: Option<String>,
-    pub ctx: Option<crate::commands::CampaignContext>,
-    pub decision: Decision,
-    pub risk: u8,
 }
 
 /// A verdict.
@@ -603,4 +589,4 @@ pub async fn metrics(State(st): State<Shared>) -> Response {
 }
 
 #[allow(dead_code)]
-fn _assert_send(_: Arc<super::AppState>) {}
+fn _assert_send(_: Arc<super::state::AppState>) {}

@@ -8,6 +8,7 @@
 
 mod api;
 mod metrics;
+mod state;
 mod twilio;
 mod worker;
 
@@ -20,17 +21,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use textwatch_engine::{Analyzer, Engine, EngineConfig, RuleSet};
+use axum::Router;
+use textwatch_engine::{Analyzer, Engine, EngineConfig};
 use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::Store;
 use tokio::sync::broadcast;
 
 use crate::enrich::{ContextArgs, Enricher};
+use state::{bearer, ApiError, AppState, Bucket, Caller, Shared, TOKEN_TTL};
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -69,132 +71,6 @@ pub struct ServeArgs {
     reporter: crate::report::Reporter,
     #[command(flatten)]
     ctx: ContextArgs,
-}
-
-/// How long a token lookup is trusted before the database is asked again.
-const TOKEN_TTL: Duration = Duration::from_secs(10);
-
-/// A known token: id and scopes.
-type TokenEntry = (i64, Vec<String>);
-
-/// A per-token token bucket.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-pub struct AppState {
-    engine: Arc<RwLock<Engine>>,
-    analyzer: Analyzer,
-    rules: RuleSet,
-    model: Option<textwatch_engine::categorize::Categorizer>,
-    enricher: RwLock<Enricher>,
-    readers: Mutex<Vec<SqliteStore>>,
-    db: PathBuf,
-    ingest: crossbeam_channel::Sender<worker::Job>,
-    events: broadcast::Sender<String>,
-    metrics: Arc<metrics::Metrics>,
-    /// token hash -> (looked up at, id and scopes), refreshed after
-    /// [`TOKEN_TTL`] so that a revoked token stops working.
-    tokens: Mutex<HashMap<String, (Instant, Option<TokenEntry>)>>,
-    buckets: Mutex<HashMap<i64, Bucket>>,
-    rate: f64,
-    /// template key -> (computed at, verdict) for `check`.
-    verdicts: Mutex<HashMap<u64, (Instant, api::TemplateVerdict)>>,
-    /// campaign id -> (computed at, its decision and size) for `check`.
-    campaign_ctx: Mutex<HashMap<String, (Instant, Option<crate::commands::CampaignContext>)>>,
-    twilio_auth_token: Option<String>,
-    public_url: Option<String>,
-    upstream: Option<String>,
-    reporter: crate::report::Reporter,
-    http: ureq::Agent,
-    started: Instant,
-}
-
-type Shared = Arc<AppState>;
-
-impl AppState {
-    /// Runs `f` with a read connection from the pool.
-    fn read<T>(&self, f: impl FnOnce(&SqliteStore) -> Result<T>) -> Result<T> {
-        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => SqliteStore::open_existing(&self.db)?,
-        };
-        let r = f(&conn);
-        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < 8 {
-            pool.push(conn);
-        }
-        r
-    }
-
-    fn enricher(&self) -> std::sync::RwLockReadGuard<'_, Enricher> {
-        self.enricher.read().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// An API error: a status and a JSON body `{"error": "..."}`.
-#[derive(Debug)]
-pub struct ApiError(StatusCode, String, Vec<(header::HeaderName, String)>);
-
-impl ApiError {
-    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
-        ApiError(status, msg.into(), Vec::new())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (self.0, Json(serde_json::json!({"error": self.1, "status": self.0.as_u16()}))).into_response();
-        for (k, v) in self.2 {
-            if let Ok(v) = v.parse() {
-                r.headers_mut().insert(k, v);
-            }
-        }
-        r
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> Self {
-        tracing::error!(error = %format!("{e:#}"), "request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
-    }
-}
-
-/// The caller's token, checked and rate-limited by [`auth`].
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub id: i64,
-    pub scopes: Vec<String>,
-}
-
-impl Caller {
-    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
-        if self.scopes.iter().any(|s| s == scope || s == "admin") {
-            Ok(())
-        } else {
-            Err(ApiError::new(StatusCode::FORBIDDEN, format!("this token lacks the `{scope}` scope")))
-        }
-    }
-}
-
-fn bearer(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(t) = v.strip_prefix("Bearer ") {
-            return Some(t.trim().to_string());
-        }
-        // HTTP Basic (the Twilio client): the password is the token.
-        if let Some(b) = v.strip_prefix("Basic ") {
-            use base64::Engine as _;
-            let raw = base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?;
-            let s = String::from_utf8(raw).ok()?;
-            return s.split_once(':').map(|(_, p)| p.to_string());
-        }
-    }
-    // EventSource and download links cannot set headers.
-    query?.split('&').find_map(|kv| kv.strip_prefix("access_token=")).map(|t| t.to_string())
 }
 
 /// Authenticates every `/v1`, `/2010-04-01` and `/metrics` request:
@@ -237,12 +113,11 @@ async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Result<
         }
         None if signed_webhook => None,
         None => {
-            let mut e = ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "missing token: send `Authorization: Bearer TOKEN` (make one with `textwatch token create`)",
-            );
-            e.2.push((header::WWW_AUTHENTICATE, "Bearer".into()));
-            return Err(e);
+            )
+            .with_header(header::WWW_AUTHENTICATE, "Bearer"));
         }
     };
     if let Some(c) = &caller {
@@ -253,9 +128,8 @@ async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Result<
         bucket.at = now;
         if bucket.tokens < 1.0 {
             st.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate limit for this token exceeded");
-            e.2.push((header::RETRY_AFTER, "1".into()));
-            return Err(e);
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate limit for this token exceeded")
+                .with_header(header::RETRY_AFTER, "1"));
         }
         bucket.tokens -= 1.0;
         drop(b);

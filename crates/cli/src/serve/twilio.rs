@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 use hmac::{Hmac, Mac};
 use textwatch_engine::Message;
 
-use super::{ApiError, Caller, Shared};
+use super::state::{ApiError, Caller, Shared};
 
 fn form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
     let text =

@@ -1,0 +1,163 @@
+//! What every handler shares: the server's state, its errors, the caller's
+//! token.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use textwatch_engine::policy::Decision;
+use textwatch_engine::{Analyzer, Engine, RuleSet};
+use textwatch_store::sqlite::SqliteStore;
+use tokio::sync::broadcast;
+
+use super::{metrics, worker};
+use crate::enrich::Enricher;
+
+/// How long a token lookup is trusted before the database is asked again.
+pub(super) const TOKEN_TTL: Duration = Duration::from_secs(10);
+
+/// A known token: id and scopes.
+pub(super) type TokenEntry = (i64, Vec<String>);
+
+/// A per-token token bucket.
+pub(super) struct Bucket {
+    pub(super) tokens: f64,
+    pub(super) at: Instant,
+}
+
+pub struct AppState {
+    pub(super) engine: Arc<RwLock<Engine>>,
+    pub(super) analyzer: Analyzer,
+    pub(super) rules: RuleSet,
+    pub(super) model: Option<textwatch_engine::categorize::Categorizer>,
+    pub(super) enricher: RwLock<Enricher>,
+    pub(super) readers: Mutex<Vec<SqliteStore>>,
+    pub(super) db: PathBuf,
+    pub(super) ingest: crossbeam_channel::Sender<worker::Job>,
+    pub(super) events: broadcast::Sender<String>,
+    pub(super) metrics: Arc<metrics::Metrics>,
+    /// token hash -> (looked up at, id and scopes), refreshed after
+    /// [`TOKEN_TTL`] so that a revoked token stops working.
+    pub(super) tokens: Mutex<HashMap<String, (Instant, Option<TokenEntry>)>>,
+    pub(super) buckets: Mutex<HashMap<i64, Bucket>>,
+    pub(super) rate: f64,
+    /// template key -> (computed at, verdict) for `check`.
+    pub(super) verdicts: Mutex<HashMap<u64, (Instant, TemplateVerdict)>>,
+    /// campaign id -> (computed at, its decision and size) for `check`.
+    pub(super) campaign_ctx: Mutex<HashMap<String, (Instant, Option<crate::commands::CampaignContext>)>>,
+    pub(super) twilio_auth_token: Option<String>,
+    pub(super) public_url: Option<String>,
+    pub(super) upstream: Option<String>,
+    pub(super) reporter: crate::report::Reporter,
+    pub(super) http: ureq::Agent,
+    pub(super) started: Instant,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Runs `f` with a read connection from the pool.
+    pub(super) fn read<T>(&self, f: impl FnOnce(&SqliteStore) -> Result<T>) -> Result<T> {
+        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => SqliteStore::open_existing(&self.db)?,
+        };
+        let r = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        r
+    }
+
+    pub(super) fn enricher(&self) -> std::sync::RwLockReadGuard<'_, Enricher> {
+        self.enricher.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An API error: a status and a JSON body `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String, Vec<(header::HeaderName, String)>);
+
+impl ApiError {
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        ApiError(status, msg.into(), Vec::new())
+    }
+
+    /// Adds a response header (Retry-After, WWW-Authenticate).
+    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.2.push((name, value.into()));
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(serde_json::json!({"error": self.1, "status": self.0.as_u16()}))).into_response();
+        for (k, v) in self.2 {
+            if let Ok(v) = v.parse() {
+                r.headers_mut().insert(k, v);
+            }
+        }
+        r
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        tracing::error!(error = %format!("{e:#}"), "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+    }
+}
+
+/// The caller's token, checked and rate-limited by [`auth`].
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub id: i64,
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+        if self.scopes.iter().any(|s| s == scope || s == "admin") {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, format!("this token lacks the `{scope}` scope")))
+        }
+    }
+}
+
+pub(super) fn bearer(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            return Some(t.trim().to_string());
+        }
+        // HTTP Basic (the Twilio client): the password is the token.
+        if let Some(b) = v.strip_prefix("Basic ") {
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?;
+            let s = String::from_utf8(raw).ok()?;
+            return s.split_once(':').map(|(_, p)| p.to_string());
+        }
+    }
+    // EventSource and download links cannot set headers.
+    query?.split('&').find_map(|kv| kv.strip_prefix("access_token=")).map(|t| t.to_string())
+}
+
+/// What `check` computes once per template (and per campaign state).
+#[derive(Clone)]
+pub struct TemplateVerdict {
+    pub findings: Vec<textwatch_engine::Finding>,
+    pub category: Option<String>,
+    pub subcategory: Option<String>,
+    pub campaign: Option<String>,
+    pub ctx: Option<crate::commands::CampaignContext>,
+    pub decision: Decision,
+    pub risk: u8,
+}
