@@ -152,11 +152,25 @@ fn prune_drops_old_segments_and_campaigns_keep_counts_and_samples() {
     let card: serde_json::Value = serde_json::from_str(&tw_ok(&db, &["campaign", id, "--format", "json"])).unwrap();
     assert!(card["samples"][0]["id"].as_str().unwrap().starts_with("d0-"));
     assert_eq!(counts(&campaigns_json(&db)), counts(&before));
-    // And a scan still works on the pruned database.
+    // Edits recompute campaigns from stored messages: refused once some
+    // were pruned, with the reason.
+    let other = before[1]["id"].as_str().unwrap();
+    let out = tw(&db, &["campaign", "merge", id, other]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pruned"), "{}", String::from_utf8_lossy(&out.stderr));
+    // A scan still works on the pruned database; segment ids are never
+    // reused, and the campaigns' new messages are found in the new segment.
     let f = dir.path().join("d3.jsonl");
     day(&f, 3, 500);
     tw_ok(&db, &["scan", "-q", f.to_str().unwrap()]);
     assert_eq!(messages(&db).len(), 500);
+    let names: Vec<String> =
+        segment_files(&db).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, vec!["00000004.arrows"]);
+    let in_campaign = tw_ok(&db, &["messages", "--campaign", id, "--format", "jsonl"]);
+    assert!(in_campaign.lines().count() > 0 && in_campaign.lines().all(|l| l.contains("\"d3-")), "{in_campaign}");
+    let after: Vec<(String, u64)> = counts(&campaigns_json(&db));
+    assert!(after.iter().zip(counts(&before)).all(|(a, b)| a.0 == b.0 && a.1 > b.1), "counts grow from the kept ones");
 }
 
 /// A `messages` row of a version-1 database.
@@ -347,4 +361,31 @@ fn a_second_writer_is_refused_while_one_holds_the_log() {
     drop(store);
     tw_ok(&db, &["scan", "-q", b.to_str().unwrap()]);
     assert_eq!(messages(&db).len(), 200);
+}
+
+#[test]
+fn a_segment_overwritten_with_garbage_gives_an_error_naming_it_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let a = dir.path().join("a.jsonl");
+    day(&a, 0, 800);
+    tw_ok(&db, &["scan", "-q", a.to_str().unwrap()]);
+    let seg = segment_files(&db).pop().unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len() as usize;
+    for garbage in [
+        (0..len).map(|i| (i * 7919 % 251) as u8).collect::<Vec<u8>>(),
+        // A valid start, then a length field pointing far past the end.
+        {
+            let mut b = std::fs::read(&seg).unwrap();
+            let at = b.len() / 3;
+            b[at..at + 8].copy_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xf0, 0xff, 0xff, 0x7f]);
+            b
+        },
+    ] {
+        std::fs::write(&seg, &garbage).unwrap();
+        let out = tw(&db, &["messages", "--format", "jsonl"]);
+        assert_eq!(out.status.code(), Some(1), "an error exit, not a panic: {}", String::from_utf8_lossy(&out.stderr));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("segment 1"), "{err}");
+    }
 }

@@ -354,16 +354,27 @@ fn write_all(mut store: SqliteStore, rx: Receiver<Commit>, mut after: Box<dyn Af
     let mut origins: Vec<String> = Vec::new();
     let mut busy = Duration::ZERO;
     let mut alerts = 0;
+    let mut failed = None;
     for c in rx.iter() {
         let t = Instant::now();
         origins.clear();
         origins.extend(c.messages.iter().map(|p| format!("{}:{}", p.file, p.line)));
         let refs: Vec<&str> = origins.iter().map(String::as_str).collect();
         let batch: Vec<&Analyzed> = c.messages.iter().map(|p| &p.a).collect();
-        alerts += batch::commit(&mut store, &batch, &refs, &c.assigned, after.as_mut())?;
+        match batch::commit(&mut store, &batch, &refs, &c.assigned, after.as_mut()) {
+            Ok(n) => alerts += n,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
         busy += t.elapsed();
     }
+    // Alerts already raised are delivered whatever happened next.
     after.finish();
+    if let Some(e) = failed {
+        return Err(e);
+    }
     store.close_segment()?;
     Ok((store, busy, alerts))
 }

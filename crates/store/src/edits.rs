@@ -53,6 +53,7 @@ impl SqliteStore {
         meaning: Option<&MeaningModel>,
     ) -> Result<EditOutcome, StoreError> {
         let (seq, cid) = self.resolve_seq(id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        self.editable(&[(seq, &cid)])?;
         let log = &self.log;
         let tx = self.conn.transaction()?;
         let leader: i64 = tx.query_row("SELECT leader FROM clusters WHERE seq = ?1", [seq], |r| r.get(0))?;
@@ -164,6 +165,7 @@ impl SqliteStore {
             return Err(StoreError::Edit(format!("{a} and {b} are the same campaign, {ia}")));
         }
         let ((into, into_id), (from, from_id)) = if sa < sb { ((sa, ia), (sb, ib)) } else { ((sb, ib), (sa, ia)) };
+        self.editable(&[(into, &into_id), (from, &from_id)])?;
         let log = &self.log;
         let tx = self.conn.transaction()?;
         let (variant, via): (i64, i64) = (
@@ -173,6 +175,7 @@ impl SqliteStore {
         let moved: i64 = tx.query_row("SELECT COUNT(*) FROM templates WHERE cluster = ?1", [from], |r| r.get(0))?;
         tx.execute("UPDATE templates SET cluster = ?2 WHERE cluster = ?1", params![from, into])?;
         tx.execute("UPDATE campaign_links SET cluster = ?2 WHERE cluster = ?1", params![from, into])?;
+        tx.execute("UPDATE campaign_samples SET cluster = ?2 WHERE cluster = ?1", params![from, into])?;
         tx.execute("UPDATE clusters SET merged_into = ?2 WHERE seq = ?1", params![from, into])?;
         tx.execute("DELETE FROM cluster_senders WHERE cluster = ?1", [from])?;
         tx.execute("DELETE FROM cluster_minutes WHERE cluster = ?1", [from])?;
@@ -194,6 +197,30 @@ impl SqliteStore {
         recompute(&tx, log, into, meaning)?;
         tx.commit()?;
         Ok(EditOutcome { campaign: into_id, other: from_id, variants: moved as u64, messages: messages as u64 })
+    }
+}
+
+impl SqliteStore {
+    /// Edits recompute campaigns from their stored messages: they take the
+    /// writer's lock (a running scan or server would overwrite them), and
+    /// refuse campaigns some of whose messages were pruned (their counts
+    /// would shrink to what is left).
+    fn editable(&mut self, campaigns: &[(i64, &str)]) -> Result<(), StoreError> {
+        self.recover_log()?;
+        for (seq, id) in campaigns {
+            let pruned: bool = self.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM campaign_samples WHERE cluster = ?1)",
+                [seq],
+                |r| r.get(0),
+            )?;
+            if pruned {
+                return Err(StoreError::Edit(format!(
+                    "campaign {id} has messages that were pruned; split and merge recompute a campaign from its stored \
+                     messages and would lose them"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -5,11 +5,12 @@
 //! PostgreSQL store implements the same trait; nothing above it changes.
 //!
 //! What a store promises:
-//! - [`Store::commit`] writes a batch's messages and the engine's
-//!   [`Delta`](textwatch_engine::Delta) in one transaction: after a crash
-//!   the database holds whole batches only, and the engine restored from
-//!   [`Store::load_snapshot`] continues exactly where the last whole batch
-//!   left off.
+//! - [`Store::commit`] appends a batch's messages to the message log
+//!   ([`log`]), syncs them, then writes the engine's
+//!   [`Delta`](textwatch_engine::Delta) and how far the log is committed in
+//!   one transaction: after a crash the database holds whole batches only,
+//!   and the engine restored from [`Store::load_snapshot`] continues exactly
+//!   where the last whole batch left off.
 //! - Recipient numbers arrive already keyed-hashed; a store never sees them
 //!   in clear.
 

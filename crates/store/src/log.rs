@@ -29,6 +29,7 @@ use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow_ipc::CompressionType;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::{NewMessage, StoreError};
 
@@ -85,6 +86,9 @@ pub struct Segment {
     pub sealed: bool,
     pub min_ts: Option<i64>,
     pub max_ts: Option<i64>,
+    /// xxh3-64 of the committed bytes: a reader that reads a segment to
+    /// its end checks it, so damage is an error, not silently wrong data.
+    pub hash: Option<u64>,
 }
 
 /// What an append wrote: the segment's new committed state once the
@@ -132,12 +136,14 @@ struct Open {
 struct Counting {
     sink: Sink,
     written: u64,
+    hash: Xxh3,
 }
 
 impl Write for Counting {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.sink.write(buf)?;
         self.written += n as u64;
+        self.hash.update(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -193,7 +199,7 @@ impl SegmentLog {
 
     /// Takes the writer's lock (one writing process per database), creating
     /// the directory if needed.
-    fn lock(&mut self) -> Result<(), StoreError> {
+    pub fn lock(&mut self) -> Result<(), StoreError> {
         if self.lock.is_some() {
             return Ok(());
         }
@@ -253,11 +259,21 @@ impl SegmentLog {
             };
             let len = match std::fs::metadata(&path) {
                 Ok(m) => m.len(),
-                Err(e) => return Err(io_err(format!("segment {} (recorded in the database)", path.display()), e)),
+                Err(e) => {
+                    return Err(io_err(
+                        format!(
+                            "segment {} (recorded in the database; restore it from the backup taken with the \
+                             database, then retry)",
+                            path.display()
+                        ),
+                        e,
+                    ))
+                }
             };
             if len < s.bytes {
                 return Err(StoreError::Log(format!(
-                    "segment {} holds {len} bytes where {} were committed: the file was damaged outside textwatch",
+                    "segment {} holds {len} bytes where {} were committed: the file was damaged outside textwatch \
+                     (restore it from the backup taken with the database, then retry)",
                     path.display(),
                     s.bytes
                 )));
@@ -284,6 +300,7 @@ impl SegmentLog {
                 seg.bytes += EOS.len() as u64;
             }
             f.sync_data().map_err(|e| io_err(format!("syncing {}", path.display()), e))?;
+            seg.hash = Some(hash_file(&path, seg.bytes)?);
             out.push(Recovered { segment: seg, truncated });
         }
         Ok(out)
@@ -321,6 +338,7 @@ impl SegmentLog {
         let open = self.open.as_mut().ok_or_else(|| StoreError::Log("no open segment".into()))?;
         open.seg.rows += messages.len() as u64;
         open.seg.bytes = open.writer.get_ref().written;
+        open.seg.hash = Some(open.writer.get_ref().hash.digest());
         for m in messages {
             let ts = m.msg.msg.ts_ms;
             open.seg.min_ts = Some(open.seg.min_ts.map_or(ts, |t| t.min(ts)));
@@ -332,14 +350,15 @@ impl SegmentLog {
     fn start(&mut self, id: i64) -> Result<(), StoreError> {
         let sink = match self.path_of(id) {
             Some(path) => {
-                // The id is past every committed segment: a file already
-                // there holds nothing anyone acknowledged.
+                // Ids are never reused and recovery removed unreferenced
+                // files, so a file already there is an error, not data to
+                // overwrite.
                 let f = OpenOptions::new()
-                    .create(true)
-                    .truncate(true)
+                    .create_new(true)
                     .write(true)
                     .open(&path)
                     .map_err(|e| io_err(format!("creating segment {}", path.display()), e))?;
+                self.sync_dir()?;
                 Sink::File(BufWriter::with_capacity(1 << 20, f))
             }
             None => Sink::Mem(Vec::new()),
@@ -347,10 +366,13 @@ impl SegmentLog {
         let opts = IpcWriteOptions::default()
             .try_with_compression(Some(CompressionType::ZSTD))
             .map_err(|e| io_err("segment options", e))?;
-        let writer = StreamWriter::try_new_with_options(Counting { sink, written: 0 }, &schema(), opts)
-            .map_err(|e| io_err(format!("starting segment {id}"), e))?;
-        self.open =
-            Some(Open { writer, seg: Segment { id, rows: 0, bytes: 0, sealed: false, min_ts: None, max_ts: None } });
+        let writer =
+            StreamWriter::try_new_with_options(Counting { sink, written: 0, hash: Xxh3::new() }, &schema(), opts)
+                .map_err(|e| io_err(format!("starting segment {id}"), e))?;
+        self.open = Some(Open {
+            writer,
+            seg: Segment { id, rows: 0, bytes: 0, sealed: false, min_ts: None, max_ts: None, hash: None },
+        });
         Ok(())
     }
 
@@ -366,7 +388,7 @@ impl SegmentLog {
         let Some(mut o) = self.open.take() else { return Ok(None) };
         let id = o.seg.id;
         o.writer.finish().map_err(|e| io_err(format!("sealing segment {id}"), e))?;
-        let Counting { sink, written } =
+        let Counting { sink, written, hash } =
             o.writer.into_inner().map_err(|e| io_err(format!("sealing segment {id}"), e))?;
         match sink {
             Sink::File(f) => {
@@ -378,7 +400,16 @@ impl SegmentLog {
         }
         o.seg.bytes = written;
         o.seg.sealed = true;
+        o.seg.hash = Some(hash.digest());
         Ok(Some(o.seg))
+    }
+
+    /// Makes the folder's entries (a created or removed segment) durable.
+    fn sync_dir(&self) -> Result<(), StoreError> {
+        if let Some(dir) = &self.dir {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err(format!("syncing {}", dir.display()), e))?;
+        }
+        Ok(())
     }
 
     /// Removes a segment's file (retention).
@@ -393,6 +424,7 @@ impl SegmentLog {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io_err(format!("removing {}", p.display()), e)),
             }
+            self.sync_dir()?;
         }
         Ok(())
     }
@@ -417,9 +449,24 @@ impl SegmentLog {
         };
         let reader: Box<dyn Read + '_> = match self.path_of(seg.id) {
             Some(p) => {
-                let file = File::open(&p)
-                    .map_err(|e| io_err(format!("opening segment {} (see `textwatch prune`)", p.display()), e))?;
-                Box::new(BufReader::with_capacity(1 << 20, file.take(seg.bytes)))
+                let file = File::open(&p).map_err(|e| {
+                    io_err(
+                        format!(
+                            "opening segment {} (recorded in the database; restore the segments folder)",
+                            p.display()
+                        ),
+                        e,
+                    )
+                })?;
+                let len = file.metadata().map_err(|e| io_err(p.display(), e))?.len();
+                if len < seg.bytes {
+                    return Err(StoreError::Log(format!(
+                        "segment {} holds {len} bytes where {} were committed: the file was damaged outside textwatch",
+                        p.display(),
+                        seg.bytes
+                    )));
+                }
+                Box::new(file.take(seg.bytes))
             }
             None => {
                 let bytes: &[u8] = match (self.mem.get(&seg.id), &self.open) {
@@ -433,17 +480,85 @@ impl SegmentLog {
                 Box::new(&bytes[..(seg.bytes as usize).min(bytes.len())])
             }
         };
+        let hashed = Hashing { inner: reader, hash: std::rc::Rc::new(std::cell::RefCell::new(Xxh3::new())) };
+        let hash = hashed.hash.clone();
+        let reader = BufReader::with_capacity(1 << 20, hashed);
         let what = |e: arrow_schema::ArrowError| io_err(format!("reading segment {}", seg.id), e);
-        let reader = StreamReader::try_new(reader, Some(projection.clone())).map_err(what)?;
-        for batch in reader {
-            let batch = batch.map_err(what)?;
-            let rows = Rows::new(&batch, &projection);
-            if !f(&rows) {
-                return Ok(false);
+        // A damaged file can make the decoder panic (a length field
+        // pointing past the end): that is an error for this segment, not a
+        // crash of the process.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let reader = StreamReader::try_new(reader, Some(projection.clone())).map_err(what)?;
+            let expected = schema();
+            let got = reader.schema();
+            for &c in &projection {
+                let want = expected.field(c);
+                let field = got.fields().get(c);
+                if field.is_none_or(|g| g.name() != want.name() || g.data_type() != want.data_type()) {
+                    return Err(StoreError::Log(format!(
+                        "segment {} is not a textwatch segment: its column {} is {}, expected {} {}",
+                        seg.id,
+                        c,
+                        field.map_or("missing".to_string(), |g| format!("{} {}", g.name(), g.data_type())),
+                        want.name(),
+                        want.data_type()
+                    )));
+                }
             }
-        }
-        Ok(true)
+            let mut rows_read = 0u64;
+            let mut reader = reader;
+            for batch in reader.by_ref() {
+                let batch = batch.map_err(what)?;
+                rows_read += batch.num_rows() as u64;
+                let rows = Rows::new(&batch, &projection);
+                if !f(&rows) {
+                    return Ok(false);
+                }
+            }
+            // The end marker and anything the decoder did not need count too.
+            std::io::copy(reader.get_mut(), &mut std::io::sink())
+                .map_err(|e| io_err(format!("reading segment {}", seg.id), e))?;
+            if let Some(want) = seg.hash {
+                if hash.borrow().digest() != want {
+                    return Err(StoreError::Log(format!(
+                        "segment {} does not match its checksum: the file was damaged outside textwatch",
+                        seg.id
+                    )));
+                }
+            }
+            if rows_read != seg.rows {
+                return Err(StoreError::Log(format!(
+                    "segment {} gave {rows_read} messages where {} were committed: the file was damaged outside textwatch",
+                    seg.id, seg.rows
+                )));
+            }
+            Ok(true)
+        }))
+        .unwrap_or_else(|_| Err(StoreError::Log(format!("segment {} is damaged: its data could not be decoded", seg.id))))
     }
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hash: std::rc::Rc<std::cell::RefCell<Xxh3>>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.borrow_mut().update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// xxh3-64 of the first `len` bytes of a file.
+fn hash_file(path: &Path, len: u64) -> Result<u64, StoreError> {
+    let f = File::open(path).map_err(|e| io_err(format!("reading {}", path.display()), e))?;
+    let mut h = Hashing { inner: f.take(len), hash: std::rc::Rc::new(std::cell::RefCell::new(Xxh3::new())) };
+    std::io::copy(&mut h, &mut std::io::sink()).map_err(|e| io_err(format!("reading {}", path.display()), e))?;
+    let d = h.hash.borrow().digest();
+    Ok(d)
 }
 
 /// One record batch of a segment, by column.

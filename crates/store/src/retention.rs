@@ -58,11 +58,11 @@ impl SqliteStore {
     ) -> Result<Migrated, StoreError> {
         let total = self.legacy_messages()?;
         let mut out = Migrated { remaining_at_start: total, ..Default::default() };
+        self.recover_log()?;
         if total == 0 {
             self.finish_migration()?;
             return Ok(out);
         }
-        self.recover_log()?;
         let before = self.segments()?.len();
         loop {
             let rows: Vec<(i64, Analyzed, Option<String>)> = {
@@ -233,13 +233,26 @@ impl SqliteStore {
                 }
             }
         }
+        // A template in no campaign goes when no kept segment may hold its
+        // messages (its first..last segment range holds only dropped ones).
         out.templates = tx.execute(
             &format!(
                 "DELETE FROM templates WHERE cluster IS NULL AND last_seg IN ({list})
-                 AND key NOT IN (SELECT leader FROM clusters)"
+                 AND key NOT IN (SELECT leader FROM clusters)
+                 AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.id BETWEEN templates.first_seg AND templates.last_seg
+                                 AND s.id NOT IN ({list}))"
             ),
             [],
         )? as u64;
+        if out.templates > 0 {
+            // The engine numbers templates densely when it loads them; so
+            // does the table, or new templates would reuse kept numbers.
+            tx.execute_batch(
+                "UPDATE templates SET seq = r.n FROM
+                    (SELECT rowid AS rid, ROW_NUMBER() OVER (ORDER BY seq, rowid) - 1 AS n FROM templates) AS r
+                 WHERE templates.rowid = r.rid AND templates.seq != r.n;",
+            )?;
+        }
         tx.execute(&format!("DELETE FROM segment_clusters WHERE segment IN ({list})"), [])?;
         tx.execute(&format!("DELETE FROM segments WHERE id IN ({list})"), [])?;
         tx.commit()?;

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS segments (
     bytes INTEGER NOT NULL,
     sealed INTEGER NOT NULL,
     min_ts INTEGER,
-    max_ts INTEGER
+    max_ts INTEGER,
+    hash INTEGER
 );
 CREATE TABLE IF NOT EXISTS segment_clusters (
     cluster INTEGER NOT NULL,
@@ -55,12 +56,14 @@ fn segment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Segment> {
         sealed: r.get(3)?,
         min_ts: r.get(4)?,
         max_ts: r.get(5)?,
+        hash: r.get::<_, Option<i64>>(6)?.map(|h| h as u64),
     })
 }
 
 /// Every segment, oldest first.
 pub(crate) fn all(conn: &Connection) -> Result<Vec<Segment>, StoreError> {
-    let mut st = conn.prepare_cached("SELECT id, rows, bytes, sealed, min_ts, max_ts FROM segments ORDER BY id")?;
+    let mut st =
+        conn.prepare_cached("SELECT id, rows, bytes, sealed, min_ts, max_ts, hash FROM segments ORDER BY id")?;
     let rows = st.query_map([], segment_row)?.collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -68,7 +71,7 @@ pub(crate) fn all(conn: &Connection) -> Result<Vec<Segment>, StoreError> {
 /// The segments that may hold messages of campaign `seq`, oldest first.
 pub(crate) fn of_cluster(conn: &Connection, seq: i64) -> Result<Vec<Segment>, StoreError> {
     let mut st = conn.prepare_cached(
-        "SELECT s.id, s.rows, s.bytes, s.sealed, s.min_ts, s.max_ts FROM segments s
+        "SELECT s.id, s.rows, s.bytes, s.sealed, s.min_ts, s.max_ts, s.hash FROM segments s
          JOIN segment_clusters c ON c.segment = s.id WHERE c.cluster = ?1 ORDER BY s.id",
     )?;
     let rows = st.query_map([seq], segment_row)?.collect::<Result<_, _>>()?;
@@ -78,12 +81,37 @@ pub(crate) fn of_cluster(conn: &Connection, seq: i64) -> Result<Vec<Segment>, St
 /// Records a segment's committed state.
 pub(crate) fn record(conn: &Connection, s: &Segment) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO segments (id, rows, bytes, sealed, min_ts, max_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO segments (id, rows, bytes, sealed, min_ts, max_ts, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT(id) DO UPDATE SET rows = excluded.rows, bytes = excluded.bytes, sealed = excluded.sealed,
-            min_ts = excluded.min_ts, max_ts = excluded.max_ts",
+            min_ts = excluded.min_ts, max_ts = excluded.max_ts, hash = excluded.hash",
     )?
-    .execute(params![s.id, s.rows as i64, s.bytes as i64, s.sealed, s.min_ts, s.max_ts])?;
+    .execute(params![
+        s.id,
+        s.rows as i64,
+        s.bytes as i64,
+        s.sealed,
+        s.min_ts,
+        s.max_ts,
+        s.hash.map(|h| h as i64)
+    ])?;
+    // The highest id ever used, kept when prune drops the segment: ids are
+    // never reused (campaign views and outside readers go by them).
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('last_segment', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+    )?
+    .execute([s.id])?;
     Ok(())
+}
+
+/// The id the next new segment gets: past every segment ever recorded.
+pub(crate) fn next_id(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(id) FROM segments), 0),
+                    COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_segment'), 0)) + 1",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// A campaign's templates: key to text.

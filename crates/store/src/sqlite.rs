@@ -15,7 +15,8 @@
 //! segment is committed. With `synchronous=NORMAL` in WAL mode a killed
 //! process never loses a committed batch; a power cut may lose the last
 //! ones but never leaves a half-written batch, and the segment bytes past
-//! the last committed batch are cut off when the database is next written.
+//! the last committed batch are cut off by the next process that takes the
+//! writer's lock.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -348,7 +349,7 @@ impl SqliteStore {
                 s
             }
         };
-        let next_segment: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM segments", [], |r| r.get(0))?;
+        let next_segment = crate::segments::next_id(&conn)?;
         Ok(SqliteStore {
             conn,
             secret,
@@ -422,6 +423,7 @@ impl SqliteStore {
                 )?;
                 tx.execute("DELETE FROM cluster_minutes WHERE cluster = ?1", [from])?;
                 tx.execute("UPDATE campaign_links SET cluster = ?2 WHERE cluster = ?1", params![from, into])?;
+                tx.execute("UPDATE campaign_samples SET cluster = ?2 WHERE cluster = ?1", params![from, into])?;
                 move_apart(&tx, from, into)?;
             }
             let mut st = tx.prepare_cached(
@@ -496,7 +498,8 @@ impl SqliteStore {
                 if self.indexed.get(&t.key) != Some(&c) {
                     late.execute(params![c as i64, t.key as i64, current.unwrap_or(i64::MAX)])?;
                     self.indexed.insert(t.key, c);
-                } else if let Some(seg) = current {
+                }
+                if let Some(seg) = current {
                     if self.pairs.insert((c, seg)) {
                         pair.execute(params![c as i64, seg])?;
                     }
@@ -557,8 +560,10 @@ impl SqliteStore {
         let mut fresh: Vec<(i64, u64)> = heap.into_vec();
         fresh.sort_unstable();
         out.extend(fresh.into_iter().filter_map(|(_, o)| kept.remove(&o)));
+        // Samples kept by a prune may still be in the log too.
+        let mut seen = HashSet::new();
+        out.retain(|m| seen.insert((m.id.clone(), m.ts)));
         out.sort_by_key(|m| m.ts);
-        out.dedup_by(|a, b| a.id == b.id && a.ts == b.ts);
         out.truncate(n);
         Ok(out)
     }
@@ -575,7 +580,11 @@ impl SqliteStore {
         if self.recovered {
             return Ok(());
         }
+        // The lock first, then what was committed: a writer that finished
+        // between this store's open and now is seen in full.
+        self.log.lock()?;
         let segs = crate::segments::all(&self.conn)?;
+        self.next_segment = self.next_segment.max(crate::segments::next_id(&self.conn)?);
         let fixed = self.log.recover(&segs)?;
         if !fixed.is_empty() {
             let tx = self.conn.transaction()?;
