@@ -142,7 +142,8 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     let quiet = rules.quiet_hours();
     let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules).context("loading the database state")?;
     tracing::info!(messages = engine.messages_seen(), campaigns = engine.campaigns(), "database loaded");
-    let analyzer = Analyzer::new(store.secret(), engine.config().min_template_len).with_quiet_hours(quiet);
+    let analyzer = Analyzer::keyed(store.secret(), store.recipient_hash(), engine.config().min_template_len)
+        .with_quiet_hours(quiet);
 
     let total_bytes: u64 =
         args.files.iter().filter(|f| *f != "-").filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();

@@ -74,10 +74,47 @@ pub struct Scratch {
     pub template: TemplateScratch,
 }
 
+/// How a database hashes recipients (fixed when it is made: hashes of one
+/// function never match the other's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipientHash {
+    /// HMAC-SHA256, truncated to 16 bytes: databases made before keyed
+    /// BLAKE3.
+    HmacSha256,
+    /// Keyed BLAKE3 (key derived from the database secret), truncated to 16
+    /// bytes: a PRF like HMAC-SHA256, four to ten times faster on a CPU
+    /// without SHA extensions (70 ns against 290-900 ns for a number).
+    Blake3,
+}
+
+impl RecipientHash {
+    /// The name stored with the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecipientHash::HmacSha256 => "hmac-sha256",
+            RecipientHash::Blake3 => "blake3-keyed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "hmac-sha256" => Some(RecipientHash::HmacSha256),
+            "blake3-keyed" => Some(RecipientHash::Blake3),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Keyed {
+    Hmac(Box<Hmac<Sha256>>),
+    Blake3([u8; 32]),
+}
+
 /// Shared, immutable analysis context.
 #[derive(Clone)]
 pub struct Analyzer {
-    mac: Hmac<Sha256>,
+    mac: Keyed,
     min_template_len: usize,
     quiet: Option<std::sync::Arc<textwatch_numbers::quiet::QuietHours>>,
 }
@@ -92,8 +129,19 @@ impl Analyzer {
     /// `secret` keys the recipient hash (one per database).
     /// `min_template_len` is the shortest skeleton (letters, digits, slots)
     /// that may form a campaign.
+    /// Recipients are hashed with HMAC-SHA256 ([`Analyzer::keyed`] picks).
     pub fn new(secret: &[u8], min_template_len: usize) -> Self {
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        Self::keyed(secret, RecipientHash::HmacSha256, min_template_len)
+    }
+
+    /// Recipients hashed with `hash`, keyed by `secret`.
+    pub fn keyed(secret: &[u8], hash: RecipientHash, min_template_len: usize) -> Self {
+        let mac = match hash {
+            RecipientHash::HmacSha256 => Keyed::Hmac(Box::new(
+                <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length"),
+            )),
+            RecipientHash::Blake3 => Keyed::Blake3(blake3::derive_key("textwatch 2026-12 recipient hash", secret)),
+        };
         Analyzer { mac, min_template_len, quiet: None }
     }
 
@@ -110,11 +158,15 @@ impl Analyzer {
     }
 
     fn hash_normalized(&self, to: &str) -> [u8; 16] {
-        let mut m = self.mac.clone();
-        m.update(to.as_bytes());
-        let out = m.finalize().into_bytes();
         let mut r = [0u8; 16];
-        r.copy_from_slice(&out[..16]);
+        match &self.mac {
+            Keyed::Hmac(mac) => {
+                let mut m = (**mac).clone();
+                m.update(to.as_bytes());
+                r.copy_from_slice(&m.finalize().into_bytes()[..16]);
+            }
+            Keyed::Blake3(key) => r.copy_from_slice(&blake3::keyed_hash(key, to.as_bytes()).as_bytes()[..16]),
+        }
         r
     }
 
@@ -181,6 +233,20 @@ mod tests {
     fn recipients_are_keyed_hashes() {
         let a = Analyzer::new(b"secret-a", 20);
         let b = Analyzer::new(b"secret-b", 20);
+        for kind in [RecipientHash::HmacSha256, RecipientHash::Blake3] {
+            let k = Analyzer::keyed(b"secret-a", kind, 20);
+            assert_eq!(k.hash_recipient("+1 (267) 555-0100"), k.hash_recipient("+12675550100"), "{kind:?}");
+            assert_ne!(
+                k.hash_recipient("+12675550100"),
+                Analyzer::keyed(b"secret-b", kind, 20).hash_recipient("+12675550100")
+            );
+            assert_eq!(RecipientHash::parse(kind.name()), Some(kind));
+        }
+        assert_ne!(
+            Analyzer::keyed(b"secret-a", RecipientHash::Blake3, 20).hash_recipient("+12675550100"),
+            a.hash_recipient("+12675550100"),
+            "the two functions never match"
+        );
         let mut s = Scratch::default();
         let x = a.analyze(msg(None, "+1 267 555 0199", "hi"), &mut s);
         let y = a.analyze(msg(None, "2675550199", "hi"), &mut s);

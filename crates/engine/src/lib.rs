@@ -28,7 +28,7 @@ pub mod taxonomy;
 pub mod template;
 pub mod unmask;
 
-pub use analyze::{Analyzed, Analyzer, Scratch};
+pub use analyze::{Analyzed, Analyzer, RecipientHash, Scratch};
 pub use campaigns::{Engine, EngineConfig, Outcome, Peek};
 pub use message::{Message, MAX_BODY_BYTES};
 pub use rules::{Evidence, Finding, RuleSet, Severity};

@@ -110,7 +110,7 @@ mod tests {
     fn a_batch_is_assigned_in_order_stored_once_and_acted_on_after_the_commit() {
         let mut store = SqliteStore::in_memory().unwrap();
         let mut engine = Engine::new(EngineConfig::default());
-        let an = Analyzer::new(store.secret(), engine.config().min_template_len);
+        let an = Analyzer::keyed(store.secret(), store.recipient_hash(), engine.config().min_template_len);
         let body = "Polls in Philadelphia are moved to Wednesday due to high turnout, tell your friends";
         let mut s = Scratch::default();
         let mut msgs: Vec<Analyzed> = (0..6)

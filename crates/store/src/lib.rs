@@ -114,6 +114,8 @@ pub trait Store {
     /// The per-database secret that keys recipient hashes (created with
     /// the database).
     fn secret(&self) -> &[u8];
+    /// How this database hashes recipients (with [`Store::secret`]).
+    fn recipient_hash(&self) -> textwatch_engine::RecipientHash;
     /// Everything the engine needs to continue: templates (with text for
     /// the last `singleton_window * 2` clusterable singletons), clusters,
     /// per-sender stats, recipient pairs and seen message keys.

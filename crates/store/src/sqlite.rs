@@ -207,6 +207,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 pub struct SqliteStore {
     pub(crate) conn: Connection,
     secret: Vec<u8>,
+    recipient_hash: textwatch_engine::RecipientHash,
     pub(crate) log: SegmentLog,
     /// Whether the log was recovered (tails cut, open segments sealed):
     /// done once, before the first write.
@@ -346,13 +347,30 @@ impl SqliteStore {
                 getrandom::getrandom(&mut s)
                     .map_err(|e| StoreError::Schema(format!("no randomness for the database secret: {e}")))?;
                 conn.execute("INSERT INTO meta (key, value) VALUES ('secret', ?1)", [&s])?;
+                // A new database hashes recipients with keyed BLAKE3; one
+                // made before keeps HMAC-SHA256 (its stored hashes use it).
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('recipient_hash', ?1)",
+                    [textwatch_engine::RecipientHash::Blake3.name()],
+                )?;
                 s
             }
+        };
+        let hash_name: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'recipient_hash'", [], |r| r.get(0)).optional()?;
+        let recipient_hash = match hash_name.as_deref() {
+            None => textwatch_engine::RecipientHash::HmacSha256,
+            Some(n) => textwatch_engine::RecipientHash::parse(n).ok_or_else(|| {
+                StoreError::Schema(format!(
+                    "this database hashes recipients with {n:?}, which this textwatch does not know"
+                ))
+            })?,
         };
         let next_segment = crate::segments::next_id(&conn)?;
         Ok(SqliteStore {
             conn,
             secret,
+            recipient_hash,
             log,
             recovered: false,
             next_segment,
@@ -538,25 +556,40 @@ impl SqliteStore {
             out.clear();
             return Ok(out);
         }
-        // The n earliest, kept in a max-heap of (ts, order).
+        // The n earliest, kept in a max-heap of (ts, stored position).
+        // Segments are visited oldest first; once the heap is full, a
+        // segment whose oldest message is newer than all kept ones cannot
+        // change it, so a time-ordered feed reads one or two segments.
+        let templates = crate::segments::templates_of(&self.conn, seq)?;
+        let mut segs = crate::segments::of_cluster(&self.conn, seq)?;
+        segs.sort_by_key(|s| (s.min_ts, s.id));
         let mut heap: std::collections::BinaryHeap<(i64, u64)> = std::collections::BinaryHeap::new();
         let mut kept: HashMap<u64, MessageView> = HashMap::new();
-        let mut order = 0u64;
-        crate::segments::for_campaign(&self.conn, &self.log, seq, &ALL, &mut |rows, i, text| {
-            order += 1;
-            let ts = rows.ts(i);
-            if heap.len() == n && heap.peek().is_some_and(|&top| (ts, order) >= top) {
-                return true;
+        for seg in &segs {
+            if heap.len() == n && heap.peek().is_some_and(|&(top, _)| seg.min_ts.is_some_and(|t| t > top)) {
+                continue;
             }
-            heap.push((ts, order));
-            kept.insert(order, message_view(rows, i, text, Some(cid)));
-            if heap.len() > n {
-                if let Some((_, o)) = heap.pop() {
-                    kept.remove(&o);
+            let mut row = 0u64;
+            self.log.read(seg, &ALL, &mut |rows| {
+                for i in 0..rows.len() {
+                    let order = ((seg.id as u64) << 32) | row;
+                    row += 1;
+                    let Some(text) = templates.get(&rows.template(i)) else { continue };
+                    let ts = rows.ts(i);
+                    if heap.len() == n && heap.peek().is_some_and(|&top| (ts, order) >= top) {
+                        continue;
+                    }
+                    heap.push((ts, order));
+                    kept.insert(order, message_view(rows, i, text, Some(cid)));
+                    if heap.len() > n {
+                        if let Some((_, o)) = heap.pop() {
+                            kept.remove(&o);
+                        }
+                    }
                 }
-            }
-            true
-        })?;
+                true
+            })?;
+        }
         let mut fresh: Vec<(i64, u64)> = heap.into_vec();
         fresh.sort_unstable();
         out.extend(fresh.into_iter().filter_map(|(_, o)| kept.remove(&o)));
@@ -941,6 +974,10 @@ const CAMPAIGN_FILTER: &str = "WHERE c.merged_into IS NULL AND c.messages >= ?1 
 impl Store for SqliteStore {
     fn secret(&self) -> &[u8] {
         &self.secret
+    }
+
+    fn recipient_hash(&self) -> textwatch_engine::RecipientHash {
+        self.recipient_hash
     }
 
     fn load_snapshot(&mut self, singleton_window: usize) -> Result<Snapshot, StoreError> {
@@ -1443,7 +1480,7 @@ mod tests {
     use textwatch_engine::{Analyzer, Engine, EngineConfig, Message, Outcome, Scratch};
 
     fn ingest(store: &mut SqliteStore, engine: &mut Engine, bodies: &[(&str, &str, &str)]) {
-        let an = Analyzer::new(store.secret(), engine.config().min_template_len);
+        let an = Analyzer::keyed(store.secret(), store.recipient_hash(), engine.config().min_template_len);
         let mut s = Scratch::default();
         let analyzed: Vec<_> = bodies
             .iter()
@@ -1530,7 +1567,7 @@ mod tests {
         assert_eq!(light.clusters.len(), 1);
         assert!(light.seen.is_empty() && light.senders.is_empty());
         assert!(light.templates.iter().all(|t| t.cluster.is_none() && !t.text.is_empty()));
-        let a = Analyzer::new(store.secret(), 20).analyze(
+        let a = Analyzer::keyed(store.secret(), store.recipient_hash(), 20).analyze(
             Message { id: None, ts_ms: 0, from: "+1".into(), to: None, body: STEAL.into(), source: None, meta: None },
             &mut Scratch::default(),
         );

@@ -24,7 +24,7 @@ fn engine(store: &mut SqliteStore) -> Engine {
 /// Scans (id, from, body) triples as one batch, a minute apart from `t0`.
 fn ingest(store: &mut SqliteStore, t0: i64, rows: &[(String, String, String)]) {
     let mut e = engine(store);
-    let an = Analyzer::new(store.secret(), 20);
+    let an = Analyzer::keyed(store.secret(), store.recipient_hash(), 20);
     let mut s = Scratch::default();
     let analyzed: Vec<_> = rows
         .iter()

@@ -226,7 +226,8 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
         engine.set_classifier(m.clone());
     }
     engine.set_meaning(crate::model::builtin_meaning()?);
-    let analyzer = Analyzer::new(store.secret(), cfg.min_template_len).with_quiet_hours(rules.quiet_hours());
+    let analyzer = Analyzer::keyed(store.secret(), store.recipient_hash(), cfg.min_template_len)
+        .with_quiet_hours(rules.quiet_hours());
     let enricher = Enricher::load(&store, &args.ctx)?;
     let engine = Arc::new(RwLock::new(engine));
     let (events, _) = broadcast::channel(1024);
