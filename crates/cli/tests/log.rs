@@ -389,3 +389,25 @@ fn a_segment_overwritten_with_garbage_gives_an_error_naming_it_not_a_crash() {
         assert!(err.contains("segment 1"), "{err}");
     }
 }
+
+#[test]
+fn a_database_written_by_the_previous_version_migrates_and_shows_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v1.db");
+    std::fs::copy(fixture("v1/v1.db"), &db).unwrap();
+    let out = tw(&db, &["campaigns"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("migrate"));
+    tw_ok(&db, &["migrate", "-q"]);
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("v1/v1-campaigns.json")).unwrap()).unwrap();
+    let got: serde_json::Value = serde_json::from_str(&tw_ok(&db, &["campaigns", "--format", "json"])).unwrap();
+    assert_eq!(got, want);
+    let want = std::fs::read_to_string(fixture("v1/v1-messages.jsonl")).unwrap();
+    assert_eq!(tw_ok(&db, &["messages", "--format", "jsonl"]), want);
+    // And it goes on: the example again is all duplicates.
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/messages.jsonl");
+    let s: serde_json::Value =
+        serde_json::from_str(&tw_ok(&db, &["scan", "-q", "--format", "json", example.to_str().unwrap()])).unwrap();
+    assert_eq!(s["accepted"], 0);
+}
