@@ -1468,7 +1468,7 @@ impl Store for SqliteStore {
                 true
             })?;
             let bound = segs.get(k + 1).map_or(i64::MAX, |s| s.min_ts.unwrap_or(i64::MIN));
-            pending.sort_unstable_by(|a, b| (b.0, b.1, b.2).cmp(&(a.0, a.1, a.2)));
+            pending.sort_unstable_by_key(|m| std::cmp::Reverse((m.0, m.1, m.2)));
             while pending.last().is_some_and(|m| m.0 < bound || k + 1 == segs.len()) {
                 let Some((ts, _, _, template, sender)) = pending.pop() else { break };
                 if !f(ts, template, &sender) {
