@@ -480,9 +480,7 @@ impl SegmentLog {
                 Box::new(&bytes[..(seg.bytes as usize).min(bytes.len())])
             }
         };
-        let hashed = Hashing { inner: reader, hash: std::rc::Rc::new(std::cell::RefCell::new(Xxh3::new())) };
-        let hash = hashed.hash.clone();
-        let reader = BufReader::with_capacity(1 << 20, hashed);
+        let reader = BufReader::with_capacity(1 << 20, Hashing { inner: reader, hash: Xxh3::new() });
         let what = |e: arrow_schema::ArrowError| io_err(format!("reading segment {}", seg.id), e);
         // A damaged file can make the decoder panic (a length field
         // pointing past the end): that is an error for this segment, not a
@@ -519,7 +517,7 @@ impl SegmentLog {
             std::io::copy(reader.get_mut(), &mut std::io::sink())
                 .map_err(|e| io_err(format!("reading segment {}", seg.id), e))?;
             if let Some(want) = seg.hash {
-                if hash.borrow().digest() != want {
+                if reader.get_ref().get_ref().hash.digest() != want {
                     return Err(StoreError::Log(format!(
                         "segment {} does not match its checksum: the file was damaged outside textwatch",
                         seg.id
@@ -541,13 +539,13 @@ impl SegmentLog {
 /// A reader that hashes what passes through it.
 struct Hashing<R> {
     inner: R,
-    hash: std::rc::Rc<std::cell::RefCell<Xxh3>>,
+    hash: Xxh3,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hash.borrow_mut().update(&buf[..n]);
+        self.hash.update(&buf[..n]);
         Ok(n)
     }
 }
@@ -555,10 +553,9 @@ impl<R: Read> Read for Hashing<R> {
 /// xxh3-64 of the first `len` bytes of a file.
 fn hash_file(path: &Path, len: u64) -> Result<u64, StoreError> {
     let f = File::open(path).map_err(|e| io_err(format!("reading {}", path.display()), e))?;
-    let mut h = Hashing { inner: f.take(len), hash: std::rc::Rc::new(std::cell::RefCell::new(Xxh3::new())) };
+    let mut h = Hashing { inner: f.take(len), hash: Xxh3::new() };
     std::io::copy(&mut h, &mut std::io::sink()).map_err(|e| io_err(format!("reading {}", path.display()), e))?;
-    let d = h.hash.borrow().digest();
-    Ok(d)
+    Ok(h.hash.digest())
 }
 
 /// One record batch of a segment, by column.

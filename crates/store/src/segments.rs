@@ -135,24 +135,38 @@ pub(crate) fn for_campaign(
     if templates.is_empty() {
         return Ok(());
     }
-    let mut cols = cols.to_vec();
-    cols.push(col::TEMPLATE);
     for seg in of_cluster(conn, seq)? {
-        let go = log.read(&seg, &cols, &mut |rows| {
-            for i in 0..rows.len() {
-                if let Some(text) = templates.get(&rows.template(i)) {
-                    if !f(rows, i, text) {
-                        return false;
-                    }
-                }
-            }
-            true
-        })?;
-        if !go {
+        if !read_campaign_rows(log, &seg, &templates, cols, &mut |rows, i, _, text| f(rows, i, text))? {
             break;
         }
     }
     Ok(())
+}
+
+/// Calls `f(rows, i, position in the segment, template text)` for the
+/// messages of one segment whose template is in `templates` (a campaign's),
+/// reading columns `cols` plus `template`. Returns false if `f` stopped.
+pub(crate) fn read_campaign_rows(
+    log: &SegmentLog,
+    seg: &Segment,
+    templates: &HashMap<u64, String>,
+    cols: &[usize],
+    f: &mut dyn FnMut(&Rows, usize, u64, &str) -> bool,
+) -> Result<bool, StoreError> {
+    let mut cols = cols.to_vec();
+    cols.push(col::TEMPLATE);
+    let mut position = 0u64;
+    log.read(seg, &cols, &mut |rows| {
+        for i in 0..rows.len() {
+            position += 1;
+            if let Some(text) = templates.get(&rows.template(i)) {
+                if !f(rows, i, position, text) {
+                    return false;
+                }
+            }
+        }
+        true
+    })
 }
 
 /// Every column (for [`message_view`]).

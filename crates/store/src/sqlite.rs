@@ -569,22 +569,17 @@ impl SqliteStore {
             if heap.len() == n && heap.peek().is_some_and(|&(top, _)| seg.min_ts.is_some_and(|t| t > top)) {
                 continue;
             }
-            let mut row = 0u64;
-            self.log.read(seg, &ALL, &mut |rows| {
-                for i in 0..rows.len() {
-                    let order = ((seg.id as u64) << 32) | row;
-                    row += 1;
-                    let Some(text) = templates.get(&rows.template(i)) else { continue };
-                    let ts = rows.ts(i);
-                    if heap.len() == n && heap.peek().is_some_and(|&top| (ts, order) >= top) {
-                        continue;
-                    }
-                    heap.push((ts, order));
-                    kept.insert(order, message_view(rows, i, text, Some(cid)));
-                    if heap.len() > n {
-                        if let Some((_, o)) = heap.pop() {
-                            kept.remove(&o);
-                        }
+            crate::segments::read_campaign_rows(&self.log, seg, &templates, &ALL, &mut |rows, i, position, text| {
+                let order = ((seg.id as u64) << 32) | position;
+                let ts = rows.ts(i);
+                if heap.len() == n && heap.peek().is_some_and(|&top| (ts, order) >= top) {
+                    return true;
+                }
+                heap.push((ts, order));
+                kept.insert(order, message_view(rows, i, text, Some(cid)));
+                if heap.len() > n {
+                    if let Some((_, o)) = heap.pop() {
+                        kept.remove(&o);
                     }
                 }
                 true
@@ -1457,16 +1452,16 @@ impl Store for SqliteStore {
         // (ts, segment, row, template, sender)
         let mut pending: Vec<(i64, i64, u64, u64, String)> = Vec::new();
         for (k, seg) in segs.iter().enumerate() {
-            let mut row = 0u64;
-            self.log.read(seg, &[col::TS, col::SENDER, col::TEMPLATE], &mut |rows| {
-                for i in 0..rows.len() {
-                    row += 1;
-                    if templates.contains_key(&rows.template(i)) {
-                        pending.push((rows.ts(i), seg.id, row, rows.template(i), rows.sender(i).to_string()));
-                    }
-                }
-                true
-            })?;
+            crate::segments::read_campaign_rows(
+                &self.log,
+                seg,
+                &templates,
+                &[col::TS, col::SENDER],
+                &mut |rows, i, position, _| {
+                    pending.push((rows.ts(i), seg.id, position, rows.template(i), rows.sender(i).to_string()));
+                    true
+                },
+            )?;
             let bound = segs.get(k + 1).map_or(i64::MAX, |s| s.min_ts.unwrap_or(i64::MIN));
             pending.sort_unstable_by_key(|m| std::cmp::Reverse((m.0, m.1, m.2)));
             while pending.last().is_some_and(|m| m.0 < bound || k + 1 == segs.len()) {

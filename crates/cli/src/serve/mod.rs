@@ -220,12 +220,9 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
     let clusters_at_start: std::collections::HashSet<u32> = snap.clusters.iter().map(|c| c.seq).collect();
     let mut engine = Engine::restore(cfg.clone(), snap);
     let rules = crate::commands::load_rules(&args.rules)?;
-    engine.set_rules(rules.clone());
+    textwatch_pipeline::setup::configure(&mut engine, rules.clone())?;
+    // `check` classifies with the same model outside the engine.
     let model = crate::model::builtin_model()?;
-    if let Some(m) = &model {
-        engine.set_classifier(m.clone());
-    }
-    engine.set_meaning(crate::model::builtin_meaning()?);
     let analyzer = Analyzer::keyed(store.secret(), store.recipient_hash(), cfg.min_template_len)
         .with_quiet_hours(rules.quiet_hours());
     let enricher = Enricher::load(&store, &args.ctx)?;
