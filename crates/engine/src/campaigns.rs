@@ -767,8 +767,11 @@ impl Engine {
         let threshold = self.cfg.join_threshold;
         let mut best: Option<Match> = None;
         let mut best_sim = threshold - f32::EPSILON;
+        self.old.warm(sig);
+        self.young.warm(sig);
         self.reps.candidates(sig, cand);
         verified += cand.len() as u64;
+        self.reps.warm_entries(cand);
         for &e in cand.iter() {
             let (s, c) = self.reps.entry(e);
             let c = self.find(c);
@@ -784,6 +787,7 @@ impl Engine {
         for (young, idx) in [(false, &self.old), (true, &self.young)] {
             idx.candidates(sig, cand);
             verified += cand.len() as u64;
+            idx.warm_entries(cand);
             for &e in cand.iter() {
                 let (s, tid) = idx.entry(e);
                 let t = &self.templates[tid as usize];

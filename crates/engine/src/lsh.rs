@@ -52,17 +52,49 @@ pub struct BandIndex {
 }
 
 /// Band key to the newest entry of its bucket: open addressing with linear
-/// probing over `(key, entry)` slots, so a lookup costs one cache miss (a
-/// general hash map keeps control bytes and slots apart: two). Band keys are
-/// already mixed, so their low bits are the slot. Never shrinks; an empty
-/// slot holds entry [`NIL`].
+/// probing over 8-byte slots, each the key's upper 32 bits (its tag) and the
+/// entry, so a cache line holds eight slots and a lookup costs one cache
+/// miss. Band keys are already mixed: their low bits pick the slot, their
+/// high bits are the tag. Two keys with the same slot and tag share a
+/// bucket (one lookup in four billion): that only adds candidates, which
+/// are verified on the full signature anyway. Never shrinks; an empty slot
+/// holds entry [`NIL`].
 #[derive(Debug, Clone, Default)]
 struct Heads {
-    slots: Vec<(u64, u32)>,
+    slots: Vec<u64>,
     len: usize,
 }
 
+#[inline]
+fn slot_of(key: u64, entry: u32) -> u64 {
+    (key & !0xFFFF_FFFF) | u64::from(entry)
+}
+
+#[inline]
+fn slot_entry(slot: u64) -> u32 {
+    slot as u32
+}
+
+#[inline]
+fn same_tag(slot: u64, key: u64) -> bool {
+    (slot ^ key) >> 32 == 0
+}
+
 impl Heads {
+    /// Where `key`'s probe starts.
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        key as usize & (self.slots.len().wrapping_sub(1))
+    }
+
+    /// Loads the slot where `key`'s probe starts, so that a later
+    /// [`Heads::get`] finds its cache line warm. Lookups of many keys load
+    /// all their lines first: independent loads overlap their misses.
+    #[inline]
+    fn touch(&self, key: u64) -> u64 {
+        self.slots.get(self.home(key)).copied().unwrap_or(0)
+    }
+
     #[inline]
     fn get(&self, key: u64) -> u32 {
         if self.slots.is_empty() {
@@ -71,44 +103,46 @@ impl Heads {
         let mask = self.slots.len() - 1;
         let mut i = key as usize & mask;
         loop {
-            let (k, e) = self.slots[i];
-            if e == NIL || k == key {
+            let s = self.slots[i];
+            let e = slot_entry(s);
+            if e == NIL || same_tag(s, key) {
                 return e;
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// Whether one more key could push the load past 3/4.
+    #[inline]
+    fn full(&self) -> bool {
+        (self.len + 1) * 4 > self.slots.len() * 3
+    }
+
+    /// An empty table twice the size (at least 64 slots). The keys are not
+    /// stored whole, so the owner re-inserts them.
+    fn doubled(&self) -> Heads {
+        Heads { slots: vec![u64::from(NIL); (self.slots.len() * 2).max(64)], len: 0 }
     }
 
     /// Points `key` at `entry`; returns the entry it pointed at before.
+    /// The caller grows the table first when it is [`Heads::full`].
     fn insert(&mut self, key: u64, entry: u32) -> u32 {
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
-            self.grow();
-        }
+        debug_assert!(!self.full());
         let mask = self.slots.len() - 1;
         let mut i = key as usize & mask;
         loop {
-            let (k, e) = self.slots[i];
+            let s = self.slots[i];
+            let e = slot_entry(s);
             if e == NIL {
-                self.slots[i] = (key, entry);
+                self.slots[i] = slot_of(key, entry);
                 self.len += 1;
                 return NIL;
             }
-            if k == key {
-                self.slots[i].1 = entry;
+            if same_tag(s, key) {
+                self.slots[i] = slot_of(key, entry);
                 return e;
             }
             i = (i + 1) & mask;
-        }
-    }
-
-    fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(64);
-        let old = std::mem::replace(&mut self.slots, vec![(0, NIL); size]);
-        self.len = 0;
-        for (k, e) in old {
-            if e != NIL {
-                self.insert(k, e);
-            }
         }
     }
 }
@@ -149,6 +183,9 @@ impl BandIndex {
     /// Adds a signature for `owner`. Returns the entry number.
     pub fn insert(&mut self, sig: &Signature, owner: u32) -> u32 {
         let entry = self.owners.len() as u32;
+        if (self.heads.len + self.bands) * 4 > self.heads.slots.len() * 3 {
+            self.grow();
+        }
         self.sigs.push(*sig);
         self.owners.push(owner);
         for band in 0..self.bands {
@@ -159,9 +196,60 @@ impl BandIndex {
         entry
     }
 
+    /// Doubles the head table (until it has room for one more entry) and
+    /// re-inserts every entry's band keys in entry order: each bucket's
+    /// newest entry is the same as before, so the chains stay valid.
+    #[cold]
+    fn grow(&mut self) {
+        let mut heads = self.heads.doubled();
+        while (self.owners.len() + 1) * self.bands * 4 > heads.slots.len() * 3 {
+            heads = heads.doubled();
+        }
+        for (entry, sig) in self.sigs.iter().enumerate() {
+            for band in 0..self.bands {
+                heads.insert(band_key(sig, band), entry as u32);
+            }
+        }
+        self.heads = heads;
+    }
+
     /// The signature and owner of an entry.
     pub fn entry(&self, entry: u32) -> (&Signature, u32) {
         (&self.sigs[entry as usize], self.owners[entry as usize])
+    }
+
+    /// Starts loading the bucket heads `sig` would read, so that a
+    /// [`BandIndex::candidates`] right after (on this or another index)
+    /// does not wait for them one by one.
+    pub fn warm(&self, sig: &Signature) {
+        let mut keys = [0u64; BANDS];
+        for (band, k) in keys.iter_mut().enumerate().take(self.bands) {
+            *k = band_key(sig, band);
+        }
+        self.touch_heads(&keys[..self.bands]);
+    }
+
+    /// Loads the home slot of every key: independent loads, whose cache
+    /// misses overlap, where probing key by key would take them in turn.
+    #[inline]
+    fn touch_heads(&self, keys: &[u64]) {
+        let mut acc = 0u64;
+        for &k in keys {
+            acc ^= self.heads.touch(k);
+        }
+        std::hint::black_box(acc);
+    }
+
+    /// Starts loading the signatures of `entries` (the part
+    /// [`crate::minhash::similarity_at_least`] reads first).
+    pub fn warm_entries(&self, entries: &[u32]) {
+        let mut acc = 0u32;
+        for &e in entries {
+            if let Some(s) = self.sigs.get(e as usize) {
+                acc ^= s[0] ^ s[crate::minhash::PREFIX - 1];
+            }
+        }
+        std::hint::black_box(acc);
     }
 
     /// Pushes the distinct candidate entries for `sig` into `out` (cleared
@@ -172,9 +260,14 @@ impl BandIndex {
         // The bucket heads first, then the chains one step at a time across
         // all bands: each step's loads are independent of each other, so
         // their cache misses overlap instead of queueing behind one chain.
+        let mut keys = [0u64; BANDS];
+        for (band, k) in keys.iter_mut().enumerate().take(self.bands) {
+            *k = band_key(sig, band);
+        }
+        self.touch_heads(&keys[..self.bands]);
         let mut at = [NIL; BANDS];
-        for (band, e) in at.iter_mut().enumerate().take(self.bands) {
-            *e = self.heads.get(band_key(sig, band));
+        for (e, &k) in at.iter_mut().zip(&keys[..self.bands]) {
+            *e = self.heads.get(k);
         }
         for _ in 0..MAX_BUCKET_VISITS {
             let mut live = false;
@@ -216,11 +309,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn heads_keep_the_newest_entry_per_key_through_growth_and_collisions() {
+    fn heads_keep_the_newest_entry_per_key_through_collisions() {
         let mut h = Heads::default();
         assert_eq!(h.get(7), NIL);
-        // Keys sharing their low bits probe past each other.
+        while (1000 + 1) * 4 > h.slots.len() * 3 {
+            h = h.doubled();
+        }
+        // Keys sharing their low bits (their home slot) probe past each
+        // other and are told apart by their tags.
         for i in 0..1000u64 {
+            assert!(!h.full());
             assert_eq!(h.insert(i << 32, i as u32), NIL);
         }
         for i in 0..1000u64 {
@@ -231,6 +329,37 @@ mod tests {
         assert_eq!(h.get(1001 << 32), NIL);
         assert_eq!(h.len, 1000);
         assert!(h.slots.len() * 3 >= h.len * 4, "load stays at most 3/4");
+    }
+
+    #[test]
+    fn growth_keeps_every_entry_and_every_chain() {
+        let mut idx = BandIndex::with_bands(LIGHT_BANDS);
+        let sig_of = |i: u64| {
+            let mut s = [0u32; SIG_LEN];
+            for (j, v) in s.iter_mut().enumerate() {
+                *v = mix64(i.wrapping_mul(1000).wrapping_add(j as u64)) as u32;
+            }
+            s
+        };
+        let repeated = sig_of(u64::MAX);
+        let mut repeats = Vec::new();
+        for i in 0..20_000u64 {
+            if i % 3000 == 0 {
+                repeats.push(idx.insert(&repeated, 1_000_000 + i as u32));
+            }
+            idx.insert(&sig_of(i), i as u32);
+        }
+        assert!(idx.heads.slots.len() * 3 >= idx.heads.len * 4);
+        let mut out = Vec::new();
+        for i in (0..20_000u64).step_by(7) {
+            idx.candidates(&sig_of(i), &mut out);
+            assert!(out.iter().any(|&e| idx.entry(e).1 == i as u32), "entry {i} lost");
+        }
+        // The copies inserted before and after each growth are all one
+        // bucket, newest first, capped.
+        idx.candidates(&repeated, &mut out);
+        let want: Vec<u32> = repeats.iter().rev().take(MAX_BUCKET_VISITS).rev().copied().collect();
+        assert_eq!(out, want);
     }
 
     #[test]

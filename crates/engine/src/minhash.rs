@@ -143,7 +143,7 @@ pub fn mix64(mut z: u64) -> u64 {
 }
 
 /// Slots compared before deciding whether a full comparison is worth it.
-const PREFIX: usize = 30;
+pub const PREFIX: usize = 30;
 
 /// Estimated similarity, or `None` when the first `PREFIX` slots already
 /// show it is far below `threshold`: fewer equal slots than three standard
