@@ -216,7 +216,7 @@ fn main() -> ExitCode {
             if output::is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("textwatch: error: {e:#}");
+            output::report(output::Level::Error, &format!("{e:#}"));
             ExitCode::FAILURE
         }
     }

@@ -117,6 +117,55 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
+/// `s` safe to print on a terminal: control characters (escape sequences,
+/// NULs, carriage returns), DEL, C1 controls and bidirectional overrides
+/// become `\u{..}` escapes, so text from a file or a message cannot move the
+/// cursor, recolor the terminal or reorder what is shown. Newlines are kept
+/// when `keep_newlines`.
+pub fn printable(s: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && !(keep_newlines && c == '\n') && c != '\t')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// How a message on standard error is labelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warning,
+}
+
+/// Prints `textwatch: error: MSG` (or `warning:`) on standard error: the
+/// label in red (yellow for a warning) on a terminal unless `NO_COLOR` is
+/// set, plain when redirected; control characters in `msg` escaped.
+pub fn report(level: Level, msg: &str) {
+    use std::io::IsTerminal as _;
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let (label, code) = match level {
+        Level::Error => ("error", "31"),
+        Level::Warning => ("warning", "33"),
+    };
+    let msg = printable(msg, true);
+    if color {
+        eprintln!("textwatch: \x1b[1;{code}m{label}:\x1b[0m {msg}");
+    } else {
+        eprintln!("textwatch: {label}: {msg}");
+    }
+}
+
 /// Whether an error chain ends in a closed pipe (`textwatch messages | head`).
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -181,6 +230,14 @@ pub fn campaign_table(list: &[textwatch_store::CampaignSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_what_could_drive_a_terminal() {
+        assert_eq!(printable("plain text, tabs\tand\nlines", true), "plain text, tabs\tand\nlines");
+        assert_eq!(printable("a\x1b[2Jb\0c\rd", false), "a\\u{1b}[2Jb\\u{0}c\\u{d}d");
+        assert_eq!(printable("x\u{202E}gpj.exe", false), "x\\u{202e}gpj.exe");
+        assert_eq!(printable("one\ntwo", false), "one\\u{a}two");
+    }
 
     #[test]
     fn formats() {

@@ -18,7 +18,7 @@ use textwatch_sources::Reject;
 use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::{CampaignQuery, CampaignSummary, Store};
 
-use crate::output::{campaign_table, duration, thousands, Table};
+use crate::output::{campaign_table, duration, printable, report, thousands, Level, Table};
 
 #[derive(clap::Args, Debug)]
 pub struct ScanArgs {
@@ -114,7 +114,8 @@ impl Rejects {
 
     fn write(&mut self, r: &Reject, pb: &ProgressBar) -> Result<()> {
         if self.shown < SHOWN_REJECTS {
-            pb.suspend(|| eprintln!("textwatch: rejected {r}"));
+            let shown = printable(&r.to_string(), false).into_owned();
+            pb.suspend(|| eprintln!("textwatch: rejected {shown}"));
         } else if self.shown == SHOWN_REJECTS {
             let hint = if self.file.is_some() { "" } else { "; --rejects FILE keeps them all" };
             pb.suspend(|| eprintln!("textwatch: further rejects are counted, not shown{hint}"));
@@ -163,11 +164,29 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
         Box::new(crate::alerts::Watcher::new(crate::enrich::Enricher::load(&store, &args.ctx)?, args.alerts.clone())?);
     let mut strict_stop: Option<Reject> = None;
     let strict = args.strict;
+    // File errors are shown as they happen and again after the summary, so
+    // that the last thing on the screen says what went wrong.
+    let mut file_errors: Vec<String> = Vec::new();
+    let mut empty_files: Vec<String> = Vec::new();
+    let mut current_failed = false;
     let mut on = |ev: Event<'_>| -> Flow {
         match ev {
-            Event::Started { .. } => Flow::Go,
+            Event::Started { .. } => {
+                current_failed = false;
+                Flow::Go
+            }
+            Event::Finished { name, records } => {
+                if records == 0 && !current_failed {
+                    let msg = format!("{} holds no records (an empty file?)", printable(name, false));
+                    pb.suspend(|| report(Level::Warning, &msg));
+                    empty_files.push(msg);
+                }
+                Flow::Go
+            }
             Event::FileFailed(e) => {
-                pb.suspend(|| eprintln!("textwatch: error: {e}"));
+                current_failed = true;
+                pb.suspend(|| report(Level::Error, e));
+                file_errors.push(e.to_string());
                 if strict {
                     Flow::Stop
                 } else {
@@ -231,14 +250,29 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
         &enricher,
         &CampaignQuery { limit: Some(args.top), max_senders: Some(5), ..Default::default() },
     )?;
-    print_summary(&totals, &top, args.format)?;
+    // Nothing read because every file failed: the database's summary would
+    // only push the errors off the screen.
+    let nothing_read = totals.records == 0 && totals.files_failed > 0;
+    if !nothing_read {
+        print_summary(&totals, &top, args.format)?;
+    }
 
     if let Some(r) = strict_stop {
-        eprintln!("textwatch: stopped at the first bad record (--strict): {r}");
+        report(Level::Error, &format!("stopped at the first bad record (--strict): {r}"));
         return Ok(ExitCode::from(2));
     }
-    if totals.files_failed > 0 {
+    if !file_errors.is_empty() {
+        if !nothing_read {
+            for e in &file_errors {
+                report(Level::Error, e);
+            }
+        }
         return Ok(ExitCode::FAILURE);
+    }
+    if totals.records == 0 && !empty_files.is_empty() {
+        for w in &empty_files {
+            report(Level::Warning, w);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

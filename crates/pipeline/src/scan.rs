@@ -47,6 +47,9 @@ pub enum Event<'a> {
     Started { name: &'a str, format: &'a str },
     /// A file could not be opened or read to the end.
     FileFailed(&'a str),
+    /// A file was read to its end, holding `records` records (good or
+    /// rejected; 0 for an empty file).
+    Finished { name: &'a str, records: u64 },
     /// A record was rejected.
     Rejected(&'a Reject),
     /// Every 200 ms or so.
@@ -166,6 +169,7 @@ pub fn scan(
     let mut pending: Vec<Prepared> = Vec::new();
     let mut done_bytes = 0u64;
     let mut current: Option<Arc<AtomicU64>> = None;
+    let mut reading: Option<(Arc<str>, u64)> = None;
     let mut last_progress = Instant::now();
     let mut wait_since = Instant::now();
     let mut failed: Option<PipelineError> = None;
@@ -210,7 +214,9 @@ pub fn scan(
                 totals.files += 1;
                 tracing::info!(file = %name, %format, "reading");
                 current = Some(progress);
-                if on(Event::Started { name: &name, format: &format }) == Flow::Stop {
+                let go = on(Event::Started { name: &name, format: &format });
+                reading = Some((name, totals.records));
+                if go == Flow::Stop {
                     totals.stopped = true;
                     break;
                 }
@@ -218,6 +224,12 @@ pub fn scan(
             Stage::Reader(ReaderEvent::Finished { size }) => {
                 done_bytes += size;
                 current = None;
+                if let Some((name, before)) = reading.take() {
+                    if on(Event::Finished { name: &name, records: totals.records - before }) == Flow::Stop {
+                        totals.stopped = true;
+                        break;
+                    }
+                }
             }
             Stage::Reader(ReaderEvent::Failed(e)) => {
                 totals.files_failed += 1;

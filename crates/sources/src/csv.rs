@@ -18,6 +18,46 @@ use crate::input::{Chunk, FileFormat, InputError, CHUNK_RECORDS};
 use crate::time::parse_ts;
 use crate::{Decoded, Reject};
 
+/// Header names accepted for each column (lower case, spaces and dashes
+/// as underscores).
+const ID: &[&str] = &["id", "sid", "message_id", "messageid", "message_sid", "messagesid"];
+const TS: &[&str] = &[
+    "ts",
+    "timestamp",
+    "time",
+    "date",
+    "sentdate",
+    "sent_date",
+    "date_sent",
+    "datesent",
+    "sent_at",
+    "received_at",
+    "created_at",
+    "datecreated",
+    "date_created",
+];
+const FROM: &[&str] = &["from", "sender", "from_number", "originator"];
+const TO: &[&str] = &["to", "recipient", "to_number", "destination"];
+const BODY: &[&str] = &["body", "text", "message", "content", "message_body"];
+
+/// `s` cut to `max` characters, control characters shown as escapes (a
+/// header is shown back to the user in an error).
+fn printable(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[derive(Default, Debug)]
 struct Columns {
     id: Option<usize>,
@@ -55,18 +95,22 @@ impl CsvDecoder {
             let key = name.to_ascii_lowercase().replace([' ', '-'], "_");
             seen_sentdate |= key == "sentdate";
             seen_sid |= key == "sid";
-            let slot = match key.as_str() {
-                "id" | "sid" | "message_id" | "messageid" | "message_sid" | "messagesid" => &mut cols.id,
-                "ts" | "timestamp" | "time" | "date" | "sentdate" | "sent_date" | "date_sent" | "datesent"
-                | "sent_at" | "received_at" | "created_at" | "datecreated" | "date_created" => &mut cols.ts,
-                "from" | "sender" | "from_number" | "originator" => &mut cols.from,
-                "to" | "recipient" | "to_number" | "destination" => &mut cols.to,
-                "body" | "text" | "message" | "content" | "message_body" => &mut cols.body,
-                "source" => &mut cols.source,
-                _ => {
-                    cols.names.push(name);
-                    continue;
-                }
+            let k = key.as_str();
+            let slot = if ID.contains(&k) {
+                &mut cols.id
+            } else if TS.contains(&k) {
+                &mut cols.ts
+            } else if FROM.contains(&k) {
+                &mut cols.from
+            } else if TO.contains(&k) {
+                &mut cols.to
+            } else if BODY.contains(&k) {
+                &mut cols.body
+            } else if k == "source" {
+                &mut cols.source
+            } else {
+                cols.names.push(name);
+                continue;
             };
             if slot.is_none() {
                 *slot = Some(i);
@@ -74,22 +118,19 @@ impl CsvDecoder {
             cols.names.push(name);
         }
         let mut missing = Vec::new();
-        if cols.from.is_none() {
-            missing.push("from");
-        }
-        if cols.body.is_none() {
-            missing.push("body");
-        }
-        if cols.ts.is_none() {
-            missing.push("ts (or timestamp, date, SentDate)");
+        for (col, name, aliases) in [(cols.from, "from", FROM), (cols.body, "body", BODY), (cols.ts, "ts", TS)] {
+            if col.is_none() {
+                missing.push(format!("{name} (named one of: {})", aliases.join(", ")));
+            }
         }
         if !missing.is_empty() {
+            let found: Vec<String> = cols.names.iter().map(|n| printable(n, 40)).collect();
             return Err(InputError::Format {
                 path: file.to_string(),
                 reason: format!(
-                    "the CSV header has no column for {}; columns found: {}",
-                    missing.join(", "),
-                    cols.names.join(", ")
+                    "the CSV header has no column for {}; columns found: {} (names match case-insensitively; spaces and dashes count as underscores)",
+                    missing.join("; "),
+                    found.join(", ")
                 ),
             });
         }
@@ -237,7 +278,19 @@ mod tests {
     #[test]
     fn header_without_body_is_a_file_error() {
         let e = decode_all("from,ts,note\n1,2,3\n").unwrap_err();
-        assert!(e.to_string().contains("no column for body"), "{e}");
+        assert!(
+            e.to_string().contains("no column for body (named one of: body, text, message, content, message_body)"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("columns found: from, ts, note"), "{e}");
+    }
+
+    #[test]
+    fn header_errors_show_control_bytes_escaped() {
+        let e = decode_all("a\x1b[31m,b\n1,2\n").unwrap_err().to_string();
+        assert!(!e.contains('\x1b'), "{e}");
+        assert!(e.contains("a\\u{1b}[31m"), "{e}");
+        assert!(e.contains("no column for from (named one of: from, sender"), "{e}");
     }
 
     #[test]

@@ -135,6 +135,14 @@ pub fn open(path: &str) -> Result<Input, InputError> {
     };
     let head = reader.fill_buf().map_err(|source| InputError::Read { path: path.into(), line: 0, source })?;
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    if let Some(at) = binary_at(head) {
+        return Err(InputError::Format {
+            path: path.into(),
+            reason: format!(
+                "binary data (byte {at} is a NUL), not a message file: textwatch reads JSONL, CSV or Twilio's CSV export, plain or gzip"
+            ),
+        });
+    }
     let name: Arc<str> = Arc::from(path);
     let by_name = format_from_name(path);
     let first = head.iter().copied().find(|b| !b.is_ascii_whitespace());
@@ -149,6 +157,12 @@ pub fn open(path: &str) -> Result<Input, InputError> {
     let dec = CsvDecoder::new(reader, name.clone())?;
     let format = dec.format();
     Ok(Input { name, format, size, progress, inner: Inner::Csv(Box::new(dec)) })
+}
+
+/// Where the first NUL byte of the first 8 KiB is: text formats never hold
+/// one (UTF-16 text does, and is refused the same way).
+fn binary_at(head: &[u8]) -> Option<usize> {
+    head[..head.len().min(8192)].iter().position(|&b| b == 0)
 }
 
 fn format_from_name(path: &str) -> Option<FileFormat> {
@@ -272,6 +286,17 @@ mod tests {
         buf.clear();
         assert_eq!(read_line_limited(&mut r, &mut buf, 10).unwrap(), (6, false));
         assert_eq!(buf, b"short\n");
+    }
+
+    #[test]
+    fn binary_files_are_refused_before_any_byte_is_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.out");
+        std::fs::write(&p, b"\x7fELF\x02\x01\x01\x00\x00\x00garbage,more\n").unwrap();
+        let Err(e) = open(p.to_str().unwrap()) else { panic!("a binary file was accepted") };
+        let e = e.to_string();
+        assert!(e.contains("binary data (byte 7 is a NUL)"), "{e}");
+        assert!(!e.contains("ELF"), "raw bytes echoed: {e}");
     }
 
     #[test]

@@ -27,6 +27,9 @@ use textwatch_engine::{Analyzed, Delta, Snapshot};
 pub use views::{CampaignDetail, CampaignQuery, CampaignSummary, LinkView, MessageView, ProviderGroup, StoreStats};
 
 /// Store errors.
+/// Matching campaign ids an ambiguous-prefix error lists.
+pub const AMBIGUOUS_SHOWN: usize = 10;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -35,8 +38,13 @@ pub enum StoreError {
     Schema(String),
     #[error("no database at {0}: run `textwatch scan FILE` first, or pass --db PATH")]
     Missing(String),
-    #[error("campaign id {0:?} matches {1} campaigns; give more of it")]
-    Ambiguous(String, usize),
+    #[error("campaign id {prefix:?} matches {count} campaigns ({}{}); give more of it", .candidates.join(", "), if *.count > .candidates.len() { ", ..." } else { "" })]
+    Ambiguous {
+        prefix: String,
+        count: usize,
+        /// The first matching ids, in order (at most [`AMBIGUOUS_SHOWN`]).
+        candidates: Vec<String>,
+    },
     #[error("no campaign {0:?}; `textwatch campaigns` lists them")]
     NotFound(String),
     #[error("{0}")]

@@ -760,7 +760,12 @@ impl SqliteStore {
                     .conn
                     .prepare_cached("SELECT COUNT(*) FROM clusters WHERE id >= ?1 AND id < ?2")?
                     .query_row(params![id, upper], |r| r.get(0))?;
-                return Err(StoreError::Ambiguous(id, n as usize));
+                let candidates = self
+                    .conn
+                    .prepare_cached("SELECT id FROM clusters WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3")?
+                    .query_map(params![id, upper, crate::AMBIGUOUS_SHOWN as i64], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                return Err(StoreError::Ambiguous { prefix: id, count: n as usize, candidates });
             }
         };
         // A campaign joined into another resolves to the one it joined.

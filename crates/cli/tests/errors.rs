@@ -1,0 +1,105 @@
+//! What a new user sees when something is wrong: the error last, control
+//! bytes escaped, empty inputs warned about, ambiguous ids listed, CSV
+//! header errors naming the accepted names.
+
+mod common;
+
+use common::{fixture, tw, tw_ok};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_missing_file_is_the_last_thing_said_and_no_summary_hides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    tw_ok(&db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]);
+    let missing = dir.path().join("nope.jsonl");
+    let out = tw(&db, &["scan", "-q", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "the database's summary was printed: {}", String::from_utf8_lossy(&out.stdout));
+    let err = stderr(&out);
+    assert!(err.trim_end().ends_with("No such file or directory (os error 2)"), "{err}");
+    assert!(!err.contains('\x1b'), "colors when not on a terminal: {err:?}");
+
+    // With a good file next to it, the summary comes first and the error
+    // is repeated after it.
+    let out = tw(&db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap(), missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("records read"));
+    let err = stderr(&out);
+    assert_eq!(err.matches("cannot open").count(), 2, "{err}");
+    assert!(err.trim_end().lines().last().unwrap().contains("cannot open"), "{err}");
+}
+
+#[test]
+fn empty_and_binary_inputs_are_named_and_nothing_raw_is_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = tw(&db, &["scan", "-q", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains("warning: ") && err.contains("empty.jsonl holds no records (an empty file?)"), "{err}");
+
+    let binary = dir.path().join("a.out");
+    let mut bytes = b"\x7fELF\x02\x01\x01\x00\x00\x1b[2J".to_vec();
+    bytes.extend(std::iter::repeat_n(0xffu8, 64));
+    std::fs::write(&binary, &bytes).unwrap();
+    let out = tw(&db, &["scan", "-q", binary.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("binary data (byte 7 is a NUL), not a message file"), "{err}");
+    assert!(!err.bytes().any(|b| b < 0x20 && b != b'\n'), "control bytes reached the terminal: {err:?}");
+}
+
+#[test]
+fn a_wrong_csv_header_lists_the_names_each_column_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let csv = dir.path().join("x.csv");
+    std::fs::write(&csv, "when,who,what\n2020-11-04T15:00:00Z,+12155550100,hello\n").unwrap();
+    let out = tw(&db, &["scan", "-q", csv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for want in [
+        "no column for from (named one of: from, sender, from_number, originator)",
+        "body (named one of: body, text, message, content, message_body)",
+        "ts (named one of: ts, timestamp, time, date",
+        "columns found: when, who, what",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
+}
+
+#[test]
+fn an_ambiguous_prefix_lists_the_campaigns_it_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let stream = dir.path().join("s.jsonl");
+    let truth = dir.path().join("t.jsonl");
+    let (s, t) = (stream.to_str().unwrap(), truth.to_str().unwrap());
+    tw_ok(&db, &["simulate", "--scenario", "smishing", "--messages", "5000", "--seed", "3", "--out", s, "--truth", t]);
+    tw_ok(&db, &["scan", "-q", s]);
+    let ids: Vec<String> = common::campaigns_json(&db).iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    // More campaigns than hex digits: some first digit is shared.
+    assert!(ids.len() > 16, "{} campaigns", ids.len());
+    let (digit, shared) = "0123456789abcdef"
+        .chars()
+        .map(|d| (d, ids.iter().filter(|i| i.starts_with(d)).count()))
+        .max_by_key(|&(_, n)| n)
+        .unwrap();
+    assert!(shared >= 2);
+    let out = tw(&db, &["campaign", &digit.to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("matches {shared} campaigns (")), "{err}");
+    let mut listed: Vec<&String> = ids.iter().filter(|i| i.starts_with(digit)).collect();
+    listed.sort();
+    for id in listed.iter().take(10) {
+        assert!(err.contains(id.as_str()), "{id} not listed: {err}");
+    }
+    assert_eq!(err.contains(", ...)"), shared > 10, "{err}");
+}
