@@ -447,7 +447,7 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
     /// Add the rule packs (*.toml) in this directory to the built-in ones.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "TEXTWATCH_RULES", value_delimiter = ':')]
     rules: Vec<std::path::PathBuf>,
     #[command(flatten)]
     ctx: ContextArgs,

@@ -3,6 +3,7 @@
 mod act;
 mod alerts;
 mod commands;
+mod config;
 mod edit;
 mod enrich;
 mod model;
@@ -35,6 +36,12 @@ struct Cli {
     /// Created by `scan` if missing.
     #[arg(long, global = true, env = "TEXTWATCH_DB", default_value = "textwatch.db", value_name = "PATH")]
     db: PathBuf,
+
+    /// Configuration file to read instead of looking for textwatch.toml in
+    /// ~/.config/textwatch/ and in the database's folder (see `textwatch
+    /// config`).
+    #[arg(long, global = true, env = "TEXTWATCH_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 
     /// More log output on standard error (-v info, -vv debug). Message bodies
     /// and recipient numbers are never logged below debug.
@@ -144,6 +151,12 @@ enum Command {
     /// Example: textwatch --db textwatch.db migrate
     Migrate(retention::MigrateArgs),
 
+    /// Show the configuration files read (textwatch.toml in
+    /// ~/.config/textwatch/ and in the database's folder) and the settings
+    /// they give: database, rules, policy, providers, reporter identity,
+    /// listen address. Flags and environment variables win over them.
+    Config(config::ConfigArgs),
+
     /// Create, list and revoke API tokens for `serve`.
     ///
     /// Example: textwatch token create --scope ingest,check,read --name gateway-1
@@ -178,6 +191,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The configuration files fill in what flags and the environment leave
+    // open, so they are read between a first look at the command line (for
+    // --db and --config, which say where to look) and the real parse.
+    let loaded = match Cli::try_parse() {
+        Ok(first) => match config::apply(first.config.as_deref(), &first.db) {
+            Ok(l) => l,
+            Err(e) => {
+                output::report(output::Level::Error, &format!("{e:#}"));
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(_) => config::Loaded::default(),
+    };
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",
@@ -189,6 +215,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+    for (path, _) in loaded.looked.iter().filter(|(_, read)| *read) {
+        tracing::info!(file = %path.display(), "configuration read");
+    }
     let result = match cli.command {
         Command::Scan(args) => scan::run(&cli.db, args),
         Command::Campaigns(args) => commands::campaigns(&cli.db, args).map(|()| ExitCode::SUCCESS),
@@ -203,6 +232,10 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&cli.db, args),
         Command::Serve(args) => serve::run(&cli.db, args),
         Command::Token(args) => tokens::run(&cli.db, args),
+        Command::Config(_) => {
+            config::show(&loaded);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Prune(args) => retention::prune(&cli.db, args),
         Command::Migrate(args) => retention::migrate(&cli.db, args),
         Command::Simulate(args) => sim::simulate(args),

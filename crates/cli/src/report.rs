@@ -275,7 +275,8 @@ fn reporter_fields(r: &Reporter) -> Result<Value> {
     let (Some(org), Some(contact), Some(domain)) = (&r.reporter_org, &r.reporter_contact, &r.reporter_domain) else {
         bail!(
             "a XARF report names who files it: give --reporter-org, --reporter-contact (an e-mail) and \
-             --reporter-domain, or set TEXTWATCH_REPORTER_ORG / _CONTACT / _DOMAIN"
+             --reporter-domain, set TEXTWATCH_REPORTER_ORG / _CONTACT / _DOMAIN, or write them once under \
+             [reporter] in textwatch.toml (org, contact, domain; see `textwatch config`)"
         );
     };
     if !contact.contains('@') {

@@ -50,7 +50,7 @@ pub struct ScanArgs {
 
     /// Add the rule packs (*.toml) in this directory to the built-in ones
     /// (repeatable). A rule whose id is already defined replaces it.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "TEXTWATCH_RULES", value_delimiter = ':')]
     rules: Vec<PathBuf>,
 
     /// Summary format: a table for people, or JSON.

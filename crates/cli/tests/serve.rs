@@ -36,6 +36,8 @@ fn start(db: &Path, extra: &[&str]) -> Server {
         .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
         .args(extra)
         .env_remove("TEXTWATCH_DB")
+        .env_remove("TEXTWATCH_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -625,6 +627,26 @@ fn dashboard_shows_the_incident_live_in_chromium() {
     assert!(d.js("return document.getElementById('decision').textContent").as_str().unwrap().starts_with("block"));
     let xarf = d.js("return document.getElementById('dl-xarf').getAttribute('href')");
     assert!(xarf.as_str().unwrap().contains("format=xarf"));
+    // This server has no reporter identity: the page says so, and how to
+    // give one, instead of downloading an error.
+    d.js("document.getElementById('dl-xarf').click()");
+    let msg = d.wait(
+        "const t = document.getElementById('message').textContent; return t.includes('not available') ? t : null",
+        "the page to say why there is no XARF report",
+    );
+    let msg = msg.as_str().unwrap();
+    assert!(msg.starts_with("XARF report not available: a XARF report names who files it"), "{msg}");
+    assert!(msg.contains("[reporter] in textwatch.toml"), "{msg}");
+    // A link can carry a campaign and a token together; the token leaves
+    // the address once stored.
+    d.js("localStorage.clear(); return null");
+    d.goto(&format!("{}/dashboard#/c/{}?token={admin}", s.base, &id[..8]));
+    d.wait(
+        &format!("return document.getElementById('campaign-id') && document.getElementById('campaign-id').textContent === '{id}'"),
+        "the campaign page from a link with a token",
+    );
+    assert_eq!(d.js("return location.hash"), format!("#/c/{}", &id[..8]));
+    assert_eq!(d.js("return localStorage.getItem('textwatch-token')"), admin.as_str());
     // The HTML report link works with the token in the query.
     let href = d.js("return document.getElementById('dl-html').href").as_str().unwrap().to_string();
     let (c, _, _) = call(agent().get(&href), None);

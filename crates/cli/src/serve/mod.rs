@@ -65,7 +65,7 @@ pub struct ServeArgs {
     #[arg(long = "alert", value_name = "SINK")]
     alerts: Vec<crate::alerts::Sink>,
     /// Add rule packs from this directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "TEXTWATCH_RULES", value_delimiter = ':')]
     rules: Vec<PathBuf>,
     #[command(flatten)]
     reporter: crate::report::Reporter,

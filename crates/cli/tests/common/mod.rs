@@ -22,6 +22,8 @@ pub fn tw(db: &Path, args: &[&str]) -> Output {
         .arg(db)
         .args(args)
         .env_remove("TEXTWATCH_DB")
+        .env_remove("TEXTWATCH_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
         .stdin(Stdio::null())
         .output()
         .expect("textwatch runs")
