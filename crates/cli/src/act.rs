@@ -89,6 +89,7 @@ pub fn policy(db: &Path, args: PolicyArgs) -> Result<ExitCode> {
                 writeln!(out)?;
                 return Ok(ExitCode::SUCCESS);
             }
+            let mut out = crate::output::SafeText(out);
             writeln!(out, "campaign {} under {}:", d.summary.id, e.policy.origin)?;
             writeln!(
                 out,

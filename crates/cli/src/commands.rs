@@ -15,7 +15,7 @@ use textwatch_store::{CampaignQuery, Store};
 use crate::enrich::{ContextArgs, Enricher};
 use crate::output::campaign_table;
 use crate::output::Format;
-use crate::output::{bar, excerpt, open, short_time, thousands, Table};
+use crate::output::{bar, excerpt, open, printable, short_time, thousands, SafeText, Table};
 use textwatch_engine::policy::{Action, Decision, Facts, Scope};
 
 pub use textwatch_pipeline::setup::load_rules;
@@ -193,6 +193,7 @@ pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let mut out = SafeText(out);
     let s = &d.summary;
     writeln!(out, "campaign {}", s.id)?;
     writeln!(out, "  template    {}", s.template)?;
@@ -393,7 +394,7 @@ pub fn messages(db: &Path, args: MessagesArgs) -> Result<ExitCode> {
                 out,
                 "{:<16}  {:<16}  {:<16}  {}",
                 short_time(m.ts),
-                m.from,
+                printable(&m.from, false),
                 m.campaign.as_deref().unwrap_or("-"),
                 excerpt(&m.body, 70)
             )
@@ -641,6 +642,7 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         writeln!(out)?;
         return Ok(());
     }
+    let mut out = SafeText(out);
     writeln!(out, "from        {}", o.from)?;
     writeln!(out, "template    {}", o.template)?;
     for l in &a.features.links {

@@ -208,6 +208,7 @@ pub fn number(db: &Path, args: NumberArgs) -> Result<ExitCode> {
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let mut out = crate::output::SafeText(out);
     writeln!(out, "{}", v.number)?;
     writeln!(
         out,

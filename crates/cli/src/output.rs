@@ -18,8 +18,10 @@ impl Table {
         }
     }
 
+    /// Adds a row; control characters in a cell are shown escaped (a cell
+    /// is one line, and it may hold text from a message).
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(cells.into_iter().map(|c| printable(&c, false).into_owned()).collect());
     }
 
     pub fn render(&self) -> String {
@@ -71,9 +73,12 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// The first `max` characters of `s` on one line, with an ellipsis if cut.
+/// The first `max` characters of `s` on one line, with an ellipsis if cut:
+/// line breaks and other control characters become spaces, bidirectional
+/// overrides are dropped (a table cell must not reorder its neighbours).
 pub fn excerpt(s: &str, max: usize) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let flat: String =
+        s.chars().filter(|&c| !is_bidi_control(c)).map(|c| if c.is_control() { ' ' } else { c }).collect();
     if flat.chars().count() <= max {
         return flat;
     }
@@ -123,10 +128,7 @@ pub fn duration(secs: f64) -> String {
 /// cursor, recolor the terminal or reorder what is shown. Newlines are kept
 /// when `keep_newlines`.
 pub fn printable(s: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| {
-        (c.is_control() && !(keep_newlines && c == '\n') && c != '\t')
-            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-    };
+    let unsafe_char = |c: char| (c.is_control() && !(keep_newlines && c == '\n') && c != '\t') || is_bidi_control(c);
     if !s.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(s);
     }
@@ -139,6 +141,31 @@ pub fn printable(s: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// A writer that passes human-readable text through [`printable`]
+/// (newlines and tabs kept): the tables and views that show templates,
+/// message bodies and evidence write through it, so a hostile message
+/// cannot reach the terminal as escape sequences. Put it outermost (over
+/// any buffer): it sees whole formatted pieces, never half a character.
+pub struct SafeText<W: std::io::Write>(pub W);
+
+impl<W: std::io::Write> std::io::Write for SafeText<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(printable(&text, true).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Unicode's explicit bidirectional formatting characters (embeddings,
+/// overrides, isolates, marks): they reorder the text around them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// How a message on standard error is labelled.

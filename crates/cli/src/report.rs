@@ -793,8 +793,31 @@ code{{background:#f4f4f4;padding:0 .2rem}}</style></head><body>\n",
     o
 }
 
+/// Text from messages as inert Markdown on one line: HTML is shown as text
+/// (`<` as `&lt;`), Markdown syntax (links, emphasis, code, table pipes) is
+/// escaped, control characters and bidirectional overrides are shown as
+/// escapes.
 fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' => o.push(' '),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '!' | '~' => {
+                o.push('\\');
+                o.push(c);
+            }
+            c if c.is_control()
+                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}') =>
+            {
+                let _ = write!(o, "\\u{{{:x}}}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// The dossier as Markdown.
@@ -868,20 +891,21 @@ pub fn markdown(dos: &Dossier) -> String {
     }
     let _ = writeln!(o, "\n## Senders by provider\n");
     for p in &dos.parts {
-        let _ = writeln!(o, "### {} ({} senders, {} messages)\n", p.group.name, p.senders.len(), p.messages);
-        let _ = writeln!(o, "Source: {}", p.group.source);
+        // Provider names, sources and contacts come from imported files.
+        let _ = writeln!(o, "### {} ({} senders, {} messages)\n", md_cell(&p.group.name), p.senders.len(), p.messages);
+        let _ = writeln!(o, "Source: {}", md_cell(&p.group.source));
         for h in &p.group.holders {
-            let _ = writeln!(o, "Held by: {h}");
+            let _ = writeln!(o, "Held by: {}", md_cell(h));
         }
         if let Some(c) = &p.group.abuse_contact {
-            let _ = writeln!(o, "Abuse desk: {c}");
+            let _ = writeln!(o, "Abuse desk: {}", md_cell(c));
         }
         let _ = writeln!(o, "\n| Number | Messages | First seen | Last seen |\n|---|---|---|---|");
         for v in &p.senders {
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {} |",
-                v.sender,
+                md_cell(&v.sender),
                 v.messages,
                 format_ts(v.first_seen),
                 format_ts(v.last_seen)
@@ -908,7 +932,7 @@ pub fn markdown(dos: &Dossier) -> String {
     }
     let _ = writeln!(o, "```\n\n## Sample messages\n");
     for m in dos.d.samples.iter().chain(dos.parts.iter().flat_map(|p| &p.samples)).take(20) {
-        let _ = writeln!(o, "- {} `{}`: {}", format_ts(m.ts), m.from, md_cell(&m.body));
+        let _ = writeln!(o, "- {} {}: {}", format_ts(m.ts), md_cell(&m.from), md_cell(&m.body));
     }
     o
 }
