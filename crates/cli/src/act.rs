@@ -65,7 +65,10 @@ pub fn policy(db: &Path, args: PolicyArgs) -> Result<ExitCode> {
             let store = open(db)?;
             let e = Enricher::load(&store, &ctx)?;
             let Some(d) = enriched_campaign(&store, &e, &campaign, 0)? else {
-                eprintln!("textwatch: no campaign {campaign:?}; `textwatch campaigns` lists them");
+                crate::output::report(
+                    crate::output::Level::Error,
+                    &format!("no campaign {campaign:?}; `textwatch campaigns` lists them"),
+                );
                 return Ok(ExitCode::FAILURE);
             };
             let senders: Vec<(String, u64)> = d.sender_stats.iter().map(|v| (v.sender.clone(), v.messages)).collect();

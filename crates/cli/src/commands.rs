@@ -184,7 +184,10 @@ pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
     let store = open(db)?;
     let ctx = Enricher::load(&store, &args.ctx)?;
     let Some(d) = enriched_campaign(&store, &ctx, &id, args.samples)? else {
-        eprintln!("textwatch: no campaign {id:?}; `textwatch campaigns` lists them");
+        crate::output::report(
+            crate::output::Level::Error,
+            &format!("no campaign {id:?}; `textwatch campaigns` lists them"),
+        );
         return Ok(ExitCode::FAILURE);
     };
     let mut out = std::io::stdout().lock();
@@ -368,7 +371,10 @@ pub fn messages(db: &Path, args: MessagesArgs) -> Result<ExitCode> {
     let store = open(db)?;
     if let Some(id) = &args.campaign {
         if store.resolve_campaign(id)?.is_none() {
-            eprintln!("textwatch: no campaign {id:?}; `textwatch campaigns` lists them");
+            crate::output::report(
+                crate::output::Level::Error,
+                &format!("no campaign {id:?}; `textwatch campaigns` lists them"),
+            );
             return Ok(ExitCode::FAILURE);
         }
     }

@@ -150,8 +150,19 @@ pub fn apply(explicit: Option<&Path>, db: &Path) -> Result<Loaded> {
 #[derive(clap::Args, Debug)]
 pub struct ConfigArgs {}
 
-/// `textwatch config`: which files were read and what they set.
-pub fn show(loaded: &Loaded) {
+/// `textwatch config`: the database in use, which files were read and
+/// what they set.
+pub fn show(loaded: &Loaded, db: &Path) {
+    let source = if loaded.settings.iter().any(|s| s.key == "db" && matches!(s.origin, Origin::File(_))) {
+        "from a configuration file"
+    } else if std::env::var_os("TEXTWATCH_DB").is_some_and(|v| !v.is_empty()) {
+        "from TEXTWATCH_DB"
+    } else if db == Path::new("textwatch.db") {
+        "the default"
+    } else {
+        "from --db"
+    };
+    println!("database: {} ({source})\n", db.display());
     println!("configuration files (a later one wins, key by key):");
     for (path, read) in &loaded.looked {
         println!("  {:<60} {}", path.display(), if *read { "read" } else { "not found" });

@@ -233,7 +233,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&cli.db, args),
         Command::Token(args) => tokens::run(&cli.db, args),
         Command::Config(_) => {
-            config::show(&loaded);
+            config::show(&loaded, &cli.db);
             Ok(ExitCode::SUCCESS)
         }
         Command::Prune(args) => retention::prune(&cli.db, args),

@@ -130,10 +130,16 @@ fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
         }
         .with_context(|| format!("reading {}", path.display()))?;
         for r in parsed.rejects.iter().take(20) {
-            eprintln!("textwatch: {}:{}: {}", path.display(), r.line, r.reason);
+            crate::output::report(
+                crate::output::Level::Warning,
+                &format!("{}:{}: {}", path.display(), r.line, r.reason),
+            );
         }
         if parsed.rejects.len() > 20 {
-            eprintln!("textwatch: {}: ... and {} more bad lines", path.display(), parsed.rejects.len() - 20);
+            crate::output::report(
+                crate::output::Level::Warning,
+                &format!("{}: ... and {} more bad lines", path.display(), parsed.rejects.len() - 20),
+            );
         }
         rejected += parsed.rejects.len();
         let key = if kind == "inventory" { format!("inventory:{name}") } else { kind.to_string() };

@@ -214,7 +214,10 @@ pub fn run(db: &Path, args: ReportArgs) -> Result<ExitCode> {
     let store = open(db)?;
     let e = Enricher::load(&store, &args.ctx)?;
     let Some(mut dos) = dossier(&store, &e, &args.campaign, args.samples)? else {
-        eprintln!("textwatch: no campaign {:?}; `textwatch campaigns` lists them", args.campaign);
+        crate::output::report(
+            crate::output::Level::Error,
+            &format!("no campaign {:?}; `textwatch campaigns` lists them", args.campaign),
+        );
         return Ok(ExitCode::FAILURE);
     };
     if let Some(p) = &args.provider {

@@ -250,10 +250,10 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
         &enricher,
         &CampaignQuery { limit: Some(args.top), max_senders: Some(5), ..Default::default() },
     )?;
-    // Nothing read because every file failed: the database's summary would
-    // only push the errors off the screen.
-    let nothing_read = totals.records == 0 && totals.files_failed > 0;
-    if !nothing_read {
+    // Nothing read (every file failed or was empty): the database's summary
+    // would only push the errors and warnings off the screen.
+    let nothing_read = totals.records == 0 && (totals.files_failed > 0 || !empty_files.is_empty());
+    if !nothing_read || args.format == SummaryFormat::Json {
         print_summary(&totals, &top, args.format)?;
     }
 
@@ -269,7 +269,7 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::FAILURE);
     }
-    if totals.records == 0 && !empty_files.is_empty() {
+    if !nothing_read {
         for w in &empty_files {
             report(Level::Warning, w);
         }

@@ -71,6 +71,7 @@ fn files_fill_in_what_flags_and_the_environment_leave_open() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("./textwatch.toml") && t.contains("read"), "{t}");
+    assert!(t.starts_with("database: ./data/tw.db (from a configuration file)"), "{t}");
     assert!(t.contains("db") && t.contains("./data/tw.db"), "{t}");
     assert!(t.contains("not used: TEXTWATCH_REPORTER_ORG is set in the environment"), "{t}");
 

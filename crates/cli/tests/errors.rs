@@ -43,6 +43,15 @@ fn empty_and_binary_inputs_are_named_and_nothing_raw_is_echoed() {
     assert_eq!(out.status.code(), Some(0));
     let err = stderr(&out);
     assert!(err.contains("warning: ") && err.contains("empty.jsonl holds no records (an empty file?)"), "{err}");
+    assert_eq!(err.matches("holds no records").count(), 1, "{err}");
+    assert!(out.stdout.is_empty(), "a summary for an empty file: {}", String::from_utf8_lossy(&out.stdout));
+    // Among files that hold records, the warning comes again after the
+    // summary, last.
+    let out = tw(&db, &["scan", "-q", empty.to_str().unwrap(), fixture("campaigns.jsonl").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("records read"));
+    let err = stderr(&out);
+    assert_eq!(err.matches("holds no records").count(), 2, "{err}");
 
     let binary = dir.path().join("a.out");
     let mut bytes = b"\x7fELF\x02\x01\x01\x00\x00\x1b[2J".to_vec();
