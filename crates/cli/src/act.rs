@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
-use textwatch_engine::policy::{Action, Scope};
-use textwatch_store::{CampaignQuery, Store};
 
-use crate::commands::{enriched_campaign, enriched_campaigns, scope_word};
-use crate::enrich::{ContextArgs, Enricher};
+use crate::context::ContextArgs;
 use crate::output::open;
+use textwatch_sinks::blocklist::blocklist_entries;
+use textwatch_sinks::enrich::Enricher;
+use textwatch_sinks::views::{enriched_campaign, scope_word};
 
 #[derive(clap::Args, Debug)]
 pub struct PolicyArgs {
@@ -57,13 +57,13 @@ pub fn policy(db: &Path, args: PolicyArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Check { file } => {
-            let p = crate::enrich::load_policy(Some(&file))?;
+            let p = textwatch_sinks::enrich::load_policy(Some(&file))?;
             println!("{}: {} rules, alerts from {}", file.display(), p.rules.len(), p.alerts.min_action.as_str());
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Explain { campaign, ctx, format } => {
             let store = open(db)?;
-            let e = Enricher::load(&store, &ctx)?;
+            let e = Enricher::load(&store, &ctx.files())?;
             let Some(d) = enriched_campaign(&store, &e, &campaign, 0)? else {
                 crate::output::report(
                     crate::output::Level::Error,
@@ -146,61 +146,9 @@ pub enum ListFormat {
     Json,
 }
 
-/// One block-list entry.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct BlockEntry {
-    /// `sender` (an address to refuse) or `fingerprint` (a template key:
-    /// refuse any message whose `template_key` is this).
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub value: String,
-    pub campaign: String,
-    pub reason: String,
-}
-
-/// Everything the policy blocks: a `sender`-scope block lists the
-/// campaign's senders, a `campaign`-scope block its senders and its
-/// template fingerprints. Sorted by type, value, campaign so that two runs
-/// diff cleanly.
-pub fn blocklist_entries(store: &dyn Store, e: &Enricher, categories: &[String]) -> Result<Vec<BlockEntry>> {
-    if let Some(bad) = categories.iter().find(|c| !textwatch_engine::taxonomy::is_known(c)) {
-        anyhow::bail!(
-            "unknown category {bad:?}: give a category ({}), category/subcategory or a subcategory (docs/rules.md#categories)",
-            textwatch_engine::taxonomy::CATEGORIES.join(", ")
-        );
-    }
-    let q = CampaignQuery { min_messages: 2, ..Default::default() };
-    let mut out = Vec::new();
-    for c in enriched_campaigns(store, e, &q)? {
-        let wanted = categories.is_empty()
-            || categories.iter().any(|sel| {
-                textwatch_engine::taxonomy::selects(sel, c.category.as_deref().unwrap_or(""), c.subcategory.as_deref())
-            });
-        if !wanted {
-            continue;
-        }
-        let Some(d) = &c.decision else { continue };
-        if d.action != Action::Block || d.scope == Scope::Message {
-            continue;
-        }
-        let reason = format!("policy rule {}: {}", d.rule, d.reasons.join(", "));
-        for s in &c.senders {
-            out.push(BlockEntry { kind: "sender", value: s.clone(), campaign: c.id.clone(), reason: reason.clone() });
-        }
-        if d.scope == Scope::Campaign {
-            for f in store.campaign_fingerprints(&c.id)? {
-                out.push(BlockEntry { kind: "fingerprint", value: f, campaign: c.id.clone(), reason: reason.clone() });
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
-}
-
 pub fn blocklist(db: &Path, args: BlocklistArgs) -> Result<ExitCode> {
     let store = open(db)?;
-    let e = Enricher::load(&store, &args.ctx)?;
+    let e = Enricher::load(&store, &args.ctx.files())?;
     let entries = blocklist_entries(&store, &e, &args.categories)?;
     let stdout = std::io::stdout().lock();
     match args.format {

@@ -12,62 +12,17 @@ use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::time::format_ts;
 use textwatch_store::{CampaignQuery, Store};
 
-use crate::enrich::{ContextArgs, Enricher};
+use crate::context::ContextArgs;
 use crate::output::campaign_table;
 use crate::output::Format;
 use crate::output::{bar, excerpt, open, printable, short_time, thousands, SafeText, Table};
-use textwatch_engine::policy::{Action, Decision, Facts, Scope};
+use textwatch_engine::policy::Decision;
+use textwatch_sinks::enrich::Enricher;
+use textwatch_sinks::views::{
+    category_of, enriched_campaign, enriched_campaigns, message_decision, peek, quiet_finding, scope_word,
+};
 
-pub use textwatch_pipeline::setup::load_rules;
-
-/// The category and subcategory of one checked message: the one its
-/// findings settle, else the model's (as the engine gives campaign templates
-/// theirs).
-/// Without models (a build before the first `textwatch train`), neither.
-pub(crate) fn category_of(
-    rules: &textwatch_engine::RuleSet,
-    findings: &[textwatch_engine::rules::Finding],
-    model: Option<&textwatch_engine::categorize::Categorizer>,
-    a: &textwatch_engine::Analyzed,
-) -> (Option<String>, Option<String>) {
-    match model {
-        Some(m) => {
-            let c = m.categorize(rules, findings, &a.template, &a.msg.body);
-            (Some(c.category.to_string()), c.subcategory.map(str::to_owned))
-        }
-        None => (None, None),
-    }
-}
-
-/// The `quiet-hours` finding of one checked message: it landed in quiet
-/// hours and is marketing (not `ham`) or part of a campaign.
-pub(crate) fn quiet_finding(
-    rules: &textwatch_engine::RuleSet,
-    a: &textwatch_engine::Analyzed,
-    category: Option<&str>,
-    joins_campaign: bool,
-) -> Option<textwatch_engine::Finding> {
-    let q = a.quiet.as_ref()?;
-    if !joins_campaign && category.is_none_or(|c| c == "personal" || c == "ham") {
-        return None;
-    }
-    let (rule, severity) = rules.quiet_rule()?;
-    Some(textwatch_engine::Finding {
-        rule: rule.to_string(),
-        severity,
-        evidence: textwatch_engine::Evidence { excerpt: q.fact.clone(), ..Default::default() },
-        campaign_share: 0.0,
-    })
-}
-
-/// "the campaign", "its senders", "the message" for a decision's scope.
-pub fn scope_word(s: Scope) -> &'static str {
-    match s {
-        Scope::Message => "the message",
-        Scope::Sender => "its senders",
-        Scope::Campaign => "the campaign",
-    }
-}
+use textwatch_pipeline::setup::{builtin_model, load_rules};
 
 #[derive(clap::Args, Debug)]
 pub struct CampaignsArgs {
@@ -89,37 +44,9 @@ pub struct CampaignsArgs {
     ctx: ContextArgs,
 }
 
-/// Campaigns from the store with providers, `sender-invalid` and the
-/// policy decision filled in.
-pub fn enriched_campaigns(
-    store: &dyn Store,
-    ctx: &Enricher,
-    q: &CampaignQuery,
-) -> Result<Vec<textwatch_store::CampaignSummary>> {
-    let mut list = store.campaigns(q)?;
-    for s in &mut list {
-        let senders = crate::enrich::summary_senders(s);
-        ctx.enrich(s, &senders);
-    }
-    Ok(list)
-}
-
-/// One campaign, enriched like [`enriched_campaigns`].
-pub fn enriched_campaign(
-    store: &dyn Store,
-    ctx: &Enricher,
-    id: &str,
-    samples: usize,
-) -> Result<Option<textwatch_store::CampaignDetail>> {
-    let Some(mut d) = store.campaign(id, samples)? else { return Ok(None) };
-    let senders: Vec<(String, u64)> = d.sender_stats.iter().map(|v| (v.sender.clone(), v.messages)).collect();
-    ctx.enrich(&mut d.summary, &senders);
-    Ok(Some(d))
-}
-
 pub fn campaigns(db: &Path, args: CampaignsArgs) -> Result<()> {
     let store = open(db)?;
-    let ctx = Enricher::load(&store, &args.ctx)?;
+    let ctx = Enricher::load(&store, &args.ctx.files())?;
     if let Some(c) = args.category.as_deref().filter(|c| !textwatch_engine::taxonomy::is_known(c)) {
         bail!(
             "unknown category {c:?}: give a category ({}), category/subcategory or a subcategory (docs/rules.md#categories)",
@@ -182,7 +109,7 @@ pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
     }
     let id = args.id.unwrap_or_default();
     let store = open(db)?;
-    let ctx = Enricher::load(&store, &args.ctx)?;
+    let ctx = Enricher::load(&store, &args.ctx.files())?;
     let Some(d) = enriched_campaign(&store, &ctx, &id, args.samples)? else {
         crate::output::report(
             crate::output::Level::Error,
@@ -486,88 +413,6 @@ struct CampaignGuess {
     similarity: Option<f32>,
 }
 
-/// Where a message would go. Stored templates are looked up in the store;
-/// only new ones go through the engine, which holds just the campaigns'
-/// representatives and the recent singletons (see
-/// [`Store::load_peek_snapshot`]), so a check costs the same on any size of
-/// database.
-pub fn peek(store: &dyn Store, engine: &Engine, a: &textwatch_engine::Analyzed) -> Result<Peek> {
-    Ok(match store.template_campaign(a.template_key)? {
-        Some((Some(campaign), _)) => Peek::ExactCampaign { campaign },
-        Some((None, true)) => Peek::ExactSingleton,
-        Some((None, false)) => Peek::TooShort,
-        None => engine.peek(a),
-    })
-}
-
-/// The verdict for one message: the policy's decision on the message
-/// itself (a campaign of one, or of the campaign's size if it joins one),
-/// or the campaign's decision when that is stronger.
-#[allow(clippy::too_many_arguments)]
-pub fn message_decision(
-    ctx: &Enricher,
-    store: &dyn Store,
-    findings: &[textwatch_engine::Finding],
-    category: Option<&str>,
-    subcategory: Option<&str>,
-    risk: u8,
-    sender: &str,
-    campaign: Option<&str>,
-) -> Result<Decision> {
-    let c = match campaign {
-        Some(id) => campaign_context(ctx, store, id)?,
-        None => None,
-    };
-    Ok(decide_message(ctx, findings, category, subcategory, risk, sender, c.as_ref()))
-}
-
-/// What a message joining a campaign inherits from it: the campaign's own
-/// decision, its message and sender counts.
-#[derive(Clone, Debug)]
-pub struct CampaignContext {
-    pub decision: Option<Decision>,
-    pub messages: u64,
-    pub senders: u64,
-}
-
-/// The enriched campaign's decision and size (`None` if it does not exist).
-pub fn campaign_context(ctx: &Enricher, store: &dyn Store, id: &str) -> Result<Option<CampaignContext>> {
-    let Some(d) = store.campaign(id, 0)? else { return Ok(None) };
-    let mut s = d.summary;
-    let pairs: Vec<(String, u64)> = d.sender_stats.iter().map(|v| (v.sender.clone(), v.messages)).collect();
-    ctx.enrich(&mut s, &pairs);
-    Ok(Some(CampaignContext { decision: s.decision, messages: s.messages, senders: s.sender_count }))
-}
-
-/// The policy's decision for one message: on its own facts (counted as one
-/// more message of its campaign), or the campaign's decision when that is
-/// stronger.
-pub fn decide_message(
-    ctx: &Enricher,
-    findings: &[textwatch_engine::Finding],
-    category: Option<&str>,
-    subcategory: Option<&str>,
-    risk: u8,
-    sender: &str,
-    campaign: Option<&CampaignContext>,
-) -> Decision {
-    let class = textwatch_numbers::classify(sender, textwatch_numbers::NpaTable::shipped()).class.as_str();
-    let facts = Facts {
-        findings: findings.iter().map(|f| (f.rule.as_str(), f.severity)).collect(),
-        category,
-        subcategory,
-        risk,
-        messages: campaign.map_or(1, |c| c.messages + 1),
-        senders: campaign.map_or(1, |c| c.senders),
-        sender_classes: vec![class],
-    };
-    let own = ctx.policy.decide(&facts);
-    match campaign.and_then(|c| c.decision.clone()) {
-        Some(c) if c.action >= own.action && c.action != Action::Allow => c,
-        _ => own,
-    }
-}
-
 pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     if let Some(input) = &args.input {
         return check_many(db, input, &args.rules, &args.ctx);
@@ -594,10 +439,10 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     let a = analyzer.analyze(msg, &mut Scratch::default());
     let tf = TemplateFeatures::of(&a.template);
     let mut findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
-    findings.extend(crate::enrich::sender_finding(&a.sender));
-    let (category, subcategory) = category_of(&rules, &findings, crate::model::builtin_model()?.as_ref(), &a);
+    findings.extend(textwatch_sinks::enrich::sender_finding(&a.sender));
+    let (category, subcategory) = category_of(&rules, &findings, builtin_model()?.as_ref(), &a);
     let engine = Engine::restore(cfg.clone(), store.load_peek_snapshot(cfg.singleton_window)?);
-    let ctx = Enricher::load(&store, &args.ctx)?;
+    let ctx = Enricher::load(&store, &args.ctx.files())?;
     let peeked = peek(&store, &engine, &a)?;
     let joins = matches!(peeked, Peek::ExactCampaign { .. } | Peek::NearCampaign { .. });
     findings.extend(quiet_finding(&rules, &a, category.as_deref(), joins));
@@ -743,8 +588,8 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
     let analyzer = Analyzer::keyed(store.secret(), store.recipient_hash(), cfg.min_template_len)
         .with_quiet_hours(rules.quiet_hours());
     let engine = Engine::restore(cfg.clone(), store.load_peek_snapshot(cfg.singleton_window)?);
-    let model = crate::model::builtin_model()?;
-    let ctx = Enricher::load(&store, ctx_args)?;
+    let model = builtin_model()?;
+    let ctx = Enricher::load(&store, &ctx_args.files())?;
     // Per template; a message whose sender is impossible adds
     // `sender-invalid` and is judged on its own.
     let mut cache: HashMap<u64, TemplateVerdict> = HashMap::new();
@@ -800,7 +645,7 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
             }
             let cached = &cache[&a.template_key];
             let own;
-            let own_findings: Vec<textwatch_engine::Finding> = crate::enrich::sender_finding(&a.sender)
+            let own_findings: Vec<textwatch_engine::Finding> = textwatch_sinks::enrich::sender_finding(&a.sender)
                 .into_iter()
                 .chain(quiet_finding(&rules, &a, cached.category.as_deref(), cached.campaign.is_some()))
                 .collect();

@@ -12,8 +12,6 @@ use textwatch_engine::template::{templatize, TemplateScratch};
 /// The categories of the shipped model.
 pub use textwatch_engine::classify::CATEGORIES;
 
-pub use textwatch_pipeline::setup::{builtin_meaning, builtin_model};
-
 struct Example {
     text: String,
     label: String,

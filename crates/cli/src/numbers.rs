@@ -7,12 +7,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
-use textwatch_engine::sender::normalize_address;
 use textwatch_numbers::nanpa::{self, Parsed};
-use textwatch_numbers::{classify, Attribution, Directory, NpaTable, SenderInfo};
+use textwatch_sinks::views::number_view;
 use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::{NumberSource, SenderActivity, Store};
+use textwatch_store::{NumberSource, Store};
 
 use crate::output::Format;
 use crate::output::{short_time, thousands, Table};
@@ -180,33 +178,12 @@ pub struct NumberArgs {
     providers: Option<PathBuf>,
 }
 
-/// What `number` shows (and `GET /v1/numbers/{e164}` returns).
-#[derive(Serialize)]
-pub struct NumberView {
-    pub number: String,
-    #[serde(flatten)]
-    pub info: SenderInfo,
-    pub attribution: Attribution,
-    /// One-line account of the attribution with its sources.
-    pub attribution_text: String,
-    pub abuse_contact: Option<String>,
-    #[serde(flatten)]
-    pub activity: SenderActivity,
-}
-
-pub fn number_view(store: &dyn Store, dir: &Directory, raw: &str) -> Result<NumberView> {
-    let number = normalize_address(raw);
-    let info = classify(&number, NpaTable::shipped());
-    let attribution = dir.attribute(&number);
-    let abuse_contact =
-        attribution.provider.as_deref().and_then(|p| dir.registry().get(p)).and_then(crate::enrich::abuse_contact);
-    let activity = store.sender_activity(&number)?;
-    Ok(NumberView { attribution_text: attribution.to_string(), number, info, attribution, abuse_contact, activity })
-}
-
 pub fn number(db: &Path, args: NumberArgs) -> Result<ExitCode> {
     let store = crate::output::open(db)?;
-    let dir = crate::enrich::load_directory(&store, crate::enrich::load_registry(args.providers.as_deref())?)?;
+    let dir = textwatch_sinks::enrich::load_directory(
+        &store,
+        textwatch_sinks::enrich::load_registry(args.providers.as_deref())?,
+    )?;
     let v = number_view(&store, &dir, &args.number)?;
     let mut out = std::io::stdout().lock();
     if args.format != Format::Table {

@@ -61,10 +61,10 @@ pub struct ScanArgs {
     /// lines, appended), or a webhook URL (POSTed as JSON, retried). Alerts
     /// are recorded in the database either way (`textwatch alerts`).
     #[arg(long = "alert", value_name = "SINK")]
-    alerts: Vec<crate::alerts::Sink>,
+    alerts: Vec<textwatch_sinks::alerts::Sink>,
 
     #[command(flatten)]
-    ctx: crate::enrich::ContextArgs,
+    ctx: crate::context::ContextArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -160,8 +160,10 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
         shown: 0,
         error: None,
     };
-    let watcher: Box<dyn AfterCommit + Send> =
-        Box::new(crate::alerts::Watcher::new(crate::enrich::Enricher::load(&store, &args.ctx)?, args.alerts.clone())?);
+    let watcher: Box<dyn AfterCommit + Send> = Box::new(textwatch_sinks::alerts::Watcher::new(
+        textwatch_sinks::enrich::Enricher::load(&store, &args.ctx.files())?,
+        args.alerts.clone(),
+    )?);
     let mut strict_stop: Option<Reject> = None;
     let strict = args.strict;
     // File errors are shown as they happen and again after the summary, so
@@ -244,8 +246,8 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
         elapsed_s,
         messages_per_s: t.records as f64 / elapsed_s.max(1e-9),
     };
-    let enricher = crate::enrich::Enricher::load(&store, &args.ctx)?;
-    let top = crate::commands::enriched_campaigns(
+    let enricher = textwatch_sinks::enrich::Enricher::load(&store, &args.ctx.files())?;
+    let top = textwatch_sinks::views::enriched_campaigns(
         &store,
         &enricher,
         &CampaignQuery { limit: Some(args.top), max_senders: Some(5), ..Default::default() },

@@ -259,7 +259,7 @@ fn score_db(truth: &Truth, db: &Path) -> Result<textwatch_sim::Report> {
     truth.score_findings(&mut report, &found);
     let categories: HashMap<String, Option<String>> = list.iter().map(|c| (c.id.clone(), c.category.clone())).collect();
     truth.score_categories(&mut report, &categories);
-    let dir = crate::enrich::load_directory(&store, crate::enrich::load_registry(None)?)?;
+    let dir = textwatch_sinks::enrich::load_directory(&store, textwatch_sinks::enrich::load_registry(None)?)?;
     if !dir.is_empty() {
         let of = |s: &str| dir.provider_of(s);
         truth.score_attribution(&mut report, &of);

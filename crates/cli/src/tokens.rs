@@ -5,7 +5,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
-use sha2::{Digest, Sha256};
 use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::Store;
 
@@ -42,11 +41,6 @@ enum TokenCommand {
     Revoke { id: i64 },
 }
 
-/// The stored form of a token.
-pub fn token_hash(token: &str) -> String {
-    format!("{:x}", Sha256::digest(token.as_bytes()))
-}
-
 /// A new random token: `tw_` and 64 hex digits.
 pub fn new_token() -> Result<String> {
     let mut b = [0u8; 32];
@@ -71,7 +65,7 @@ pub fn create(store: &mut dyn Store, scopes: &[String], name: Option<&str>) -> R
         }
     }
     let token = new_token()?;
-    let id = store.create_token(&token_hash(&token), &clean.join(","), name, now_ms())?;
+    let id = store.create_token(&textwatch_server::token_hash(&token), &clean.join(","), name, now_ms())?;
     Ok((id, token))
 }
 

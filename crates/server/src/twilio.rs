@@ -11,6 +11,7 @@ use hmac::{Hmac, Mac};
 use textwatch_engine::Message;
 
 use super::state::{ApiError, Caller, Shared};
+use crate::error::{Result, ServerError};
 
 fn form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
     let text =
@@ -184,7 +185,7 @@ pub async fn send(
     };
     let sid = {
         let mut b = [0u8; 16];
-        getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("{e}"))?;
+        getrandom::getrandom(&mut b).map_err(|e| ServerError::Internal(e.to_string()))?;
         format!("SM{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
     };
     let msg = Message {
@@ -230,7 +231,7 @@ pub async fn send(
             }
         })
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| ServerError::Internal(e.to_string()))?;
         return Ok(match r {
             Ok((code, text)) => {
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);

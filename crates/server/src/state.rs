@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,7 +15,8 @@ use textwatch_store::sqlite::SqliteStore;
 use tokio::sync::broadcast;
 
 use super::{metrics, worker};
-use crate::enrich::Enricher;
+use crate::error::{Result, ServerError};
+use textwatch_sinks::enrich::Enricher;
 
 /// How long a token lookup is trusted before the database is asked again.
 pub(super) const TOKEN_TTL: Duration = Duration::from_secs(10);
@@ -49,11 +49,11 @@ pub struct AppState {
     /// template key -> (computed at, verdict) for `check`.
     pub(super) verdicts: Mutex<HashMap<u64, (Instant, TemplateVerdict)>>,
     /// campaign id -> (computed at, its decision and size) for `check`.
-    pub(super) campaign_ctx: Mutex<HashMap<String, (Instant, Option<crate::commands::CampaignContext>)>>,
+    pub(super) campaign_ctx: Mutex<HashMap<String, (Instant, Option<textwatch_sinks::views::CampaignContext>)>>,
     pub(super) twilio_auth_token: Option<String>,
     pub(super) public_url: Option<String>,
     pub(super) upstream: Option<String>,
-    pub(super) reporter: crate::report::Reporter,
+    pub(super) reporter: textwatch_sinks::report::Reporter,
     pub(super) http: ureq::Agent,
     pub(super) started: Instant,
 }
@@ -109,10 +109,22 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> Self {
-        tracing::error!(error = %format!("{e:#}"), "request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+impl From<ServerError> for ApiError {
+    fn from(e: ServerError) -> Self {
+        tracing::error!(error = %e, "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl From<textwatch_store::StoreError> for ApiError {
+    fn from(e: textwatch_store::StoreError) -> Self {
+        ServerError::from(e).into()
+    }
+}
+
+impl From<textwatch_sinks::SinkError> for ApiError {
+    fn from(e: textwatch_sinks::SinkError) -> Self {
+        ServerError::from(e).into()
     }
 }
 
@@ -157,7 +169,7 @@ pub struct TemplateVerdict {
     pub category: Option<String>,
     pub subcategory: Option<String>,
     pub campaign: Option<String>,
-    pub ctx: Option<crate::commands::CampaignContext>,
+    pub ctx: Option<textwatch_sinks::views::CampaignContext>,
     pub decision: Decision,
     pub risk: u8,
 }

@@ -1,5 +1,5 @@
-//! `textwatch serve`: the HTTP API, the Twilio-compatible endpoints and the
-//! live dashboard, on the embedded SQLite store.
+//! The HTTP server behind `textwatch serve`: the API, the Twilio-compatible
+//! endpoints and the live dashboard, on the embedded SQLite store.
 //!
 //! Threads: tokio serves requests; one ingest worker owns the writer
 //! connection and assigns messages (handlers wait for its commit); reads go
@@ -7,6 +7,7 @@
 //! read-write lock: the worker writes, `check` reads.
 
 mod api;
+mod error;
 mod metrics;
 mod state;
 mod twilio;
@@ -15,11 +16,9 @@ mod worker;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -31,46 +30,46 @@ use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::Store;
 use tokio::sync::broadcast;
 
-use crate::enrich::{ContextArgs, Enricher};
+pub use error::{Result, ServerError};
 use state::{bearer, ApiError, AppState, Bucket, Caller, Shared, TOKEN_TTL};
+use textwatch_sinks::enrich::{EnrichFiles, Enricher};
 
-#[derive(clap::Args, Debug)]
-pub struct ServeArgs {
-    /// Address to listen on. Loopback by default: expose it on purpose.
-    #[arg(long, env = "TEXTWATCH_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
-    listen: SocketAddr,
+/// How the server runs: what `textwatch serve` takes as options (see its
+/// `--help` for each).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (port 0: any free port; the chosen address is
+    /// printed).
+    pub listen: SocketAddr,
     /// Largest request body accepted, in bytes.
-    #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
-    max_body: usize,
+    pub max_body: usize,
     /// Requests per second allowed per token (a burst of twice this).
-    #[arg(long, default_value_t = 2000, value_name = "N")]
-    rate_limit: u32,
+    pub rate_limit: u32,
     /// Ingest batches that may wait for the worker; beyond it, 429.
-    #[arg(long, default_value_t = 64, value_name = "N")]
-    queue: usize,
-    /// Twilio auth token: verifies X-Twilio-Signature on the inbound
-    /// webhook (requests without a valid signature get 403).
-    #[arg(long, env = "TEXTWATCH_TWILIO_AUTH_TOKEN", value_name = "TOKEN")]
-    twilio_auth_token: Option<String>,
+    pub queue: usize,
+    /// Verifies X-Twilio-Signature on the inbound webhook.
+    pub twilio_auth_token: Option<String>,
     /// The public base URL Twilio calls (for signature checks behind a
-    /// proxy), e.g. https://textwatch.example.org.
-    #[arg(long, env = "TEXTWATCH_PUBLIC_URL", value_name = "URL")]
-    public_url: Option<String>,
-    /// Forward messages the send endpoint lets pass to this Twilio-compatible
-    /// API base (e.g. https://api.twilio.com); without it they are accepted
-    /// as sent.
-    #[arg(long, env = "TEXTWATCH_UPSTREAM", value_name = "URL")]
-    upstream: Option<String>,
-    /// Also send alerts here (as for `scan --alert`).
-    #[arg(long = "alert", value_name = "SINK")]
-    alerts: Vec<crate::alerts::Sink>,
-    /// Add rule packs from this directory.
-    #[arg(long, value_name = "DIR", env = "TEXTWATCH_RULES", value_delimiter = ':')]
-    rules: Vec<PathBuf>,
-    #[command(flatten)]
-    reporter: crate::report::Reporter,
-    #[command(flatten)]
-    ctx: ContextArgs,
+    /// proxy).
+    pub public_url: Option<String>,
+    /// Where the send endpoint forwards what it lets pass.
+    pub upstream: Option<String>,
+    /// Alert sinks, as for `scan --alert`.
+    pub alerts: Vec<textwatch_sinks::alerts::Sink>,
+    /// Rule pack folders added to the built-in rules.
+    pub rules: Vec<PathBuf>,
+    /// Who files the reports the API writes.
+    pub reporter: textwatch_sinks::report::Reporter,
+    /// Provider registry and policy files.
+    pub files: EnrichFiles,
+}
+
+/// The stored form of an API token: its SHA-256, in hex. Tokens are 256
+/// random bits, so a fast hash is as safe as a slow one, and a lookup by
+/// hash compares no secret byte by byte.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest as _;
+    format!("{:x}", sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// Authenticates every `/v1`, `/2010-04-01` and `/metrics` request:
@@ -82,7 +81,7 @@ async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Result<
     let token = bearer(req.headers(), req.uri().query());
     let caller = match token {
         Some(t) => {
-            let hash = crate::tokens::token_hash(&t);
+            let hash = token_hash(&t);
             let cached = st
                 .tokens
                 .lock()
@@ -212,25 +211,27 @@ fn router(st: Shared, max_body: usize) -> Router {
         .with_state(st)
 }
 
-pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
-    let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
-    store.lock_for_writing().with_context(|| format!("opening the message log of {}", db.display()))?;
+/// Serves `db` until Ctrl-C or SIGTERM; prints the address it listens on
+/// to standard error once it does.
+pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
+    let mut store = SqliteStore::open(db)?;
+    store.lock_for_writing()?;
     let cfg = EngineConfig::default();
-    let snap = store.load_snapshot(cfg.singleton_window).context("loading the database state")?;
+    let snap = store.load_snapshot(cfg.singleton_window)?;
     let clusters_at_start: std::collections::HashSet<u32> = snap.clusters.iter().map(|c| c.seq).collect();
     let mut engine = Engine::restore(cfg.clone(), snap);
-    let rules = crate::commands::load_rules(&args.rules)?;
+    let rules = textwatch_pipeline::setup::load_rules(&args.rules)?;
     textwatch_pipeline::setup::configure(&mut engine, rules.clone())?;
     // `check` classifies with the same model outside the engine.
-    let model = crate::model::builtin_model()?;
+    let model = textwatch_pipeline::setup::builtin_model()?;
     let analyzer = Analyzer::keyed(store.secret(), store.recipient_hash(), cfg.min_template_len)
         .with_quiet_hours(rules.quiet_hours());
-    let enricher = Enricher::load(&store, &args.ctx)?;
+    let enricher = Enricher::load(&store, &args.files)?;
     let engine = Arc::new(RwLock::new(engine));
     let (events, _) = broadcast::channel(1024);
     let metrics = Arc::new(metrics::Metrics::default());
     let (tx, rx) = crossbeam_channel::bounded::<worker::Job>(args.queue.max(1));
-    let watcher = crate::alerts::Watcher::new(enricher.clone(), args.alerts.clone())?;
+    let watcher = textwatch_sinks::alerts::Watcher::new(enricher.clone(), args.alerts.clone())?;
     let w = worker::Worker {
         engine: engine.clone(),
         store,
@@ -240,10 +241,13 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
         known_clusters: clusters_at_start,
         metrics: metrics.clone(),
     };
-    let worker = std::thread::Builder::new().name("ingest".into()).spawn(move || w.run(rx))?;
     if args.rate_limit == 0 {
-        bail!("--rate-limit must be at least 1");
+        return Err(ServerError::Config("--rate-limit must be at least 1".into()));
     }
+    let worker = std::thread::Builder::new()
+        .name("ingest".into())
+        .spawn(move || w.run(rx))
+        .map_err(|source| ServerError::Io { what: "starting the ingest worker".into(), source })?;
     let st = Arc::new(AppState {
         engine,
         analyzer,
@@ -268,12 +272,17 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
         started: Instant::now(),
     });
     let app = router(st.clone(), args.max_body);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ServerError::Io { what: "starting the async runtime".into(), source })?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
-            .with_context(|| format!("listening on {}", args.listen))?;
-        let addr = listener.local_addr()?;
+            .map_err(|source| ServerError::Io { what: format!("listening on {}", args.listen), source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Io { what: "reading the listening address".into(), source })?;
         // Tests and scripts read this line to find the port.
         eprintln!("textwatch serve: listening on http://{addr} (dashboard http://{addr}/dashboard)");
         if !addr.ip().is_loopback() {
@@ -291,10 +300,10 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
                 eprintln!("textwatch serve: shutting down");
             })
             .await
-            .context("serving")?;
-        anyhow::Ok(())
+            .map_err(|source| ServerError::Io { what: "serving".into(), source })?;
+        Ok::<(), ServerError>(())
     })?;
     drop(st);
     let _ = worker.join();
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

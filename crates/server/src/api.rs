@@ -17,6 +17,7 @@ use textwatch_store::{CampaignQuery, Store};
 use tokio::sync::oneshot;
 
 use super::state::{ApiError, Caller, Shared, TemplateVerdict};
+use crate::error::{Result, ServerError};
 
 /// Records in one ingest request, at most.
 const MAX_RECORDS: usize = 50_000;
@@ -155,14 +156,14 @@ const VERDICT_TTL: Duration = Duration::from_secs(2);
 
 /// The campaign context for `check`, cached per campaign for
 /// [`VERDICT_TTL`]: big campaigns are costly to enrich.
-fn campaign_context(st: &Shared, id: &str) -> Result<Option<crate::commands::CampaignContext>, ApiError> {
+fn campaign_context(st: &Shared, id: &str) -> Result<Option<textwatch_sinks::views::CampaignContext>, ApiError> {
     if let Some((at, c)) = st.campaign_ctx.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
         if at.elapsed() < VERDICT_TTL {
             return Ok(c.clone());
         }
     }
     let enricher = st.enricher();
-    let c = st.read(|s| crate::commands::campaign_context(&enricher, s, id))?;
+    let c = st.read(|s| Ok(textwatch_sinks::views::campaign_context(&enricher, s, id)?))?;
     let mut cache = st.campaign_ctx.lock().unwrap_or_else(|e| e.into_inner());
     if cache.len() > 100_000 {
         cache.clear();
@@ -185,16 +186,18 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
         None => {
             let findings = st.rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
             let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
-            let (category, subcategory) = crate::commands::category_of(&st.rules, &findings, st.model.as_ref(), &a);
-            let campaign = match st.engine.read().map_err(|_| anyhow::anyhow!("engine lock poisoned"))?.peek(&a) {
-                Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
-                _ => None,
-            };
+            let (category, subcategory) =
+                textwatch_sinks::views::category_of(&st.rules, &findings, st.model.as_ref(), &a);
+            let campaign =
+                match st.engine.read().map_err(|_| ServerError::Internal("engine lock poisoned".into()))?.peek(&a) {
+                    Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
+                    _ => None,
+                };
             let ctx = match &campaign {
                 Some(id) => campaign_context(st, id)?,
                 None => None,
             };
-            let decision = crate::commands::decide_message(
+            let decision = textwatch_sinks::views::decide_message(
                 &st.enricher(),
                 &findings,
                 category.as_deref(),
@@ -212,9 +215,9 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
             v
         }
     };
-    let own: Vec<textwatch_engine::Finding> = crate::enrich::sender_finding(&a.sender)
+    let own: Vec<textwatch_engine::Finding> = textwatch_sinks::enrich::sender_finding(&a.sender)
         .into_iter()
-        .chain(crate::commands::quiet_finding(&st.rules, &a, base.category.as_deref(), base.campaign.is_some()))
+        .chain(textwatch_sinks::views::quiet_finding(&st.rules, &a, base.category.as_deref(), base.campaign.is_some()))
         .collect();
     let v = if own.is_empty() {
         base
@@ -222,7 +225,7 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
         let mut findings = base.findings.clone();
         findings.extend(own);
         let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
-        let decision = crate::commands::decide_message(
+        let decision = textwatch_sinks::views::decide_message(
             &st.enricher(),
             &findings,
             base.category.as_deref(),
@@ -314,7 +317,7 @@ pub async fn campaigns(
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let st2 = st.clone();
-    let page = tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
+    let page = tokio::task::spawn_blocking(move || -> Result<serde_json::Value> {
         let enricher = st2.enricher();
         st2.read(|s| {
             let mut query = CampaignQuery {
@@ -329,7 +332,7 @@ pub async fn campaigns(
             // pages and only the page is enriched.
             let needs_context = q.min_risk.is_some() || q.finding.is_some() || q.action.is_some();
             let (total, page) = if needs_context {
-                let filtered: Vec<_> = crate::commands::enriched_campaigns(s, &enricher, &query)?
+                let filtered: Vec<_> = textwatch_sinks::views::enriched_campaigns(s, &enricher, &query)?
                     .into_iter()
                     .filter(|c| q.min_risk.is_none_or(|r| c.risk.unwrap_or(0) >= r))
                     .filter(|c| q.finding.as_ref().is_none_or(|f| c.findings.iter().any(|x| &x.rule == f)))
@@ -341,7 +344,7 @@ pub async fn campaigns(
             } else {
                 let total = s.count_campaigns(&query)? as usize;
                 (query.offset, query.limit) = (q.offset, Some(limit));
-                (total, crate::commands::enriched_campaigns(s, &enricher, &query)?)
+                (total, textwatch_sinks::views::enriched_campaigns(s, &enricher, &query)?)
             };
             let mut items = Vec::new();
             for mut c in page {
@@ -353,7 +356,7 @@ pub async fn campaigns(
         })
     })
     .await
-    .map_err(|e| anyhow::anyhow!("{e}"))??;
+    .map_err(|e| ServerError::Internal(e.to_string()))??;
     Ok(Json(page))
 }
 
@@ -381,12 +384,12 @@ pub async fn campaign(
     let r = tokio::task::spawn_blocking(move || {
         let enricher = st2.enricher();
         st2.read(|s| {
-            let Some(d) = crate::commands::enriched_campaign(s, &enricher, &id, 20)? else { return Ok(None) };
+            let Some(d) = textwatch_sinks::views::enriched_campaign(s, &enricher, &id, 20)? else { return Ok(None) };
             let mut v = serde_json::to_value(&d)?;
             let senders: std::collections::HashMap<String, String> =
                 d.sender_stats.iter().map(|x| (x.sender.clone(), enricher.dir.attribute(&x.sender).to_string())).collect();
             v["attribution"] = serde_json::to_value(senders)?;
-            let dos = crate::report::dossier(s, &enricher, &d.summary.id, 0)?;
+            let dos = textwatch_sinks::report::dossier(s, &enricher, &d.summary.id, 0)?;
             if let Some(dos) = dos {
                 v["chart"] = serde_json::json!({
                     "start": textwatch_store::time::format_ts(dos.timeline.start),
@@ -398,7 +401,7 @@ pub async fn campaign(
         })
     })
     .await
-    .map_err(|e| anyhow::anyhow!("{e}"))??;
+    .map_err(|e| ServerError::Internal(e.to_string()))??;
     r.map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such campaign"))
 }
 
@@ -420,7 +423,7 @@ pub async fn report(
     let st2 = st.clone();
     let r: Option<(String, &'static str, String)> = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let enricher = st2.enricher();
-        let dos = st2.read(|s| crate::report::dossier(s, &enricher, &id, 10))?;
+        let dos = st2.read(|s| Ok(textwatch_sinks::report::dossier(s, &enricher, &id, 10)?))?;
         let Some(mut dos) = dos else { return Ok(None) };
         if let Some(p) = &q.provider {
             dos.parts.retain(|x| x.group.name.eq_ignore_ascii_case(p));
@@ -428,7 +431,7 @@ pub async fn report(
         let cid = dos.d.summary.id.clone();
         Ok(Some(match format.as_str() {
             "xarf" => {
-                let reports = crate::report::xarf(&dos, &st2.reporter)
+                let reports = textwatch_sinks::report::xarf(&dos, &st2.reporter)
                     .map_err(|e| ApiError::new(StatusCode::CONFLICT, format!("{e:#}")))?;
                 let v = if q.provider.is_some() {
                     reports.into_iter().next().unwrap_or_default()
@@ -438,19 +441,19 @@ pub async fn report(
                 (serde_json::to_string_pretty(&v).unwrap_or_default(), "application/json", format!("{cid}.xarf.json"))
             }
             "stix" => (
-                serde_json::to_string_pretty(&crate::report::stix(&dos, &st2.reporter)).unwrap_or_default(),
+                serde_json::to_string_pretty(&textwatch_sinks::report::stix(&dos, &st2.reporter)).unwrap_or_default(),
                 "application/json",
                 format!("{cid}.stix.json"),
             ),
-            "html" => (crate::report::html(&dos), "text/html; charset=utf-8", format!("{cid}.html")),
-            "md" => (crate::report::markdown(&dos), "text/markdown; charset=utf-8", format!("{cid}.md")),
+            "html" => (textwatch_sinks::report::html(&dos), "text/html; charset=utf-8", format!("{cid}.html")),
+            "md" => (textwatch_sinks::report::markdown(&dos), "text/markdown; charset=utf-8", format!("{cid}.md")),
             other => {
                 return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("format {other:?}: xarf, stix, html or md")))
             }
         }))
     })
     .await
-    .map_err(|e| anyhow::anyhow!("{e}"))??;
+    .map_err(|e| ServerError::Internal(e.to_string()))??;
     let Some((body, ct, name)) = r else { return Err(ApiError::new(StatusCode::NOT_FOUND, "no such campaign")) };
     Ok((
         [(header::CONTENT_TYPE, ct.to_string()), (header::CONTENT_DISPOSITION, format!("inline; filename=\"{name}\""))],
@@ -484,8 +487,8 @@ pub async fn block(
         format!("blocked by hand (token {}): {}", caller.id, b.reason.unwrap_or_else(|| "no reason given".into()));
     let at =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let mut w = SqliteStore::open_existing(&st.db).map_err(anyhow::Error::from)?;
-    w.block_campaign(&full, at, &format!("token {}", caller.id), &reason).map_err(anyhow::Error::from)?;
+    let mut w = SqliteStore::open_existing(&st.db).map_err(ServerError::from)?;
+    w.block_campaign(&full, at, &format!("token {}", caller.id), &reason).map_err(ServerError::from)?;
     st.enricher.write().unwrap_or_else(|e| e.into_inner()).blocked.insert(full.clone(), reason.clone());
     st.verdicts.lock().unwrap_or_else(|e| e.into_inner()).clear();
     st.campaign_ctx.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -504,7 +507,7 @@ pub async fn number(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require("read")?;
     let enricher = st.enricher().clone();
-    let v = st.read(|s| Ok(serde_json::to_value(crate::numbers::number_view(s, &enricher.dir, &n)?)?))?;
+    let v = st.read(|s| Ok(serde_json::to_value(textwatch_sinks::views::number_view(s, &enricher.dir, &n)?)?))?;
     Ok(Json(v))
 }
 
@@ -534,10 +537,10 @@ pub async fn blocklist(
     }
     let entries = tokio::task::spawn_blocking(move || {
         let enricher = st2.enricher();
-        st2.read(|s| crate::act::blocklist_entries(s, &enricher, &categories))
+        st2.read(|s| Ok(textwatch_sinks::blocklist::blocklist_entries(s, &enricher, &categories)?))
     })
     .await
-    .map_err(|e| anyhow::anyhow!("{e}"))??;
+    .map_err(|e| ServerError::Internal(e.to_string()))??;
     match q.format.as_deref().unwrap_or("json") {
         "csv" => {
             let mut w = csv::Writer::from_writer(Vec::new());
@@ -545,7 +548,7 @@ pub async fn blocklist(
             for b in &entries {
                 let _ = w.write_record([b.kind, &b.value, &b.campaign, &b.reason]);
             }
-            let body = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let body = w.into_inner().map_err(|e| ServerError::Internal(e.to_string()))?;
             Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
         }
         "json" => Ok(Json(entries).into_response()),

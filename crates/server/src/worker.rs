@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
-use anyhow::{Context as _, Result};
 use crossbeam_channel::Receiver;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -14,7 +13,9 @@ use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::Store;
 use tokio::sync::{broadcast, oneshot};
 
-use crate::alerts::Watcher;
+use textwatch_sinks::alerts::Watcher;
+
+use crate::error::{Result, ServerError};
 
 /// One record's fate.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -83,7 +84,7 @@ impl Worker {
         let batch: Vec<&textwatch_engine::Analyzed> = analyzed.iter().map(|(a, _)| a).collect();
         let origins: Vec<&str> = analyzed.iter().map(|(_, o)| o.as_str()).collect();
         let assigned = {
-            let mut engine = self.engine.write().map_err(|_| anyhow::anyhow!("engine lock poisoned"))?;
+            let mut engine = self.engine.write().map_err(|_| ServerError::Internal("engine lock poisoned".into()))?;
             textwatch_pipeline::batch::assign(&mut engine, &batch, &mut std::collections::HashMap::new())
         };
         let results: Vec<RecordResult> = batch
@@ -100,8 +101,8 @@ impl Worker {
             .collect();
         // The batch is stored before anything else; an alert problem is
         // then logged, not fatal.
-        let raised = textwatch_pipeline::batch::commit(&mut self.store, &batch, &origins, &assigned, &mut self.watcher)
-            .context("writing a batch to the database")?;
+        let raised =
+            textwatch_pipeline::batch::commit(&mut self.store, &batch, &origins, &assigned, &mut self.watcher)?;
         let stored = assigned.accepted().count();
         self.metrics.messages_in.fetch_add(stored as u64, std::sync::atomic::Ordering::Relaxed);
         for c in &assigned.delta.clusters {

@@ -1,16 +1,18 @@
-//! What commands add to a stored campaign: its senders' providers, the
-//! `sender-invalid` finding, and the policy decision. Shared by every
-//! command that shows campaigns (and by the server).
+//! What is added to a stored campaign before anyone sees or acts on it:
+//! its senders' providers, the `sender-invalid` and `use-case-mismatch`
+//! findings, and the policy decision. Shared by every command that shows
+//! campaigns, by the server and by the alert watcher.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
 use textwatch_engine::policy::{Action, Decision, Facts, Policy, RuleCheck};
 use textwatch_engine::{Evidence, Severity};
 use textwatch_numbers::{classify, Directory, NpaTable, Provider, SenderClass};
 use textwatch_store::views::Finding;
 use textwatch_store::{CampaignSummary, ProviderGroup, Store};
+
+use crate::{Result, SinkError};
 
 /// The rule id for impossible senders.
 pub const SENDER_INVALID: &str = "sender-invalid";
@@ -28,23 +30,21 @@ pub struct Enricher {
     pub blocked: std::collections::HashMap<String, String>,
 }
 
-/// Command-line options every campaign-showing command takes.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct ContextArgs {
-    /// Your provider registry (TOML), merged over the built-in one.
-    #[arg(long, env = "TEXTWATCH_PROVIDERS", value_name = "FILE")]
-    pub providers: Option<std::path::PathBuf>,
-    /// Policy file (TOML) in place of the built-in policy/default.toml.
-    #[arg(long, env = "TEXTWATCH_POLICY", value_name = "FILE")]
-    pub policy: Option<std::path::PathBuf>,
+/// The files an [`Enricher`] reads besides the store: a provider registry
+/// merged over the shipped one, and a policy in place of the built-in one.
+#[derive(Debug, Clone, Default)]
+pub struct EnrichFiles {
+    pub providers: Option<PathBuf>,
+    pub policy: Option<PathBuf>,
 }
 
 pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
     match path {
         None => Ok(Policy::builtin()),
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading policy {}", p.display()))?;
-            Ok(Policy::from_toml(&text, &p.display().to_string())?)
+            let text = std::fs::read_to_string(p)
+                .map_err(|source| SinkError::Io { what: format!("reading policy {}", p.display()), source })?;
+            Policy::from_toml(&text, &p.display().to_string()).map_err(|e| SinkError::Invalid(e.to_string()))
         }
     }
 }
@@ -55,8 +55,9 @@ pub fn load_registry(extra: Option<&Path>) -> Result<textwatch_numbers::Registry
     match extra {
         None => Ok(r),
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            Ok(r.merged(&text, &p.display().to_string())?)
+            let text = std::fs::read_to_string(p)
+                .map_err(|source| SinkError::Io { what: format!("reading {}", p.display()), source })?;
+            r.merged(&text, &p.display().to_string()).map_err(|e| SinkError::Invalid(e.to_string()))
         }
     }
 }
@@ -69,7 +70,7 @@ pub fn load_directory(store: &dyn Store, registry: textwatch_numbers::Registry) 
 }
 
 impl Enricher {
-    pub fn load(store: &dyn Store, args: &ContextArgs) -> Result<Enricher> {
+    pub fn load(store: &dyn Store, args: &EnrichFiles) -> Result<Enricher> {
         let registry = load_registry(args.providers.as_deref())?;
         Ok(Enricher {
             dir: load_directory(store, registry)?,

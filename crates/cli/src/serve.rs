@@ -1,0 +1,69 @@
+//! `textwatch serve`: the options, turned into a
+//! [`textwatch_server::ServerConfig`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use textwatch_server::ServerConfig;
+
+use crate::context::ContextArgs;
+use crate::report::ReporterArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback by default: expose it on purpose.
+    #[arg(long, env = "TEXTWATCH_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
+    max_body: usize,
+    /// Requests per second allowed per token (a burst of twice this).
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    rate_limit: u32,
+    /// Ingest batches that may wait for the worker; beyond it, 429.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    queue: usize,
+    /// Twilio auth token: verifies X-Twilio-Signature on the inbound
+    /// webhook (requests without a valid signature get 403).
+    #[arg(long, env = "TEXTWATCH_TWILIO_AUTH_TOKEN", value_name = "TOKEN")]
+    twilio_auth_token: Option<String>,
+    /// The public base URL Twilio calls (for signature checks behind a
+    /// proxy), e.g. https://textwatch.example.org.
+    #[arg(long, env = "TEXTWATCH_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Forward messages the send endpoint lets pass to this Twilio-compatible
+    /// API base (e.g. https://api.twilio.com); without it they are accepted
+    /// as sent.
+    #[arg(long, env = "TEXTWATCH_UPSTREAM", value_name = "URL")]
+    upstream: Option<String>,
+    /// Also send alerts here (as for `scan --alert`).
+    #[arg(long = "alert", value_name = "SINK")]
+    alerts: Vec<textwatch_sinks::alerts::Sink>,
+    /// Add rule packs from this directory.
+    #[arg(long, value_name = "DIR", env = "TEXTWATCH_RULES", value_delimiter = ':')]
+    rules: Vec<PathBuf>,
+    #[command(flatten)]
+    reporter: ReporterArgs,
+    #[command(flatten)]
+    ctx: ContextArgs,
+}
+
+pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
+    let config = ServerConfig {
+        listen: args.listen,
+        max_body: args.max_body,
+        rate_limit: args.rate_limit,
+        queue: args.queue,
+        twilio_auth_token: args.twilio_auth_token,
+        public_url: args.public_url,
+        upstream: args.upstream,
+        alerts: args.alerts,
+        rules: args.rules,
+        reporter: args.reporter.into(),
+        files: args.ctx.files(),
+    };
+    textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {}: {e}", db.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
