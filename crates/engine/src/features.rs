@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::Serialize;
 
+use crate::shorteners::is_shortener;
 use crate::template::{host_of, Slot, TemplateScratch};
 
 /// A link found in a message body.
@@ -78,60 +79,6 @@ pub fn link(text: &str) -> Link {
     let domain = psl::domain_str(&host).map(str::to_owned);
     let shortener = is_shortener(&host);
     Link { url: text.to_owned(), host, domain, shortener }
-}
-
-/// Public URL shorteners commonly seen in SMS. Matched on the whole host.
-const SHORTENERS: &[&str] = &[
-    "bit.ly",
-    "bitly.com",
-    "tinyurl.com",
-    "t.co",
-    "goo.gl",
-    "ow.ly",
-    "is.gd",
-    "buff.ly",
-    "rebrand.ly",
-    "cutt.ly",
-    "shorturl.at",
-    "tiny.cc",
-    "bit.do",
-    "rb.gy",
-    "t.ly",
-    "s.id",
-    "lnkd.in",
-    "trib.al",
-    "short.io",
-    "shorte.st",
-    "v.gd",
-    "qr.ae",
-    "adf.ly",
-    "bl.ink",
-    "tiny.one",
-    "shorturl.com",
-    "x.co",
-    "clck.ru",
-    "u.to",
-    "urlz.fr",
-    "t2m.io",
-    "snip.ly",
-    "ift.tt",
-    "dlvr.it",
-    "2.gp",
-    "surl.li",
-    "l.ead.me",
-    "tr.ee",
-    "linktr.ee",
-    "vo.la",
-    "tinu.be",
-    "ln.run",
-    "shrtco.de",
-    "1url.com",
-    "n9.cl",
-];
-
-/// Whether `host` is a public URL shortener.
-pub fn is_shortener(host: &str) -> bool {
-    SHORTENERS.contains(&host)
 }
 
 /// Per-template features: computed once per distinct template and cached.

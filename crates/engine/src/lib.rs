@@ -23,6 +23,7 @@ pub mod minhash;
 pub mod policy;
 pub mod rules;
 pub mod sender;
+pub mod shorteners;
 pub mod state;
 pub mod taxonomy;
 pub mod template;

@@ -584,7 +584,7 @@ fn separated_host(text: &str, toks: &[Tok], i: usize) -> Option<(usize, Slot)> {
 
 /// The slot of a link to `host`: `{shorturl}` through a public shortener.
 fn link_slot(host: &str) -> Slot {
-    if crate::features::is_shortener(host.trim_start_matches("www.")) {
+    if crate::shorteners::is_shortener(host.trim_start_matches("www.")) {
         Slot::ShortUrl
     } else {
         Slot::Url

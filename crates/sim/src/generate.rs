@@ -772,7 +772,7 @@ fn write_numbers(dir: &Path, live: &[Live]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::by_name;
+    use crate::catalog::by_name;
 
     fn run(seed: u64, n: u64) -> (Vec<u8>, Vec<u8>, Summary) {
         let opts = Options {

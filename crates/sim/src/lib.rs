@@ -4,6 +4,7 @@
 //!
 //! See `docs/simulate.md` for the scenarios, the truth file and the metrics.
 
+pub mod catalog;
 pub mod evasion;
 pub mod families;
 pub mod generate;
@@ -11,7 +12,8 @@ pub mod metrics;
 pub mod rng;
 pub mod scenario;
 
+pub use catalog::{by_name, NAMES};
 pub use evasion::Evasion;
 pub use generate::{generate, Options, Summary};
 pub use metrics::{Prediction, Report, Truth};
-pub use scenario::{by_name, Scenario, NAMES};
+pub use scenario::Scenario;

@@ -76,21 +76,6 @@ fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
-/// The names of the built-in scenarios.
-pub const NAMES: &[&str] = &["election-2020", "smishing", "baseline", "rewordings", "scam-rotation"];
-
-/// Builds a scenario by name.
-pub fn by_name(name: &str) -> Option<Scenario> {
-    match name {
-        "election-2020" => Some(election_2020()),
-        "smishing" => Some(smishing()),
-        "baseline" => Some(baseline()),
-        "rewordings" => Some(crate::families::rewordings()),
-        "scam-rotation" => Some(crate::families::scam_rotation()),
-        _ => None,
-    }
-}
-
 fn commercial() -> Vec<CampaignSpec> {
     vec![
         CampaignSpec {
@@ -153,7 +138,7 @@ fn commercial() -> Vec<CampaignSpec> {
     ]
 }
 
-fn election_2020() -> Scenario {
+pub(crate) fn election_2020() -> Scenario {
     let mut campaigns = commercial();
     campaigns.extend([
         CampaignSpec {
@@ -330,7 +315,7 @@ const SCAMS: &[(&str, &str, bool)] = &[
     ("wrongnum", "Hi {first}, is this still your number? It's Linda from the reunion, I put the photos here {link}", true),
 ];
 
-fn smishing() -> Scenario {
+pub(crate) fn smishing() -> Scenario {
     let area: &[u16] =
         &[302, 410, 856, 609, 732, 201, 347, 929, 646, 718, 305, 786, 954, 469, 972, 214, 832, 213, 310, 424];
     let tlds = ["top", "info", "xyz", "online", "site", "click", "com"];
@@ -375,7 +360,7 @@ fn smishing() -> Scenario {
     Scenario { name: "smishing", start: ELECTION_DAY, span: 48 * 3600, background: 0.4, evasion_scale: 2.0, campaigns }
 }
 
-fn baseline() -> Scenario {
+pub(crate) fn baseline() -> Scenario {
     Scenario {
         name: "baseline",
         start: ELECTION_DAY,
@@ -466,6 +451,7 @@ pub fn parse_template(t: &str) -> Vec<Seg> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::{by_name, NAMES};
 
     #[test]
     fn every_builtin_template_parses() {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use textwatch_engine::Message;
 
-use crate::input::{Chunk, FileFormat, InputError, CHUNK_RECORDS};
+use crate::chunk::{Chunk, FileFormat, InputError, CHUNK_RECORDS};
 use crate::time::parse_ts;
 use crate::{Decoded, Reject};
 

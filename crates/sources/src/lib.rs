@@ -12,6 +12,7 @@
 //!
 //! Gzip is detected by its magic bytes; `-` is standard input.
 
+pub mod chunk;
 pub mod csv;
 pub mod input;
 pub mod jsonl;
@@ -19,7 +20,8 @@ pub mod time;
 
 use std::sync::Arc;
 
-pub use input::{open, Chunk, FileFormat, Input, InputError};
+pub use chunk::{Chunk, FileFormat, InputError, CHUNK_RECORDS, MAX_LINE_BYTES};
+pub use input::{open, Input};
 
 /// Most bytes of a rejected record kept for the rejects file.
 pub const MAX_REJECT_BYTES: usize = 64 * 1024;
