@@ -838,3 +838,192 @@ fn scan_incremental_scans_and_the_server_give_the_same_campaigns() {
     drop(s);
     assert_eq!(groups(&served), found, "the server, fed in batches");
 }
+
+/// Spammers write the bodies and choose the sender names: markup in them is
+/// shown as text on the dashboard and in the HTML dossier, never run.
+#[test]
+fn hostile_messages_stay_text_in_the_dashboard_and_the_dossier() {
+    if chromium().is_none() || Command::new("chromedriver").arg("--version").output().is_err() {
+        return skip("hostile content test: no chromium / chromedriver (apt-get install chromium chromium-driver)");
+    }
+    let (s, admin) = new_server(&[]);
+    let body = "USPS: package held <img src=x onerror=\"window.__pwned='img'\"> pay at https://usps-fee.top/p \
+                <script>window.__pwned='script'</script> \"><svg onload=\"window.__pwned='svg'\"> \
+                <a href=\"javascript:window.__pwned='link'\">verify</a> \u{202e}gnp.exe";
+    let mut lines = Vec::new();
+    for (i, from) in ["+12155550170", "+12155550171", "<b onmouseover=alert(1)>ACME</b>"].into_iter().enumerate() {
+        lines.push(
+            serde_json::json!({
+                "id": format!("x{i}"),
+                "ts": 1604502000 + i * 60,
+                "from": from,
+                "to": format!("+126755502{i:02}"),
+                "body": body,
+            })
+            .to_string(),
+        );
+    }
+    // Past the documented limit: refused with a reason, not stored.
+    lines.push(
+        serde_json::json!({"id": "big", "ts": 1604502300, "from": "+12155550172", "body": "a".repeat(100 * 1024)})
+            .to_string(),
+    );
+    let (c, b) = post(&s, &admin, "/v1/messages", "application/x-ndjson", lines.join("\n").as_bytes());
+    assert_eq!(c, 200, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["accepted"], 3, "{b}");
+    assert_eq!(v["rejected"], 1, "{b}");
+    assert!(v["errors"][0]["error"].as_str().unwrap().contains("16384"), "the limit is named: {b}");
+
+    let Some(d) = Driver::start() else {
+        return skip("hostile content test: chromedriver did not start a session");
+    };
+    d.goto(&format!("{}/dashboard#token={admin}", s.base));
+    let id = d.wait(
+        "const r=[...document.querySelectorAll('tr.campaign')].find(r=>r.textContent.includes('onerror')); return r ? r.dataset.id : null",
+        "the hostile campaign on the list, its markup shown as text",
+    );
+    let id = id.as_str().unwrap().to_string();
+    d.js(&format!("document.querySelector('tr.campaign[data-id=\"{id}\"]').click()"));
+    d.wait("return document.querySelectorAll('#samples tr.sample').length >= 3", "the samples");
+    let text = d.js("return document.body.innerText").as_str().unwrap().to_string();
+    assert!(text.contains("<script>window.__pwned='script'</script>"), "the body shown as text: {text}");
+    assert!(text.contains("<b onmouseover=alert(1)>ACME</b>"), "the sender shown as text: {text}");
+    assert_eq!(d.js("return document.querySelectorAll('#campaign-view img, #campaign-view svg script, #campaign-view b[onmouseover]').length"), 0);
+    assert!(d.js("return window.__pwned === undefined").as_bool().unwrap(), "a message's markup ran in the dashboard");
+
+    // The HTML dossier, opened as a page of its own.
+    let href = d.js("return document.getElementById('dl-html').href").as_str().unwrap().to_string();
+    d.goto(&href);
+    d.wait("return document.body && document.body.innerText.includes('Sample messages')", "the dossier");
+    let text = d.js("return document.body.innerText").as_str().unwrap().to_string();
+    assert!(text.contains("<img src=x onerror="), "the dossier shows the markup as text: {text}");
+    assert_eq!(d.js("return document.querySelectorAll('img[onerror], script:not([type]), svg[onload], a[href^=\"javascript\"]').length"), 0);
+    assert!(d.js("return window.__pwned === undefined").as_bool().unwrap(), "a message's markup ran in the dossier");
+}
+
+/// The schemathesis command: TEXTWATCH_SCHEMATHESIS, else the project's
+/// `.venv-schemathesis` (made by .ci/run), else one on the PATH.
+fn schemathesis() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let candidates = [
+        std::env::var_os("TEXTWATCH_SCHEMATHESIS").map(PathBuf::from),
+        Some(root.join(".venv-schemathesis/bin/schemathesis")),
+        Some(PathBuf::from("schemathesis")),
+    ];
+    candidates.into_iter().flatten().find(|c| {
+        Command::new(c).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    })
+}
+
+/// schemathesis generates requests from /openapi.json (valid and not)
+/// with an admin token: no 5xx, no status code the document does not list,
+/// no response that breaks its schema or content type.
+#[test]
+fn the_api_keeps_its_openapi_contract_under_schemathesis() {
+    let Some(st) = schemathesis() else {
+        return skip("API contract test: schemathesis not found (.ci/run installs it in .venv-schemathesis)");
+    };
+    let (s, admin) = new_server(&[]);
+    post(&s, &admin, "/v1/messages", "application/x-ndjson", example_lines().as_bytes());
+    let out = Command::new(&st)
+        .args(["run", &format!("{}/openapi.json", s.base), "-H", &format!("Authorization: Bearer {admin}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["--max-examples", "15", "--generation-deterministic", "--continue-on-failure", "--no-color"])
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .output()
+        .expect("schemathesis runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "schemathesis found contract failures:\n{text}");
+    assert!(text.contains("passed"), "{text}");
+}
+
+/// Every protected route refuses a missing or unknown token (401) and a
+/// token without its scope (403), and lets its scope through, as
+/// /openapi.json says (`x-scope`).
+#[test]
+fn every_route_checks_its_token_and_scope() {
+    let (s, admin) = new_server(&[]);
+    post(&s, &admin, "/v1/messages", "application/x-ndjson", example_lines().as_bytes());
+    let (_, list) = get(&s, &admin, "/v1/campaigns");
+    let campaign =
+        serde_json::from_str::<serde_json::Value>(&list).unwrap()["items"][0]["id"].as_str().unwrap().to_string();
+    let scopes = ["ingest", "check", "read", "admin"];
+    let tokens: std::collections::HashMap<&str, String> = scopes.iter().map(|sc| (*sc, token(&s.db, sc))).collect();
+    let (_, spec) = get(&s, "", "/openapi.json");
+    let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    let mut checked = 0;
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if op["security"].as_array().is_none_or(|a| a.is_empty()) {
+                continue;
+            }
+            let url_path = path
+                .replace("{id}", &campaign)
+                .replace("{e164}", "+12155551101")
+                .replace("{AccountSid}", "AC0123456789");
+            // What each route needs: its x-scope; the Twilio send endpoint
+            // check and ingest; the inbound webhook ingest; /metrics any.
+            let needs: Vec<&str> = match (op["x-scope"].as_str(), path.as_str()) {
+                (Some(sc), _) => vec![sc],
+                (None, p) if p.starts_with("/2010-04-01/") => vec!["check", "ingest"],
+                (None, "/v1/twilio/inbound") => vec!["ingest"],
+                _ => vec![],
+            };
+            let (ct, body): (&str, Vec<u8>) = match path.as_str() {
+                "/v1/messages" => ("application/x-ndjson", example_lines().into_bytes()),
+                "/v1/check" => {
+                    ("application/json", format!("{{\"from\":\"+12155551188\",\"body\":\"{INCIDENT}\"}}").into_bytes())
+                }
+                "/v1/campaigns/{id}/block" => ("application/json", b"{\"reason\":\"scope test\"}".to_vec()),
+                "/v1/twilio/inbound" => (
+                    "application/x-www-form-urlencoded",
+                    b"MessageSid=SMx1&From=%2B12155550100&To=%2B12675550100&Body=hello".to_vec(),
+                ),
+                p if p.starts_with("/2010-04-01/") => {
+                    ("application/x-www-form-urlencoded", b"From=%2B12155550100&To=%2B12675550100&Body=hello".to_vec())
+                }
+                _ => ("", Vec::new()),
+            };
+            let send = |tok: Option<&str>| -> u16 {
+                let url = format!("{}{url_path}", s.base);
+                let mut req = if method == "get" { agent().get(&url) } else { agent().post(&url) };
+                if let Some(t) = tok {
+                    req = req.set("Authorization", &format!("Bearer {t}"));
+                }
+                // A stream stays open: its status is all this test needs.
+                if path == "/v1/events" {
+                    req = req.timeout(Duration::from_secs(2));
+                    return match req.call() {
+                        Ok(r) => r.status(),
+                        Err(ureq::Error::Status(c, _)) => c,
+                        Err(e) => panic!("{method} {path}: {e}"),
+                    };
+                }
+                let body = if method == "get" { None } else { Some((ct, body.as_slice())) };
+                call(req, body).0
+            };
+            let what = format!("{} {path}", method.to_uppercase());
+            assert_eq!(send(None), 401, "{what} without a token");
+            assert_eq!(
+                send(Some("tw_0000000000000000000000000000000000000000000000000000000000000000")),
+                401,
+                "{what} with an unknown token"
+            );
+            for sc in scopes {
+                let code = send(Some(&tokens[sc]));
+                let allowed = sc == "admin" || needs.is_empty() || (needs.len() == 1 && needs[0] == sc);
+                if allowed {
+                    assert!(code != 401 && code != 403, "{what} refused scope {sc}: {code}");
+                } else {
+                    assert_eq!(code, 403, "{what} let scope {sc} through (needs {needs:?})");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "only {checked} protected routes in /openapi.json");
+}

@@ -149,6 +149,28 @@ async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Result<
     Ok(resp)
 }
 
+/// axum's own refusals (a query, path or body that does not parse, a body
+/// over the limit, a missing Content-Type) come as plain text; every error
+/// of the API is JSON `{"error", "status"}`, as its contract says. The
+/// text becomes the message.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let json = serde_json::json!({"error": String::from_utf8_lossy(&bytes).trim(), "status": status.as_u16()});
+    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(json.to_string()))
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -198,6 +220,7 @@ fn router(st: Shared, max_body: usize) -> Router {
         .route("/v1/twilio/inbound", post(twilio::inbound))
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio::send))
         .route("/metrics", get(api::metrics))
+        .route_layer(axum::middleware::map_response(json_errors))
         .route_layer(axum::middleware::from_fn_with_state(st.clone(), auth));
     Router::new()
         .merge(protected)
