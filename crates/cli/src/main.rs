@@ -249,7 +249,7 @@ fn main() -> ExitCode {
             if output::is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            output::report(output::Level::Error, &format!("{e:#}"));
+            output::report(output::Level::Error, &output::describe(&e));
             ExitCode::FAILURE
         }
     }

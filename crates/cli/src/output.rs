@@ -193,6 +193,48 @@ pub fn report(level: Level, msg: &str) {
     }
 }
 
+/// An error chain as one line for people: each cause once (libraries often
+/// repeat their cause in their own message), then what to do for the
+/// conditions a user can fix.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        // SQLite's own cause repeats the message after "Error code N: ".
+        let lower = text.to_lowercase();
+        let bare = match lower.strip_prefix("error code ").and_then(|r| r.split_once(": ")) {
+            Some((_, rest)) => rest.trim_start_matches("the ").to_string(),
+            None => lower,
+        };
+        if text.is_empty() || parts.iter().any(|p| p.to_lowercase().contains(&bare)) {
+            continue;
+        }
+        parts.push(text.to_string());
+    }
+    let mut line = parts.join(": ");
+    let io_kind = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>()).map(|io| io.kind());
+    let lower = line.to_ascii_lowercase();
+    let hint = if matches!(io_kind, Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge))
+        || lower.contains("os error 28")
+        || lower.contains("os error 27")
+        || lower.contains("database or disk is full")
+    {
+        Some("the disk is full (or a file size limit was reached). What was committed before is kept: free space and run the same command again, it goes on from there.")
+    } else if lower.contains("malformed") || lower.contains("file is not a database") {
+        Some("the database file is damaged or is not a textwatch database. Restore it from a backup (docs/deployment.md#data), or point --db elsewhere.")
+    } else if lower.contains("read-only") || lower.contains("readonly") || lower.contains("permission denied") {
+        Some("textwatch needs to write the database file and its segments folder: check the permissions of both.")
+    } else {
+        None
+    };
+    if let Some(h) = hint {
+        line.push_str("\n  what to do: ");
+        line.push_str(h);
+    }
+    line
+}
+
 /// Whether an error chain ends in a closed pipe (`textwatch messages | head`).
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -257,6 +299,22 @@ pub fn campaign_table(list: &[textwatch_store::CampaignSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_say_each_cause_once_and_what_to_do() {
+        let io = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let e = anyhow::Error::new(io).context("writing segment 3").context("writing segment 3 of t.db");
+        let d = describe(&e);
+        assert_eq!(d.matches("writing segment 3").count(), 1, "{d}");
+        assert!(d.contains("\n  what to do: the disk is full"), "{d}");
+        let e = anyhow::anyhow!("database disk image is malformed").context("opening database t.db");
+        assert!(describe(&e).ends_with("or point --db elsewhere."), "{}", describe(&e));
+        let e = anyhow::anyhow!("Error code 11: The database disk image is malformed")
+            .context("database disk image is malformed")
+            .context("opening database t.db");
+        assert_eq!(describe(&e).lines().next().unwrap(), "opening database t.db: database disk image is malformed");
+        assert_eq!(describe(&anyhow::anyhow!("no campaign \"x\"")), "no campaign \"x\"");
+    }
 
     #[test]
     fn printable_escapes_what_could_drive_a_terminal() {

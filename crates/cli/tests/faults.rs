@@ -1,0 +1,101 @@
+//! What the disk can do to a database: a corrupt database file and a full
+//! disk each give a clear error, no panic, and leave nothing half-written:
+//! once the cause is gone, a rerun gives the clean result.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{bin, fixture, groups, tw, tw_ok};
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_corrupt_database_file_is_named_in_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    tw_ok(&db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]);
+    // Overwrite the middle of the file, past SQLite's header.
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() > 8192, "{} bytes", bytes.len());
+    for b in bytes[4096..8192].iter_mut() {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    for args in [vec!["campaigns"], vec!["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]] {
+        let out = tw(&db, &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert!(err.contains("textwatch: error:") && err.contains(&db.display().to_string()), "{args:?}: {err}");
+        assert!(err.contains("malformed") || err.contains("not a database"), "{args:?}: {err}");
+        assert!(err.contains("what to do: the database file is damaged"), "{args:?}: {err}");
+    }
+    // A file that is not SQLite at all.
+    std::fs::write(&db, b"this is not a database, it is a note\n".repeat(200)).unwrap();
+    let out = tw(&db, &["campaigns"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a database"), "{}", stderr(&out));
+}
+
+/// Runs a scan with the file-size limit at `blocks` 1 KiB blocks and
+/// SIGXFSZ ignored, so that a write past it fails with EFBIG as on a full
+/// disk.
+fn scan_with_file_limit(db: &Path, input: &Path, blocks: u64) -> Output {
+    let script = format!("trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" --db \"$1\" scan -q \"$2\"",);
+    Command::new("bash")
+        .args(["-c", &script, bin(), db.to_str().unwrap(), input.to_str().unwrap()])
+        .env_remove("TEXTWATCH_DB")
+        .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_full_disk_stops_the_scan_with_a_clear_error_and_a_rerun_completes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("s.jsonl");
+    let truth = dir.path().join("t.jsonl");
+    let clean = dir.path().join("clean.db");
+    tw_ok(
+        &clean,
+        &[
+            "simulate",
+            "--scenario",
+            "election-2020",
+            "--messages",
+            "60000",
+            "--seed",
+            "5",
+            "--out",
+            stream.to_str().unwrap(),
+            "--truth",
+            truth.to_str().unwrap(),
+        ],
+    );
+    tw_ok(&clean, &["scan", "-q", stream.to_str().unwrap()]);
+    let want = groups(&clean);
+
+    let db = dir.path().join("full.db");
+    // 2 MiB per file: the database and the log outgrow it partway.
+    let out = scan_with_file_limit(&db, &stream, 2048);
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "the scan did not notice the full disk: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("textwatch: error:"), "{err}");
+    assert!(err.contains("File too large") || err.contains("full") || err.contains("disk I/O"), "{err}");
+    assert!(err.contains("what to do: the disk is full"), "{err}");
+
+    // What was committed opens, and the rerun (the disk freed) gives
+    // exactly the clean result: nothing half-written, nothing twice.
+    let out = tw(&db, &["campaigns", "--format", "json"]);
+    assert!(out.status.success(), "after the full disk the database does not open: {}", stderr(&out));
+    tw_ok(&db, &["scan", "-q", stream.to_str().unwrap()]);
+    assert_eq!(groups(&db), want, "campaigns differ after the full disk and a rerun");
+    let n = |db: &Path| tw_ok(db, &["messages", "--format", "jsonl"]).lines().count();
+    assert_eq!(n(&db), n(&clean));
+}
