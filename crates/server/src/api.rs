@@ -19,6 +19,11 @@ use tokio::sync::oneshot;
 use super::state::{ApiError, Caller, Shared, TemplateVerdict};
 use crate::error::{Result, ServerError};
 
+/// The request's Content-Type, or "".
+fn content_type(headers: &HeaderMap) -> &str {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
 /// Records in one ingest request, at most.
 const MAX_RECORDS: usize = 50_000;
 
@@ -36,42 +41,6 @@ struct IngestReply {
     rejected: usize,
     errors: Vec<RecordError>,
     results: Vec<super::worker::RecordResult>,
-}
-
-/// Splits a body into records: a JSON array or object, or NDJSON.
-fn records(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(u64, Vec<u8>)>, ApiError> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-    let ndjson = ct.starts_with("application/x-ndjson")
-        || ct.starts_with("application/jsonl")
-        || ct.starts_with("application/ndjson");
-    if !ndjson && !ct.starts_with("application/json") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Type {ct:?}: send application/json (an array or one message) or application/x-ndjson"),
-        ));
-    }
-    if ndjson {
-        return Ok(body
-            .split(|&b| b == b'\n')
-            .enumerate()
-            .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
-            .map(|(i, l)| (i as u64 + 1, l.strip_suffix(b"\r").unwrap_or(l).to_vec()))
-            .collect());
-    }
-    let text = std::str::from_utf8(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not UTF-8 (byte {})", e.valid_up_to())))?;
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('[') {
-        let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not a JSON array: {e}")))?;
-        Ok(items.iter().enumerate().map(|(i, r)| (i as u64 + 1, r.get().as_bytes().to_vec())).collect())
-    } else if trimmed.starts_with('{') {
-        serde_json::from_str::<serde::de::IgnoredAny>(text)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not a JSON object: {e}")))?;
-        Ok(vec![(1, body.to_vec())])
-    } else {
-        Err(ApiError::new(StatusCode::BAD_REQUEST, "body is neither a JSON array nor a JSON object"))
-    }
 }
 
 /// Hands decoded messages to the worker and waits for the commit.
@@ -105,7 +74,7 @@ pub async fn ingest(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.require("ingest")?;
-    let recs = records(&headers, &body)?;
+    let recs = crate::bodies::records(content_type(&headers), &body)?;
     if recs.len() > MAX_RECORDS {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -260,7 +229,7 @@ pub async fn check(
     body: Bytes,
 ) -> Result<Json<Verdict>, ApiError> {
     caller.require("check")?;
-    let recs = records(&headers, &body)?;
+    let recs = crate::bodies::records(content_type(&headers), &body)?;
     if recs.len() != 1 || !body.trim_ascii_start().starts_with(b"{") {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "send one message as a JSON object"));
     }

@@ -7,6 +7,7 @@
 //! read-write lock: the worker writes, `check` reads.
 
 mod api;
+pub mod bodies;
 mod error;
 mod metrics;
 mod state;

@@ -109,6 +109,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::bodies::BodyError> for ApiError {
+    fn from(e: crate::bodies::BodyError) -> Self {
+        ApiError::new(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.message)
+    }
+}
+
 impl From<ServerError> for ApiError {
     fn from(e: ServerError) -> Self {
         tracing::error!(error = %e, "request failed");

@@ -13,42 +13,6 @@ use textwatch_engine::Message;
 use super::state::{ApiError, Caller, Shared};
 use crate::error::{Result, ServerError};
 
-fn form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
-    let text =
-        std::str::from_utf8(body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "form body is not UTF-8"))?;
-    let mut out = Vec::new();
-    for pair in text.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let dec = |s: &str| -> Result<String, ApiError> {
-            let s = s.replace('+', " ");
-            let mut bytes = Vec::with_capacity(s.len());
-            let b = s.as_bytes();
-            let mut i = 0;
-            while i < b.len() {
-                if b[i] == b'%' {
-                    let h = b
-                        .get(i + 1..i + 3)
-                        .and_then(|h| std::str::from_utf8(h).ok())
-                        .and_then(|h| u8::from_str_radix(h, 16).ok());
-                    match h {
-                        Some(x) => {
-                            bytes.push(x);
-                            i += 3;
-                            continue;
-                        }
-                        None => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad percent-encoding in the form")),
-                    }
-                }
-                bytes.push(b[i]);
-                i += 1;
-            }
-            String::from_utf8(bytes).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "form value is not UTF-8"))
-        };
-        out.push((dec(k)?, dec(v)?));
-    }
-    Ok(out)
-}
-
 fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
     f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
@@ -96,7 +60,7 @@ pub async fn inbound(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require_form(&headers)?;
-    let f = form(&body)?;
+    let f = crate::bodies::form(&body)?;
     match (&st.twilio_auth_token, &caller) {
         (Some(auth), _) => {
             let base = match &st.public_url {
@@ -172,7 +136,7 @@ pub async fn send(
     caller.require("check")?;
     caller.require("ingest")?;
     require_form(&headers)?;
-    let f = form(&body)?;
+    let f = crate::bodies::form(&body)?;
     let Some(to) = field(&f, "To") else {
         return Ok(twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.".into()));
     };
@@ -273,14 +237,5 @@ mod tests {
         .collect();
         let sig = super::twilio_signature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &params);
         assert_eq!(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
-    }
-
-    #[test]
-    fn forms_decode() {
-        let f = super::form(b"Body=Hello+world%21&From=%2B12155551234&Empty=").unwrap();
-        assert_eq!(f[0], ("Body".to_string(), "Hello world!".to_string()));
-        assert_eq!(f[1].1, "+12155551234");
-        assert_eq!(f[2].1, "");
-        assert!(super::form(b"Body=%ZZ").is_err());
     }
 }
