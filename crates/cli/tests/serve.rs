@@ -1027,3 +1027,121 @@ fn every_route_checks_its_token_and_scope() {
     }
     assert!(checked >= 12, "only {checked} protected routes in /openapi.json");
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A minute of mixed load (ingest batches and checks from several clients
+/// at once, as fast as they go): no 5xx and no dropped connection, 429
+/// only with Retry-After, memory that levels off, and a server that answers
+/// at once when the load stops. TEXTWATCH_SOAK_SECONDS makes it longer.
+#[test]
+fn a_minute_of_mixed_load_keeps_errors_at_zero_and_memory_level() {
+    let seconds: u64 = std::env::var("TEXTWATCH_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let (s, admin) = new_server(&[]);
+    let pid = s.child.id();
+    let base = s.base.clone();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let clients: Vec<_> = (0..4u64)
+        .map(|c| {
+            let (base, admin) = (base.clone(), admin.clone());
+            std::thread::spawn(move || {
+                let agent = agent();
+                let mut stats = (0u64, 0u64, Vec::<u32>::new()); // answered, 429, latencies in us
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    n += 1;
+                    let t = Instant::now();
+                    let r = if n % 4 == 0 {
+                        // 50 messages of two campaigns, unique ids.
+                        let body: String = (0..50)
+                            .map(|i| {
+                                let k = c * 1_000_000 + n * 100 + i;
+                                let text = if i % 2 == 0 {
+                                    format!("USPS: your package US{k:09} is held. Pay the fee at https://usps-{}.top/p{k}", k % 7)
+                                } else {
+                                    format!("Hi, this is Dana with Philly Votes Together. Polls close at 8pm! Ref {k}. Reply STOP to opt out")
+                                };
+                                serde_json::json!({"id": format!("soak-{k}"), "ts": 1604502000 + (k % 86400) as i64, "from": format!("+1215555{:04}", k % 300), "to": format!("+1267{:07}", k % 9_999_999), "body": text}).to_string()
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n");
+                        agent
+                            .post(&format!("{base}/v1/messages"))
+                            .set("Authorization", &format!("Bearer {admin}"))
+                            .set("Content-Type", "application/x-ndjson")
+                            .send_string(&body)
+                    } else {
+                        let body = serde_json::json!({"ts": "2020-11-04T15:20:00Z", "from": format!("+1215556{:04}", n % 1000), "body": format!("Your code is {n}. Pay at https://usps-{}.top/p{n} today", n % 5)});
+                        agent
+                            .post(&format!("{base}/v1/check"))
+                            .set("Authorization", &format!("Bearer {admin}"))
+                            .set("Content-Type", "application/json")
+                            .send_string(&body.to_string())
+                    };
+                    let us = t.elapsed().as_micros() as u32;
+                    match r {
+                        Ok(_) => {
+                            stats.0 += 1;
+                            stats.2.push(us);
+                        }
+                        Err(ureq::Error::Status(429, resp)) => {
+                            assert!(resp.header("retry-after").is_some(), "a 429 without Retry-After");
+                            stats.1 += 1;
+                        }
+                        Err(ureq::Error::Status(code, resp)) => {
+                            panic!("HTTP {code} under load: {}", resp.into_string().unwrap_or_default())
+                        }
+                        Err(e) => panic!("transport error under load: {e}"),
+                    }
+                }
+                stats
+            })
+        })
+        .collect();
+    // Memory, once a second.
+    let mut rss = Vec::new();
+    while Instant::now() < deadline {
+        rss.push(rss_kib(pid));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    let mut lat = Vec::new();
+    for c in clients {
+        let (o, l, v) = c.join().expect("a client failed");
+        ok += o;
+        limited += l;
+        lat.extend(v);
+    }
+    lat.sort_unstable();
+    let p = |q: f64| lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
+    let third = rss.len() / 3;
+    let early = rss[..third.max(1)].iter().copied().max().unwrap_or(0);
+    let late = rss[rss.len() - third.max(1)..].iter().copied().max().unwrap_or(0);
+    eprintln!(
+        "soak: {seconds} s, {ok} requests answered ({:.0}/s), {limited} answered 429; latency p50 {} us, p99 {} us; RSS first third max {} MiB, last third max {} MiB",
+        ok as f64 / seconds as f64,
+        p(0.5),
+        p(0.99),
+        early / 1024,
+        late / 1024
+    );
+    assert!(ok > 100, "only {ok} requests answered in {seconds} s");
+    // Levels off: the last third may not keep growing past the first
+    // third's peak by more than half (the caches fill early).
+    assert!(late <= early + early / 2 + 64 * 1024, "memory kept growing: {early} KiB -> {late} KiB ({rss:?})");
+    // And it recovers at once.
+    let t = Instant::now();
+    let (c, _) = get(&s, "", "/readyz");
+    assert_eq!(c, 200);
+    assert!(t.elapsed() < Duration::from_secs(5), "slow to answer after the load: {:?}", t.elapsed());
+}
