@@ -1060,7 +1060,7 @@ fn a_minute_of_mixed_load_keeps_errors_at_zero_and_memory_level() {
                 while Instant::now() < deadline {
                     n += 1;
                     let t = Instant::now();
-                    let r = if n % 4 == 0 {
+                    let r = if n.is_multiple_of(4) {
                         // 50 messages of two campaigns, unique ids.
                         let body: String = (0..50)
                             .map(|i| {
