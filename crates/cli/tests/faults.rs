@@ -99,3 +99,48 @@ fn a_full_disk_stops_the_scan_with_a_clear_error_and_a_rerun_completes_it() {
     let n = |db: &Path| tw_ok(db, &["messages", "--format", "jsonl"]).lines().count();
     assert_eq!(n(&db), n(&clean));
 }
+
+/// Runs textwatch as a user who may read but not write `dir`: `nobody`
+/// when the tests run as root (file modes do not stop root), else the
+/// current user after the write bits are taken away.
+fn as_reader(dir: &Path, db: &Path, args: &[&str]) -> Option<Output> {
+    let root = Command::new("id").arg("-u").output().ok().is_some_and(|o| o.stdout.starts_with(b"0"));
+    let mut cmd = if root {
+        Command::new("chmod").args(["-R", "a+rX"]).arg(dir).status().ok()?;
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", bin()]);
+        c
+    } else {
+        Command::new("chmod").args(["-R", "a-w"]).arg(dir).status().ok()?;
+        Command::new(bin())
+    };
+    cmd.arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("TEXTWATCH_DB")
+        .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests");
+    cmd.env("HOME", "/nonexistent").stdin(Stdio::null()).output().ok()
+}
+
+#[test]
+fn a_database_that_may_not_be_written_is_read_and_never_changed() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    let db = dir.join("t.db");
+    tw_ok(&db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]);
+    let want = tw_ok(&db, &["campaigns", "--format", "json"]);
+    let before = std::fs::read(&db).unwrap();
+    let Some(out) = as_reader(&dir, &db, &["campaigns", "--format", "json"]) else {
+        return common::skip("read-only database test: neither setpriv (as root) nor chmod worked");
+    };
+    assert!(out.status.success(), "a read-only database cannot be read: {}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want, "read-only reads differ");
+    let out = as_reader(&dir, &db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]).unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("what to do: textwatch needs to write the database file"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the read-only database changed");
+    // Give the folder back so the temporary directory can be removed.
+    let _ = Command::new("chmod").args(["-R", "u+w"]).arg(&dir).status();
+}

@@ -239,6 +239,12 @@ pub fn segments_dir(db: &Path) -> PathBuf {
 }
 
 /// How a database is opened.
+/// Whether SQLite refused because the database (or its folder) may not be
+/// written here.
+fn is_read_only(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ReadOnly || f.code == rusqlite::ErrorCode::CannotOpen)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Normal,
@@ -277,7 +283,56 @@ impl SqliteStore {
         }
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        Self::init(conn, SegmentLog::in_dir(segments_dir(path)), Mode::Normal)
+        match Self::init(conn, SegmentLog::in_dir(segments_dir(path)), Mode::Normal) {
+            Err(StoreError::Sqlite(e)) if is_read_only(&e) => Self::open_read_only(path),
+            r => r,
+        }
+    }
+
+    /// A database this process may read but not write (a backup, a copy
+    /// handed to an analyst, another user's files): opened as a snapshot
+    /// of its main file (SQLite's `immutable`: no locks, no WAL), so the
+    /// read commands work and every write is refused by SQLite.
+    fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let escaped = path.display().to_string().replace('%', "%25").replace('?', "%3f").replace('#', "%23");
+        let uri = format!("file:{escaped}?mode=ro&immutable=1");
+        let conn = Connection::open_with_flags(
+            uri,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let version: Option<i64> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional()?;
+        if version != Some(SCHEMA_VERSION) {
+            return Err(StoreError::Schema(format!(
+                "{} is read-only and was written by another version of textwatch (schema {version:?}): \
+                 open it where textwatch may write it, once, to upgrade it",
+                path.display()
+            )));
+        }
+        let secret: Vec<u8> = conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0))?;
+        let hash_name: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'recipient_hash'", [], |r| r.get(0)).optional()?;
+        let recipient_hash = match hash_name.as_deref() {
+            None => textwatch_engine::RecipientHash::HmacSha256,
+            Some(n) => textwatch_engine::RecipientHash::parse(n).ok_or_else(|| {
+                StoreError::Schema(format!(
+                    "this database hashes recipients with {n:?}, which this textwatch does not know"
+                ))
+            })?,
+        };
+        let next_segment = crate::segments::next_id(&conn)?;
+        tracing::info!(db = %path.display(), "the database is not writable here: opened read-only");
+        Ok(SqliteStore {
+            conn,
+            secret,
+            recipient_hash,
+            log: SegmentLog::in_dir(segments_dir(path)),
+            recovered: false,
+            next_segment,
+            indexed: HashMap::new(),
+            pairs: HashSet::new(),
+            times: WriteTimes::default(),
+        })
     }
 
     /// A throwaway in-memory database (tests, `check` without a database).
