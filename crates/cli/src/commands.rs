@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use textwatch_engine::features::TemplateFeatures;
-use textwatch_engine::{Analyzer, Engine, EngineConfig, Message, Peek, Scratch};
+use textwatch_engine::{Engine, EngineConfig, Message, Peek, Scratch};
 use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::time::format_ts;
 use textwatch_store::{CampaignQuery, Store};
@@ -433,8 +433,8 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     let cfg = EngineConfig::default();
     let (mut store, exists) = if db.exists() { (open(db)?, true) } else { (SqliteStore::in_memory()?, false) };
     let rules = load_rules(&args.rules)?;
-    let analyzer = Analyzer::keyed(store.secret(), store.recipient_hash(), cfg.min_template_len)
-        .with_quiet_hours(rules.quiet_hours());
+    let analyzer =
+        textwatch_pipeline::setup::analyzer(&store, cfg.min_template_len)?.with_quiet_hours(rules.quiet_hours());
     let msg = Message { id: None, ts_ms, from, to: args.to.clone(), body, source: None, meta: None };
     let a = analyzer.analyze(msg, &mut Scratch::default());
     let tf = TemplateFeatures::of(&a.template);
@@ -585,8 +585,8 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
     let cfg = EngineConfig::default();
     let (mut store, _) = if db.exists() { (open(db)?, true) } else { (SqliteStore::in_memory()?, false) };
     let rules = load_rules(rule_dirs)?;
-    let analyzer = Analyzer::keyed(store.secret(), store.recipient_hash(), cfg.min_template_len)
-        .with_quiet_hours(rules.quiet_hours());
+    let analyzer =
+        textwatch_pipeline::setup::analyzer(&store, cfg.min_template_len)?.with_quiet_hours(rules.quiet_hours());
     let engine = Engine::restore(cfg.clone(), store.load_peek_snapshot(cfg.singleton_window)?);
     let model = builtin_model()?;
     let ctx = Enricher::load(&store, &ctx_args.files())?;

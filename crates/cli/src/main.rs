@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod context;
 mod edit;
+mod keys;
 mod model;
 mod numbers;
 mod output;
@@ -162,6 +163,12 @@ enum Command {
     /// Example: textwatch token create --scope ingest,check,read --name gateway-1
     Token(tokens::TokenArgs),
 
+    /// The recipient key: show its fingerprint, or rotate it (the old key
+    /// is still matched for a grace period).
+    ///
+    /// Example: textwatch keys rotate --grace-days 30
+    Keys(keys::KeysArgs),
+
     /// Write realistic labelled traffic: a message stream and its ground truth.
     ///
     /// Example: textwatch simulate --scenario election-2020 --messages 1000000 --seed 7 --out stream.jsonl --truth truth.jsonl
@@ -232,6 +239,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&cli.db, args),
         Command::Serve(args) => serve::run(&cli.db, args),
         Command::Token(args) => tokens::run(&cli.db, args),
+        Command::Keys(args) => keys::run(&cli.db, args),
         Command::Config(_) => {
             config::show(&loaded, &cli.db);
             Ok(ExitCode::SUCCESS)

@@ -11,7 +11,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use textwatch_engine::Analyzer;
 use textwatch_pipeline::batch::AfterCommit;
 use textwatch_pipeline::scan::{Event, Flow, ScanOptions};
 use textwatch_sources::Reject;
@@ -143,8 +142,8 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     let quiet = rules.quiet_hours();
     let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules).context("loading the database state")?;
     tracing::info!(messages = engine.messages_seen(), campaigns = engine.campaigns(), "database loaded");
-    let analyzer = Analyzer::keyed(store.secret(), store.recipient_hash(), engine.config().min_template_len)
-        .with_quiet_hours(quiet);
+    let analyzer =
+        textwatch_pipeline::setup::analyzer(&store, engine.config().min_template_len)?.with_quiet_hours(quiet);
 
     let total_bytes: u64 =
         args.files.iter().filter(|f| *f != "-").filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();

@@ -22,10 +22,15 @@ pub struct Analyzed {
     pub key: u64,
     /// Sender, normalized (E.164 where possible).
     pub sender: String,
-    /// HMAC-SHA256 of the normalized recipient under the database's secret,
-    /// truncated to 16 bytes. The clear recipient is never stored.
+    /// Keyed hash (BLAKE3, or HMAC-SHA256 in older databases) of the
+    /// normalized recipient under the database's secret, truncated to 16
+    /// bytes. The clear recipient is never stored.
     #[serde(skip)]
     pub rcpt: Option<[u8; 16]>,
+    /// The same under the previous secret, during the grace period after a
+    /// key rotation (so a recipient seen before it is recognised after).
+    #[serde(skip)]
+    pub rcpt_prev: Option<[u8; 16]>,
     /// The template (see [`crate::template`]).
     pub template: String,
     /// xxh3 of the template's skeleton.
@@ -57,6 +62,11 @@ impl Analyzed {
     /// The first 8 bytes of the recipient hash, for in-memory counting.
     pub fn rcpt64(&self) -> Option<u64> {
         self.rcpt.map(|r| u64::from_le_bytes(r[..8].try_into().unwrap_or([0; 8])))
+    }
+
+    /// [`Analyzed::rcpt64`] under the previous key, during a grace period.
+    pub fn rcpt64_prev(&self) -> Option<u64> {
+        self.rcpt_prev.map(|r| u64::from_le_bytes(r[..8].try_into().unwrap_or([0; 8])))
     }
 }
 
@@ -111,10 +121,36 @@ enum Keyed {
     Blake3([u8; 32]),
 }
 
+impl Keyed {
+    fn new(secret: &[u8], hash: RecipientHash) -> Keyed {
+        match hash {
+            RecipientHash::HmacSha256 => Keyed::Hmac(Box::new(
+                <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length"),
+            )),
+            RecipientHash::Blake3 => Keyed::Blake3(blake3::derive_key("textwatch 2026-12 recipient hash", secret)),
+        }
+    }
+
+    fn hash(&self, normalized: &str) -> [u8; 16] {
+        let mut r = [0u8; 16];
+        match self {
+            Keyed::Hmac(mac) => {
+                let mut m = (**mac).clone();
+                m.update(normalized.as_bytes());
+                r.copy_from_slice(&m.finalize().into_bytes()[..16]);
+            }
+            Keyed::Blake3(key) => r.copy_from_slice(&blake3::keyed_hash(key, normalized.as_bytes()).as_bytes()[..16]),
+        }
+        r
+    }
+}
+
 /// Shared, immutable analysis context.
 #[derive(Clone)]
 pub struct Analyzer {
     mac: Keyed,
+    /// The previous key during a rotation's grace period.
+    prev: Option<Keyed>,
     min_template_len: usize,
     quiet: Option<std::sync::Arc<textwatch_numbers::quiet::QuietHours>>,
 }
@@ -136,13 +172,14 @@ impl Analyzer {
 
     /// Recipients hashed with `hash`, keyed by `secret`.
     pub fn keyed(secret: &[u8], hash: RecipientHash, min_template_len: usize) -> Self {
-        let mac = match hash {
-            RecipientHash::HmacSha256 => Keyed::Hmac(Box::new(
-                <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length"),
-            )),
-            RecipientHash::Blake3 => Keyed::Blake3(blake3::derive_key("textwatch 2026-12 recipient hash", secret)),
-        };
-        Analyzer { mac, min_template_len, quiet: None }
+        Analyzer { mac: Keyed::new(secret, hash), prev: None, min_template_len, quiet: None }
+    }
+
+    /// Also hashes each recipient under `previous` (the secret before a
+    /// rotation, same hash function), during the rotation's grace period.
+    pub fn with_previous_key(mut self, previous: Option<&[u8]>, hash: RecipientHash) -> Self {
+        self.prev = previous.map(|p| Keyed::new(p, hash));
+        self
     }
 
     /// Also checks each message's recipient against quiet hours (the
@@ -158,16 +195,7 @@ impl Analyzer {
     }
 
     fn hash_normalized(&self, to: &str) -> [u8; 16] {
-        let mut r = [0u8; 16];
-        match &self.mac {
-            Keyed::Hmac(mac) => {
-                let mut m = (**mac).clone();
-                m.update(to.as_bytes());
-                r.copy_from_slice(&m.finalize().into_bytes()[..16]);
-            }
-            Keyed::Blake3(key) => r.copy_from_slice(&blake3::keyed_hash(key, to.as_bytes()).as_bytes()[..16]),
-        }
-        r
+        self.mac.hash(to)
     }
 
     /// Analyzes one message.
@@ -175,6 +203,10 @@ impl Analyzer {
         let sender = normalize_address(&msg.from);
         let to_norm = msg.to.as_deref().map(normalize_address).filter(|s| !s.is_empty());
         let rcpt = to_norm.as_deref().map(|t| self.hash_normalized(t));
+        let rcpt_prev = match (&self.prev, to_norm.as_deref()) {
+            (Some(k), Some(t)) => Some(k.hash(t)),
+            _ => None,
+        };
         let key = message_key(msg.id.as_deref(), &sender, to_norm.as_deref().unwrap_or(""), msg.ts_ms, &msg.body);
         let mut template = String::with_capacity(msg.body.len());
         let template_key = templatize(&msg.body, &mut scratch.template, &mut template);
@@ -186,7 +218,7 @@ impl Analyzer {
                 .map(|v| Box::new(QuietFinding { fact: v.to_string() })),
             _ => None,
         };
-        Analyzed { msg, key, sender, rcpt, template, template_key, clusterable, features, quiet }
+        Analyzed { msg, key, sender, rcpt, rcpt_prev, template, template_key, clusterable, features, quiet }
     }
 }
 

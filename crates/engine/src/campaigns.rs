@@ -577,7 +577,7 @@ impl Engine {
             return Outcome::Duplicate;
         }
         let ts = a.msg.ts_ms;
-        let rcpt = a.rcpt64();
+        let rcpt = (a.rcpt64(), a.rcpt64_prev());
         if let Some(&tid) = self.by_key.get(&a.template_key) {
             self.touch_template(tid);
             self.note_quiet(tid, a);
@@ -608,8 +608,8 @@ impl Engine {
             first_ts: ts,
             first_sender_at,
             first_sender_len,
-            first_rcpt: rcpt.unwrap_or(0),
-            has_rcpt: rcpt.is_some(),
+            first_rcpt: rcpt.0.unwrap_or(0),
+            has_rcpt: rcpt.0.is_some(),
             clusterable: a.clusterable,
             features: None,
             category: None,
@@ -869,7 +869,7 @@ impl Engine {
             rcpts: HashSet::new(),
         });
         self.touch_cluster(c);
-        self.add_message(c, first_ts, first_sender, first_rcpt);
+        self.add_message(c, first_ts, first_sender, (first_rcpt, None));
         c
     }
 
@@ -897,7 +897,11 @@ impl Engine {
         self.touch_cluster(c);
     }
 
-    fn add_message(&mut self, c: u32, ts: i64, sender: u32, rcpt: Option<u64>) {
+    /// Counts a message of campaign `c`. `rcpt` is the recipient's hash and,
+    /// during a key rotation's grace period, its hash under the previous
+    /// key: a recipient the campaign counted under the old key is the same
+    /// recipient (its new hash is remembered, not counted again).
+    fn add_message(&mut self, c: u32, ts: i64, sender: u32, rcpt: (Option<u64>, Option<u64>)) {
         self.touch_cluster(c);
         let cl = &mut self.clusters[c as usize];
         cl.messages += 1;
@@ -922,9 +926,13 @@ impl Engine {
                 self.link_queue.push((c, sender));
             }
         }
-        if let Some(r) = rcpt {
-            if cl.rcpts.insert(r) {
-                cl.recipients += 1;
+        if let (Some(r), prev) = rcpt {
+            if !cl.rcpts.contains(&r) {
+                let known = prev.is_some_and(|p| cl.rcpts.contains(&p));
+                cl.rcpts.insert(r);
+                if !known {
+                    cl.recipients += 1;
+                }
                 self.new_recipients.push((c, r));
             }
         }

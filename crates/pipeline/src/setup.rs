@@ -7,7 +7,8 @@ use std::sync::{Arc, OnceLock};
 use textwatch_engine::categorize::Categorizer;
 use textwatch_engine::classify::Model;
 use textwatch_engine::meaning::MeaningModel;
-use textwatch_engine::{Engine, EngineConfig, RuleSet};
+use textwatch_engine::{Analyzer, Engine, EngineConfig, RuleSet};
+use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::Store;
 
 use crate::PipelineError;
@@ -91,4 +92,15 @@ pub fn configure(engine: &mut Engine, rules: RuleSet) -> Result<(), PipelineErro
     }
     engine.set_meaning(builtin_meaning()?);
     Ok(())
+}
+
+/// The analyzer for messages going into `store`: recipients hashed under
+/// the database's key and, during a key rotation's grace period, under the
+/// previous key too (so recipients seen before the rotation are matched).
+pub fn analyzer(store: &SqliteStore, min_template_len: usize) -> Result<Analyzer, PipelineError> {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let previous = store.previous_secret(now)?;
+    Ok(Analyzer::keyed(store.secret(), store.recipient_hash(), min_template_len)
+        .with_previous_key(previous.as_deref(), store.recipient_hash()))
 }

@@ -26,7 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use textwatch_engine::{Analyzer, Engine, EngineConfig};
+use textwatch_engine::{Engine, EngineConfig};
 use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::Store;
 use tokio::sync::broadcast;
@@ -248,8 +248,8 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
     textwatch_pipeline::setup::configure(&mut engine, rules.clone())?;
     // `check` classifies with the same model outside the engine.
     let model = textwatch_pipeline::setup::builtin_model()?;
-    let analyzer = Analyzer::keyed(store.secret(), store.recipient_hash(), cfg.min_template_len)
-        .with_quiet_hours(rules.quiet_hours());
+    let analyzer =
+        textwatch_pipeline::setup::analyzer(&store, cfg.min_template_len)?.with_quiet_hours(rules.quiet_hours());
     let enricher = Enricher::load(&store, &args.files)?;
     let engine = Arc::new(RwLock::new(engine));
     let (events, _) = broadcast::channel(1024);

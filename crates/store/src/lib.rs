@@ -15,6 +15,7 @@
 //!   in clear.
 
 pub mod edits;
+pub mod keys;
 pub mod log;
 pub mod retention;
 mod segments;

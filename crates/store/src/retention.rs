@@ -87,6 +87,7 @@ impl SqliteStore {
                             key: r.get::<_, i64>(1)? as u64,
                             sender: r.get(4)?,
                             rcpt: rcpt.and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok()),
+                            rcpt_prev: None,
                             template: String::new(),
                             template_key: r.get::<_, i64>(9)? as u64,
                             clusterable: false,

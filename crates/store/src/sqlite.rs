@@ -206,7 +206,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 /// The SQLite store.
 pub struct SqliteStore {
     pub(crate) conn: Connection,
-    secret: Vec<u8>,
+    pub(crate) secret: Vec<u8>,
     recipient_hash: textwatch_engine::RecipientHash,
     pub(crate) log: SegmentLog,
     /// Whether the log was recovered (tails cut, open segments sealed):

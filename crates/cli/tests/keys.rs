@@ -1,0 +1,103 @@
+//! Rotating the recipient key: new messages are hashed under the new key,
+//! recipients seen before the rotation are still recognised during the
+//! grace period, and the rotation waits for the database's writer.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{bin, campaigns_json, tw, tw_ok};
+
+/// Six (or more) copies of one text to recipients `rcpts`, ids with `tag`.
+fn wave(path: &Path, tag: &str, rcpts: std::ops::Range<u32>, minute: i64) {
+    let lines: Vec<String> = rcpts
+        .map(|r| {
+            serde_json::json!({
+                "id": format!("{tag}{r}"),
+                "ts": 1_604_502_000 + minute * 60 + i64::from(r),
+                "from": format!("+1215555{:04}", 100 + r % 3),
+                "to": format!("+1267555{:04}", 1000 + r),
+                "body": format!("USPS: your package US{:09} is held. Pay the fee at https://usps-fee.top/p{r}", 4000 + r),
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+fn recipients(db: &Path) -> u64 {
+    let list = campaigns_json(db);
+    assert_eq!(list.len(), 1, "{list:?}");
+    list[0]["recipients"].as_u64().unwrap()
+}
+
+#[test]
+fn a_rotation_keeps_recipients_matched_through_its_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before, after) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    wave(&before, "a", 0..6, 0);
+    wave(&after, "b", 0..7, 30); // the same six recipients and one more
+
+    // Without a rotation: 7 recipients.
+    let plain = dir.path().join("plain.db");
+    tw_ok(&plain, &["scan", "-q", before.to_str().unwrap(), after.to_str().unwrap()]);
+    assert_eq!(recipients(&plain), 7);
+
+    // Rotated between the two waves, in the grace period: still 7.
+    let db = dir.path().join("rotated.db");
+    tw_ok(&db, &["scan", "-q", before.to_str().unwrap()]);
+    let shown = tw_ok(&db, &["keys", "show"]);
+    let first_key = shown.lines().find(|l| l.trim_start().starts_with("key ")).unwrap().to_string();
+    assert!(shown.contains("previous key  none kept"), "{shown}");
+    let rotated = tw_ok(&db, &["keys", "rotate", "--grace-days", "30"]);
+    assert!(rotated.contains("previous key") && rotated.contains("still matched until"), "{rotated}");
+    let new_key = rotated.lines().find(|l| l.trim_start().starts_with("key ")).unwrap().to_string();
+    assert_ne!(first_key, new_key, "the key did not change");
+    assert!(
+        !rotated.contains(&first_key[first_key.len() - 30..]),
+        "a secret or the old fingerprint as current: {rotated}"
+    );
+    tw_ok(&db, &["scan", "-q", after.to_str().unwrap()]);
+    assert_eq!(recipients(&db), 7, "recipients seen before the rotation counted again");
+
+    // With no grace period the old hashes match nothing new: the same
+    // people count again, which is what a finished rotation means.
+    let cut = dir.path().join("cut.db");
+    tw_ok(&cut, &["scan", "-q", before.to_str().unwrap()]);
+    tw_ok(&cut, &["keys", "rotate", "--grace-days", "0"]);
+    assert!(tw_ok(&cut, &["keys", "show"]).contains("previous key  none kept"));
+    tw_ok(&cut, &["scan", "-q", after.to_str().unwrap()]);
+    assert_eq!(recipients(&cut), 13);
+}
+
+#[test]
+fn a_rotation_waits_for_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("a.jsonl");
+    wave(&input, "a", 0..6, 0);
+    let db = dir.path().join("s.db");
+    tw_ok(&db, &["scan", "-q", input.to_str().unwrap()]);
+    let mut server = Command::new(bin())
+        .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "serve did not start");
+    }
+    let out = tw(&db, &["keys", "rotate"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("stop a running scan or serve first"), "{text}");
+    // Once it is stopped, the rotation goes through.
+    tw_ok(&db, &["keys", "rotate"]);
+}
