@@ -153,14 +153,16 @@ pub struct ConfigArgs {}
 /// `textwatch config`: the database in use, which files were read and
 /// what they set.
 pub fn show(loaded: &Loaded, db: &Path) {
-    let source = if loaded.settings.iter().any(|s| s.key == "db" && matches!(s.origin, Origin::File(_))) {
+    let flag = std::env::args().any(|a| a == "--db" || a.starts_with("--db="));
+    let from_file = loaded.settings.iter().any(|s| s.key == "db" && matches!(s.origin, Origin::File(_)));
+    let source = if flag {
+        "from --db"
+    } else if from_file {
         "from a configuration file"
     } else if std::env::var_os("TEXTWATCH_DB").is_some_and(|v| !v.is_empty()) {
         "from TEXTWATCH_DB"
-    } else if db == Path::new("textwatch.db") {
-        "the default"
     } else {
-        "from --db"
+        "the default"
     };
     println!("database: {} ({source})\n", db.display());
     println!("configuration files (a later one wins, key by key):");

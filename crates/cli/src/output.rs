@@ -221,10 +221,12 @@ pub fn describe(e: &anyhow::Error) -> String {
         || lower.contains("database or disk is full")
     {
         Some("the disk is full (or a file size limit was reached). What was committed before is kept: free space and run the same command again, it goes on from there.")
-    } else if lower.contains("malformed") || lower.contains("file is not a database") {
+    } else if (lower.contains("malformed") || lower.contains("file is not a database"))
+        && e.chain().any(|c| c.downcast_ref::<textwatch_store::StoreError>().is_some())
+    {
         Some("the database file is damaged or is not a textwatch database. Restore it from a backup (docs/deployment.md#data), or point --db elsewhere.")
     } else if lower.contains("read-only") || lower.contains("readonly") || lower.contains("permission denied") {
-        Some("textwatch needs to write the database file and its segments folder: check the permissions of both.")
+        Some("textwatch may not write there: check the permissions of the file or folder named (for the database, both the file and its .segments folder).")
     } else {
         None
     };

@@ -268,7 +268,8 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
                 report(Level::Error, e);
             }
         }
-        return Ok(ExitCode::FAILURE);
+        // --strict stops at an unreadable file as at a bad record.
+        return Ok(if args.strict { ExitCode::from(2) } else { ExitCode::FAILURE });
     }
     if !nothing_read {
         for w in &empty_files {

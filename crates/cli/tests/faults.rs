@@ -122,11 +122,22 @@ fn as_reader(dir: &Path, db: &Path, args: &[&str]) -> Option<Output> {
     cmd.env("HOME", "/nonexistent").stdin(Stdio::null()).output().ok()
 }
 
+/// Gives a folder its write bits back when dropped (so that the temporary
+/// directory can be removed even when an assertion fails).
+struct Writable<'a>(&'a Path);
+
+impl Drop for Writable<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("chmod").args(["-R", "u+w"]).arg(self.0).status();
+    }
+}
+
 #[test]
 fn a_database_that_may_not_be_written_is_read_and_never_changed() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("data");
     std::fs::create_dir(&dir).unwrap();
+    let _restore = Writable(&dir);
     let db = dir.join("t.db");
     tw_ok(&db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]);
     let want = tw_ok(&db, &["campaigns", "--format", "json"]);
@@ -139,8 +150,6 @@ fn a_database_that_may_not_be_written_is_read_and_never_changed() {
     let out = as_reader(&dir, &db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]).unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("what to do: textwatch needs to write the database file"), "{err}");
+    assert!(err.contains("what to do: textwatch may not write there"), "{err}");
     assert_eq!(std::fs::read(&db).unwrap(), before, "the read-only database changed");
-    // Give the folder back so the temporary directory can be removed.
-    let _ = Command::new("chmod").args(["-R", "u+w"]).arg(&dir).status();
 }

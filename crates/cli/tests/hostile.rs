@@ -14,7 +14,7 @@ fn hostile_db(dir: &std::path::Path) -> std::path::PathBuf {
     // name carrying an escape sequence.
     let body = "Radical Liberals & Dems are trying to STEAL this election! Show your support at 12th \u{202e}& Arch \
                 near the Convention Center, 3pm \u{1b}]0;pwned\u{7} <script>alert(1)</script> [verify](javascript:alert(1)) \
-                *urgent* \u{1b}[2J\r\u{0}end";
+                *urgent* https://x.top/a \u{1b}[2J\r\u{0}end";
     let mut lines = String::new();
     for (i, from) in ["+12155550100", "+12155550101", "ACME\u{1b}[2J\u{202e}"].iter().enumerate() {
         let m = serde_json::json!({
@@ -101,5 +101,6 @@ fn the_markdown_dossier_shows_html_and_links_as_text() {
     assert!(!md.contains("[verify](javascript"), "a live Markdown link: {md}");
     assert!(md.contains("\\[verify\\](javascript:alert(1))"), "{md}");
     assert!(md.contains("\\*urgent\\*"), "{md}");
+    assert!(!md.contains("https://") && md.contains("hxxps://x.top"), "a live link in the dossier: {md}");
     assert_inert("markdown", md.as_bytes());
 }

@@ -31,11 +31,35 @@ fn references(text: &str) -> BTreeSet<String> {
         .filter(|l| !l.trim_start().starts_with("//"))
         .collect::<Vec<_>>()
         .join("\n");
+    let word = |s: &str| -> String { s.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect() };
     let mut out = BTreeSet::new();
     for prefix in ["crate::", "super::"] {
         for (i, _) in code.match_indices(prefix) {
             let rest = &code[i + prefix.len()..];
-            let name: String = rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            if let Some(group) = rest.strip_prefix('{') {
+                // `crate::{a::X, b::{Y, Z}}`: the first name of each item
+                // at the group's own depth.
+                let mut depth = 0;
+                let mut at_item = true;
+                for (j, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => at_item = true,
+                        c if at_item && depth == 0 && !c.is_whitespace() => {
+                            at_item = false;
+                            let name = word(&group[j..]);
+                            if !name.is_empty() {
+                                out.insert(name);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                continue;
+            }
+            let name = word(rest);
             if !name.is_empty() {
                 out.insert(name);
             }
@@ -71,6 +95,13 @@ fn no_two_modules_of_a_crate_import_each_other() {
         }
     }
     assert!(circles.is_empty(), "modules importing each other:\n{}", circles.join("\n"));
+}
+
+#[test]
+fn grouped_imports_are_seen() {
+    let refs = references("use crate::{alpha::X, beta::{Y, Z}};\nuse super::{gamma, delta::W};\n");
+    let want: BTreeSet<String> = ["alpha", "beta", "gamma", "delta"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(refs, want);
 }
 
 #[test]

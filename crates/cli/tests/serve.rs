@@ -1026,6 +1026,11 @@ fn every_route_checks_its_token_and_scope() {
         }
     }
     assert!(checked >= 12, "only {checked} protected routes in /openapi.json");
+    // A wrong method is refused in JSON too.
+    let (c, b, _) =
+        call(agent().get(&format!("{}/v1/check", s.base)).set("Authorization", &format!("Bearer {admin}")), None);
+    assert_eq!(c, 405, "{b}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&b).unwrap()["status"], 405, "{b}");
 }
 
 /// Resident memory of a process, in KiB.
@@ -1124,6 +1129,7 @@ fn a_minute_of_mixed_load_keeps_errors_at_zero_and_memory_level() {
     }
     lat.sort_unstable();
     let p = |q: f64| lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
+    assert!(rss.iter().all(|&k| k > 0), "could not read the server's memory from /proc: {rss:?}");
     let third = rss.len() / 3;
     let early = rss[..third.max(1)].iter().copied().max().unwrap_or(0);
     let late = rss[rss.len() - third.max(1)..].iter().copied().max().unwrap_or(0);

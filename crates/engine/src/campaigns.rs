@@ -900,7 +900,8 @@ impl Engine {
     /// Counts a message of campaign `c`. `rcpt` is the recipient's hash and,
     /// during a key rotation's grace period, its hash under the previous
     /// key: a recipient the campaign counted under the old key is the same
-    /// recipient (its new hash is remembered, not counted again).
+    /// recipient, and is neither counted again nor added under its new hash
+    /// (the set keeps one hash per person, so merges count it once).
     fn add_message(&mut self, c: u32, ts: i64, sender: u32, rcpt: (Option<u64>, Option<u64>)) {
         self.touch_cluster(c);
         let cl = &mut self.clusters[c as usize];
@@ -927,12 +928,9 @@ impl Engine {
             }
         }
         if let (Some(r), prev) = rcpt {
-            if !cl.rcpts.contains(&r) {
-                let known = prev.is_some_and(|p| cl.rcpts.contains(&p));
-                cl.rcpts.insert(r);
-                if !known {
-                    cl.recipients += 1;
-                }
+            let known_by_old_key = prev.is_some_and(|p| cl.rcpts.contains(&p));
+            if !known_by_old_key && cl.rcpts.insert(r) {
+                cl.recipients += 1;
                 self.new_recipients.push((c, r));
             }
         }

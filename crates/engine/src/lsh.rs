@@ -56,9 +56,9 @@ pub struct BandIndex {
 /// entry, so a cache line holds eight slots and a lookup costs one cache
 /// miss. Band keys are already mixed: their low bits pick the slot, their
 /// high bits are the tag. Two keys with the same slot and tag share a
-/// bucket (one lookup in four billion): that only adds candidates, which
-/// are verified on the full signature anyway. Never shrinks; an empty slot
-/// holds entry [`NIL`].
+/// bucket (one key in four billion): that adds candidates, verified on the
+/// full signature anyway, and the two share [`MAX_BUCKET_VISITS`]. Never
+/// shrinks; an empty slot holds entry [`NIL`].
 #[derive(Debug, Clone, Default)]
 struct Heads {
     slots: Vec<u64>,
@@ -197,8 +197,8 @@ impl BandIndex {
     }
 
     /// Doubles the head table (until it has room for one more entry) and
-    /// re-inserts every entry's band keys in entry order: each bucket's
-    /// newest entry is the same as before, so the chains stay valid.
+    /// re-inserts every entry's band keys in entry order, rebuilding the
+    /// chains with the heads.
     #[cold]
     fn grow(&mut self) {
         let mut heads = self.heads.doubled();
@@ -207,7 +207,9 @@ impl BandIndex {
         }
         for (entry, sig) in self.sigs.iter().enumerate() {
             for band in 0..self.bands {
-                heads.insert(band_key(sig, band), entry as u32);
+                // The chains are rebuilt too: two keys that shared a slot
+                // (same tag, overlapping probes) may not share one now.
+                self.next[entry * self.bands + band] = heads.insert(band_key(sig, band), entry as u32);
             }
         }
         self.heads = heads;

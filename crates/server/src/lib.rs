@@ -156,17 +156,23 @@ async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Result<
 /// text becomes the message.
 async fn json_errors(resp: Response) -> Response {
     let status = resp.status();
+    // Plain text, or no body type at all (axum's 405 for a wrong method).
     let plain = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/plain"));
+        .is_none_or(|v| v.starts_with("text/plain"));
     if !(status.is_client_error() || status.is_server_error()) || !plain {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
-    let json = serde_json::json!({"error": String::from_utf8_lossy(&bytes).trim(), "status": status.as_u16()});
+    let text = String::from_utf8_lossy(&bytes);
+    let text = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_string(),
+        t => t.to_string(),
+    };
+    let json = serde_json::json!({"error": text, "status": status.as_u16()});
     parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(json.to_string()))

@@ -718,9 +718,12 @@ code{{background:#f4f4f4;padding:0 .2rem}}</style></head><body>\n",
 
 /// Text from messages as inert Markdown on one line: HTML is shown as text
 /// (`<` as `&lt;`), Markdown syntax (links, emphasis, code, table pipes) is
-/// escaped, control characters and bidirectional overrides are shown as
-/// escapes.
+/// escaped, URLs are defanged (`hxxps://`, `www[.]`), control characters
+/// and bidirectional overrides are shown as escapes.
 fn md_cell(s: &str) -> String {
+    // Links defanged, as threat reports write them: Markdown renderers turn
+    // a bare URL or www. name into a live link.
+    let s = s.replace("https://", "hxxps://").replace("http://", "hxxp://").replace("www.", "www[.]");
     let mut o = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {

@@ -2,9 +2,10 @@
 //! and its rotation. After `rotate`, new messages are hashed under the new
 //! secret; during the grace period the previous one is kept so that a
 //! recipient seen before the rotation is recognised after it (campaign
-//! recipient counts do not double). When the grace period is over the old
-//! secret is deleted, and hashes made under it can no longer be matched to
-//! anything new.
+//! recipient counts do not double). When the grace period is over, the
+//! next writer (scan, serve, keys rotate) deletes the old secret, and
+//! hashes made under it can no longer be matched to anything new. A writer
+//! that started inside the grace period keeps matching until it restarts.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -90,7 +91,10 @@ impl SqliteStore {
             .optional()?;
         match until {
             Some(u) if now_ms >= u => {
+                // Overwritten, not just unlinked from the page.
+                self.conn.pragma_update(None, "secure_delete", true)?;
                 let n = self.conn.execute("DELETE FROM meta WHERE key = 'secret_previous'", [])?;
+                self.conn.pragma_update(None, "secure_delete", false)?;
                 Ok(n > 0)
             }
             _ => Ok(false),

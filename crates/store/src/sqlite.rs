@@ -238,13 +238,13 @@ pub fn segments_dir(db: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// How a database is opened.
 /// Whether SQLite refused because the database (or its folder) may not be
 /// written here.
 fn is_read_only(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ReadOnly || f.code == rusqlite::ErrorCode::CannotOpen)
 }
 
+/// How a database is opened.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Normal,
@@ -295,13 +295,24 @@ impl SqliteStore {
     /// read commands work and every write is refused by SQLite.
     fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         let escaped = path.display().to_string().replace('%', "%25").replace('?', "%3f").replace('#', "%23");
-        let uri = format!("file:{escaped}?mode=ro&immutable=1");
-        let conn = Connection::open_with_flags(
-            uri,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        let version: Option<i64> =
-            conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional()?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let version_of = |conn: &Connection| -> rusqlite::Result<Option<i64>> {
+            conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional()
+        };
+        // Read-only with locks first: it sees a live writer's log and takes
+        // part in its locking. That needs the writer's shared-memory file;
+        // without one (a copy, a closed database) the main file alone is
+        // the database, read as immutable.
+        let locked = Connection::open_with_flags(format!("file:{escaped}?mode=ro"), flags)
+            .and_then(|c| version_of(&c).map(|v| (c, v)));
+        let (conn, version) = match locked {
+            Ok(cv) => cv,
+            Err(_) => {
+                let c = Connection::open_with_flags(format!("file:{escaped}?mode=ro&immutable=1"), flags)?;
+                let v = version_of(&c)?;
+                (c, v)
+            }
+        };
         if version != Some(SCHEMA_VERSION) {
             return Err(StoreError::Schema(format!(
                 "{} is read-only and was written by another version of textwatch (schema {version:?}): \
@@ -656,7 +667,16 @@ impl SqliteStore {
     /// will write call it first, so that a second writer is refused before
     /// it reads anything. [`Store::commit`] does it if nobody did.
     pub fn lock_for_writing(&mut self) -> Result<(), StoreError> {
-        self.recover_log()
+        self.recover_log()?;
+        // A previous recipient key past its grace period goes now.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        if self.forget_expired_secret(now)? {
+            tracing::info!("deleted the previous recipient key: its grace period is over");
+        }
+        Ok(())
     }
 
     pub(crate) fn recover_log(&mut self) -> Result<(), StoreError> {
