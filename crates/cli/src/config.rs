@@ -9,7 +9,9 @@
 //! 2. `textwatch.toml` in the data folder: the folder of the database named
 //!    by `--db` or `TEXTWATCH_DB`, or the current folder.
 //!
-//! `--config FILE` (or `TEXTWATCH_CONFIG`) reads that file alone. A value
+//! A file another user owns (but root) is not read, with a warning: a
+//! folder someone else controls must not choose where this process listens
+//! or writes. `--config FILE` (or `TEXTWATCH_CONFIG`) reads that file alone. A value
 //! from a file is used only where neither a flag nor the environment gives
 //! one: each setting becomes the environment variable the option reads
 //! (`TEXTWATCH_DB`, ...) when that variable is not set, so the order is
@@ -67,11 +69,20 @@ pub struct Setting {
     pub origin: Origin,
 }
 
+/// What became of a configuration file looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Looked {
+    Read,
+    Missing,
+    /// Owned by another user (not root): not read.
+    NotOurs,
+}
+
 /// What was looked for and what was applied.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// Files looked for, in order, and whether each was read.
-    pub looked: Vec<(PathBuf, bool)>,
+    /// Files looked for, in order, and what became of each.
+    pub looked: Vec<(PathBuf, Looked)>,
     pub settings: Vec<Setting>,
 }
 
@@ -93,6 +104,16 @@ pub fn candidates(explicit: Option<&Path>, db: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Whether `path` (if it exists) belongs to this process's user or to
+/// root. A missing file counts as ours (there is nothing to read).
+fn owned_by_us(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(file) = std::fs::metadata(path) else { return true };
+    // The owner of /proc/self is this process's effective user.
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(file.uid());
+    file.uid() == me || file.uid() == 0
+}
+
 /// Reads the files and sets, for every setting they give, the environment
 /// variable its option reads, unless it is set already. Call before any
 /// thread starts (it changes the process environment).
@@ -100,15 +121,25 @@ pub fn apply(explicit: Option<&Path>, db: &Path) -> Result<Loaded> {
     let mut loaded = Loaded::default();
     let mut found: Vec<(PathBuf, File)> = Vec::new();
     for path in candidates(explicit, db) {
+        if explicit.is_none() && !owned_by_us(&path) {
+            // Like git's safe.directory: a folder someone else controls
+            // must not choose where this process listens or writes.
+            crate::output::report(
+                crate::output::Level::Warning,
+                &format!("not reading {}: another user owns it", path.display()),
+            );
+            loaded.looked.push((path, Looked::NotOurs));
+            continue;
+        }
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let file: File =
                     toml::from_str(&text).with_context(|| format!("reading configuration {}", path.display()))?;
-                loaded.looked.push((path.clone(), true));
+                loaded.looked.push((path.clone(), Looked::Read));
                 found.push((path, file));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
-                loaded.looked.push((path, false));
+                loaded.looked.push((path, Looked::Missing));
             }
             Err(e) => return Err(e).with_context(|| format!("reading configuration {}", path.display())),
         }
@@ -166,8 +197,13 @@ pub fn show(loaded: &Loaded, db: &Path) {
     };
     println!("database: {} ({source})\n", db.display());
     println!("configuration files (a later one wins, key by key):");
-    for (path, read) in &loaded.looked {
-        println!("  {:<60} {}", path.display(), if *read { "read" } else { "not found" });
+    for (path, what) in &loaded.looked {
+        let what = match what {
+            Looked::Read => "read",
+            Looked::Missing => "not found",
+            Looked::NotOurs => "skipped: another user owns it",
+        };
+        println!("  {:<60} {what}", path.display());
     }
     if loaded.settings.is_empty() {
         println!("\nno settings from files: flags, the environment and the built-in defaults apply");

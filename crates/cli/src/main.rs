@@ -222,7 +222,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    for (path, _) in loaded.looked.iter().filter(|(_, read)| *read) {
+    for (path, _) in loaded.looked.iter().filter(|(_, what)| *what == config::Looked::Read) {
         tracing::info!(file = %path.display(), "configuration read");
     }
     let result = match cli.command {

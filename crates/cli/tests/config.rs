@@ -101,3 +101,21 @@ fn a_bad_file_is_an_error_naming_it_and_the_key() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("reading configuration missing.toml"), "{}", text(&out));
 }
+
+#[test]
+fn a_file_another_user_owns_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("textwatch.toml");
+    std::fs::write(&file, "[serve]\nlisten = \"0.0.0.0:9\"\n").unwrap();
+    // Only root can give a file away; as anyone else, the files one makes
+    // are one's own and this case cannot arise.
+    let given = Command::new("chown").arg("nobody").arg(&file).status().is_ok_and(|s| s.success());
+    if !given {
+        eprintln!("not root: cannot make a file another user owns; nothing to check");
+        return;
+    }
+    let out = run(dir.path(), dir.path(), &[], &["config"]);
+    let t = text(&out);
+    assert!(t.contains("not reading ./textwatch.toml: another user owns it"), "{t}");
+    assert!(t.contains("skipped: another user owns it") && !t.contains("0.0.0.0:9"), "{t}");
+}
