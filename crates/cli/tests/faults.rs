@@ -152,4 +152,13 @@ fn a_database_that_may_not_be_written_is_read_and_never_changed() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("what to do: textwatch may not write there"), "{err}");
     assert_eq!(std::fs::read(&db).unwrap(), before, "the read-only database changed");
+
+    // One written by an older textwatch cannot be upgraded here: said so.
+    let old = dir.join("v1.db");
+    let _ = Command::new("chmod").args(["-R", "u+w"]).arg(&dir).status();
+    std::fs::copy(fixture("v1/v1.db"), &old).unwrap();
+    let out = as_reader(&dir, &old, &["campaigns"]).unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("open it once where textwatch may write it"), "{err}");
 }

@@ -313,10 +313,21 @@ impl SqliteStore {
                 (c, v)
             }
         };
-        if version != Some(SCHEMA_VERSION) {
+        // What `migrate` would add in place (the schema version stays): a
+        // read-only database must already have it.
+        let has = |table: &str, col: &str| -> bool {
+            conn.prepare(&format!("PRAGMA table_info({table})"))
+                .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(1))?.collect::<Result<Vec<_>, _>>())
+                .is_ok_and(|cols| cols.iter().any(|c| c == col))
+        };
+        let current = [("templates", "quiet"), ("templates", "category_rule"), ("templates", "first_seg")]
+            .iter()
+            .chain(&[("templates", "subcategory"), ("clusters", "merged_into"), ("segments", "hash")])
+            .all(|(t, c)| has(t, c));
+        if version != Some(SCHEMA_VERSION) || !current {
             return Err(StoreError::Schema(format!(
-                "{} is read-only and was written by another version of textwatch (schema {version:?}): \
-                 open it where textwatch may write it, once, to upgrade it",
+                "{} is read-only and was written by an older version of textwatch: \
+                 open it once where textwatch may write it, to upgrade it",
                 path.display()
             )));
         }
