@@ -1151,3 +1151,34 @@ fn a_minute_of_mixed_load_keeps_errors_at_zero_and_memory_level() {
     assert_eq!(c, 200);
     assert!(t.elapsed() < Duration::from_secs(5), "slow to answer after the load: {:?}", t.elapsed());
 }
+
+/// A client that sends a whole body before reading the answer (most do)
+/// gets the 429 and its Retry-After, or the 401, not a broken pipe: the
+/// server reads what it is sent before refusing. (Found by the release
+/// soak: four clients over the rate limit saw broken pipes.)
+#[test]
+fn refusals_of_large_bodies_arrive_as_answers_not_broken_pipes() {
+    let (s, admin) = new_server(&["--rate-limit", "1"]);
+    let line =
+        serde_json::json!({"ts": "2020-11-04T15:00:00Z", "from": "+12155550100", "body": "x".repeat(8000)}).to_string();
+    let body = vec![line; 60].join("\n"); // about 480 KB
+    let mut limited = 0;
+    for i in 0..8 {
+        let tok = if i == 7 { "tw_unknown" } else { admin.as_str() };
+        let r = agent()
+            .post(&format!("{}/v1/messages", s.base))
+            .set("Authorization", &format!("Bearer {tok}"))
+            .set("Content-Type", "application/x-ndjson")
+            .send_string(&body);
+        match r {
+            Ok(r) => assert_eq!(r.status(), 200),
+            Err(ureq::Error::Status(429, r)) => {
+                assert_eq!(r.header("retry-after"), Some("1"));
+                limited += 1;
+            }
+            Err(ureq::Error::Status(401, _)) if i == 7 => {}
+            Err(e) => panic!("request {i}: {e}"),
+        }
+    }
+    assert!(limited >= 3, "the rate limit did not apply: {limited} of 7 limited");
+}

@@ -75,8 +75,34 @@ pub fn token_hash(token: &str) -> String {
 
 /// Authenticates every `/v1`, `/2010-04-01` and `/metrics` request:
 /// 401 without a valid token, 429 over the token's rate.
-async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    if let Err(e) = admit(&st, &path, &mut req) {
+        // Read what the client is still sending before refusing: one that
+        // writes its whole body before reading the answer (most HTTP
+        // clients) would otherwise get a broken pipe instead of the 401 or
+        // the 429 with its Retry-After.
+        let _ = axum::body::to_bytes(req.into_body(), st.max_body).await;
+        return e.into_response();
+    }
+    let route = match path.as_str() {
+        p if p.starts_with("/v1/campaigns/") => "/v1/campaigns/{id}",
+        p if p.starts_with("/v1/numbers/") => "/v1/numbers/{e164}",
+        p if p.starts_with("/2010-04-01/") => "/2010-04-01/Accounts/{sid}/Messages.json",
+        p => p,
+    }
+    .to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    if path != "/v1/events" {
+        st.metrics.histogram(&route).observe(started.elapsed().as_secs_f64());
+    }
+    resp
+}
+
+/// Checks the caller's token and rate; on success the request carries the
+/// [`Caller`].
+fn admit(st: &Shared, path: &str, req: &mut Request) -> Result<(), ApiError> {
     // The Twilio inbound webhook may authenticate by signature instead.
     let signed_webhook = path == "/v1/twilio/inbound" && st.twilio_auth_token.is_some();
     let token = bearer(req.headers(), req.uri().query());
@@ -135,19 +161,7 @@ async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Result<
         drop(b);
         req.extensions_mut().insert(c.clone());
     }
-    let route = match path.as_str() {
-        p if p.starts_with("/v1/campaigns/") => "/v1/campaigns/{id}",
-        p if p.starts_with("/v1/numbers/") => "/v1/numbers/{e164}",
-        p if p.starts_with("/2010-04-01/") => "/2010-04-01/Accounts/{sid}/Messages.json",
-        p => p,
-    }
-    .to_string();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    if path != "/v1/events" {
-        st.metrics.histogram(&route).observe(started.elapsed().as_secs_f64());
-    }
-    Ok(resp)
+    Ok(())
 }
 
 /// axum's own refusals (a query, path or body that does not parse, a body
@@ -292,6 +306,7 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         tokens: Mutex::new(HashMap::new()),
         buckets: Mutex::new(HashMap::new()),
         rate: f64::from(args.rate_limit),
+        max_body: args.max_body,
         verdicts: Mutex::new(HashMap::new()),
         campaign_ctx: Mutex::new(HashMap::new()),
         twilio_auth_token: args.twilio_auth_token.clone(),

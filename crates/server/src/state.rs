@@ -46,6 +46,8 @@ pub struct AppState {
     pub(super) tokens: Mutex<HashMap<String, (Instant, Option<TokenEntry>)>>,
     pub(super) buckets: Mutex<HashMap<i64, Bucket>>,
     pub(super) rate: f64,
+    /// The largest request body read (`--max-body`).
+    pub(super) max_body: usize,
     /// template key -> (computed at, verdict) for `check`.
     pub(super) verdicts: Mutex<HashMap<u64, (Instant, TemplateVerdict)>>,
     /// campaign id -> (computed at, its decision and size) for `check`.
