@@ -309,8 +309,13 @@ mod tests {
         let d = describe(&e);
         assert_eq!(d.matches("writing segment 3").count(), 1, "{d}");
         assert!(d.contains("\n  what to do: the disk is full"), "{d}");
-        let e = anyhow::anyhow!("database disk image is malformed").context("opening database t.db");
+        let store = textwatch_store::StoreError::Schema("database disk image is malformed".into());
+        let e = anyhow::Error::new(store).context("opening database t.db");
         assert!(describe(&e).ends_with("or point --db elsewhere."), "{}", describe(&e));
+        // The same words from elsewhere (a message, a report file) get no
+        // database hint.
+        let e = anyhow::anyhow!("line 4: malformed date").context("reading messages.jsonl");
+        assert!(!describe(&e).contains("what to do"), "{}", describe(&e));
         let e = anyhow::anyhow!("Error code 11: The database disk image is malformed")
             .context("database disk image is malformed")
             .context("opening database t.db");
