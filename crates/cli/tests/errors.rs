@@ -87,11 +87,8 @@ fn a_wrong_csv_header_lists_the_names_each_column_accepts() {
 fn an_ambiguous_prefix_lists_the_campaigns_it_matches() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let stream = dir.path().join("s.jsonl");
-    let truth = dir.path().join("t.jsonl");
-    let (s, t) = (stream.to_str().unwrap(), truth.to_str().unwrap());
-    tw_ok(&db, &["simulate", "--scenario", "smishing", "--messages", "5000", "--seed", "3", "--out", s, "--truth", t]);
-    tw_ok(&db, &["scan", "-q", s]);
+    let (stream, _) = common::simulate(dir.path(), "smishing", 5000, 3, None);
+    tw_ok(&db, &["scan", "-q", stream.to_str().unwrap()]);
     let ids: Vec<String> = common::campaigns_json(&db).iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
     // More campaigns than hex digits: some first digit is shared.
     assert!(ids.len() > 16, "{} campaigns", ids.len());

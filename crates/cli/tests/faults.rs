@@ -58,25 +58,8 @@ fn scan_with_file_limit(db: &Path, input: &Path, blocks: u64) -> Output {
 #[test]
 fn a_full_disk_stops_the_scan_with_a_clear_error_and_a_rerun_completes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let stream = dir.path().join("s.jsonl");
-    let truth = dir.path().join("t.jsonl");
+    let (stream, _) = common::simulate(dir.path(), "election-2020", 60000, 5, None);
     let clean = dir.path().join("clean.db");
-    tw_ok(
-        &clean,
-        &[
-            "simulate",
-            "--scenario",
-            "election-2020",
-            "--messages",
-            "60000",
-            "--seed",
-            "5",
-            "--out",
-            stream.to_str().unwrap(),
-            "--truth",
-            truth.to_str().unwrap(),
-        ],
-    );
     tw_ok(&clean, &["scan", "-q", stream.to_str().unwrap()]);
     let want = groups(&clean);
 

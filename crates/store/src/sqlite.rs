@@ -238,6 +238,21 @@ pub fn segments_dir(db: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// How the database hashes recipients (`meta.recipient_hash`; absent in
+/// databases made before 2026-12, which use HMAC-SHA256).
+fn recipient_hash_of(conn: &Connection) -> Result<textwatch_engine::RecipientHash, StoreError> {
+    let name: Option<String> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'recipient_hash'", [], |r| r.get(0)).optional()?;
+    match name.as_deref() {
+        None => Ok(textwatch_engine::RecipientHash::HmacSha256),
+        Some(n) => textwatch_engine::RecipientHash::parse(n).ok_or_else(|| {
+            StoreError::Schema(format!(
+                "this database hashes recipients with {n:?}, which this textwatch does not know"
+            ))
+        }),
+    }
+}
+
 /// Whether SQLite refused because the database (or its folder) may not be
 /// written here.
 fn is_read_only(e: &rusqlite::Error) -> bool {
@@ -332,16 +347,7 @@ impl SqliteStore {
             )));
         }
         let secret: Vec<u8> = conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0))?;
-        let hash_name: Option<String> =
-            conn.query_row("SELECT value FROM meta WHERE key = 'recipient_hash'", [], |r| r.get(0)).optional()?;
-        let recipient_hash = match hash_name.as_deref() {
-            None => textwatch_engine::RecipientHash::HmacSha256,
-            Some(n) => textwatch_engine::RecipientHash::parse(n).ok_or_else(|| {
-                StoreError::Schema(format!(
-                    "this database hashes recipients with {n:?}, which this textwatch does not know"
-                ))
-            })?,
-        };
+        let recipient_hash = recipient_hash_of(&conn)?;
         let next_segment = crate::segments::next_id(&conn)?;
         tracing::info!(db = %path.display(), "the database is not writable here: opened read-only");
         Ok(SqliteStore {
@@ -433,16 +439,7 @@ impl SqliteStore {
                 s
             }
         };
-        let hash_name: Option<String> =
-            conn.query_row("SELECT value FROM meta WHERE key = 'recipient_hash'", [], |r| r.get(0)).optional()?;
-        let recipient_hash = match hash_name.as_deref() {
-            None => textwatch_engine::RecipientHash::HmacSha256,
-            Some(n) => textwatch_engine::RecipientHash::parse(n).ok_or_else(|| {
-                StoreError::Schema(format!(
-                    "this database hashes recipients with {n:?}, which this textwatch does not know"
-                ))
-            })?,
-        };
+        let recipient_hash = recipient_hash_of(&conn)?;
         let next_segment = crate::segments::next_id(&conn)?;
         Ok(SqliteStore {
             conn,
