@@ -15,7 +15,7 @@ seconds="${1:-20}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(jsonl csv number_files rules_policy templater http_bodies)
+  targets=(jsonl csv number_files rules_policy templater http_bodies smpp)
 fi
 cargo +nightly fuzz build >/dev/null
 scratch="$(mktemp -d)"

@@ -9,12 +9,14 @@ mod edit;
 mod keys;
 mod model;
 mod numbers;
+mod optouts;
 mod output;
 mod report;
 mod retention;
 mod scan;
 mod serve;
 mod sim;
+mod smpp;
 mod tokens;
 
 use std::path::PathBuf;
@@ -137,6 +139,24 @@ enum Command {
     /// Example: textwatch serve --listen 127.0.0.1:8080
     Serve(serve::ServeArgs),
 
+    /// Run the SMPP 3.4 filtering gateway: ESMEs bind here as to an SMSC,
+    /// every submit_sm gets a verdict inline, allowed ones go on to the
+    /// upstream SMSC, refused ones are answered with a status saying why.
+    /// Inbound STOP, START and HELP texts keep the opt-out state.
+    ///
+    /// Binds use credentials from `textwatch token create --smpp SYSTEM_ID`.
+    /// See docs/api.md#smpp.
+    ///
+    /// Example: TEXTWATCH_SMPP_UPSTREAM_PASSWORD=secret textwatch smpp --upstream smsc.example.net:2775 --upstream-system-id acme
+    Smpp(smpp::SmppArgs),
+
+    /// List opt-out changes: recipients (as keyed hashes) who texted STOP
+    /// or START to a number, the numbers and campaigns it covered, when,
+    /// and through which path.
+    ///
+    /// Example: textwatch optouts --format jsonl
+    Optouts(optouts::OptOutsArgs),
+
     /// Drop old messages: whole segments of the message log whose newest
     /// message is older than a date. Campaigns keep their counts, senders,
     /// timelines and 20 evidence samples; templates in no campaign that only
@@ -238,6 +258,8 @@ fn main() -> ExitCode {
         Command::Alerts(args) => alerts::list(&cli.db, args),
         Command::Report(args) => report::run(&cli.db, args),
         Command::Serve(args) => serve::run(&cli.db, args),
+        Command::Smpp(args) => smpp::run(&cli.db, args),
+        Command::Optouts(args) => optouts::run(&cli.db, args),
         Command::Token(args) => tokens::run(&cli.db, args),
         Command::Keys(args) => keys::run(&cli.db, args),
         Command::Config(_) => {

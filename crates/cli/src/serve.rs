@@ -45,14 +45,56 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", env = "TEXTWATCH_RULES", value_delimiter = ':')]
     rules: Vec<PathBuf>,
     #[command(flatten)]
+    replies: RepliesArgs,
+    #[command(flatten)]
     reporter: ReporterArgs,
     #[command(flatten)]
     ctx: ContextArgs,
 }
 
+/// What recipients get back when they text HELP, STOP or START.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RepliesArgs {
+    /// Reply to HELP, INFO and AYUDA (who is texting, how to stop), for
+    /// numbers without their own `--help-reply-for`.
+    #[arg(long, env = "TEXTWATCH_HELP_REPLY", value_name = "TEXT")]
+    help_reply: Option<String>,
+    /// A number's own HELP reply, as NUMBER=TEXT (repeat for each number).
+    #[arg(long, value_name = "NUMBER=TEXT", value_parser = number_reply)]
+    help_reply_for: Vec<(String, String)>,
+    /// Confirmation sent once for STOP and the like (none by default: the
+    /// carrier often sends its own).
+    #[arg(long, env = "TEXTWATCH_STOP_REPLY", value_name = "TEXT")]
+    stop_reply: Option<String>,
+    /// Confirmation sent once for START, UNSTOP and YES.
+    #[arg(long, env = "TEXTWATCH_START_REPLY", value_name = "TEXT")]
+    start_reply: Option<String>,
+}
+
+fn number_reply(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, t)) if !n.trim().is_empty() && !t.trim().is_empty() => {
+            Ok((textwatch_engine::sender::normalize_address(n), t.trim().to_string()))
+        }
+        _ => Err(format!("expected NUMBER=TEXT, e.g. +12155550100=\"Acme Alerts: help at acme.example. Reply STOP to end.\"; got {s:?}")),
+    }
+}
+
+impl From<RepliesArgs> for textwatch_server::optout::Replies {
+    fn from(a: RepliesArgs) -> Self {
+        textwatch_server::optout::Replies {
+            help: a.help_reply,
+            help_for: a.help_reply_for.into_iter().collect(),
+            stop: a.stop_reply,
+            start: a.start_reply,
+        }
+    }
+}
+
 pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
     let config = ServerConfig {
-        listen: args.listen,
+        listen: Some(args.listen),
+        smpp: None,
         max_body: args.max_body,
         rate_limit: args.rate_limit,
         queue: args.queue,
@@ -63,6 +105,7 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
         rules: args.rules,
         reporter: args.reporter.into(),
         files: args.ctx.files(),
+        replies: args.replies.into(),
     };
     textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {}: {e}", db.display()))?;
     Ok(ExitCode::SUCCESS)

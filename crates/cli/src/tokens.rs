@@ -34,6 +34,12 @@ enum TokenCommand {
         /// A name to recognise it by.
         #[arg(long)]
         name: Option<String>,
+        /// Make SMPP bind credentials instead: this system_id (at most 15
+        /// characters) and a random 8-character password, printed once.
+        /// `textwatch smpp` accepts binds with them (scopes check and
+        /// ingest needed).
+        #[arg(long, value_name = "SYSTEM_ID")]
+        smpp: Option<String>,
     },
     /// List tokens: id, scopes, name, creation time, revoked.
     List,
@@ -54,6 +60,14 @@ fn now_ms() -> i64 {
 
 /// Creates a token in a store; returns it (the only time it is known).
 pub fn create(store: &mut dyn Store, scopes: &[String], name: Option<&str>) -> Result<(i64, String)> {
+    let clean = clean_scopes(scopes)?;
+    let token = new_token()?;
+    let id = store.create_token(&textwatch_server::token_hash(&token), &clean.join(","), name, now_ms())?;
+    Ok((id, token))
+}
+
+/// Scopes, checked and deduplicated.
+fn clean_scopes(scopes: &[String]) -> Result<Vec<String>> {
     let mut clean: Vec<String> = Vec::new();
     for s in scopes {
         let s = s.trim().to_ascii_lowercase();
@@ -64,15 +78,50 @@ pub fn create(store: &mut dyn Store, scopes: &[String], name: Option<&str>) -> R
             clean.push(s);
         }
     }
-    let token = new_token()?;
-    let id = store.create_token(&textwatch_server::token_hash(&token), &clean.join(","), name, now_ms())?;
-    Ok((id, token))
+    Ok(clean)
+}
+
+/// Creates SMPP bind credentials; returns the password (the only time it
+/// is known). SMPP 3.4 passwords are at most 8 characters: 8 random ones
+/// from 62 give 47 bits, so binds should also be limited by address.
+pub fn create_smpp(
+    store: &mut dyn Store,
+    scopes: &[String],
+    system_id: &str,
+    name: Option<&str>,
+) -> Result<(i64, String)> {
+    if system_id.is_empty() || system_id.len() > 15 || !system_id.chars().all(|c| c.is_ascii_graphic()) {
+        bail!("an SMPP system_id is 1 to 15 printable ASCII characters; got {system_id:?}");
+    }
+    let clean = clean_scopes(scopes)?;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut password = String::with_capacity(8);
+    while password.len() < 8 {
+        let mut b = [0u8; 16];
+        getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("no randomness for a password: {e}"))?;
+        // 248 = 4 * 62: no modulo bias.
+        password.extend(
+            b.iter().filter(|x| **x < 248).map(|x| ALPHABET[(*x % 62) as usize] as char).take(8 - password.len()),
+        );
+    }
+    let hash = textwatch_server::smpp::credential_hash(system_id, &password);
+    let label = name.map(str::to_string).unwrap_or_else(|| format!("smpp:{system_id}"));
+    let id = store.create_token(&hash, &clean.join(","), Some(&label), now_ms())?;
+    Ok((id, password))
 }
 
 pub fn run(db: &Path, args: TokenArgs) -> Result<ExitCode> {
     let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
     match args.command {
-        TokenCommand::Create { scope, name } => {
+        TokenCommand::Create { scope, name, smpp: Some(system_id) } => {
+            let (id, password) = create_smpp(&mut store, &scope, &system_id, name.as_deref())?;
+            eprintln!(
+                "created SMPP credentials {id} (system_id {system_id}) with scopes {}; keep the password now, it is not shown again:",
+                scope.join(",")
+            );
+            println!("{password}");
+        }
+        TokenCommand::Create { scope, name, smpp: None } => {
             let (id, token) = create(&mut store, &scope, name.as_deref())?;
             eprintln!("created token {id} with scopes {}; keep it now, it is not shown again:", scope.join(","));
             println!("{token}");

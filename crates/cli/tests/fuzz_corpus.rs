@@ -110,3 +110,13 @@ fn http_bodies() {
         let _ = textwatch_server::bodies::form(body);
     });
 }
+
+#[test]
+fn smpp() {
+    use textwatch_smpp::text::DefaultAlphabet;
+    replay("smpp", 8, |d| {
+        let _ = textwatch_smpp::sm::read_stream(d, DefaultAlphabet::Gsm);
+        let _ = textwatch_smpp::sm::read_stream(d, DefaultAlphabet::Latin1);
+        let _ = textwatch_smpp::concat::split_udh(d);
+    });
+}

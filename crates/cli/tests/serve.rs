@@ -1185,3 +1185,109 @@ fn refusals_of_large_bodies_arrive_as_answers_not_broken_pipes() {
     }
     assert!(limited >= 3, "the rate limit did not apply: {limited} of 7 limited");
 }
+
+#[test]
+fn stop_on_any_path_refuses_the_campaigns_next_text_on_every_path() {
+    const ALERT: &str = "Acme Pharmacy: your prescription is ready for pickup at 12 Main St. Reply STOP to opt out.";
+    let (s, admin) =
+        new_server(&["--help-reply", "Acme Pharmacy: help at acme.example or 215-555-0100. Reply STOP to end."]);
+    // A campaign: one text from three numbers to thirty phones.
+    let lines: String = (0..30)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("a{i}"), "ts": format!("2026-11-02T15:{i:02}:00Z"),
+                "from": format!("+1215555020{}", i % 3), "to": format!("+1267555{:04}", 100 + i), "body": ALERT,
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let (c, b) = post(&s, &admin, "/v1/messages", "application/x-ndjson", lines.as_bytes());
+    assert_eq!(c, 200, "{b}");
+    // The phone texts STOP to one of them, as an inbound record.
+    let stop = serde_json::json!({"id": "in1", "ts": "2026-11-02T16:00:00Z", "direction": "inbound",
+        "from": "+12675550777", "to": "+12155550200", "body": " Stop. "});
+    let (c, b) = post(&s, &admin, "/v1/messages", "application/json", stop.to_string().as_bytes());
+    assert_eq!(c, 200, "{b}");
+    let r: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!((r["keywords"].as_u64(), r["accepted"].as_u64()), (Some(1), Some(0)), "{r}");
+    assert_eq!(r["results"][0]["status"], "opted-out");
+    // Another of the campaign's numbers, and a number it has never used
+    // with the same text, are refused; another phone is not.
+    let check = |from: &str, to: &str| -> serde_json::Value {
+        let m = serde_json::json!({"ts": "2026-11-02T17:00:00Z", "from": from, "to": to, "body": ALERT});
+        let (c, b) = post(&s, &admin, "/v1/check", "application/json", m.to_string().as_bytes());
+        assert_eq!(c, 200, "{b}");
+        serde_json::from_str(&b).unwrap()
+    };
+    for from in ["+12155550202", "+12155550299"] {
+        let v = check(from, "+12675550777");
+        assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("block"), Some("optout")), "{from}: {v}");
+        assert_eq!(v["reasons"][0], "recipient opted out");
+        assert_eq!(v["findings"][0]["rule"], "recipient-opted-out");
+    }
+    assert_eq!(check("+12155550202", "+12675550778")["action"], "allow");
+    // The Twilio send endpoint answers 21610.
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("ACtest:{admin}"));
+    let form = format!("To=%2B12675550777&From=%2B12155550201&Body={}", ALERT.replace(' ', "+").replace(':', "%3A"));
+    let (c, b, _) = call(
+        agent()
+            .post(&format!("{}/2010-04-01/Accounts/ACtest/Messages.json", s.base))
+            .set("Authorization", &format!("Basic {basic}")),
+        Some(("application/x-www-form-urlencoded", form.as_bytes())),
+    );
+    assert_eq!(c, 400, "{b}");
+    assert!(b.contains("21610") && b.contains("unsubscribed"), "{b}");
+    // Texts that reach textwatch anyway after the STOP count against the
+    // campaign: a critical optout-ignored finding.
+    let later: String = (0..3)
+        .map(|i| {
+            serde_json::json!({"id": format!("late{i}"), "ts": format!("2026-11-03T15:0{i}:00Z"),
+                "from": "+12155550201", "to": "+12675550777", "body": ALERT})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let (c, b) = post(&s, &admin, "/v1/messages", "application/x-ndjson", later.as_bytes());
+    assert_eq!(c, 200, "{b}");
+    let (_, b) = get(&s, &admin, "/v1/campaigns?finding=optout-ignored");
+    let page: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(page["total"], 1, "{page}");
+    let f = page["items"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "optout-ignored")
+        .unwrap()
+        .clone();
+    assert_eq!((f["severity"].as_str(), f["count"].as_u64()), (Some("critical"), Some(3)), "{f}");
+    assert!(f["example"]["excerpt"].as_str().unwrap().contains("1 recipient after they opted out"), "{f}");
+    // HELP through the Twilio webhook gets the configured reply as TwiML,
+    // and is not stored as a message.
+    let (c, b, _) = call(
+        agent().post(&format!("{}/v1/twilio/inbound", s.base)).set("Authorization", &format!("Bearer {admin}")),
+        Some(("application/x-www-form-urlencoded", b"From=%2B12675550777&To=%2B12155550200&Body=HELP&MessageSid=SMh1")),
+    );
+    assert_eq!(c, 200, "{b}");
+    assert!(b.contains("<Message>Acme Pharmacy: help at acme.example"), "{b}");
+    // START through the webhook opts back in.
+    let (c, _, _) = call(
+        agent().post(&format!("{}/v1/twilio/inbound", s.base)).set("Authorization", &format!("Bearer {admin}")),
+        Some((
+            "application/x-www-form-urlencoded",
+            b"From=%2B12675550777&To=%2B12155550200&Body=start&MessageSid=SMh2",
+        )),
+    );
+    assert_eq!(c, 200);
+    assert_eq!(check("+12155550202", "+12675550777")["action"], "allow");
+    let (_, m) = get(&s, &admin, "/metrics");
+    assert!(m.contains("textwatch_optout_keywords_total{keyword=\"out\"} 1"), "{m}");
+    assert!(m.contains("textwatch_optout_keywords_total{keyword=\"help\"} 1"));
+    assert!(m.contains("textwatch_optout_refused_total 3"), "two checks and one send: {m}");
+    // Nothing of the keywords was stored as a message.
+    let stored = tw_ok(&s.db, &["messages", "--format", "jsonl"]);
+    assert!(!stored.contains("SMh1") && !stored.contains("\"in1\""));
+    let changes = tw_ok(&s.db, &["optouts", "--format", "jsonl"]);
+    assert!(changes.contains("api:inbound") && changes.contains("twilio:inbound"), "{changes}");
+}

@@ -20,6 +20,7 @@ pub mod lsh;
 pub mod meaning;
 pub mod message;
 pub mod minhash;
+pub mod optout;
 pub mod policy;
 pub mod rules;
 pub mod sender;

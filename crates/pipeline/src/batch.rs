@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use textwatch_engine::minhash::Signature;
+use textwatch_engine::optout::Registry;
 use textwatch_engine::{Analyzed, ClusterRow, Delta, Engine, Outcome};
+use textwatch_store::optouts::IgnoredOptOut;
 use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::{NewMessage, Store};
 
@@ -69,19 +71,53 @@ pub fn assign(engine: &mut Engine, batch: &[&Analyzed], sigs: &mut HashMap<u64, 
     Assigned { outcomes, delta }
 }
 
+/// The accepted texts of a batch that went to a recipient after that
+/// recipient opted out of their sender or their campaign.
+pub fn ignored_optouts(optouts: &Registry, batch: &[&Analyzed], assigned: &Assigned) -> Vec<IgnoredOptOut> {
+    if optouts.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (a, o) in batch.iter().zip(&assigned.outcomes) {
+        let Outcome::Accepted { campaign: Some(label), .. } = o else { continue };
+        let Some(rcpt) = a.rcpt else { continue };
+        let campaign = textwatch_engine::campaign_id(*label);
+        if let Some(c) = optouts.forbids(&[a.rcpt, a.rcpt_prev], &a.sender, Some(&campaign)) {
+            if c.at_ms < a.msg.ts_ms {
+                out.push(IgnoredOptOut {
+                    campaign,
+                    recipient: rcpt,
+                    ts_ms: a.msg.ts_ms,
+                    sender: a.sender.clone(),
+                    opted_out_at: c.at_ms,
+                    keyword: c.keyword.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Stores the accepted messages of `batch` (with their `origins`) and the
-/// delta in one commit, then runs `after`. Returns the alerts raised; an
-/// `after` failure is logged, not returned (the batch is stored).
+/// delta in one commit, counts texts to recipients who had opted out
+/// (`optouts`), then runs `after`. Returns the alerts raised; an `after`
+/// failure is logged, not returned (the batch is stored).
 pub fn commit(
     store: &mut SqliteStore,
     batch: &[&Analyzed],
     origins: &[&str],
     assigned: &Assigned,
+    optouts: &Registry,
     after: &mut dyn AfterCommit,
 ) -> Result<u64, PipelineError> {
     let msgs: Vec<NewMessage<'_>> =
         assigned.accepted().map(|i| NewMessage { msg: batch[i], origin: origins[i] }).collect();
     store.commit(&msgs, &assigned.delta)?;
+    let ignored = ignored_optouts(optouts, batch, assigned);
+    if !ignored.is_empty() {
+        tracing::warn!(texts = ignored.len(), "texts to recipients who had opted out");
+        store.record_optout_ignored(&ignored)?;
+    }
     match after.after_commit(store, &assigned.delta.clusters) {
         Ok(n) => Ok(n),
         Err(e) => {
@@ -136,7 +172,7 @@ mod tests {
         assert_eq!(assigned.accepted().count(), 5);
         let origins = vec!["t:1"; batch.len()];
         let mut after = Count(0, Vec::new());
-        commit(&mut store, &batch, &origins, &assigned, &mut after).unwrap();
+        commit(&mut store, &batch, &origins, &assigned, &Registry::default(), &mut after).unwrap();
         assert_eq!(store.stats().unwrap().messages, 5);
         assert_eq!((after.0, after.1.len()), (1, 1), "one commit, one campaign changed");
     }

@@ -364,6 +364,10 @@ type Written = Result<(SqliteStore, Duration, u64), PipelineError>;
 
 fn write_all(mut store: SqliteStore, rx: Receiver<Commit>, mut after: Box<dyn AfterCommit + Send>) -> Written {
     let mut origins: Vec<String> = Vec::new();
+    // Opt-outs recorded by `serve` or `smpp`: a scanned log that keeps
+    // texting those recipients is counted against its campaigns.
+    let mut optouts = textwatch_engine::optout::Registry::default();
+    optouts.apply(&store.optout_changes()?);
     let mut busy = Duration::ZERO;
     let mut alerts = 0;
     let mut failed = None;
@@ -373,7 +377,7 @@ fn write_all(mut store: SqliteStore, rx: Receiver<Commit>, mut after: Box<dyn Af
         origins.extend(c.messages.iter().map(|p| format!("{}:{}", p.file, p.line)));
         let refs: Vec<&str> = origins.iter().map(String::as_str).collect();
         let batch: Vec<&Analyzed> = c.messages.iter().map(|p| &p.a).collect();
-        match batch::commit(&mut store, &batch, &refs, &c.assigned, after.as_mut()) {
+        match batch::commit(&mut store, &batch, &refs, &c.assigned, &optouts, after.as_mut()) {
             Ok(n) => alerts += n,
             Err(e) => {
                 failed = Some(e);

@@ -38,9 +38,29 @@ struct RecordError {
 struct IngestReply {
     accepted: usize,
     duplicates: usize,
+    /// Inbound opt-out keywords (STOP, START, HELP) handled, not stored as
+    /// messages (left out when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    keywords: usize,
     rejected: usize,
     errors: Vec<RecordError>,
     results: Vec<super::worker::RecordResult>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// A record that a recipient sent (`"direction": "inbound"`): its opt-out
+/// keywords change state instead of being stored.
+fn inbound(m: &Message) -> bool {
+    m.meta.as_deref().is_some_and(|meta| {
+        meta.contains("direction")
+            && serde_json::from_str::<serde_json::Value>(meta)
+                .ok()
+                .and_then(|v| v.get("direction").and_then(|d| d.as_str()).map(|d| d.eq_ignore_ascii_case("inbound")))
+                .unwrap_or(false)
+    })
 }
 
 /// Hands decoded messages to the worker and waits for the commit.
@@ -53,7 +73,7 @@ pub(super) async fn submit(
     }
     let (tx, rx) = oneshot::channel();
     st.metrics.queue_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if st.ingest.try_send(super::worker::Job { messages, reply: tx }).is_err() {
+    if st.ingest.try_send(super::worker::Job::Messages { messages, reply: tx }).is_err() {
         st.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         st.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "the ingest queue is full; retry shortly")
@@ -84,17 +104,46 @@ pub async fn ingest(
     let file: std::sync::Arc<str> = std::sync::Arc::from(format!("api:token-{}", caller.id));
     let mut errors = Vec::new();
     let mut messages = Vec::with_capacity(recs.len());
+    let mut keywords = Vec::new();
     for (n, raw) in recs {
         match textwatch_sources::jsonl::decode_line(&file, n, &raw) {
+            Ok(m) if inbound(&m) => match super::optout::handle_inbound(
+                &st,
+                &m.from,
+                m.to.as_deref().unwrap_or(""),
+                &m.body,
+                m.ts_ms,
+                "api:inbound",
+            )
+            .await
+            {
+                Ok(Some(h)) => keywords.push(super::worker::RecordResult {
+                    id: m.id.clone().unwrap_or_else(|| format!("record-{n}")),
+                    status: match h.keyword {
+                        textwatch_engine::optout::Keyword::Out => "opted-out",
+                        textwatch_engine::optout::Keyword::In => "opted-in",
+                        textwatch_engine::optout::Keyword::Help => "help",
+                    },
+                    campaign: None,
+                }),
+                Ok(None) => messages.push((m, format!("{file}:{n}"))),
+                Err(e) if e.status() == StatusCode::BAD_REQUEST => {
+                    errors.push(RecordError { record: n, error: e.message().to_string() })
+                }
+                Err(e) => return Err(e),
+            },
             Ok(m) => messages.push((m, format!("{file}:{n}"))),
             Err(e) => errors.push(RecordError { record: n, error: e.reason }),
         }
     }
     st.metrics.messages_rejected.fetch_add(errors.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    let results = submit(&st, messages).await?;
+    let mut results = submit(&st, messages).await?;
+    results.extend(keywords);
     let accepted = results.iter().filter(|r| r.status == "accepted").count();
-    let reply = IngestReply { accepted, duplicates: results.len() - accepted, rejected: errors.len(), errors, results };
-    let status = if reply.rejected > 0 && accepted + reply.duplicates == 0 {
+    let duplicates = results.iter().filter(|r| r.status == "duplicate").count();
+    let keywords = results.len() - accepted - duplicates;
+    let reply = IngestReply { accepted, duplicates, keywords, rejected: errors.len(), errors, results };
+    let status = if reply.rejected > 0 && accepted + reply.duplicates + reply.keywords == 0 {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -204,6 +253,24 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
             base.ctx.as_ref(),
         );
         TemplateVerdict { findings, risk, decision, ..base }
+    };
+    // A recipient who opted out of this number or campaign gets nothing
+    // from it, whatever the content.
+    let v = match super::optout::forbidding(st, &a, v.campaign.as_deref()) {
+        Some(c) => {
+            st.metrics.optout_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut findings = v.findings.clone();
+            findings.insert(0, super::optout::finding(&c));
+            let decision = textwatch_engine::policy::Decision {
+                action: textwatch_engine::policy::Action::Block,
+                scope: textwatch_engine::policy::Scope::Message,
+                rule: super::optout::RULE.into(),
+                reasons: vec![super::optout::REASON.into()],
+            };
+            let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
+            TemplateVerdict { findings, decision, risk, ..v }
+        }
+        None => v,
     };
     st.metrics.verdict(v.decision.action.as_str());
     Ok(Verdict {

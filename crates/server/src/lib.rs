@@ -10,6 +10,9 @@ mod api;
 pub mod bodies;
 mod error;
 mod metrics;
+pub mod optout;
+mod replies;
+pub mod smpp;
 mod state;
 mod twilio;
 mod worker;
@@ -39,9 +42,11 @@ use textwatch_sinks::enrich::{EnrichFiles, Enricher};
 /// `--help` for each).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Address to listen on (port 0: any free port; the chosen address is
-    /// printed).
-    pub listen: SocketAddr,
+    /// Address the HTTP API listens on (port 0: any free port; the chosen
+    /// address is printed); `None`: no HTTP (an SMPP-only gateway).
+    pub listen: Option<SocketAddr>,
+    /// The SMPP gateway, when it runs.
+    pub smpp: Option<smpp::SmppConfig>,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
     /// Requests per second allowed per token (a burst of twice this).
@@ -63,6 +68,8 @@ pub struct ServerConfig {
     pub reporter: textwatch_sinks::report::Reporter,
     /// Provider registry and policy files.
     pub files: EnrichFiles,
+    /// Replies to inbound HELP (and STOP, START) keywords.
+    pub replies: optout::Replies,
 }
 
 /// The stored form of an API token: its SHA-256, in hex. Tokens are 256
@@ -271,6 +278,9 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
     let analyzer =
         textwatch_pipeline::setup::analyzer(&store, cfg.min_template_len)?.with_quiet_hours(rules.quiet_hours());
     let enricher = Enricher::load(&store, &args.files)?;
+    let mut optouts = textwatch_engine::optout::Registry::default();
+    optouts.apply(&store.optout_changes()?);
+    let optouts = Arc::new(RwLock::new(optouts));
     let engine = Arc::new(RwLock::new(engine));
     let (events, _) = broadcast::channel(1024);
     let metrics = Arc::new(metrics::Metrics::default());
@@ -284,6 +294,7 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         events: events.clone(),
         known_clusters: clusters_at_start,
         metrics: metrics.clone(),
+        optouts: optouts.clone(),
     };
     if args.rate_limit == 0 {
         return Err(ServerError::Config("--rate-limit must be at least 1".into()));
@@ -315,37 +326,69 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         reporter: args.reporter.clone(),
         http: ureq::AgentBuilder::new().timeout(Duration::from_secs(15)).build(),
         started: Instant::now(),
+        optouts,
+        replies: args.replies.clone(),
     });
     let app = router(st.clone(), args.max_body);
+    let smpp_state = st.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|source| ServerError::Io { what: "starting the async runtime".into(), source })?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|source| ServerError::Io { what: format!("listening on {}", args.listen), source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| ServerError::Io { what: "reading the listening address".into(), source })?;
-        // Tests and scripts read this line to find the port.
-        eprintln!("textwatch serve: listening on http://{addr} (dashboard http://{addr}/dashboard)");
-        if !addr.ip().is_loopback() {
-            tracing::warn!(%addr, "listening beyond loopback: every endpoint needs a token, but mind TLS in front");
-        }
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                // Ctrl-C or SIGTERM: stop accepting, finish what is in flight;
-                // the worker then commits what it was given and exits.
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        // Ctrl-C or SIGTERM: stop accepting, finish what is in flight; the
+        // worker then commits what it was given and exits.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+            eprintln!("textwatch: shutting down");
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let smpp_task = match &args.smpp {
+            Some(cfg) => {
+                let listener = tokio::net::TcpListener::bind(cfg.listen)
+                    .await
+                    .map_err(|source| ServerError::Io { what: format!("listening for SMPP on {}", cfg.listen), source })?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(|source| ServerError::Io { what: "reading the SMPP address".into(), source })?;
+                // Tests and scripts read this line to find the port.
+                eprintln!("textwatch smpp: listening on {addr}, forwarding to {}", cfg.upstream);
+                let (st2, cfg) = (smpp_state.clone(), Arc::new(cfg.clone()));
+                Some(tokio::spawn(smpp::serve(listener, st2, cfg)))
+            }
+            None => None,
+        };
+        match args.listen {
+            Some(listen) => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|source| ServerError::Io { what: format!("listening on {listen}"), source })?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(|source| ServerError::Io { what: "reading the listening address".into(), source })?;
+                // Tests and scripts read this line to find the port.
+                eprintln!("textwatch serve: listening on http://{addr} (dashboard http://{addr}/dashboard)");
+                if !addr.ip().is_loopback() {
+                    tracing::warn!(%addr, "listening beyond loopback: every endpoint needs a token, but mind TLS in front");
                 }
-                eprintln!("textwatch serve: shutting down");
-            })
-            .await
-            .map_err(|source| ServerError::Io { what: "serving".into(), source })?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped(stop_rx))
+                    .await
+                    .map_err(|source| ServerError::Io { what: "serving".into(), source })?;
+            }
+            None => stopped(stop_rx).await,
+        }
+        if let Some(t) = smpp_task {
+            t.abort();
+        }
         Ok::<(), ServerError>(())
     })?;
     drop(st);

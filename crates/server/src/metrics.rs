@@ -50,6 +50,18 @@ pub struct Metrics {
     pub verdict_block: AtomicU64,
     pub queue_depth: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Inbound keywords handled: out, in, help.
+    pub optout_keywords: [AtomicU64; 3],
+    /// Texts refused because the recipient had opted out.
+    pub optout_refused: AtomicU64,
+    /// SMPP: bound sessions now.
+    pub smpp_sessions: AtomicU64,
+    /// SMPP: submits forwarded, submits refused, deliver_sm relayed,
+    /// generic_nack sent.
+    pub smpp_forwarded: AtomicU64,
+    pub smpp_refused: AtomicU64,
+    pub smpp_delivered: AtomicU64,
+    pub smpp_nacks: AtomicU64,
     pub routes: Mutex<Vec<(String, std::sync::Arc<Histogram>)>>,
 }
 
@@ -71,6 +83,16 @@ impl Metrics {
             _ => &self.verdict_allow,
         }
         .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn optout(&self, k: textwatch_engine::optout::Keyword) {
+        use textwatch_engine::optout::Keyword;
+        let i = match k {
+            Keyword::Out => 0,
+            Keyword::In => 1,
+            Keyword::Help => 2,
+        };
+        self.optout_keywords[i].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn render(&self, campaigns: usize, messages: usize) -> String {
@@ -112,6 +134,33 @@ impl Metrics {
             "counter",
             self.rate_limited.load(Ordering::Relaxed),
         );
+        let _ = writeln!(o, "# HELP textwatch_optout_keywords_total Inbound opt-out keywords handled (out: STOP and the like, in: START, help: HELP).\n# TYPE textwatch_optout_keywords_total counter");
+        for (k, c) in ["out", "in", "help"].iter().zip(&self.optout_keywords) {
+            let _ = writeln!(o, "textwatch_optout_keywords_total{{keyword=\"{k}\"}} {}", c.load(Ordering::Relaxed));
+        }
+        g(
+            &mut o,
+            "textwatch_optout_refused_total",
+            "Texts refused because the recipient had opted out.",
+            "counter",
+            self.optout_refused.load(Ordering::Relaxed),
+        );
+        g(
+            &mut o,
+            "textwatch_smpp_sessions",
+            "SMPP sessions bound now.",
+            "gauge",
+            self.smpp_sessions.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(o, "# HELP textwatch_smpp_pdus_total SMPP traffic: submits forwarded and refused, deliver_sm relayed, generic_nack sent.\n# TYPE textwatch_smpp_pdus_total counter");
+        for (k, c) in [
+            ("submit_forwarded", &self.smpp_forwarded),
+            ("submit_refused", &self.smpp_refused),
+            ("deliver_relayed", &self.smpp_delivered),
+            ("generic_nack", &self.smpp_nacks),
+        ] {
+            let _ = writeln!(o, "textwatch_smpp_pdus_total{{kind=\"{k}\"}} {}", c.load(Ordering::Relaxed));
+        }
         let _ = writeln!(
             o,
             "# HELP textwatch_request_seconds Request latency by route.\n# TYPE textwatch_request_seconds histogram"

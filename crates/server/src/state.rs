@@ -58,6 +58,10 @@ pub struct AppState {
     pub(super) reporter: textwatch_sinks::report::Reporter,
     pub(super) http: ureq::Agent,
     pub(super) started: Instant,
+    /// Who opted out of what (the worker writes it once stored).
+    pub(super) optouts: Arc<RwLock<textwatch_engine::optout::Registry>>,
+    /// Replies to HELP, STOP and START.
+    pub(super) replies: crate::replies::Replies,
 }
 
 pub type Shared = Arc<AppState>;
@@ -90,6 +94,14 @@ pub struct ApiError(StatusCode, String, Vec<(header::HeaderName, String)>);
 impl ApiError {
     pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
         ApiError(status, msg.into(), Vec::new())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.0
+    }
+
+    pub fn message(&self) -> &str {
+        &self.1
     }
 
     /// Adds a response header (Retry-After, WWW-Authenticate).

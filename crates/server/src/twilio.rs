@@ -85,6 +85,21 @@ pub async fn inbound(
     let (Some(from), Some(body_text)) = (field(&f, "From"), field(&f, "Body")) else {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "the webhook needs From and Body"));
     };
+    // A recipient's STOP, START or HELP changes opt-out state (Twilio's own
+    // Advanced Opt-Out may answer too; the reply here is the configured
+    // one, as TwiML).
+    if let Some(h) =
+        super::optout::handle_inbound(&st, from, field(&f, "To").unwrap_or(""), body_text, now_ms(), "twilio:inbound")
+            .await?
+    {
+        let reply =
+            h.reply.map(|r| format!("<Message>{}</Message>", textwatch_sinks::report::esc(&r))).unwrap_or_default();
+        return Ok((
+            [(header::CONTENT_TYPE, "text/xml")],
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{reply}</Response>"),
+        )
+            .into_response());
+    }
     let sid = field(&f, "MessageSid").or_else(|| field(&f, "SmsSid")).map(str::to_string);
     let mut meta = serde_json::Map::new();
     for (k, v) in &f {
@@ -162,6 +177,14 @@ pub async fn send(
         meta: None,
     };
     let v = super::api::verdict(&st, msg.clone())?;
+    if v.rule == super::optout::RULE {
+        // Twilio's own code for a recipient who replied STOP.
+        return Ok(twilio_error(
+            StatusCode::BAD_REQUEST,
+            21610,
+            format!("Attempt to send to unsubscribed recipient: {}", super::optout::REASON),
+        ));
+    }
     if v.action == "block" {
         let rules: Vec<&str> = v.findings.iter().map(|f| f.rule.as_str()).collect();
         return Ok(twilio_error(

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use crossbeam_channel::Receiver;
 use rayon::prelude::*;
 use serde::Serialize;
+use textwatch_engine::optout::{Change, Registry};
 use textwatch_engine::{Analyzer, Engine, Message, Outcome, Scratch};
 use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::Store;
@@ -29,10 +30,10 @@ pub struct RecordResult {
     pub campaign: Option<String>,
 }
 
-/// A batch for the worker.
-pub struct Job {
-    pub messages: Vec<(Message, String)>,
-    pub reply: oneshot::Sender<Result<Vec<RecordResult>, String>>,
+/// Work for the worker: a batch of messages, or changes of opt-out state.
+pub enum Job {
+    Messages { messages: Vec<(Message, String)>, reply: oneshot::Sender<Result<Vec<RecordResult>, String>> },
+    OptOut { changes: Vec<Change>, reply: oneshot::Sender<Result<(), String>> },
 }
 
 pub struct Worker {
@@ -43,13 +44,29 @@ pub struct Worker {
     pub events: broadcast::Sender<String>,
     pub known_clusters: HashSet<u32>,
     pub metrics: Arc<super::metrics::Metrics>,
+    /// Opt-outs: written here after they are stored, read by verdicts.
+    pub optouts: Arc<RwLock<Registry>>,
 }
 
 impl Worker {
     pub fn run(mut self, rx: Receiver<Job>) {
         for job in rx.iter() {
             self.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            let r = self.process(job.messages).map_err(|e| format!("{e:#}"));
+            let (messages, reply) = match job {
+                Job::Messages { messages, reply } => (messages, reply),
+                Job::OptOut { changes, reply } => {
+                    // Stored first: a change is in force only once durable.
+                    let r = self.store.record_optout_changes(&changes).map_err(|e| format!("{e:#}"));
+                    if r.is_ok() {
+                        self.optouts.write().unwrap_or_else(|e| e.into_inner()).apply(&changes);
+                    } else if let Err(e) = &r {
+                        tracing::error!(error = %e, "storing an opt-out failed");
+                    }
+                    let _ = reply.send(r);
+                    continue;
+                }
+            };
+            let r = self.process(messages).map_err(|e| format!("{e:#}"));
             if let Err(e) = &r {
                 // The engine has already counted the batch but the database
                 // did not take it: going on would answer "duplicate" for
@@ -57,11 +74,11 @@ impl Worker {
                 // reloads the engine from what was committed.
                 tracing::error!(error = %e, "ingest batch failed");
                 eprintln!("textwatch serve: a database write failed ({e}); exiting so that a restart reloads a consistent state");
-                let _ = job.reply.send(r);
+                let _ = reply.send(r);
                 std::thread::sleep(std::time::Duration::from_millis(200));
                 std::process::exit(70);
             }
-            let _ = job.reply.send(r);
+            let _ = reply.send(r);
         }
         self.watcher.finish();
         // Seal the open segment so the files at rest are complete streams
@@ -101,8 +118,17 @@ impl Worker {
             .collect();
         // The batch is stored before anything else; an alert problem is
         // then logged, not fatal.
-        let raised =
-            textwatch_pipeline::batch::commit(&mut self.store, &batch, &origins, &assigned, &mut self.watcher)?;
+        let raised = {
+            let optouts = self.optouts.read().unwrap_or_else(|e| e.into_inner());
+            textwatch_pipeline::batch::commit(
+                &mut self.store,
+                &batch,
+                &origins,
+                &assigned,
+                &optouts,
+                &mut self.watcher,
+            )?
+        };
         let stored = assigned.accepted().count();
         self.metrics.messages_in.fetch_add(stored as u64, std::sync::atomic::Ordering::Relaxed);
         for c in &assigned.delta.clusters {

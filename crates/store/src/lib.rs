@@ -17,6 +17,7 @@
 pub mod edits;
 pub mod keys;
 pub mod log;
+pub mod optouts;
 pub mod retention;
 mod segments;
 pub mod sqlite;

@@ -388,6 +388,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(TEMPLATES_SCHEMA)?;
         conn.execute_batch(crate::segments::SCHEMA)?;
+        conn.execute_batch(crate::optouts::SCHEMA)?;
         migrate(&conn)?;
         let legacy: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages')",
@@ -818,6 +819,22 @@ impl SqliteStore {
         Ok(clusters)
     }
 
+    /// Appends changes of opt-out state, in one transaction (durable when
+    /// this returns).
+    pub fn record_optout_changes(&mut self, changes: &[textwatch_engine::optout::Change]) -> Result<(), StoreError> {
+        crate::optouts::record_changes(&mut self.conn, changes)
+    }
+
+    /// Every change of opt-out state, oldest first.
+    pub fn optout_changes(&self) -> Result<Vec<textwatch_engine::optout::Change>, StoreError> {
+        crate::optouts::changes(&self.conn)
+    }
+
+    /// Counts texts sent after an opt-out, per campaign and recipient.
+    pub fn record_optout_ignored(&mut self, rows: &[crate::optouts::IgnoredOptOut]) -> Result<(), StoreError> {
+        crate::optouts::record_ignored(&mut self.conn, rows)
+    }
+
     /// A campaign's row number and id, by id or unique prefix (a campaign
     /// merged into another resolves to that one).
     pub fn resolve_seq(&self, id: &str) -> Result<Option<(i64, String)>, StoreError> {
@@ -976,6 +993,7 @@ impl SqliteStore {
                 kept.push(Finding { rule: f.rule, severity: f.severity, count: quiet as u64, example: f.evidence });
             }
         }
+        kept.extend(crate::optouts::ignored_finding(&self.conn, seq)?);
         kept.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.rule.cmp(&b.rule)));
         Ok(kept)
     }
