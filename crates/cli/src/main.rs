@@ -12,6 +12,7 @@ mod numbers;
 mod optouts;
 mod output;
 mod report;
+mod reports;
 mod retention;
 mod scan;
 mod serve;
@@ -129,6 +130,18 @@ enum Command {
     ///
     /// Example: textwatch report aff8e3 --format xarf --provider "Textsmart Leasing" --reporter-org "Example Watch" --reporter-contact abuse@example.org --reporter-domain example.org
     Report(report::ReportArgs),
+
+    /// Follow the takedown reports sent (`report --send` or
+    /// `--mark-sent`): for each, whether its numbers went quiet and how
+    /// fast, whether the operator rotated to new numbers, and the
+    /// provider's answer; then each provider's record.
+    ///
+    /// States: open, quiet (every reported number silent for --quiet-after),
+    /// rotated (quiet, but new numbers send for the campaign), ignored (a
+    /// reported number still sends --ignore-after the report).
+    ///
+    /// Example: textwatch reports show 3
+    Reports(reports::ReportsArgs),
 
     /// Run the HTTP API, the Twilio-compatible endpoints and the live
     /// dashboard on this database.
@@ -257,6 +270,7 @@ fn main() -> ExitCode {
         Command::Blocklist(args) => act::blocklist(&cli.db, args),
         Command::Alerts(args) => alerts::list(&cli.db, args),
         Command::Report(args) => report::run(&cli.db, args),
+        Command::Reports(args) => reports::run(&cli.db, args),
         Command::Serve(args) => serve::run(&cli.db, args),
         Command::Smpp(args) => smpp::run(&cli.db, args),
         Command::Optouts(args) => optouts::run(&cli.db, args),

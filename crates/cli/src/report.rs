@@ -44,6 +44,29 @@ pub struct ReportArgs {
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Send the report to the provider's abuse desk (or --to) through the
+    /// SMTP relay (--smtp), as an attachment, and record it: `textwatch
+    /// reports` then follows its numbers. Needs --provider when the
+    /// campaign has more than one, and --reporter-contact (the From).
+    #[arg(long, conflicts_with = "mark_sent")]
+    send: bool,
+    /// Record the report as sent some other way (a web form, a ticket),
+    /// so that `textwatch reports` follows its numbers.
+    #[arg(long)]
+    mark_sent: bool,
+    /// The abuse desk's address, instead of the provider registry's.
+    #[arg(long, value_name = "EMAIL")]
+    to: Option<String>,
+    /// The SMTP relay for --send: smtp://host:25, smtp://host:587?tls=required,
+    /// smtps://user:password@host:465.
+    #[arg(long, env = "TEXTWATCH_SMTP", value_name = "URL", hide_env_values = true)]
+    smtp: Option<String>,
+    /// When it was sent, for --mark-sent (RFC 3339; default now).
+    #[arg(long, value_name = "TIME", requires = "mark_sent")]
+    at: Option<String>,
+    /// The provider's ticket or reference, for --mark-sent.
+    #[arg(long, value_name = "TEXT", requires = "mark_sent")]
+    reference: Option<String>,
     #[command(flatten)]
     reporter: ReporterArgs,
     #[command(flatten)]
@@ -91,11 +114,19 @@ pub fn run(db: &Path, args: ReportArgs) -> Result<ExitCode> {
             bail!("no sender of campaign {} is served by {p:?}; its providers: {}", dos.d.summary.id, names.join(", "));
         }
     }
+    if (args.send || args.mark_sent) && dos.parts.len() != 1 {
+        let names: Vec<String> = dos.parts.iter().map(|p| p.group.name.clone()).collect();
+        bail!(
+            "a report goes to one provider: add --provider (campaign {} is served by {})",
+            dos.d.summary.id,
+            names.join(", ")
+        );
+    }
     let text = match args.format {
         ReportFormat::Xarf => {
             let reporter = Reporter::from(args.reporter.clone());
             let reports = xarf(&dos, &reporter)?;
-            let v = if args.provider.is_some() {
+            let v = if args.provider.is_some() || args.send || args.mark_sent {
                 reports.into_iter().next().unwrap_or(Value::Null)
             } else {
                 Value::Array(reports)
@@ -106,9 +137,116 @@ pub fn run(db: &Path, args: ReportArgs) -> Result<ExitCode> {
         ReportFormat::Html => html(&dos),
         ReportFormat::Md => markdown(&dos),
     };
+    if args.send || args.mark_sent {
+        record(db, &args, &dos, &text)?;
+        if args.out.is_none() {
+            // The report went out (or was marked); its text is not printed
+            // over the confirmation.
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     match &args.out {
         Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends (`--send`) or marks (`--mark-sent`) the report and records it.
+fn record(db: &Path, args: &ReportArgs, dos: &textwatch_sinks::report::Dossier, text: &str) -> Result<()> {
+    let part = &dos.parts[0];
+    let provider = part.group.name.clone();
+    let format = args.format.name();
+    let all_numbers: Vec<String> = part.senders.iter().map(|s| s.sender.clone()).collect();
+    let (sent_at, sent_to, via, reference) = if args.send {
+        let Some(smtp) = &args.smtp else {
+            bail!("--send needs an SMTP relay: --smtp smtp://host:25 (or TEXTWATCH_SMTP)");
+        };
+        let Some(to) = args.to.clone().or_else(|| part.group.abuse_contact.clone().filter(|c| c.contains('@'))) else {
+            bail!(
+                "no abuse address for {provider}: give --to, or add abuse_email for it to the provider registry (docs/attribution.md)"
+            );
+        };
+        let Some(from) = &args.reporter.reporter_contact else {
+            bail!("--send needs --reporter-contact (the From of the mail, where the provider answers)");
+        };
+        let subject = format!(
+            "Abuse report: SMS campaign {} from {} number{} ({})",
+            dos.d.summary.id,
+            all_numbers.len(),
+            if all_numbers.len() == 1 { "" } else { "s" },
+            provider
+        );
+        let note = format!(
+            "Hello {provider} abuse team,\n\nAttached is a {} report on an SMS campaign sent from {} of your numbers \
+             ({} messages seen, {} to {}). The numbers: {}.\n\nPlease answer to {from}.\n\n-- {}\n",
+            format.to_uppercase(),
+            all_numbers.len(),
+            part.messages,
+            crate::output::short_time(part.first_seen),
+            crate::output::short_time(part.last_seen),
+            all_numbers.join(", "),
+            args.reporter.reporter_org.as_deref().unwrap_or("textwatch"),
+        );
+        let (name, mime) = match args.format {
+            ReportFormat::Xarf => (format!("xarf-{}.json", dos.d.summary.id), "application/json"),
+            ReportFormat::Stix => (format!("stix-{}.json", dos.d.summary.id), "application/json"),
+            ReportFormat::Html => (format!("dossier-{}.html", dos.d.summary.id), "text/html; charset=utf-8"),
+            ReportFormat::Md => (format!("dossier-{}.md", dos.d.summary.id), "text/markdown; charset=utf-8"),
+        };
+        let mail = textwatch_sinks::mail::Mail {
+            from,
+            to: &to,
+            subject: &subject,
+            text: &note,
+            attachment: (&name, mime, text.as_bytes().to_vec()),
+        };
+        let id = textwatch_sinks::mail::send(smtp, &mail)?;
+        (now_ms(), Some(to), "smtp", Some(id))
+    } else {
+        let at = match &args.at {
+            Some(t) => textwatch_sources::time::parse_ts(t).map_err(|e| anyhow::anyhow!("--at: {e}"))?,
+            None => now_ms(),
+        };
+        (at, args.to.clone(), "marked", args.reference.clone())
+    };
+    // The numbers the campaign had used by the time it was reported
+    // (a report marked sent in the past does not name later ones).
+    let numbers: Vec<String> =
+        part.senders.iter().filter(|s| s.first_seen <= sent_at).map(|s| s.sender.clone()).collect();
+    let mut store =
+        textwatch_store::sqlite::SqliteStore::open(db).with_context(|| format!("opening {}", db.display()))?;
+    let id = store.record_report(&textwatch_store::reports::NewReport {
+        campaign: &dos.d.summary.id,
+        provider: &provider,
+        sent_at,
+        sent_to: sent_to.as_deref(),
+        via,
+        format,
+        numbers: &numbers,
+        reference: reference.as_deref(),
+    })?;
+    eprintln!(
+        "report {id}: campaign {} to {provider}{} ({} numbers, {}); `textwatch reports` follows it",
+        dos.d.summary.id,
+        sent_to.map(|t| format!(" at {t}")).unwrap_or_default(),
+        numbers.len(),
+        if via == "smtp" { "sent" } else { "marked sent" },
+    );
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl ReportFormat {
+    fn name(self) -> &'static str {
+        match self {
+            ReportFormat::Xarf => "xarf",
+            ReportFormat::Stix => "stix",
+            ReportFormat::Html => "html",
+            ReportFormat::Md => "md",
+        }
+    }
 }

@@ -170,9 +170,17 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
         Some(p) => score_predictions(&truth, p)?,
         None => score_db(&truth, db)?,
     };
+    let follow = match &args.predictions {
+        Some(_) => Vec::new(),
+        None => follow_up_scores(&args.truth, db)?,
+    };
     let mut out = std::io::stdout().lock();
     if args.format != crate::output::Format::Table {
-        serde_json::to_writer_pretty(&mut out, &report)?;
+        let mut v = serde_json::to_value(&report)?;
+        if !follow.is_empty() {
+            v["follow_ups"] = serde_json::to_value(&follow)?;
+        }
+        serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -240,7 +248,88 @@ pub fn eval(db: &Path, args: EvalArgs) -> Result<ExitCode> {
         ]);
     }
     out.write_all(t.render().as_bytes())?;
+    if !follow.is_empty() {
+        let right = follow.iter().filter(|f| f.found.as_deref() == Some(f.expected.as_str())).count();
+        writeln!(
+            out,
+            "\nfollow-up states      {right} of {} reports match what the provider and operator did",
+            follow.len()
+        )?;
+        let mut t = Table::new(&[
+            ("TRUE CAMPAIGN", false),
+            ("PROVIDER", false),
+            ("REPORTED", false),
+            ("DID", false),
+            ("REPORT", true),
+            ("STATE FOUND", false),
+        ]);
+        for f in &follow {
+            t.row(vec![
+                f.label.clone(),
+                f.provider.clone(),
+                f.reported_at.clone(),
+                f.expected.clone(),
+                f.report.map_or("-".into(), |r| r.to_string()),
+                f.found.clone().unwrap_or_else(|| "not reported (textwatch report ID --mark-sent --at TIME)".into()),
+            ]);
+        }
+        out.write_all(t.render().as_bytes())?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A simulated takedown and the state textwatch's follow-up finds.
+#[derive(serde::Serialize)]
+struct FollowUpScore {
+    label: String,
+    provider: String,
+    reported_at: String,
+    /// What the provider and the operator did: ignored, quiet or rotated.
+    expected: String,
+    /// The report textwatch recorded for it (same provider, a shared
+    /// number), if any, and its state.
+    report: Option<i64>,
+    found: Option<String>,
+}
+
+/// The truth's takedowns against the reports recorded in the database.
+fn follow_up_scores(truth: &Path, db: &Path) -> Result<Vec<FollowUpScore>> {
+    let f = BufReader::new(File::open(truth).with_context(|| format!("opening {}", truth.display()))?);
+    let mut facts = Vec::new();
+    for line in f.lines() {
+        let line = line?;
+        if !line.contains("\"report\"") {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line)?;
+        if v["type"] == "campaign" && v["report"].is_object() {
+            facts.push(v);
+        }
+    }
+    if facts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let store = SqliteStore::open_existing(db).with_context(|| format!("opening database {}", db.display()))?;
+    let fs = textwatch_sinks::followup::follow_ups(&store, &textwatch_sinks::followup::Settings::default())?;
+    Ok(facts
+        .iter()
+        .map(|v| {
+            let r = &v["report"];
+            let numbers: Vec<&str> = r["numbers"].as_array().into_iter().flatten().filter_map(|n| n.as_str()).collect();
+            let provider = r["provider"].as_str().unwrap_or_default().to_string();
+            let found = fs.iter().find(|f| {
+                f.report.provider == provider && f.report.numbers.iter().any(|n| numbers.contains(&n.as_str()))
+            });
+            FollowUpScore {
+                label: v["label"].as_str().unwrap_or_default().to_string(),
+                provider,
+                reported_at: r["at"].as_str().unwrap_or_default().to_string(),
+                expected: r["expect"].as_str().unwrap_or_default().to_string(),
+                report: found.map(|f| f.report.id),
+                found: found.map(|f| f.state.to_string()),
+            }
+        })
+        .collect())
 }
 
 fn score_db(truth: &Truth, db: &Path) -> Result<textwatch_sim::Report> {

@@ -289,6 +289,7 @@ pub fn rewordings() -> Scenario {
         background: 0.5,
         evasion_scale: 1.0,
         campaigns,
+        takedowns: Vec::new(),
     }
 }
 
@@ -429,5 +430,6 @@ pub fn scam_rotation() -> Scenario {
         background: 0.45,
         evasion_scale: 1.5,
         campaigns,
+        takedowns: Vec::new(),
     }
 }

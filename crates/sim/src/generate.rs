@@ -52,6 +52,14 @@ struct Live {
     burst_period: i64,
     burst_phase: i64,
     evasion: Evasion,
+    /// The pool proper: `senders[..pool]`; after it, the numbers the
+    /// operator rotates to after a takedown.
+    pool: usize,
+    /// When each sender first sent.
+    first_used: Vec<Option<i64>>,
+    /// The takedown, if the scenario reports this campaign: (report time,
+    /// time the provider acts, the takedown).
+    takedown: Option<(i64, Option<i64>, crate::scenario::Takedown)>,
 }
 
 const FIRST: &[&str] = &[
@@ -412,6 +420,9 @@ impl Live {
         let segs = wordings.map(|t| parse_template(t)).collect();
         let evasion = evasion.scaled(spec.evasion_scale * scenario_scale);
         Live {
+            pool: senders.len(),
+            first_used: vec![None; senders.len()],
+            takedown: None,
             used: vec![false; senders.len()],
             quiet: 0,
             senders,
@@ -424,6 +435,45 @@ impl Live {
             evasion,
             spec,
         }
+    }
+
+    /// Adds the scenario's takedown of this campaign, with fresh numbers
+    /// for the operator to rotate to.
+    fn with_takedown(mut self, td: Option<&crate::scenario::Takedown>, start: i64, span: i64) -> Self {
+        let Some(td) = td else { return self };
+        let at = start + (td.reported_at * span as f64) as i64;
+        let mut have: BTreeSet<String> = self.senders.iter().cloned().collect();
+        let mut added = 0;
+        while added < td.rotate && self.spec.short_code.is_none() {
+            let npa = *self.rng.pick(self.spec.npas);
+            let n = nanp_number(&mut self.rng, npa);
+            if have.insert(n.clone()) {
+                self.senders.push(n);
+                self.used.push(false);
+                self.first_used.push(None);
+                added += 1;
+            }
+        }
+        self.takedown = Some((at, td.acts_after.map(|d| at + d), td.clone()));
+        self
+    }
+
+    /// Whether the provider has silenced the pool by `t`.
+    fn silenced(&self, t: i64) -> bool {
+        matches!(self.takedown, Some((_, Some(act), _)) if t >= act)
+    }
+
+    /// A sender for a text at `t`: from the pool, or once silenced from
+    /// the rotated numbers (`None`: silenced with nothing to rotate to).
+    fn pick_sender(&mut self, t: i64) -> Option<usize> {
+        if self.silenced(t) {
+            let extra = self.senders.len() - self.pool;
+            if extra == 0 {
+                return None;
+            }
+            return Some(self.pool + self.rng.below(extra));
+        }
+        Some(self.rng.below(self.pool))
     }
 
     fn weight_at(&self, frac: f64, t: i64) -> f64 {
@@ -568,7 +618,11 @@ pub fn generate(
         .iter()
         .cloned()
         .enumerate()
-        .map(|(i, c)| Live::new(c, &mut rng, i as u64, &opts.evasion, sc.evasion_scale, opts.paraphrase))
+        .map(|(i, c)| {
+            let td = sc.takedowns.iter().find(|t| t.label == c.label);
+            Live::new(c, &mut rng, i as u64, &opts.evasion, sc.evasion_scale, opts.paraphrase)
+                .with_takedown(td, sc.start, sc.span)
+        })
         .collect();
     let curve = Curve::new(sc.start, sc.span);
     let n = opts.messages;
@@ -601,13 +655,20 @@ pub fn generate(
                 chosen = chosen.or(Some(live.len() - 1));
             }
         }
+        // A campaign whose numbers were silenced, with none to rotate to,
+        // sends nothing more: the slot goes to background traffic.
+        let picked = chosen.and_then(|k| live[k].pick_sender(t).map(|s| (k, s)));
+        if picked.is_none() {
+            chosen = None;
+        }
         let to_npa = *rng.pick(&[215u16, 267, 445, 484, 610, 717, 814, 412, 724]);
         let to = nanp_number(&mut rng, to_npa);
         let (from, source, label): (String, &str, Option<&str>) = match chosen {
             Some(k) => {
                 let l = &mut live[k];
-                let s = l.rng.below(l.senders.len());
+                let s = picked.map_or(0, |p| p.1);
                 l.used[s] = true;
+                l.first_used[s].get_or_insert(t);
                 l.count += 1;
                 l.quiet += quiet_hour(t) as u64;
                 l.body(s, &mut body, &mut scratch);
@@ -658,7 +719,7 @@ pub fn generate(
         if l.quiet > 0 {
             findings.push("quiet-hours");
         }
-        let fact = serde_json::json!({
+        let mut fact = serde_json::json!({
             "type": "campaign",
             "label": l.spec.label,
             "kind": l.spec.kind,
@@ -668,6 +729,39 @@ pub fn generate(
             "senders": senders,
             "findings": findings,
         });
+        if let Some((at, act, td)) = &l.takedown {
+            // The report names the numbers used by then; what follows is
+            // what the provider and the operator did, so the state a
+            // follow-up should find.
+            let named: Vec<&str> = l
+                .senders
+                .iter()
+                .zip(&l.first_used)
+                .filter(|(_, f)| f.is_some_and(|f| f <= *at))
+                .map(|(s, _)| s.as_str())
+                .collect();
+            let rotated: Vec<&str> = l.senders[l.pool..]
+                .iter()
+                .zip(&l.used[l.pool..])
+                .filter(|(_, u)| **u)
+                .map(|(s, _)| s.as_str())
+                .collect();
+            let expect = match (act, rotated.is_empty()) {
+                (None, _) => "ignored",
+                (Some(_), false) => "rotated",
+                (Some(_), true) => "quiet",
+            };
+            let mut when = Vec::new();
+            rfc3339(*at, &mut when);
+            fact["report"] = serde_json::json!({
+                "at": String::from_utf8_lossy(&when),
+                "provider": l.spec.provider,
+                "numbers": named,
+                "acts_after_s": td.acts_after,
+                "rotated": rotated,
+                "expect": expect,
+            });
+        }
         serde_json::to_writer(&mut *truth, &fact)?;
         truth.write_all(b"\n")?;
         summary.campaigns.push((l.spec.label.clone(), l.count));

@@ -65,6 +65,24 @@ pub struct Scenario {
     /// Multiplier of every evasion rate.
     pub evasion_scale: f64,
     pub campaigns: Vec<CampaignSpec>,
+    /// Campaigns reported to their provider during the scenario, and what
+    /// the provider and the operator do about it.
+    pub takedowns: Vec<Takedown>,
+}
+
+/// A takedown report on one campaign and what follows it.
+#[derive(Clone, Debug)]
+pub struct Takedown {
+    /// The campaign's label.
+    pub label: &'static str,
+    /// When it is reported, as a fraction of the scenario span.
+    pub reported_at: f64,
+    /// Seconds until the provider silences the reported numbers; `None`:
+    /// the provider ignores the report.
+    pub acts_after: Option<i64>,
+    /// Fresh numbers the operator moves to once silenced (same campaign,
+    /// same texts).
+    pub rotate: usize,
 }
 
 /// 2020-11-03T11:00:00Z, 6 am Eastern on Election Day.
@@ -282,7 +300,24 @@ pub(crate) fn election_2020() -> Scenario {
         background: 0.55,
         evasion_scale: 1.0,
         campaigns,
+        takedowns: Vec::new(),
     }
+}
+
+/// The election day with takedowns: the incident is reported an hour in
+/// and its provider silences the 13 numbers two hours later, after which
+/// the operator moves to two fresh ones; the Wednesday suppression texts
+/// are reported and silenced within an hour, with no rotation; the USPS
+/// smishing is reported early and its provider ignores it.
+pub(crate) fn takedowns_2020() -> Scenario {
+    let mut s = election_2020();
+    s.name = "takedowns-2020";
+    s.takedowns = vec![
+        Takedown { label: "incident-steal", reported_at: 0.48, acts_after: Some(2 * 3600), rotate: 2 },
+        Takedown { label: "suppression-wednesday", reported_at: 0.15, acts_after: Some(3600), rotate: 0 },
+        Takedown { label: "smish-usps", reported_at: 0.1, acts_after: None, rotate: 0 },
+    ];
+    s
 }
 
 /// Scam bases: (brand, text, names a sender). Each becomes one campaign with
@@ -357,7 +392,15 @@ pub(crate) fn smishing() -> Scenario {
             },
         });
     }
-    Scenario { name: "smishing", start: ELECTION_DAY, span: 48 * 3600, background: 0.4, evasion_scale: 2.0, campaigns }
+    Scenario {
+        name: "smishing",
+        start: ELECTION_DAY,
+        span: 48 * 3600,
+        background: 0.4,
+        evasion_scale: 2.0,
+        campaigns,
+        takedowns: Vec::new(),
+    }
 }
 
 pub(crate) fn baseline() -> Scenario {
@@ -368,6 +411,7 @@ pub(crate) fn baseline() -> Scenario {
         background: 0.8,
         evasion_scale: 1.0,
         campaigns: commercial(),
+        takedowns: Vec::new(),
     }
 }
 

@@ -7,6 +7,8 @@
 pub mod alerts;
 pub mod blocklist;
 pub mod enrich;
+pub mod followup;
+pub mod mail;
 pub mod report;
 pub mod views;
 

@@ -18,6 +18,7 @@ pub mod edits;
 pub mod keys;
 pub mod log;
 pub mod optouts;
+pub mod reports;
 pub mod retention;
 mod segments;
 pub mod sqlite;

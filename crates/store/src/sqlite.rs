@@ -389,6 +389,7 @@ impl SqliteStore {
         conn.execute_batch(TEMPLATES_SCHEMA)?;
         conn.execute_batch(crate::segments::SCHEMA)?;
         conn.execute_batch(crate::optouts::SCHEMA)?;
+        conn.execute_batch(crate::reports::SCHEMA)?;
         migrate(&conn)?;
         let legacy: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages')",
@@ -833,6 +834,33 @@ impl SqliteStore {
     /// Counts texts sent after an opt-out, per campaign and recipient.
     pub fn record_optout_ignored(&mut self, rows: &[crate::optouts::IgnoredOptOut]) -> Result<(), StoreError> {
         crate::optouts::record_ignored(&mut self.conn, rows)
+    }
+
+    /// The time of the newest message stored, if any (what follow-ups
+    /// measure quiet against, so that archives replay as they happened).
+    pub fn newest_message_ts(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row("SELECT MAX(max_ts) FROM segments", [], |r| r.get(0))?)
+    }
+
+    /// Records a takedown report as sent; returns its id.
+    pub fn record_report(&mut self, r: &crate::reports::NewReport<'_>) -> Result<i64, StoreError> {
+        crate::reports::record(&self.conn, r)
+    }
+
+    /// Records the provider's answer to a report; false if there is no such
+    /// report.
+    pub fn answer_report(&mut self, id: i64, text: &str, at: i64) -> Result<bool, StoreError> {
+        crate::reports::answer(&self.conn, id, text, at)
+    }
+
+    /// Every report sent, oldest first.
+    pub fn sent_reports(&self) -> Result<Vec<crate::reports::SentReport>, StoreError> {
+        crate::reports::all(&self.conn)
+    }
+
+    /// One report.
+    pub fn sent_report(&self, id: i64) -> Result<Option<crate::reports::SentReport>, StoreError> {
+        crate::reports::one(&self.conn, id)
     }
 
     /// A campaign's row number and id, by id or unique prefix (a campaign
