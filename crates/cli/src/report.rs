@@ -107,6 +107,7 @@ pub fn run(db: &Path, args: ReportArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     };
+    dos.followups = textwatch_sinks::followup::for_campaign(&store, &dos.d.summary.id, &Default::default())?;
     if let Some(p) = &args.provider {
         let names: Vec<String> = dos.parts.iter().map(|p| p.group.name.clone()).collect();
         dos.parts.retain(|x| x.group.name.eq_ignore_ascii_case(p));

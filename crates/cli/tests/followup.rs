@@ -135,6 +135,37 @@ fn a_reported_campaign_goes_quiet_then_rotates_and_the_follow_up_says_so() {
     assert!(tw_ok(&sim.db, &["reports", "show", &r["id"].to_string()]).contains("ticket 88412"));
     // A number that had not sent by the report time is not named in it.
     assert!(!numbers.iter().any(|n| truth_rotated.contains(&n["number"].as_str().unwrap())));
+    // The dossier has the follow-up, with its before/after chart.
+    let html = tw_ok(&sim.db, &["report", campaign, "--format", "html"]);
+    let section = &html[html.find("<section id=\"follow-up\">").expect("a follow-up section")..];
+    assert!(
+        section.contains("rotated") && section.contains("class=\"followup-chart\"") && section.contains("ticket 88412")
+    );
+    for n in &truth_rotated {
+        assert!(section.contains(n));
+    }
+    let md = tw_ok(&sim.db, &["report", campaign, "--format", "md"]);
+    assert!(md.contains("## Follow-up of takedown reports") && md.contains("Rotated to after the report"));
+    // The API and /metrics give each provider's record.
+    let s = start(&sim.db, &[]);
+    let tok = token(&sim.db, "read");
+    let get = |path: &str| {
+        ureq::get(&format!("{}{path}", s.base))
+            .set("Authorization", &format!("Bearer {tok}"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    };
+    let v: serde_json::Value = serde_json::from_str(&get("/v1/reports")).unwrap();
+    let textsmart = v["providers"].as_array().unwrap().iter().find(|p| p["provider"] == "Textsmart Leasing").unwrap();
+    assert_eq!((textsmart["reports"].as_u64(), textsmart["rotated"].as_u64()), (Some(2), Some(1)), "{textsmart}");
+    let telnyx = v["providers"].as_array().unwrap().iter().find(|p| p["provider"] == "Telnyx").unwrap();
+    assert_eq!(telnyx["ignored_share"].as_f64(), Some(1.0));
+    let m = get("/metrics");
+    assert!(m.contains("textwatch_reports{provider=\"Textsmart Leasing\",state=\"rotated\"} 1"), "{m}");
+    assert!(m.contains("textwatch_reports_ignored_ratio{provider=\"Telnyx\"} 1"));
+    assert!(m.contains("textwatch_report_median_quiet_seconds{provider=\"Textsmart Leasing\"}"));
 }
 
 #[test]

@@ -459,7 +459,11 @@ pub async fn report(
     let st2 = st.clone();
     let r: Option<(String, &'static str, String)> = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let enricher = st2.enricher();
-        let dos = st2.read(|s| Ok(textwatch_sinks::report::dossier(s, &enricher, &id, 10)?))?;
+        let dos = st2.read(|s| {
+            let Some(mut dos) = textwatch_sinks::report::dossier(s, &enricher, &id, 10)? else { return Ok(None) };
+            dos.followups = textwatch_sinks::followup::for_campaign(s, &dos.d.summary.id, &Default::default())?;
+            Ok(Some(dos))
+        })?;
         let Some(mut dos) = dos else { return Ok(None) };
         if let Some(p) = &q.provider {
             dos.parts.retain(|x| x.group.name.eq_ignore_ascii_case(p));
@@ -623,6 +627,8 @@ pub async fn events(
 pub async fn metrics(State(st): State<Shared>) -> Response {
     let (c, m) = st.engine.read().map(|e| (e.campaigns(), e.messages_seen())).unwrap_or((0, 0));
     let mut body = st.metrics.render(c, m);
+    let st2 = st.clone();
+    body.push_str(&tokio::task::spawn_blocking(move || super::followups::metrics(&st2)).await.unwrap_or_default());
     body.push_str(&format!("# HELP textwatch_uptime_seconds Seconds since start.\n# TYPE textwatch_uptime_seconds gauge\ntextwatch_uptime_seconds {}\n", st.started.elapsed().as_secs()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

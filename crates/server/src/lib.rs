@@ -9,6 +9,7 @@
 mod api;
 pub mod bodies;
 mod error;
+mod followups;
 mod metrics;
 pub mod optout;
 mod replies;
@@ -244,6 +245,7 @@ fn router(st: Shared, max_body: usize) -> Router {
         .route("/v1/campaigns/{id}/block", post(api::block))
         .route("/v1/numbers/{e164}", get(api::number))
         .route("/v1/blocklist", get(api::blocklist))
+        .route("/v1/reports", get(followups::list))
         .route("/v1/events", get(api::events))
         .route("/v1/twilio/inbound", post(twilio::inbound))
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio::send))
@@ -327,6 +329,7 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         http: ureq::AgentBuilder::new().timeout(Duration::from_secs(15)).build(),
         started: Instant::now(),
         optouts,
+        followups: Mutex::new(None),
         replies: args.replies.clone(),
     });
     let app = router(st.clone(), args.max_body);

@@ -60,6 +60,8 @@ pub struct AppState {
     pub(super) started: Instant,
     /// Who opted out of what (the worker writes it once stored).
     pub(super) optouts: Arc<RwLock<textwatch_engine::optout::Registry>>,
+    /// Follow-ups of takedown reports, computed at most every 30 s.
+    pub(super) followups: Mutex<Option<(Instant, crate::followups::Computed)>>,
     /// Replies to HELP, STOP and START.
     pub(super) replies: crate::replies::Replies,
 }

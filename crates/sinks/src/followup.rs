@@ -276,3 +276,208 @@ pub fn human(secs: i64) -> String {
         s => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
     }
 }
+
+/// The follow-ups of the reports on one campaign (by its current id;
+/// reports on campaigns merged into it count).
+pub fn for_campaign(store: &SqliteStore, campaign: &str, s: &Settings) -> Result<Vec<FollowUp>> {
+    let mut out = Vec::new();
+    for r in store.sent_reports()? {
+        let now_id = store.resolve_campaign(&r.campaign)?.unwrap_or_else(|| r.campaign.clone());
+        if now_id == campaign {
+            out.push(follow_up(store, &r, s)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Texts per hour around a report as SVG bars: the reported numbers
+/// (red) and the others (grey), with the report as a vertical line.
+pub fn chart_svg(f: &FollowUp) -> String {
+    use std::fmt::Write as _;
+    let (w, h, pad) = (720.0f64, 160.0f64, 24.0f64);
+    let n = f.hourly.len().max(1) as f64;
+    let max = f.hourly.iter().map(|b| b.1 + b.2).max().unwrap_or(0).max(1) as f64;
+    let bw = (w - 2.0 * pad) / n;
+    let mut o = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"followup-chart\" viewBox=\"0 0 {w} {h}\" width=\"100%\" role=\"img\" \
+         aria-label=\"texts per hour before and after report {}\">",
+        f.report.id
+    );
+    for (i, (_, reported, other)) in f.hourly.iter().enumerate() {
+        let x = pad + i as f64 * bw;
+        let hr = (*reported as f64 / max) * (h - 2.0 * pad);
+        let ho = (*other as f64 / max) * (h - 2.0 * pad);
+        let base = h - pad;
+        if *reported > 0 {
+            let _ = write!(
+                o,
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{hr:.1}\" fill=\"#d62728\"/>",
+                base - hr,
+                bw.max(1.0)
+            );
+        }
+        if *other > 0 {
+            let _ = write!(
+                o,
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{ho:.1}\" fill=\"#9e9e9e\"/>",
+                base - hr - ho,
+                bw.max(1.0)
+            );
+        }
+    }
+    if let Some(start) = f.hourly.first().map(|b| b.0) {
+        let x = pad + (f.report.sent_at - start) as f64 / HOUR as f64 * bw;
+        let _ = write!(
+            o,
+            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#222\" stroke-dasharray=\"4 3\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">report</text>",
+            pad / 2.0,
+            h - pad,
+            x + 3.0,
+            pad - 4.0
+        );
+    }
+    let _ = write!(
+        o,
+        "<line x1=\"{pad}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#999\"/></svg>",
+        w - pad,
+        h - pad,
+        h - pad
+    );
+    o
+}
+
+/// The dossier's follow-up section, HTML.
+pub fn html_section(fs: &[FollowUp]) -> String {
+    use crate::markup::esc;
+    use std::fmt::Write as _;
+    if fs.is_empty() {
+        return String::new();
+    }
+    let mut o = String::from("<section id=\"follow-up\"><h2>Follow-up of takedown reports</h2>");
+    for f in fs {
+        let r = &f.report;
+        let quiet = f.numbers.iter().filter(|n| n.state == "quiet").count();
+        let _ = write!(
+            o,
+            "<h3>Report {} to {} &mdash; <span class=\"state\">{}</span></h3><p>Sent {} ({}{}); {} of {} reported numbers quiet; \
+             {} texts before the report, {} after (as of {}).{}</p>",
+            r.id,
+            esc(&r.provider),
+            f.state,
+            esc(&textwatch_store::time::format_ts(r.sent_at)),
+            esc(&r.via),
+            r.sent_to.as_deref().map(|t| format!(" to {}", esc(t))).unwrap_or_default(),
+            quiet,
+            f.numbers.len(),
+            f.messages_before,
+            f.messages_after,
+            esc(&textwatch_store::time::format_ts(f.measured_at)),
+            r.answer.as_deref().map(|a| format!(" Provider's answer: &ldquo;{}&rdquo;", esc(a))).unwrap_or_default(),
+        );
+        o.push_str(&chart_svg(f));
+        o.push_str("<p class=\"legend\"><span><i style=\"background:#d62728\"></i>reported numbers</span><span><i style=\"background:#9e9e9e\"></i>other numbers</span></p>");
+        o.push_str("<table><tr><th>Number</th><th>Before</th><th>After</th><th>Last text</th><th>State</th><th>Quiet after</th></tr>");
+        for n in &f.numbers {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&n.number),
+                n.before,
+                n.after,
+                n.last_seen.map(|t| esc(&textwatch_store::time::format_ts(t))).unwrap_or_default(),
+                n.state,
+                n.quiet_after_s.map(human).unwrap_or_default()
+            );
+        }
+        o.push_str("</table>");
+        for (list, title) in
+            [(&f.rotated, "Rotated to after the report"), (&f.unreported, "Not in the report, sent after it")]
+        {
+            if list.is_empty() {
+                continue;
+            }
+            let _ = write!(
+                o,
+                "<p>{title}:</p><table><tr><th>Number</th><th>First text</th><th>Last text</th><th>Texts</th></tr>"
+            );
+            for n in list {
+                let _ = write!(
+                    o,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&n.number),
+                    esc(&textwatch_store::time::format_ts(n.first_seen)),
+                    esc(&textwatch_store::time::format_ts(n.last_seen)),
+                    n.messages
+                );
+            }
+            o.push_str("</table>");
+        }
+    }
+    o.push_str("</section>\n");
+    o
+}
+
+/// The dossier's follow-up section, Markdown.
+pub fn markdown_section(fs: &[FollowUp]) -> String {
+    use crate::markup::md_cell;
+    use std::fmt::Write as _;
+    if fs.is_empty() {
+        return String::new();
+    }
+    let mut o = String::from("\n## Follow-up of takedown reports\n\n");
+    for f in fs {
+        let r = &f.report;
+        let quiet = f.numbers.iter().filter(|n| n.state == "quiet").count();
+        let _ = writeln!(
+            o,
+            "### Report {} to {}: {}\n\nSent {} ({}); {} of {} reported numbers quiet; {} texts before, {} after (as of {}).{}\n",
+            r.id,
+            md_cell(&r.provider),
+            f.state,
+            textwatch_store::time::format_ts(r.sent_at),
+            md_cell(&r.via),
+            quiet,
+            f.numbers.len(),
+            f.messages_before,
+            f.messages_after,
+            textwatch_store::time::format_ts(f.measured_at),
+            r.answer.as_deref().map(|a| format!(" Provider's answer: \"{}\"", md_cell(a))).unwrap_or_default(),
+        );
+        let _ =
+            writeln!(o, "| Number | Before | After | Last text | State | Quiet after |\n|---|---:|---:|---|---|---:|");
+        for n in &f.numbers {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} |",
+                md_cell(&n.number),
+                n.before,
+                n.after,
+                n.last_seen.map(textwatch_store::time::format_ts).unwrap_or_default(),
+                n.state,
+                n.quiet_after_s.map(human).unwrap_or_default()
+            );
+        }
+        if !f.rotated.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nRotated to after the report:\n\n| Number | First text | Last text | Texts |\n|---|---|---|---:|"
+            );
+            for n in &f.rotated {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} |",
+                    md_cell(&n.number),
+                    textwatch_store::time::format_ts(n.first_seen),
+                    textwatch_store::time::format_ts(n.last_seen),
+                    n.messages
+                );
+            }
+        }
+        // Before and after, per hour, as text.
+        let before: u64 = f.hourly.iter().filter(|b| b.0 < r.sent_at).map(|b| b.1 + b.2).sum();
+        let after: u64 = f.hourly.iter().filter(|b| b.0 >= r.sent_at).map(|b| b.1 + b.2).sum();
+        let _ = writeln!(o, "\nTexts in the 24 hours before the report: {before}; since: {after}.\n");
+    }
+    o
+}

@@ -9,6 +9,7 @@ pub mod blocklist;
 pub mod enrich;
 pub mod followup;
 pub mod mail;
+pub mod markup;
 pub mod report;
 pub mod views;
 

@@ -19,6 +19,8 @@ use textwatch_store::views::{CampaignDetail, MessageView, SenderView};
 use textwatch_store::{ProviderGroup, Store};
 
 use crate::enrich::Enricher;
+pub use crate::markup::esc;
+use crate::markup::md_cell;
 use crate::views::{enriched_campaign, scope_word};
 use crate::{Result, SinkError};
 
@@ -54,6 +56,9 @@ pub struct Dossier {
     /// Timeline: bucket width (ms), bucket starts, per-sender counts
     /// (top senders, then `others`).
     pub timeline: Timeline,
+    /// Takedown reports on the campaign and what followed (filled by the
+    /// caller: `followup::for_campaign`).
+    pub followups: Vec<crate::followup::FollowUp>,
 }
 
 pub struct Timeline {
@@ -139,7 +144,7 @@ pub fn dossier(store: &dyn Store, e: &Enricher, id: &str, samples: usize) -> Res
     let attribution =
         d.sender_stats.iter().map(|s| (s.sender.clone(), e.dir.attribute(&s.sender).to_string())).collect();
     let timeline = timeline(store, &id, &d)?;
-    Ok(Some(Dossier { d, parts, links, attribution, timeline }))
+    Ok(Some(Dossier { d, parts, links, attribution, timeline, followups: Vec::new() }))
 }
 
 fn timeline(store: &dyn Store, id: &str, d: &CampaignDetail) -> Result<Timeline> {
@@ -424,23 +429,6 @@ pub fn stix(dos: &Dossier, r: &Reporter) -> Value {
     json!({"type": "bundle", "id": sid("bundle", ""), "objects": objects})
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c if c.is_control() && c != '\n' => o.push(' '),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
 /// A body with the first occurrence of `needle` marked.
 fn highlight(body: &str, needle: &str) -> String {
     if needle.is_empty() {
@@ -655,6 +643,7 @@ code{{background:#f4f4f4;padding:0 .2rem}}</style></head><body>\n",
 
     variants_html(&mut o, &dos.d);
 
+    o.push_str(&crate::followup::html_section(&dos.followups));
     o.push_str("<section id=\"providers\"><h2>Senders by provider</h2>");
     if dos.parts.is_empty() {
         o.push_str("<p>No senders.</p>");
@@ -713,36 +702,6 @@ code{{background:#f4f4f4;padding:0 .2rem}}</style></head><body>\n",
         o.push_str("</ul></section>\n");
     }
     let _ = write!(o, "<footer><p>Made by textwatch {} from its database; every figure is a count of stored messages.</p></footer>\n</body></html>\n", env!("CARGO_PKG_VERSION"));
-    o
-}
-
-/// Text from messages as inert Markdown on one line: HTML is shown as text
-/// (`<` as `&lt;`), Markdown syntax (links, emphasis, code, table pipes) is
-/// escaped, URLs are defanged (`hxxps://`, `www[.]`), control characters
-/// and bidirectional overrides are shown as escapes.
-fn md_cell(s: &str) -> String {
-    // Links defanged, as threat reports write them: Markdown renderers turn
-    // a bare URL or www. name into a live link.
-    let s = s.replace("https://", "hxxps://").replace("http://", "hxxp://").replace("www.", "www[.]");
-    let mut o = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' | '\r' => o.push(' '),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '&' => o.push_str("&amp;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '!' | '~' => {
-                o.push('\\');
-                o.push(c);
-            }
-            c if c.is_control()
-                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}') =>
-            {
-                let _ = write!(o, "\\u{{{:x}}}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
     o
 }
 
@@ -815,6 +774,7 @@ pub fn markdown(dos: &Dossier) -> String {
             md_cell(&l.evidence)
         );
     }
+    o.push_str(&crate::followup::markdown_section(&dos.followups));
     let _ = writeln!(o, "\n## Senders by provider\n");
     for p in &dos.parts {
         // Provider names, sources and contacts come from imported files.

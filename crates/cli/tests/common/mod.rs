@@ -252,3 +252,56 @@ pub fn stand_in(
     });
     (url, rx)
 }
+
+/// A `textwatch serve` child process, killed on drop.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+    pub db: PathBuf,
+    pub _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A new token with these scopes.
+pub fn token(db: &Path, scopes: &str) -> String {
+    tw_ok(db, &["token", "create", "--scope", scopes]).lines().last().unwrap().trim().to_string()
+}
+
+/// Starts `textwatch serve` on `db` on a free port, with `extra` options.
+pub fn start(db: &Path, extra: &[&str]) -> Server {
+    use std::io::{BufRead, BufReader, Read};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(bin())
+        .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("TEXTWATCH_DB")
+        .env_remove("TEXTWATCH_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let base = loop {
+        line.clear();
+        if err.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
+            panic!("serve did not start: {line}");
+        }
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    Server { child, base, db: db.to_path_buf(), _dir: None }
+}
