@@ -2,6 +2,7 @@
 
 mod act;
 mod alerts;
+mod appeals;
 mod commands;
 mod config;
 mod context;
@@ -18,6 +19,7 @@ mod scan;
 mod serve;
 mod sim;
 mod smpp;
+mod spam_reports;
 mod tokens;
 
 use std::path::PathBuf;
@@ -130,6 +132,28 @@ enum Command {
     ///
     /// Example: textwatch report aff8e3 --format xarf --provider "Textsmart Leasing" --reporter-org "Example Watch" --reporter-contact abuse@example.org --reporter-domain example.org
     Report(report::ReportArgs),
+
+    /// Take in spam reports from files: an app's reports, or a 7726 short
+    /// code's inbound texts (the spam text, then the number it came from,
+    /// paired per reporter, across files and runs, for up to a day). Each
+    /// report is stored as a message with source `report`; the same person
+    /// reporting the same text twice counts once; distinct reporters count
+    /// toward the campaign's risk.
+    ///
+    /// Example: textwatch import-reports 7726-inbound.jsonl
+    ImportReports(spam_reports::ImportReportsArgs),
+
+    /// Appeals of blocks: a sender or brand opens one (here or with
+    /// `POST /v1/appeals`), a reviewer upholds or overturns it. An overturn
+    /// adds an allow rule for the number or campaign (a new policy
+    /// version) and drops it from the block list.
+    ///
+    /// Example: textwatch appeal decide 4 --overturn --reason "opt-in records checked"
+    Appeal(appeals::AppealArgs),
+
+    /// The append-only audit log: every appeal opened and decided, by
+    /// whom, when and why.
+    Audit(appeals::AuditArgs),
 
     /// Follow the takedown reports sent (`report --send` or
     /// `--mark-sent`): for each, whether its numbers went quiet and how
@@ -271,6 +295,9 @@ fn main() -> ExitCode {
         Command::Alerts(args) => alerts::list(&cli.db, args),
         Command::Report(args) => report::run(&cli.db, args),
         Command::Reports(args) => reports::run(&cli.db, args),
+        Command::Appeal(args) => appeals::appeal(&cli.db, args),
+        Command::Audit(args) => appeals::audit(&cli.db, args),
+        Command::ImportReports(args) => spam_reports::run(&cli.db, args),
         Command::Serve(args) => serve::run(&cli.db, args),
         Command::Smpp(args) => smpp::run(&cli.db, args),
         Command::Optouts(args) => optouts::run(&cli.db, args),

@@ -157,7 +157,7 @@ fn a_reported_campaign_goes_quiet_then_rotates_and_the_follow_up_says_so() {
             .into_string()
             .unwrap()
     };
-    let v: serde_json::Value = serde_json::from_str(&get("/v1/reports")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&get("/v1/takedowns")).unwrap();
     let textsmart = v["providers"].as_array().unwrap().iter().find(|p| p["provider"] == "Textsmart Leasing").unwrap();
     assert_eq!((textsmart["reports"].as_u64(), textsmart["rotated"].as_u64()), (Some(2), Some(1)), "{textsmart}");
     let telnyx = v["providers"].as_array().unwrap().iter().find(|p| p["provider"] == "Telnyx").unwrap();
@@ -276,4 +276,40 @@ fn report_send_mails_the_xarf_report_through_smtp_and_records_it() {
     );
     let v: serde_json::Value = serde_json::from_str(&tw_ok(&sim.db, &["reports", "--format", "json"])).unwrap();
     assert_eq!(v["reports"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn import_reports_pairs_7726_texts_across_runs() {
+    let sim = takedowns(5);
+    let fact = takedown_facts(&sim.truth).into_iter().find(|f| f["label"] == "smish-usps").unwrap();
+    let sender = fact["senders"][0].as_str().unwrap().to_string();
+    let body = format!("USPS: Your package {} could not be delivered due to an incomplete address. Please update here: usps-redelivery.top/x1", "US9514901185421");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    std::fs::write(
+        &a,
+        format!(
+            "{}\n{}\nnot json\n",
+            serde_json::json!({"from": "+12155550911", "to": "7726", "body": body, "ts": "2020-11-04T12:00:00Z"}),
+            serde_json::json!({"reporter": "app-7", "sender": sender, "text": body, "ts": "2020-11-04T12:05:00Z"}),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        serde_json::json!({"from": "+12155550911", "to": "7726", "body": &sender[2..], "ts": "2020-11-04T12:02:00Z"})
+            .to_string()
+            + "\n",
+    )
+    .unwrap();
+    let o = tw(&sim.db, &["import-reports", "-q", a.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("1 report paired or given, 1 forwarded text waiting") && err.contains("1 rejected"), "{err}");
+    let o = tw(&sim.db, &["import-reports", "-q", b.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 report paired"), "{}", String::from_utf8_lossy(&o.stderr));
+    let stored = tw_ok(&sim.db, &["messages", "--format", "jsonl"]);
+    let reports: Vec<&str> = stored.lines().filter(|l| l.contains("\"id\":\"rpt-")).collect();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert!(reports.iter().all(|l| l.contains(&sender) && l.contains("\"source\":\"report\"")));
 }

@@ -1243,3 +1243,207 @@ fn stop_on_any_path_refuses_the_campaigns_next_text_on_every_path() {
     let changes = tw_ok(&s.db, &["optouts", "--format", "jsonl"]);
     assert!(changes.contains("api:inbound") && changes.contains("twilio:inbound"), "{changes}");
 }
+
+#[test]
+fn spam_reports_pair_across_requests_count_once_per_reporter_and_raise_the_campaign() {
+    const SMISH: &str = "USPS: your parcel is on hold for an unpaid fee of $1.99. Pay now at usps-parcelfee.top/h";
+    let (s, admin) = new_server(&[]);
+    let lines: String = (0..20)
+        .map(|i| {
+            serde_json::json!({"id": format!("g{i}"), "ts": format!("2026-11-02T15:{i:02}:00Z"),
+                "from": format!("+1302555017{}", i % 3), "to": format!("+1267555{:04}", 200 + i), "body": SMISH})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let (c, b) = post(&s, &admin, "/v1/messages", "application/x-ndjson", lines.as_bytes());
+    assert_eq!(c, 200, "{b}");
+    // 7726: the forwarded text, then (another request) the number.
+    let first = serde_json::json!([{"reporter": "+12155550901", "body": SMISH, "ts": "2026-11-02T16:00:00Z"}]);
+    let (c, b) = post(&s, &admin, "/v1/reports", "application/json", first.to_string().as_bytes());
+    assert_eq!(c, 200, "{b}");
+    let r: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!((r["waiting"].as_u64(), r["accepted"].as_u64()), (Some(1), Some(0)), "{r}");
+    let second =
+        serde_json::json!({"reporter": "+12155550901", "body": "(302) 555-0170", "ts": "2026-11-02T16:01:00Z"});
+    let (_, b) = post(&s, &admin, "/v1/reports", "application/json", second.to_string().as_bytes());
+    let r: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(r["accepted"], 1, "{r}");
+    let campaign = r["results"][0]["campaign"].as_str().expect("the report joined the campaign").to_string();
+    // App reports from three more people; one of them twice.
+    let app: String = [1, 2, 3, 3]
+        .iter()
+        .map(|i| {
+            serde_json::json!({"reporter": format!("app-user-{i}"), "sender": "+13025550171", "text": SMISH,
+                "ts": "2026-11-02T17:00:00Z"})
+            .to_string()
+                + "\n"
+        })
+        .collect::<String>()
+        + "{\"reporter\": \"app-user-9\", \"ts\": \"2026-11-02T17:00:00Z\"}\n";
+    let (c, b) = post(&s, &admin, "/v1/reports", "application/x-ndjson", app.as_bytes());
+    assert_eq!(c, 200, "{b}");
+    let r: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64(), r["rejected"].as_u64()),
+        (Some(3), Some(1), Some(1)),
+        "{r}"
+    );
+    assert!(r["errors"][0]["error"].as_str().unwrap().contains("body"), "{r}");
+    // Four distinct reporters: a medium finding, and the risk counts it.
+    let (_, b) = get(&s, &admin, &format!("/v1/campaigns/{campaign}"));
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let f =
+        v["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "reported-by-recipients").expect("{v}").clone();
+    assert_eq!((f["count"].as_u64(), f["severity"].as_str()), (Some(4), Some("medium")), "{f}");
+    // Stored as messages with source report; reporters never in clear.
+    let stored = tw_ok(&s.db, &["messages", "--campaign", &campaign, "--format", "jsonl"]);
+    assert_eq!(stored.lines().filter(|l| l.contains("\"source\":\"report\"")).count(), 4);
+    assert!(!stored.contains("app-user") && !stored.contains("2155550901"), "{stored}");
+}
+
+#[test]
+fn a_blocked_sender_sees_why_appeals_and_a_reviewer_overturns_it_on_the_record() {
+    let (s, admin) = new_server(&[]);
+    post(&s, &admin, "/v1/messages", "application/x-ndjson", example_lines().as_bytes());
+    let (_, b) = get(&s, &admin, "/v1/campaigns?finding=election-misinfo");
+    let incident: serde_json::Value = serde_json::from_str::<serde_json::Value>(&b).unwrap()["items"][0].clone();
+    let campaign = incident["id"].as_str().unwrap().to_string();
+    let number = "+12155551102";
+    let (_, bl) = get(&s, &admin, "/v1/blocklist");
+    assert!(bl.contains(number) && bl.contains(&campaign));
+
+    // The public page: no token, the rule and evidence, no one's message
+    // or recipient, and a form to appeal.
+    let page = ureq::get(&format!("{}/explain/{}", s.base, number.replace('+', "%2B"))).call().unwrap();
+    assert!(page.header("content-security-policy").unwrap().contains("default-src 'none'"));
+    let html = page.into_string().unwrap();
+    assert!(
+        html.contains("Blocked") && html.contains("incitement-or-election-lies") && html.contains("election-misinfo"),
+        "{html}"
+    );
+    for line in example_lines().lines() {
+        let m: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(!html.contains(m["to"].as_str().unwrap()), "a recipient on the public page");
+    }
+    assert!(!html.contains("Philly Votes Together"), "another campaign's text on the page");
+    let unknown = ureq::get(&format!("{}/explain/%2B19995550000", s.base)).call();
+    assert!(matches!(unknown, Err(ureq::Error::Status(404, _))), "nothing known about a number: 404");
+
+    // In a real browser: no script at all, and the form opens an appeal.
+    if chromium().is_some() && Command::new("chromedriver").arg("--version").output().is_ok() {
+        let d = Driver::start().expect("chromedriver starts");
+        d.goto(&format!("{}/explain/{}", s.base, number.replace('+', "%2B")));
+        d.wait(
+            "return document.querySelector('.state.blocked') && document.querySelector('.state.blocked').textContent",
+            "the blocked state",
+        );
+        assert_eq!(d.js("return document.scripts.length"), 0);
+        d.js("document.querySelector('input[name=contact]').value = 'ops@acme.example'; document.querySelector('textarea[name=reason]').value = 'We are <b>legit</b>'; document.querySelector('form').submit(); return true");
+        d.wait("return document.body.innerText.includes('Appeal 1 received')", "the appeal receipt");
+        assert_eq!(d.js("return document.querySelectorAll('b').length"), 0, "the appellant's text stays text");
+        // A reviewer upholds it from the dashboard.
+        d.goto(&format!("{}/dashboard#token={admin}", s.base));
+        d.wait("return document.querySelector('#appeals-table button.decide-uphold')", "the appeals table");
+        assert!(d
+            .js("return document.querySelector('#appeals-table').innerText")
+            .as_str()
+            .unwrap()
+            .contains("We are <b>legit</b>"));
+        d.js("window.prompt = () => 'the texts are election misinformation'; document.querySelector('#appeals-table button.decide-uphold').click(); return true");
+        d.wait("return document.querySelector('#appeals-table tr.state-upheld')", "the upheld appeal");
+    } else {
+        skip("appeal page in a browser: no chromium / chromedriver (apt-get install chromium chromium-driver)");
+        let (c, _, _) = call(
+            agent().post(&format!("{}/v1/appeals", s.base)),
+            Some((
+                "application/x-www-form-urlencoded",
+                format!("number={}&contact=ops%40acme.example&reason=legit", number.replace('+', "%2B")).as_bytes(),
+            )),
+        );
+        assert_eq!(c, 201);
+        let (c, b) = post(
+            &s,
+            &admin,
+            "/v1/appeals/1/decision",
+            "application/json",
+            br#"{"decision": "uphold", "reason": "the texts are election misinformation"}"#,
+        );
+        assert_eq!(c, 200, "{b}");
+    }
+    // The campaign's sender appeals the campaign through the API.
+    let (c, b, _) = call(
+        agent().post(&format!("{}/v1/appeals", s.base)),
+        Some(("application/json", serde_json::json!({"campaign": &campaign[..8], "contact": "legal@textsmart.example", "reason": "the texts were a test"}).to_string().as_bytes())),
+    );
+    assert_eq!(c, 201, "{b}");
+    let opened: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!((opened["id"].as_i64(), opened["subject"].as_str()), (Some(2), Some(campaign.as_str())));
+    let (c, _, _) = call(
+        agent().post(&format!("{}/v1/appeals", s.base)),
+        Some(("application/json", b"{\"number\": \"+12155551102\"}")),
+    );
+    assert_eq!(c, 422, "contact and reason are needed");
+
+    // Reviewers: admin only.
+    let reader = token(&s.db, "read");
+    assert_eq!(get(&s, &reader, "/v1/appeals").0, 403);
+    let decide = |id: i64, body: serde_json::Value| {
+        post(&s, &admin, &format!("/v1/appeals/{id}/decision"), "application/json", body.to_string().as_bytes())
+    };
+    let (c, b) = decide(2, serde_json::json!({"decision": "overturn", "reason": "drill confirmed with the county"}));
+    assert_eq!(c, 200, "{b}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&b).unwrap()["policy_version"], 1);
+    assert_eq!(decide(2, serde_json::json!({"decision": "uphold", "reason": "again"})).0, 409);
+    assert_eq!(decide(9, serde_json::json!({"decision": "uphold", "reason": "none"})).0, 404);
+    // The block list drops the campaign; verdicts allow it, saying why.
+    let (_, bl) = get(&s, &admin, "/v1/blocklist");
+    assert!(!bl.contains(&campaign), "{bl}");
+    let m = serde_json::json!({"ts": "2020-11-04T15:20:00Z", "from": "+12155551188", "to": "+12675550000", "body": INCIDENT});
+    let (_, b) = post(&s, &admin, "/v1/check", "application/json", m.to_string().as_bytes());
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("allow"), Some("appeal-2")), "{v}");
+    // Everything is on the record, and the record cannot be rewritten.
+    let (_, b) = get(&s, &admin, "/v1/appeals");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let actions: Vec<&str> = v["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, vec!["appeal-opened", "appeal-upheld", "appeal-opened", "appeal-overturned"]);
+    assert!(v["audit"][3]["actor"].as_str().unwrap().starts_with("token "));
+    assert_eq!(v["allows"][0]["subject"], campaign.as_str());
+    let conn = rusqlite::Connection::open(&s.db).unwrap();
+    let e = conn.execute("UPDATE audit_log SET detail = 'nothing happened'", []).unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    assert!(conn.execute("DELETE FROM audit_log", []).is_err());
+    // The public page now says it is not blocked, with the appeals.
+    let html = ureq::get(&format!("{}/explain/{}", s.base, &campaign[..10])).call().unwrap().into_string().unwrap();
+    assert!(
+        html.contains("Not blocked") && html.contains("appeal 2 overturned") && html.contains("overturned"),
+        "{html}"
+    );
+}
+
+#[test]
+fn appeals_through_the_cli_change_the_block_list_and_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/messages.jsonl");
+    tw_ok(&db, &["scan", "-q", examples.to_str().unwrap()]);
+    let bl = tw_ok(&db, &["blocklist", "--format", "csv"]);
+    assert!(bl.contains("+12155551102") && bl.contains("+12155551101"));
+    let o = tw(
+        &db,
+        &["appeal", "open", "--number", "(215) 555-1102", "--contact", "ops@acme.example", "--reason", "opted-in list"],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("appeal 1 opened for number +12155551102"));
+    assert!(tw_ok(&db, &["appeal", "list"]).contains("open"));
+    let o = tw(&db, &["appeal", "decide", "1", "--overturn", "--reason", "consent records checked", "--by", "alice"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("policy version 1"), "{}", String::from_utf8_lossy(&o.stderr));
+    let bl = tw_ok(&db, &["blocklist", "--format", "csv"]);
+    assert!(!bl.contains("+12155551102") && bl.contains("+12155551101"), "only the appealed number leaves:\n{bl}");
+    let o = tw(&db, &["appeal", "decide", "1", "--uphold", "--reason", "changed my mind"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("already decided"));
+    let audit = tw_ok(&db, &["audit", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    assert_eq!(v[1]["actor"], "alice");
+    assert!(v[1]["detail"].as_str().unwrap().contains("consent records checked"));
+}

@@ -113,6 +113,19 @@ pub fn commit(
     let msgs: Vec<NewMessage<'_>> =
         assigned.accepted().map(|i| NewMessage { msg: batch[i], origin: origins[i] }).collect();
     store.commit(&msgs, &assigned.delta)?;
+    // Spam reports: who reported which campaign (keyed hashes).
+    let reporters: Vec<(String, [u8; 16], i64)> = batch
+        .iter()
+        .zip(&assigned.outcomes)
+        .filter(|(a, _)| a.msg.source.as_deref() == Some("report"))
+        .filter_map(|(a, o)| match o {
+            Outcome::Accepted { campaign: Some(label), .. } => {
+                a.rcpt.map(|r| (textwatch_engine::campaign_id(*label), r, a.msg.ts_ms))
+            }
+            _ => None,
+        })
+        .collect();
+    store.record_reporters(&reporters)?;
     let ignored = ignored_optouts(optouts, batch, assigned);
     if !ignored.is_empty() {
         tracing::warn!(texts = ignored.len(), "texts to recipients who had opted out");

@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod scan;
 pub mod setup;
+pub mod spam_reports;
 
 /// Pipeline errors.
 #[derive(Debug, thiserror::Error)]

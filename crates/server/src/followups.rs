@@ -1,4 +1,4 @@
-//! `GET /v1/reports`: the takedown reports recorded and what followed
+//! `GET /v1/takedowns`: the takedown reports recorded and what followed
 //! each, with every provider's record; the same figures for `/metrics`.
 //! Computed from the stored messages, at most every 30 seconds.
 
@@ -32,7 +32,7 @@ pub(super) fn current(st: &Shared) -> Result<Computed, ApiError> {
     Ok(c)
 }
 
-/// `GET /v1/reports` (`read`).
+/// `GET /v1/takedowns` (`read`).
 pub async fn list(
     State(st): State<Shared>,
     Extension(caller): Extension<Caller>,

@@ -7,6 +7,7 @@
 //! read-write lock: the worker writes, `check` reads.
 
 mod api;
+mod appeals;
 pub mod bodies;
 mod error;
 mod followups;
@@ -14,6 +15,7 @@ mod metrics;
 pub mod optout;
 mod replies;
 pub mod smpp;
+mod spam;
 mod state;
 mod twilio;
 mod worker;
@@ -85,6 +87,11 @@ pub fn token_hash(token: &str) -> String {
 /// 401 without a valid token, 429 over the token's rate.
 async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    // Opening an appeal is public: a blocked sender has no token. It has
+    // its own rate limit (appeals::open).
+    if path == "/v1/appeals" && req.method() == axum::http::Method::POST {
+        return next.run(req).await;
+    }
     if let Err(e) = admit(&st, &path, &mut req) {
         // Read what the client is still sending before refusing: one that
         // writes its whole body before reading the answer (most HTTP
@@ -96,6 +103,7 @@ async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Respons
     let route = match path.as_str() {
         p if p.starts_with("/v1/campaigns/") => "/v1/campaigns/{id}",
         p if p.starts_with("/v1/numbers/") => "/v1/numbers/{e164}",
+        p if p.starts_with("/v1/appeals/") => "/v1/appeals/{id}/decision",
         p if p.starts_with("/2010-04-01/") => "/2010-04-01/Accounts/{sid}/Messages.json",
         p => p,
     }
@@ -245,7 +253,10 @@ fn router(st: Shared, max_body: usize) -> Router {
         .route("/v1/campaigns/{id}/block", post(api::block))
         .route("/v1/numbers/{e164}", get(api::number))
         .route("/v1/blocklist", get(api::blocklist))
-        .route("/v1/reports", get(followups::list))
+        .route("/v1/takedowns", get(followups::list))
+        .route("/v1/reports", post(spam::ingest))
+        .route("/v1/appeals", get(appeals::list).post(appeals::open))
+        .route("/v1/appeals/{id}/decision", post(appeals::decide))
         .route("/v1/events", get(api::events))
         .route("/v1/twilio/inbound", post(twilio::inbound))
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio::send))
@@ -259,6 +270,7 @@ fn router(st: Shared, max_body: usize) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/", get(|| async { axum::response::Redirect::temporary("/dashboard") }))
         .route("/dashboard", get(dashboard))
+        .route("/explain/{subject}", get(appeals::explain))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(st)
@@ -330,6 +342,7 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         started: Instant::now(),
         optouts,
         followups: Mutex::new(None),
+        public_bucket: Mutex::new(Bucket { tokens: 20.0, at: Instant::now() }),
         replies: args.replies.clone(),
     });
     let app = router(st.clone(), args.max_body);
@@ -354,6 +367,17 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        // Allow rules decided outside this process (`textwatch appeal
+        // decide`) take effect within ten seconds.
+        let refresh_state = smpp_state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                let st = refresh_state.clone();
+                let _ = tokio::task::spawn_blocking(move || appeals::refresh_allows(&st)).await;
+            }
+        });
         let smpp_task = match &args.smpp {
             Some(cfg) => {
                 let listener = tokio::net::TcpListener::bind(cfg.listen)

@@ -62,6 +62,8 @@ pub struct AppState {
     pub(super) optouts: Arc<RwLock<textwatch_engine::optout::Registry>>,
     /// Follow-ups of takedown reports, computed at most every 30 s.
     pub(super) followups: Mutex<Option<(Instant, crate::followups::Computed)>>,
+    /// The one rate bucket of unauthenticated callers (`POST /v1/appeals`).
+    pub(super) public_bucket: Mutex<Bucket>,
     /// Replies to HELP, STOP and START.
     pub(super) replies: crate::replies::Replies,
 }

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use textwatch_engine::optout::{Change, Registry};
 use textwatch_engine::{Analyzer, Engine, Message, Outcome, Scratch};
+use textwatch_sources::spam_reports::ReportRecord;
 use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::Store;
 use tokio::sync::{broadcast, oneshot};
@@ -32,8 +33,27 @@ pub struct RecordResult {
 
 /// Work for the worker: a batch of messages, or changes of opt-out state.
 pub enum Job {
-    Messages { messages: Vec<(Message, String)>, reply: oneshot::Sender<Result<Vec<RecordResult>, String>> },
-    OptOut { changes: Vec<Change>, reply: oneshot::Sender<Result<(), String>> },
+    Messages {
+        messages: Vec<(Message, String)>,
+        reply: oneshot::Sender<Result<Vec<RecordResult>, String>>,
+    },
+    OptOut {
+        changes: Vec<Change>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Spam reports: paired (7726 halves wait in the store), then stored
+    /// as messages.
+    Reports {
+        records: Vec<ReportRecord>,
+        reply: oneshot::Sender<Result<ReportsOutcome, String>>,
+    },
+}
+
+/// What a batch of spam reports gave.
+pub struct ReportsOutcome {
+    pub results: Vec<RecordResult>,
+    pub waiting: usize,
+    pub unpaired: usize,
 }
 
 pub struct Worker {
@@ -54,6 +74,29 @@ impl Worker {
             self.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             let (messages, reply) = match job {
                 Job::Messages { messages, reply } => (messages, reply),
+                Job::Reports { records, reply } => {
+                    let paired = textwatch_pipeline::spam_reports::pair(&mut self.store, &self.analyzer, records);
+                    let r = match paired {
+                        Err(e) => Err(format!("{e:#}")),
+                        Ok(p) => {
+                            let msgs = p.messages.into_iter().map(|m| (m, "api:reports".to_string())).collect();
+                            match self.process(msgs) {
+                                Ok(results) => Ok(ReportsOutcome { results, waiting: p.waiting, unpaired: p.unpaired }),
+                                Err(e) => {
+                                    // As for messages: the engine counted what the
+                                    // database did not take; restart from the database.
+                                    let e = format!("{e:#}");
+                                    tracing::error!(error = %e, "storing spam reports failed");
+                                    let _ = reply.send(Err(e));
+                                    std::thread::sleep(std::time::Duration::from_millis(200));
+                                    std::process::exit(70);
+                                }
+                            }
+                        }
+                    };
+                    let _ = reply.send(r);
+                    continue;
+                }
                 Job::OptOut { changes, reply } => {
                     // Stored first: a change is in force only once durable.
                     let r = self.store.record_optout_changes(&changes).map_err(|e| format!("{e:#}"));

@@ -57,6 +57,8 @@ struct Live {
     pool: usize,
     /// When each sender first sent.
     first_used: Vec<Option<i64>>,
+    /// Messages that arrived as spam reports (the recipient reported them).
+    reports: u64,
     /// The takedown, if the scenario reports this campaign: (report time,
     /// time the provider acts, the takedown).
     takedown: Option<(i64, Option<i64>, crate::scenario::Takedown)>,
@@ -422,6 +424,7 @@ impl Live {
         Live {
             pool: senders.len(),
             first_used: vec![None; senders.len()],
+            reports: 0,
             takedown: None,
             used: vec![false; senders.len()],
             quiet: 0,
@@ -673,6 +676,7 @@ pub fn generate(
                 l.quiet += quiet_hour(t) as u64;
                 l.body(s, &mut body, &mut scratch);
                 let src = if l.rng.chance(l.spec.reported) { "report" } else { "gateway" };
+                l.reports += (src == "report") as u64;
                 (l.senders[s].clone(), src, Some(l.spec.label.as_str()))
             }
             None => {
@@ -718,6 +722,10 @@ pub fn generate(
         let mut findings = l.spec.findings.clone();
         if l.quiet > 0 {
             findings.push("quiet-hours");
+        }
+        // Recipients reported some of its texts: textwatch counts them.
+        if l.reports > 0 {
+            findings.push("reported-by-recipients");
         }
         let mut fact = serde_json::json!({
             "type": "campaign",

@@ -48,6 +48,10 @@ pub fn blocklist_entries(store: &dyn Store, e: &Enricher, categories: &[String])
         }
         let reason = format!("policy rule {}: {}", d.rule, d.reasons.join(", "));
         for s in &c.senders {
+            // A number whose appeal was overturned leaves the list.
+            if e.allows.numbers.contains_key(s) {
+                continue;
+            }
             out.push(BlockEntry { kind: "sender", value: s.clone(), campaign: c.id.clone(), reason: reason.clone() });
         }
         if d.scope == Scope::Campaign {

@@ -28,6 +28,51 @@ pub struct Enricher {
     /// Campaigns blocked by hand (`POST /v1/campaigns/{id}/block`), with
     /// the reason.
     pub blocked: std::collections::HashMap<String, String>,
+    /// Allow rules from overturned appeals.
+    pub allows: Allows,
+}
+
+/// The allow rules overturned appeals added (`textwatch appeal decide`),
+/// by number and by campaign (resolved to the campaign it is now).
+#[derive(Clone, Debug, Default)]
+pub struct Allows {
+    pub numbers: std::collections::HashMap<String, textwatch_store::appeals::PolicyAllow>,
+    pub campaigns: std::collections::HashMap<String, textwatch_store::appeals::PolicyAllow>,
+    /// The policy version: the newest allow rule's (0 with none).
+    pub version: i64,
+}
+
+impl Allows {
+    pub fn load(store: &dyn Store) -> Result<Allows> {
+        use textwatch_store::appeals::SubjectKind;
+        let mut a = Allows::default();
+        for rule in store.policy_allows()? {
+            a.version = a.version.max(rule.version);
+            match rule.subject_kind {
+                SubjectKind::Number => {
+                    a.numbers.insert(rule.subject.clone(), rule);
+                }
+                SubjectKind::Campaign => {
+                    let now = store.resolve_campaign(&rule.subject)?.unwrap_or_else(|| rule.subject.clone());
+                    a.campaigns.insert(now, rule);
+                }
+            }
+        }
+        Ok(a)
+    }
+
+    /// The decision an allow rule makes.
+    pub fn decision(rule: &textwatch_store::appeals::PolicyAllow, scope: textwatch_engine::policy::Scope) -> Decision {
+        Decision {
+            action: Action::Allow,
+            scope,
+            rule: format!("appeal-{}", rule.appeal),
+            reasons: vec![format!(
+                "appeal {} overturned (policy version {}): {}",
+                rule.appeal, rule.version, rule.reason
+            )],
+        }
+    }
 }
 
 /// The files an [`Enricher`] reads besides the store: a provider registry
@@ -76,6 +121,7 @@ impl Enricher {
             dir: load_directory(store, registry)?,
             policy: load_policy(args.policy.as_deref())?,
             blocked: store.blocked_campaigns()?.into_iter().collect(),
+            allows: Allows::load(store)?,
         })
     }
 
@@ -98,6 +144,12 @@ impl Enricher {
         if added {
             s.findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.rule.cmp(&b.rule)));
             s.risk = Some(textwatch_engine::rules::risk(s.findings.iter().map(|f| &f.severity), s.messages));
+        }
+        // An overturned appeal is the last word on its campaign, over the
+        // policy and a manual block, until another decision.
+        if let Some(rule) = self.allows.campaigns.get(&s.id) {
+            s.decision = Some(Allows::decision(rule, textwatch_engine::policy::Scope::Campaign));
+            return;
         }
         s.decision = Some(match self.blocked.get(&s.id) {
             Some(reason) => Decision {

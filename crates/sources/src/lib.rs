@@ -16,6 +16,7 @@ pub mod chunk;
 pub mod csv;
 pub mod input;
 pub mod jsonl;
+pub mod spam_reports;
 pub mod time;
 
 use std::sync::Arc;

@@ -14,10 +14,12 @@
 //! - Recipient numbers arrive already keyed-hashed; a store never sees them
 //!   in clear.
 
+pub mod appeals;
 pub mod edits;
 pub mod keys;
 pub mod log;
 pub mod optouts;
+pub mod reporters;
 pub mod reports;
 pub mod retention;
 mod segments;
@@ -56,6 +58,12 @@ pub enum StoreError {
     Log(String),
     #[error("{0} keeps its messages in SQLite, as textwatch before the message log did: run `textwatch --db {0} migrate` once to move them into segments")]
     NeedsMigration(String),
+    /// Something other than a campaign is not there (an appeal, a report).
+    #[error("{0}")]
+    Absent(String),
+    /// The change conflicts with what is stored (an appeal decided twice).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// A message to store, with where it came from (`file:line`).
@@ -188,6 +196,9 @@ pub trait Store {
     fn block_campaign(&mut self, campaign: &str, at: i64, by: &str, reason: &str) -> Result<(), StoreError>;
     /// Campaigns blocked by hand, with the reason.
     fn blocked_campaigns(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Allow rules added by overturned appeals, oldest (lowest policy
+    /// version) first.
+    fn policy_allows(&self) -> Result<Vec<appeals::PolicyAllow>, StoreError>;
     /// Whether an alert for this campaign and level was recorded.
     fn has_alert(&self, campaign: &str, level: &str) -> Result<bool, StoreError>;
     /// Every recorded alert (JSON bodies), oldest first.

@@ -390,6 +390,8 @@ impl SqliteStore {
         conn.execute_batch(crate::segments::SCHEMA)?;
         conn.execute_batch(crate::optouts::SCHEMA)?;
         conn.execute_batch(crate::reports::SCHEMA)?;
+        conn.execute_batch(crate::reporters::SCHEMA)?;
+        conn.execute_batch(crate::appeals::SCHEMA)?;
         migrate(&conn)?;
         let legacy: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages')",
@@ -842,6 +844,65 @@ impl SqliteStore {
         Ok(self.conn.query_row("SELECT MAX(max_ts) FROM segments", [], |r| r.get(0))?)
     }
 
+    /// Keeps the first half of a 7726 report (the forwarded text) until its
+    /// number comes.
+    pub fn put_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError> {
+        crate::reporters::put_pending(&self.conn, reporter, ts, text)
+    }
+
+    /// Takes the reporter's waiting forwarded text, if it came within
+    /// `window_ms` before `ts`.
+    pub fn take_pending_report(
+        &mut self,
+        reporter: &[u8; 16],
+        ts: i64,
+        window_ms: i64,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        crate::reporters::take_pending(&self.conn, reporter, ts, window_ms)
+    }
+
+    /// Notes which reporters reported which campaigns: (campaign id,
+    /// reporter hash, time).
+    pub fn record_reporters(&mut self, rows: &[(String, [u8; 16], i64)]) -> Result<(), StoreError> {
+        crate::reporters::record(&mut self.conn, rows)
+    }
+
+    /// Opens an appeal of a block (logged); returns its id.
+    pub fn open_appeal(
+        &mut self,
+        at: i64,
+        kind: crate::appeals::SubjectKind,
+        subject: &str,
+        contact: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<i64, StoreError> {
+        crate::appeals::open(&mut self.conn, at, kind, subject, contact, reason, actor)
+    }
+
+    /// Decides an open appeal: uphold, or overturn (adding an allow rule,
+    /// a new policy version); logged either way.
+    pub fn decide_appeal(
+        &mut self,
+        id: i64,
+        overturn: bool,
+        by: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<crate::appeals::Decided, StoreError> {
+        crate::appeals::decide(&mut self.conn, id, overturn, by, reason, at)
+    }
+
+    /// Every appeal, oldest first.
+    pub fn appeals(&self) -> Result<Vec<crate::appeals::Appeal>, StoreError> {
+        crate::appeals::list(&self.conn)
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<crate::appeals::AuditEntry>, StoreError> {
+        crate::appeals::audit_log(&self.conn)
+    }
+
     /// Records a takedown report as sent; returns its id.
     pub fn record_report(&mut self, r: &crate::reports::NewReport<'_>) -> Result<i64, StoreError> {
         crate::reports::record(&self.conn, r)
@@ -1022,6 +1083,7 @@ impl SqliteStore {
             }
         }
         kept.extend(crate::optouts::ignored_finding(&self.conn, seq)?);
+        kept.extend(crate::reporters::finding(&self.conn, seq)?);
         kept.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.rule.cmp(&b.rule)));
         Ok(kept)
     }
@@ -1514,6 +1576,10 @@ impl Store for SqliteStore {
             params![campaign, at, by, reason],
         )?;
         Ok(())
+    }
+
+    fn policy_allows(&self) -> Result<Vec<crate::appeals::PolicyAllow>, StoreError> {
+        crate::appeals::allows(&self.conn)
     }
 
     fn blocked_campaigns(&self) -> Result<Vec<(String, String)>, StoreError> {

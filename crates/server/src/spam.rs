@@ -1,0 +1,97 @@
+//! `POST /v1/reports`: spam reports in. An app's report (`reporter`,
+//! `sender`, `text`, `ts`) or a text forwarded to 7726 (`reporter`,
+//! `body`, `ts`; the spam text, then later the number it came from) per
+//! record, as a JSON array, one object, or NDJSON. Reports are stored as
+//! messages with source `report`; distinct reporters count toward the
+//! campaign's risk.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::{Extension, Json};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::state::{ApiError, Caller, Shared};
+
+#[derive(Serialize)]
+struct RecordError {
+    record: u64,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct ReportsReply {
+    /// Reports stored as new messages.
+    accepted: usize,
+    /// Reports already stored (the same person, sender and text).
+    duplicates: usize,
+    /// Forwarded texts waiting for their number (7726's second text).
+    waiting: usize,
+    /// Numbers that came with no forwarded text before them.
+    unpaired: usize,
+    rejected: usize,
+    errors: Vec<RecordError>,
+    results: Vec<super::worker::RecordResult>,
+}
+
+/// Records in one request, at most.
+const MAX_RECORDS: usize = 50_000;
+
+pub async fn ingest(
+    State(st): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require("ingest")?;
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let recs = crate::bodies::records(ct, &body)?;
+    if recs.len() > MAX_RECORDS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{} records; at most {MAX_RECORDS} per request", recs.len()),
+        ));
+    }
+    let file: std::sync::Arc<str> = std::sync::Arc::from(format!("api:reports:token-{}", caller.id));
+    let mut errors = Vec::new();
+    let mut records = Vec::with_capacity(recs.len());
+    for (n, raw) in recs {
+        match textwatch_sources::spam_reports::decode_record(&file, n, &raw) {
+            Ok(r) => records.push(r),
+            Err(e) => errors.push(RecordError { record: n, error: e.reason }),
+        }
+    }
+    let outcome = if records.is_empty() {
+        super::worker::ReportsOutcome { results: Vec::new(), waiting: 0, unpaired: 0 }
+    } else {
+        let (tx, rx) = oneshot::channel();
+        st.metrics.queue_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if st.ingest.try_send(super::worker::Job::Reports { records, reply: tx }).is_err() {
+            st.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "the ingest queue is full; retry shortly")
+                .with_header(header::RETRY_AFTER, "1"));
+        }
+        match rx.await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}"))),
+            Err(_) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the ingest worker stopped")),
+        }
+    };
+    let accepted = outcome.results.iter().filter(|r| r.status == "accepted").count();
+    let reply = ReportsReply {
+        accepted,
+        duplicates: outcome.results.len() - accepted,
+        waiting: outcome.waiting,
+        unpaired: outcome.unpaired,
+        rejected: errors.len(),
+        errors,
+        results: outcome.results,
+    };
+    let status = if reply.rejected > 0 && reply.accepted + reply.duplicates + reply.waiting + reply.unpaired == 0 {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(serde_json::to_value(reply).map_err(|e| crate::error::ServerError::Internal(e.to_string()))?)))
+}
