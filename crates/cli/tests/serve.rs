@@ -1164,6 +1164,12 @@ fn stop_on_any_path_refuses_the_campaigns_next_text_on_every_path() {
     let r: serde_json::Value = serde_json::from_str(&b).unwrap();
     assert_eq!((r["keywords"].as_u64(), r["accepted"].as_u64()), (Some(1), Some(0)), "{r}");
     assert_eq!(r["results"][0]["status"], "opted-out");
+    // Any other text from a phone is not stored: its sender is a person.
+    let reply = serde_json::json!({"id": "in2", "ts": "2026-11-02T16:00:05Z", "direction": "inbound",
+        "from": "+12675550777", "to": "+12155550200", "body": "who is this?"});
+    let (_, b) = post(&s, &admin, "/v1/messages", "application/json", reply.to_string().as_bytes());
+    let r: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!((r["results"][0]["status"].as_str(), r["accepted"].as_u64()), (Some("inbound"), Some(0)), "{r}");
     // Another of the campaign's numbers, and a number it has never used
     // with the same text, are refused; another phone is not.
     let check = |from: &str, to: &str| -> serde_json::Value {
@@ -1239,7 +1245,7 @@ fn stop_on_any_path_refuses_the_campaigns_next_text_on_every_path() {
     assert!(m.contains("textwatch_optout_refused_total 3"), "two checks and one send: {m}");
     // Nothing of the keywords was stored as a message.
     let stored = tw_ok(&s.db, &["messages", "--format", "jsonl"]);
-    assert!(!stored.contains("SMh1") && !stored.contains("\"in1\""));
+    assert!(!stored.contains("SMh1") && !stored.contains("\"in1\"") && !stored.contains("\"in2\""));
     let changes = tw_ok(&s.db, &["optouts", "--format", "jsonl"]);
     assert!(changes.contains("api:inbound") && changes.contains("twilio:inbound"), "{changes}");
 }

@@ -197,6 +197,24 @@ fn raw_bind(gw: &Gateway, system_id: &str, password: &str) -> (TcpStream, BytesM
     (s, buf)
 }
 
+/// A submit_sm in IA5 (data_coding 1) with `esm_class`, the short message
+/// and TLV bytes.
+fn submit_pdu(seq: u32, from: &str, to: &str, esm: u8, sm: &[u8], tlvs: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8, 1, 1];
+    b.extend_from_slice(from.as_bytes());
+    b.extend_from_slice(&[0, 1, 1]);
+    b.extend_from_slice(to.as_bytes());
+    b.extend_from_slice(&[0, esm, 0, 0, 0, 0, 0, 0, 1, 0, sm.len() as u8]);
+    b.extend_from_slice(sm);
+    b.extend_from_slice(tlvs);
+    let mut p = ((16 + b.len()) as u32).to_be_bytes().to_vec();
+    p.extend_from_slice(&id::SUBMIT_SM.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 0]);
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&b);
+    p
+}
+
 fn read_pdu(s: &mut TcpStream, buf: &mut BytesMut) -> Header {
     let mut chunk = [0u8; 4096];
     loop {
@@ -316,6 +334,36 @@ fn an_esme_binds_through_the_gateway_and_every_text_gets_a_verdict() {
     s.write_all(&frame::bare(id::ENQUIRE_LINK, 0, 7)).unwrap();
     let h = read_pdu(&mut s, &mut buf);
     assert_eq!((h.id, h.sequence), (id::resp(id::ENQUIRE_LINK), 7), "enquire_link after the bad PDUs");
+
+    // One text's parts over two binds of the same ESME meet, and are
+    // refused together; text hidden in message_payload beside a harmless
+    // short_message is judged too.
+    let (mut other, mut obuf) = raw_bind(&gw, "esme1", &password);
+    let (head, tail) = INCIDENT.split_at(80);
+    let part = |n: u8, text: &str| {
+        let mut sm = vec![0x05, 0x00, 0x03, 0x5A, 0x02, n];
+        sm.extend_from_slice(text.as_bytes());
+        sm
+    };
+    s.write_all(&submit_pdu(21, "12155559911", "12675550031", 0x40, &part(1, head), &[])).unwrap();
+    other.write_all(&submit_pdu(22, "12155559911", "12675550031", 0x40, &part(2, tail), &[])).unwrap();
+    let h1 = read_pdu(&mut s, &mut buf);
+    let h2 = read_pdu(&mut other, &mut obuf);
+    assert_eq!(
+        (h1.id, h1.sequence, h1.status),
+        (id::resp(id::SUBMIT_SM), 21, 0x400),
+        "part 1, answered on its own bind"
+    );
+    assert_eq!((h2.id, h2.sequence, h2.status), (id::resp(id::SUBMIT_SM), 22, 0x400), "part 2, on the other");
+    let mut payload = vec![0x04, 0x24];
+    payload.extend_from_slice(&(INCIDENT.len() as u16).to_be_bytes());
+    payload.extend_from_slice(INCIDENT.as_bytes());
+    other.write_all(&submit_pdu(23, "12155559911", "12675550032", 0, b"hi", &payload)).unwrap();
+    let h = read_pdu(&mut other, &mut obuf);
+    assert_eq!((h.sequence, h.status), (23, 0x400), "the payload is judged");
+    drop(other);
+    // The test SMSC texts the last session bound: bind again.
+    let (mut s, mut buf) = raw_bind(&gw, "esme1", &password);
 
     // A phone texts STOP to one of the campaign's numbers (through the
     // upstream, as a deliver_sm); the gateway relays it to the ESME.

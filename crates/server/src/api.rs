@@ -126,7 +126,13 @@ pub async fn ingest(
                     },
                     campaign: None,
                 }),
-                Ok(None) => messages.push((m, format!("{file}:{n}"))),
+                // Any other text a phone sends: not stored (its sender is
+                // a person whose number is kept only as a keyed hash).
+                Ok(None) => keywords.push(super::worker::RecordResult {
+                    id: m.id.clone().unwrap_or_else(|| format!("record-{n}")),
+                    status: "inbound",
+                    campaign: None,
+                }),
                 Err(e) if e.status() == StatusCode::BAD_REQUEST => {
                     errors.push(RecordError { record: n, error: e.message().to_string() })
                 }
@@ -253,6 +259,12 @@ pub(super) fn verdict(st: &Shared, msg: Message) -> Result<Verdict, ApiError> {
             base.ctx.as_ref(),
         );
         TemplateVerdict { findings, risk, decision, ..base }
+    };
+    // A number whose appeal was overturned: allowed, whatever others who
+    // send the same text get (so not cached per template).
+    let v = match textwatch_sinks::views::number_allowed(&st.enricher(), &a.sender) {
+        Some(decision) => TemplateVerdict { decision, ..v },
+        None => v,
     };
     // A recipient who opted out of this number or campaign gets nothing
     // from it, whatever the content.

@@ -89,8 +89,13 @@ pub async fn open(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         }
         b.tokens -= 1.0;
     }
-    let mut w = SqliteStore::open_existing(&st.db).map_err(ServerError::from)?;
-    let id = w.open_appeal(now_ms(), kind, &subject, &contact, &reason, "public").map_err(ServerError::from)?;
+    let (db, subj, cont, why) = (st.db.clone(), subject.clone(), contact.clone(), reason.clone());
+    let id = tokio::task::spawn_blocking(move || -> Result<i64, ServerError> {
+        let mut w = SqliteStore::open_existing(&db)?;
+        Ok(w.open_appeal(now_ms(), kind, &subj, &cont, &why, "public")?)
+    })
+    .await
+    .map_err(|e| ServerError::Internal(e.to_string()))??;
     if form {
         let page = format!(
             "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Appeal {id} received</title></head>\
@@ -155,9 +160,16 @@ pub async fn decide(
     if b.reason.trim().is_empty() {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "a decision needs a reason"));
     }
-    let mut w = SqliteStore::open_existing(&st.db).map_err(ServerError::from)?;
     let by = format!("token {}", caller.id);
-    let out = match w.decide_appeal(id, overturn, &by, &b.reason, now_ms()) {
+    let db = st.db.clone();
+    let reason = b.reason.clone();
+    let decided = tokio::task::spawn_blocking(move || -> Result<Decided, textwatch_store::StoreError> {
+        let mut w = SqliteStore::open_existing(&db)?;
+        w.decide_appeal(id, overturn, &by, &reason, now_ms())
+    })
+    .await
+    .map_err(|e| ServerError::Internal(e.to_string()))?;
+    let out = match decided {
         Ok(o) => o,
         Err(textwatch_store::StoreError::Absent(m)) => return Err(ApiError::new(StatusCode::NOT_FOUND, m)),
         Err(textwatch_store::StoreError::Conflict(m)) => return Err(ApiError::new(StatusCode::CONFLICT, m)),
@@ -206,7 +218,9 @@ pub async fn explain(State(st): State<Shared>, Path(subject): Path<String>) -> R
                         (SubjectKind::Number, number.clone(), ids)
                     }
                 };
-            if campaigns.is_empty() && kind == SubjectKind::Number && s.sender_activity(&number)?.messages == 0 {
+            // Only numbers that send for a campaign: a page for any number
+            // textwatch has seen would tell strangers who texts.
+            if campaigns.is_empty() {
                 return Ok(None);
             }
             let mut o = String::new();

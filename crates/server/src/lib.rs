@@ -123,6 +123,14 @@ fn admit(st: &Shared, path: &str, req: &mut Request) -> Result<(), ApiError> {
     let signed_webhook = path == "/v1/twilio/inbound" && st.twilio_auth_token.is_some();
     let token = bearer(req.headers(), req.uri().query());
     let caller = match token {
+        // SMPP bind credentials are for binds only: their password is
+        // short and crosses SMPP links in clear.
+        Some(t) if t.starts_with("smpp:") => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "SMPP credentials do not open the HTTP API; use an API token",
+            ));
+        }
         Some(t) => {
             let hash = token_hash(&t);
             let cached = st

@@ -85,9 +85,19 @@ pub(super) async fn handle_inbound(
     let changes: Vec<Change> = {
         let st2 = st.clone();
         let n = number.clone();
-        let scopes = tokio::task::spawn_blocking(move || st2.read(|s| Ok(scopes_for(s, &n)?)))
+        let mut scopes = tokio::task::spawn_blocking(move || st2.read(|s| Ok(scopes_for(s, &n)?)))
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))??;
+        if kind == Keyword::In {
+            // START undoes what STOP to this number did, even where the
+            // campaign's numbers have changed since.
+            let reg = st.optouts.read().unwrap_or_else(|e| e.into_inner());
+            for c in reg.scopes_of(&recipient).filter(|c| c.texted == number) {
+                if !scopes.contains(&c.scope) {
+                    scopes.push(c.scope.clone());
+                }
+            }
+        }
         scopes
             .into_iter()
             .map(|scope| Change {

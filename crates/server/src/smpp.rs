@@ -94,6 +94,8 @@ static SESSIONS: AtomicU64 = AtomicU64::new(1);
 /// Accepts ESMEs until the listener is dropped.
 pub(super) async fn serve(listener: TcpListener, st: Shared, cfg: Arc<SmppConfig>) {
     let store = spawn_store(st.clone());
+    // At most 2,000 texts held for their missing parts, over all binds.
+    let parts: SharedParts = Arc::new(std::sync::Mutex::new(Reassembler::new(cfg.concat_timeout, 2_000)));
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -104,11 +106,11 @@ pub(super) async fn serve(listener: TcpListener, st: Shared, cfg: Arc<SmppConfig
             }
         };
         let _ = sock.set_nodelay(true);
-        let (st, cfg, store) = (st.clone(), cfg.clone(), store.clone());
+        let (st, cfg, store, parts) = (st.clone(), cfg.clone(), store.clone(), parts.clone());
         tokio::spawn(async move {
             let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(session = n, %peer, "SMPP connection");
-            if let Err(e) = session(n, sock, st, cfg, store).await {
+            if let Err(e) = session(n, sock, st, cfg, store, parts).await {
                 tracing::info!(session = n, %peer, reason = %e, "SMPP session ended");
             }
         });
@@ -164,10 +166,10 @@ enum SessionError {
     Closed,
 }
 
-/// Reads PDUs off a socket into a channel; a framing error ends it.
-fn spawn_reader(mut rd: OwnedReadHalf, tx: mpsc::Sender<Result<Bytes, String>>) {
+/// Reads PDUs off a socket into a channel, starting with what was read
+/// already (`buf`); a framing error ends it.
+fn spawn_reader(mut rd: OwnedReadHalf, mut buf: BytesMut, tx: mpsc::Sender<Result<Bytes, String>>) {
     tokio::spawn(async move {
-        let mut buf = BytesMut::with_capacity(8192);
         loop {
             loop {
                 match frame::next(&mut buf) {
@@ -269,15 +271,27 @@ fn submit_pdu(seq: u32, from: &str, to: &str, text: &str) -> Bytes {
 
 /// What an upstream response answers.
 enum Waiting {
-    /// An ESME request, by its sequence number there.
-    Esme(u32),
+    /// An ESME request: the session it came on (its writer) and its
+    /// sequence number there.
+    Esme(mpsc::Sender<Bytes>, u32),
     /// Textwatch's own (enquire_link, HELP replies, unbind).
     Own,
 }
 
-/// One held part of a concatenated submit: its ESME sequence number and
-/// the PDU.
-type HeldPart = (u32, Bytes);
+/// One held part of a concatenated submit: its ESME sequence number, the
+/// PDU, and the writer of the session it came on (an ESME may spread the
+/// parts of one text over several binds; each part is answered on its
+/// own).
+#[derive(Clone)]
+pub(crate) struct HeldPart {
+    seq: u32,
+    pdu: Bytes,
+    to_esme: mpsc::Sender<Bytes>,
+}
+
+/// Parts held for every session, keyed by the binds' system_id, so that a
+/// text split over two binds is still judged whole.
+pub(crate) type SharedParts = Arc<std::sync::Mutex<Reassembler<HeldPart>>>;
 
 struct Session {
     n: u64,
@@ -294,7 +308,7 @@ struct Session {
     esme_waiting: HashMap<u32, u32>,
     up_seq: u32,
     esme_seq: u32,
-    parts: Reassembler<HeldPart>,
+    parts: SharedParts,
     last_up: Instant,
 }
 
@@ -310,6 +324,12 @@ impl Session {
 
     async fn esme(&self, b: Bytes) -> Result<(), SessionError> {
         self.to_esme.send(b).await.map_err(|_| SessionError::Closed)
+    }
+
+    /// Answers a held part on the session it came on (gone sessions are
+    /// skipped: their ESME will time the request out).
+    async fn answer(part: &HeldPart, command: u32, code: u32) {
+        let _ = part.to_esme.send(frame::with_c_string(id::resp(command), code, part.seq, "")).await;
     }
 
     async fn up(&mut self, b: Bytes, waiting: Waiting) -> Result<(), SessionError> {
@@ -369,22 +389,36 @@ impl Session {
                 let Some(sm) = textwatch_smpp::sm::of(pdu_body, self.cfg.default_alphabet) else { return Ok(true) };
                 match sm.part {
                     Some(part) => {
-                        let key = (self.n, sm.source.clone(), sm.destination.clone(), part.reference);
-                        match self.parts.add(key, part, sm.text.clone(), (h.sequence, pdu.clone())) {
-                            Ok(Added::Waiting) => {}
-                            Ok(Added::Complete { text, parts }) => self.judge(h.id, &sm, text, parts).await?,
+                        let key = (self.system_id.clone(), sm.source.clone(), sm.destination.clone(), part.reference);
+                        let held = HeldPart { seq: h.sequence, pdu: pdu.clone(), to_esme: self.to_esme.clone() };
+                        let added =
+                            self.parts.lock().unwrap_or_else(|e| e.into_inner()).add(key, part, sm.text.clone(), held);
+                        match added {
+                            Ok(Added::Waiting { displaced }) => {
+                                // A resent or restarted part: the copy it
+                                // replaced is answered, not forgotten.
+                                for p in &displaced {
+                                    Self::answer(p, h.id, status::SUBMIT_FAILED).await;
+                                }
+                            }
+                            Ok(Added::Complete { text, parts, displaced }) => {
+                                for p in &displaced {
+                                    Self::answer(p, h.id, status::SUBMIT_FAILED).await;
+                                }
+                                self.judge(h.id, &sm, text, parts).await?
+                            }
                             Err(refused) => {
                                 // Too many messages held: throttle this one.
-                                for (seq, _) in refused {
-                                    let r = frame::with_c_string(id::resp(h.id), status::THROTTLED, seq, "");
-                                    self.esme(r).await?;
+                                for p in &refused {
+                                    Self::answer(p, h.id, status::THROTTLED).await;
                                 }
                             }
                         }
                     }
                     None => {
                         let text = sm.text.clone();
-                        self.judge(h.id, &sm, text, vec![(h.sequence, pdu.clone())]).await?
+                        let held = HeldPart { seq: h.sequence, pdu: pdu.clone(), to_esme: self.to_esme.clone() };
+                        self.judge(h.id, &sm, text, vec![held]).await?
                     }
                 }
             }
@@ -396,7 +430,7 @@ impl Session {
             }
             id::QUERY_SM | id::CANCEL_SM => {
                 let s = self.next_up();
-                self.up(frame::with_sequence(&pdu, s), Waiting::Esme(h.sequence)).await?
+                self.up(frame::with_sequence(&pdu, s), Waiting::Esme(self.to_esme.clone(), h.sequence)).await?
             }
             _ => self.nack(h.sequence, status::INVALID_COMMAND).await?,
         }
@@ -442,16 +476,18 @@ impl Session {
                         campaign = ?v.campaign, "submit refused"
                     );
                 }
-                for (seq, _) in parts {
+                for p in &parts {
                     self.st.metrics.smpp_refused.fetch_add(1, Ordering::Relaxed);
-                    self.esme(frame::with_c_string(id::resp(command), code, seq, "")).await?;
+                    Self::answer(p, command, code).await;
                 }
             }
             None => {
-                for (seq, pdu) in parts {
+                // Every part goes upstream on this session; each answer
+                // goes back to the session its part came on.
+                for p in parts {
                     self.st.metrics.smpp_forwarded.fetch_add(1, Ordering::Relaxed);
                     let s = self.next_up();
-                    self.up(frame::with_sequence(&pdu, s), Waiting::Esme(seq)).await?;
+                    self.up(frame::with_sequence(&p.pdu, s), Waiting::Esme(p.to_esme, p.seq)).await?;
                 }
                 if self.store.try_send(msg).is_err() {
                     tracing::warn!(session = self.n, "SMPP store queue full: a forwarded text is not kept");
@@ -467,7 +503,9 @@ impl Session {
         let Some(h) = Header::read(&pdu) else { return Ok(true) };
         if h.is_response() {
             match self.up_waiting.remove(&h.sequence) {
-                Some(Waiting::Esme(seq)) => self.esme(frame::with_sequence(&pdu, seq)).await?,
+                Some(Waiting::Esme(to, seq)) => {
+                    let _ = to.send(frame::with_sequence(&pdu, seq)).await;
+                }
                 Some(Waiting::Own) | None => {}
             }
             return Ok(true);
@@ -508,6 +546,9 @@ impl Session {
                             }
                         }
                         Ok(None) => {}
+                        // Not a keyword the gateway can act on (no address):
+                        // relayed like any text.
+                        Err(e) if e.status() == axum::http::StatusCode::BAD_REQUEST => {}
                         Err(e) => {
                             // Not stored: ask the SMSC to deliver it again
                             // (ESME_RX_T_APPN, a temporary error).
@@ -540,9 +581,15 @@ impl Session {
     /// Every tick: parts held too long are judged as they are; an idle
     /// upstream is probed.
     async fn tick(&mut self) -> Result<(), SessionError> {
-        for ((_, source, destination, _), text, parts) in self.parts.expired(Instant::now()) {
+        // Whichever session ticks first judges what has waited too long;
+        // each part is answered on its own session.
+        let expired: Vec<_> = {
+            let mut r = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+            r.expired(Instant::now())
+        };
+        for ((_, source, destination, _), text, parts) in expired {
             let Some(first) = parts.first() else { continue };
-            let command = Header::read(&first.1).map_or(id::SUBMIT_SM, |h| h.id);
+            let command = Header::read(&first.pdu).map_or(id::SUBMIT_SM, |h| h.id);
             let sm = textwatch_smpp::sm::ShortMessage {
                 source,
                 destination,
@@ -600,6 +647,7 @@ async fn session(
     st: Shared,
     cfg: Arc<SmppConfig>,
     store: mpsc::Sender<Message>,
+    parts: SharedParts,
 ) -> Result<(), SessionError> {
     let mut buf = BytesMut::with_capacity(4096);
     // Until bound: enquire_link is answered, a bind is checked, anything
@@ -652,6 +700,9 @@ async fn session(
     let mut up = up;
     up.write_all(&bind_pdu(kind, 1, &cfg.upstream_system_id, &cfg.upstream_password)).await?;
     let mut upbuf = BytesMut::with_capacity(4096);
+    // What the SMSC sends before answering the bind (a queued deliver_sm):
+    // handled once the session runs.
+    let mut early = Vec::new();
     let up_status = loop {
         let p = tokio::time::timeout(Duration::from_secs(10), read_one(&mut up, &mut upbuf))
             .await
@@ -659,7 +710,8 @@ async fn session(
             .map_err(|e| SessionError::Protocol(format!("upstream bind: {e}")))?;
         match Header::read(&p) {
             Some(h) if h.id == id::resp(kind.command()) => break h.status,
-            _ => continue,
+            Some(_) => early.push(p),
+            None => {}
         }
     };
     if up_status != status::OK {
@@ -676,11 +728,10 @@ async fn session(
     let (urd, uwr) = up.into_split();
     let (etx, mut erx) = mpsc::channel(1024);
     let (utx, mut urx) = mpsc::channel(1024);
-    // What was read past the bind is handed on first.
-    let leftover_e = buf.split();
-    let leftover_u = upbuf.split();
-    spawn_reader(erd, etx);
-    spawn_reader(urd, utx);
+    // What was read past the bind, whole PDUs or not, is where each reader
+    // starts.
+    spawn_reader(erd, buf.split(), etx);
+    spawn_reader(urd, upbuf.split(), utx);
     let mut s = Session {
         n,
         st: st.clone(),
@@ -694,36 +745,21 @@ async fn session(
         esme_waiting: HashMap::new(),
         up_seq: 1,
         esme_seq: 0,
-        parts: Reassembler::new(cfg.concat_timeout, 10_000),
+        parts,
         last_up: Instant::now(),
     };
-    let result = run_session(&mut s, &mut erx, &mut urx, leftover_e, leftover_u).await;
+    let result = run_session(&mut s, &mut erx, &mut urx, early).await;
     st.metrics.smpp_sessions.fetch_sub(1, Ordering::Relaxed);
     result
-}
-
-/// Feeds PDUs that arrived together with the bind (a leftover buffer).
-fn split_all(mut b: BytesMut) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    while let Ok(Some(p)) = frame::next(&mut b) {
-        out.push(p);
-    }
-    out
 }
 
 async fn run_session(
     s: &mut Session,
     erx: &mut mpsc::Receiver<Result<Bytes, String>>,
     urx: &mut mpsc::Receiver<Result<Bytes, String>>,
-    leftover_e: BytesMut,
-    leftover_u: BytesMut,
+    early: Vec<Bytes>,
 ) -> Result<(), SessionError> {
-    for p in split_all(leftover_e) {
-        if !s.on_esme_pdu(p).await? {
-            return Ok(());
-        }
-    }
-    for p in split_all(leftover_u) {
+    for p in early {
         if !s.on_upstream_pdu(p).await? {
             return Ok(());
         }

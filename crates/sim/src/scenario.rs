@@ -304,8 +304,8 @@ pub(crate) fn election_2020() -> Scenario {
     }
 }
 
-/// The election day with takedowns: the incident is reported an hour in
-/// and its provider silences the 13 numbers two hours later, after which
+/// The election day with takedowns: the incident is reported 17 hours in
+/// (48% of the span) and its provider silences the 13 numbers two hours later, after which
 /// the operator moves to two fresh ones; the Wednesday suppression texts
 /// are reported and silenced within an hour, with no rotation; the USPS
 /// smishing is reported early and its provider ignores it.

@@ -96,7 +96,7 @@ pub struct FollowUp {
     /// What "now" was.
     #[serde(with = "textwatch_store::time::rfc3339")]
     pub measured_at: i64,
-    /// Texts per hour from 24 h before the report to now (at most 14 days):
+    /// Texts per hour from 24 h before the report to now (at most 15 days):
     /// (hour start ms, reported numbers, other numbers).
     #[serde(skip)]
     pub hourly: Vec<(i64, u64, u64)>,

@@ -122,7 +122,18 @@ pub fn message_decision(
         Some(id) => campaign_context(ctx, store, id)?,
         None => None,
     };
-    Ok(decide_message(ctx, findings, category, subcategory, risk, sender, c.as_ref()))
+    Ok(number_allowed(ctx, sender)
+        .unwrap_or_else(|| decide_message(ctx, findings, category, subcategory, risk, sender, c.as_ref())))
+}
+
+/// The allow an overturned appeal gave this sending number, if any. Applied
+/// per message, after any per-template decision: it belongs to the number,
+/// not to the text.
+pub fn number_allowed(ctx: &Enricher, sender: &str) -> Option<Decision> {
+    ctx.allows
+        .numbers
+        .get(sender)
+        .map(|rule| crate::enrich::Allows::decision(rule, textwatch_engine::policy::Scope::Sender))
 }
 
 /// What a message joining a campaign inherits from it: the campaign's own
@@ -155,9 +166,6 @@ pub fn decide_message(
     sender: &str,
     campaign: Option<&CampaignContext>,
 ) -> Decision {
-    if let Some(rule) = ctx.allows.numbers.get(sender) {
-        return crate::enrich::Allows::decision(rule, textwatch_engine::policy::Scope::Sender);
-    }
     // A campaign whose appeal was overturned: its texts pass.
     if let Some(d) = campaign.and_then(|c| c.decision.as_ref()).filter(|d| d.rule.starts_with("appeal-")) {
         return d.clone();

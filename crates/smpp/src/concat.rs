@@ -46,9 +46,10 @@ pub fn split_udh(sm: &[u8]) -> (Option<Part>, &[u8]) {
     (part, &sm[end..])
 }
 
-/// Which message a part belongs to: its session, sender, recipient and
-/// reference.
-pub type Key = (u64, String, String, u16);
+/// Which message a part belongs to: who submitted it (the bind's
+/// system_id, so that parts sent over several binds of one ESME meet),
+/// sender, recipient and reference.
+pub type Key = (String, String, String, u16);
 
 struct Pending<T> {
     started: Instant,
@@ -68,10 +69,13 @@ pub struct Reassembler<T> {
 
 /// What adding a part gave.
 pub enum Added<T> {
-    /// Still waiting for other parts.
-    Waiting,
-    /// Whole: the text in order and every part's value, in order.
-    Complete { text: String, parts: Vec<T> },
+    /// Still waiting for other parts. `displaced` are values this part
+    /// replaced (a resent position, or a message restarted by a part with
+    /// another count): the caller must still answer them.
+    Waiting { displaced: Vec<T> },
+    /// Whole: the text in order and every part's value, in order, and any
+    /// value displaced on the way.
+    Complete { text: String, parts: Vec<T>, displaced: Vec<T> },
 }
 
 impl<T> Reassembler<T> {
@@ -81,20 +85,28 @@ impl<T> Reassembler<T> {
 
     /// Adds a part's text. A repeated position replaces the earlier one; a
     /// part whose count differs from its siblings' starts the message
-    /// again (a reused reference).
+    /// again (a reused reference). Replaced values come back as
+    /// `displaced`, never silently dropped.
     pub fn add(&mut self, key: Key, part: Part, text: String, value: T) -> Result<Added<T>, Vec<T>> {
         if !self.pending.contains_key(&key) && self.pending.len() >= self.capacity {
             return Err(vec![value]);
         }
+        let mut displaced = Vec::new();
         let p = self.pending.entry(key.clone()).or_insert_with(|| Pending {
             started: Instant::now(),
             total: part.total,
             parts: (0..part.total).map(|_| None).collect(),
         });
         if p.total != part.total {
-            *p = Pending { started: Instant::now(), total: part.total, parts: (0..part.total).map(|_| None).collect() };
+            let old = std::mem::replace(
+                p,
+                Pending { started: Instant::now(), total: part.total, parts: (0..part.total).map(|_| None).collect() },
+            );
+            displaced.extend(old.parts.into_iter().flatten().map(|(_, v)| v));
         }
-        p.parts[part.seq as usize - 1] = Some((text, value));
+        if let Some((_, v)) = p.parts[part.seq as usize - 1].replace((text, value)) {
+            displaced.push(v);
+        }
         if p.parts.iter().all(Option::is_some) {
             let p = self.pending.remove(&key).expect("present");
             let mut text = String::new();
@@ -103,9 +115,9 @@ impl<T> Reassembler<T> {
                 text.push_str(&t);
                 values.push(v);
             }
-            return Ok(Added::Complete { text, parts: values });
+            return Ok(Added::Complete { text, parts: values, displaced });
         }
-        Ok(Added::Waiting)
+        Ok(Added::Waiting { displaced })
     }
 
     /// Messages held past the timeout, with the parts that arrived (text
@@ -168,26 +180,39 @@ mod tests {
     #[test]
     fn parts_in_any_order_make_the_whole_text() {
         let mut r: Reassembler<u32> = Reassembler::new(Duration::from_secs(10), 10);
-        let key = (1, "a".to_string(), "b".to_string(), 7);
+        let key = ("esme".to_string(), "a".to_string(), "b".to_string(), 7);
         let p = |seq| Part { reference: 7, total: 3, seq };
-        assert!(matches!(r.add(key.clone(), p(2), "lo ".into(), 2), Ok(Added::Waiting)));
-        assert!(matches!(r.add(key.clone(), p(1), "Hel".into(), 1), Ok(Added::Waiting)));
+        assert!(matches!(r.add(key.clone(), p(2), "lo ".into(), 2), Ok(Added::Waiting { .. })));
+        assert!(matches!(r.add(key.clone(), p(1), "Hel".into(), 1), Ok(Added::Waiting { .. })));
+        // Part 1 resent: the first copy comes back to be answered.
+        match r.add(key.clone(), p(1), "Hel".into(), 11) {
+            Ok(Added::Waiting { displaced }) => assert_eq!(displaced, vec![1]),
+            _ => panic!("still waiting"),
+        }
         match r.add(key.clone(), p(3), "world".into(), 3) {
-            Ok(Added::Complete { text, parts }) => {
+            Ok(Added::Complete { text, parts, displaced }) => {
                 assert_eq!(text, "Hello world");
-                assert_eq!(parts, vec![1, 2, 3]);
+                assert_eq!(parts, vec![11, 2, 3]);
+                assert!(displaced.is_empty());
             }
             _ => panic!("not complete"),
         }
         assert!(r.is_empty());
+        // A part with another count restarts the message; the held parts
+        // come back.
+        let _ = r.add(key.clone(), p(1), "x".into(), 21);
+        match r.add(key.clone(), Part { reference: 7, total: 2, seq: 1 }, "y".into(), 22) {
+            Ok(Added::Waiting { displaced }) => assert_eq!(displaced, vec![21]),
+            _ => panic!("restarted"),
+        }
     }
 
     #[test]
     fn stale_messages_expire_with_what_arrived_and_capacity_is_bounded() {
         let mut r: Reassembler<u32> = Reassembler::new(Duration::ZERO, 1);
-        let key = (1, "a".to_string(), "b".to_string(), 7);
+        let key = ("esme".to_string(), "a".to_string(), "b".to_string(), 7);
         let _ = r.add(key.clone(), Part { reference: 7, total: 2, seq: 2 }, "world".into(), 2);
-        let other = (1, "a".to_string(), "b".to_string(), 8);
+        let other = ("esme".to_string(), "a".to_string(), "b".to_string(), 8);
         assert!(r.add(other, Part { reference: 8, total: 2, seq: 1 }, "x".into(), 9).is_err(), "full");
         let e = r.expired(Instant::now());
         assert_eq!(e.len(), 1);

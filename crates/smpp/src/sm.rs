@@ -38,11 +38,19 @@ struct Fields<'a> {
 }
 
 fn text_of(f: Fields<'_>, default: DefaultAlphabet) -> ShortMessage {
+    // SMPP says short_message and message_payload exclude each other; an
+    // SMSC given both may deliver either, so both are judged, together.
+    let mut joined: Vec<u8>;
     let mut payload: &[u8] = f.short_message;
     let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
     for t in &f.tlvs {
         match t {
-            TlvValue::MessagePayload(p) if f.short_message.is_empty() => payload = &p.value,
+            TlvValue::MessagePayload(p) if payload.is_empty() => payload = &p.value,
+            TlvValue::MessagePayload(p) => {
+                joined = payload.to_vec();
+                joined.extend_from_slice(&p.value);
+                payload = &joined;
+            }
             TlvValue::SarMsgRefNum(r) => sar_ref = Some(*r),
             TlvValue::SarTotalSegments(n) => sar_total = Some(*n),
             TlvValue::SarSegmentSeqnum(n) => sar_seq = Some(*n),

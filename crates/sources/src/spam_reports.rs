@@ -75,11 +75,14 @@ pub fn reported_number(body: &str) -> Option<String> {
         return None;
     }
     let digits: String = t.chars().filter(char::is_ascii_digit).collect();
+    if t.starts_with('+') {
+        // International as written: E.164 holds 8 to 15 digits.
+        return (8..=15).contains(&digits.len()).then(|| format!("+{digits}"));
+    }
     match digits.len() {
-        5 | 6 if !t.contains('+') => Some(digits),
+        5 | 6 => Some(digits),
         10 => Some(format!("+1{digits}")),
         11 if digits.starts_with('1') => Some(format!("+{digits}")),
-        8..=15 if t.starts_with('+') => Some(format!("+{digits}")),
         _ => None,
     }
 }
@@ -94,6 +97,7 @@ mod tests {
         assert_eq!(reported_number(" 1-267-555-0142 "), Some("+12675550142".into()));
         assert_eq!(reported_number("72345"), Some("72345".into()));
         assert_eq!(reported_number("+44 7700 900123"), Some("+447700900123".into()));
+        assert_eq!(reported_number("+4930123456"), Some("+4930123456".into()), "ten digits, not NANP");
         assert_eq!(reported_number("call 2675550142"), None);
         assert_eq!(reported_number("Your package is held, pay $2.99"), None);
         assert_eq!(reported_number("1234"), None);

@@ -133,7 +133,7 @@ pub(crate) fn open(
     reason: &str,
     actor: &str,
 ) -> Result<i64, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT INTO appeals (opened_at, subject_kind, subject, contact, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![at, kind.as_str(), subject, contact, reason],
@@ -163,7 +163,9 @@ pub(crate) fn decide(
     reason: &str,
     at: i64,
 ) -> Result<Decided, StoreError> {
-    let tx = conn.transaction()?;
+    // Immediate: the write lock is taken before the read, so a writer
+    // committing in between cannot make the upgrade fail.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let row: Option<(String, String, String)> = tx
         .query_row("SELECT subject_kind, subject, state FROM appeals WHERE id = ?1", [id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
