@@ -7,16 +7,13 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use textwatch_sinks::followup::{by_provider, follow_ups, FollowUp, ProviderRecord};
+use textwatch_sinks::followup::{by_provider, follow_ups};
 
-use super::state::{ApiError, Caller, Shared};
+use super::state::{ApiError, Caller, Computed, Shared};
 use crate::error::ServerError;
 
 /// How long a computed set of follow-ups is reused.
 const TTL: Duration = Duration::from_secs(30);
-
-/// The follow-ups and the provider records.
-pub type Computed = Arc<(Vec<FollowUp>, Vec<ProviderRecord>)>;
 
 /// The current follow-ups (cached for [`TTL`]).
 pub(super) fn current(st: &Shared) -> Result<Computed, ApiError> {

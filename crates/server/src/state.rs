@@ -61,7 +61,7 @@ pub struct AppState {
     /// Who opted out of what (the worker writes it once stored).
     pub(super) optouts: Arc<RwLock<textwatch_engine::optout::Registry>>,
     /// Follow-ups of takedown reports, computed at most every 30 s.
-    pub(super) followups: Mutex<Option<(Instant, crate::followups::Computed)>>,
+    pub(super) followups: Mutex<Option<(Instant, Computed)>>,
     /// The one rate bucket of unauthenticated callers (`POST /v1/appeals`).
     pub(super) public_bucket: Mutex<Bucket>,
     /// Replies to HELP, STOP and START.
@@ -69,6 +69,9 @@ pub struct AppState {
 }
 
 pub type Shared = Arc<AppState>;
+
+/// Takedown follow-ups and the provider records, as last computed.
+pub type Computed = Arc<(Vec<textwatch_sinks::followup::FollowUp>, Vec<textwatch_sinks::followup::ProviderRecord>)>;
 
 impl AppState {
     /// Runs `f` with a read connection from the pool.
