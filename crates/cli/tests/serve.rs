@@ -1004,7 +1004,13 @@ fn rss_kib(pid: u32) -> u64 {
 /// at once when the load stops. TEXTWATCH_SOAK_SECONDS makes it longer.
 #[test]
 fn a_minute_of_mixed_load_keeps_errors_at_zero_and_memory_level() {
-    let seconds: u64 = std::env::var("TEXTWATCH_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let env = |k: &str| std::env::var(k).ok().and_then(|s| s.parse::<u64>().ok());
+    let seconds: u64 = env("TEXTWATCH_SOAK_SECONDS").unwrap_or(60);
+    // For the long runs: a token per client (TEXTWATCH_SOAK_TOKENS=1, the
+    // default, shares one) and a total rate to hold (TEXTWATCH_SOAK_RATE,
+    // requests a second; default as fast as the clients go).
+    let per_client_tokens = env("TEXTWATCH_SOAK_TOKENS").unwrap_or(1) > 1;
+    let rate = env("TEXTWATCH_SOAK_RATE");
     let (s, admin) = new_server(&[]);
     let pid = s.child.id();
     let base = s.base.clone();
@@ -1012,12 +1018,20 @@ fn a_minute_of_mixed_load_keeps_errors_at_zero_and_memory_level() {
     let deadline = start + Duration::from_secs(seconds);
     let clients: Vec<_> = (0..4u64)
         .map(|c| {
-            let (base, admin) = (base.clone(), admin.clone());
+            let base = base.clone();
+            let admin = if per_client_tokens { token(&s.db, "admin") } else { admin.clone() };
             std::thread::spawn(move || {
                 let agent = agent();
                 let mut stats = (0u64, 0u64, Vec::<u32>::new()); // answered, 429, latencies in us
                 let mut n = 0u64;
                 while Instant::now() < deadline {
+                    if let Some(r) = rate {
+                        // Each client sends a quarter of the rate, on time.
+                        let due = start + Duration::from_secs_f64(n as f64 * 4.0 / r as f64);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
                     n += 1;
                     let t = Instant::now();
                     let r = if n.is_multiple_of(4) {
