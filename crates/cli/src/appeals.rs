@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use textwatch_store::time::now_ms;
 
 use anyhow::{bail, Context as _, Result};
 use textwatch_store::appeals::{Decided, SubjectKind};
@@ -64,10 +65,6 @@ pub struct AuditArgs {
     /// table or json.
     #[arg(long, default_value = "table", value_parser = ["table", "json"])]
     format: String,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn whoami() -> String {

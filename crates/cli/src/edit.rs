@@ -59,7 +59,7 @@ pub struct Note {
 pub fn run(db: &Path, edit: CampaignEdit) -> Result<ExitCode> {
     let mut store = crate::output::open(db)?;
     let meaning = textwatch_pipeline::setup::builtin_meaning()?;
-    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let at = textwatch_store::time::now_ms();
     let (outcome, format, what) = match &edit {
         CampaignEdit::Split { id, variants, note: Note { reason, by, format } } => {
             let Some(d) = store.campaign(id, 0)? else {

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use textwatch_store::time::now_ms;
 
 use anyhow::{bail, Context as _, Result};
 use textwatch_store::keys::KeyInfo;
@@ -32,10 +33,6 @@ enum KeysCommand {
         #[arg(long, default_value_t = 30, value_name = "DAYS")]
         grace_days: u32,
     },
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn print(db: &Path, k: &KeyInfo) {

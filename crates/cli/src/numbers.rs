@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
+use textwatch_store::time::now_ms;
 
 use anyhow::{bail, Context, Result};
 use textwatch_numbers::nanpa::{self, Parsed};
@@ -71,10 +72,6 @@ fn read_file(path: &Path) -> Result<Box<dyn Read>> {
         return Ok(Box::new(flate2::read::MultiGzDecoder::new(r)));
     }
     Ok(Box::new(r))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 pub fn numbers(db: &Path, args: NumbersArgs) -> Result<ExitCode> {

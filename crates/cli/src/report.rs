@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use textwatch_store::time::now_ms;
 
 use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
@@ -235,10 +236,6 @@ fn record(db: &Path, args: &ReportArgs, dos: &textwatch_sinks::report::Dossier, 
         if via == "smtp" { "sent" } else { "marked sent" },
     );
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl ReportFormat {

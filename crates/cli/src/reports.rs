@@ -109,10 +109,7 @@ pub fn run(db: &Path, args: ReportsArgs) -> Result<ExitCode> {
         ReportsCommand::Answer { id, text, at } => {
             let at = match at {
                 Some(t) => textwatch_sources::time::parse_ts(&t).map_err(|e| anyhow::anyhow!("--at: {e}"))?,
-                None => std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0),
+                None => textwatch_store::time::now_ms(),
             };
             let mut store = SqliteStore::open(db).with_context(|| format!("opening {}", db.display()))?;
             if !store.answer_report(id, &text, at)? {

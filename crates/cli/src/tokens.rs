@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use textwatch_store::time::now_ms;
 
 use anyhow::{bail, Context as _, Result};
 use textwatch_store::sqlite::SqliteStore;
@@ -52,10 +53,6 @@ pub fn new_token() -> Result<String> {
     let mut b = [0u8; 32];
     getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
     Ok(format!("tw_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Creates a token in a store; returns it (the only time it is known).

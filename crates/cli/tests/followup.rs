@@ -28,21 +28,8 @@ fn takedowns(seed: u64) -> Sim {
     let nums = dir.path().join("nums");
     let (stream, truth) = simulate(dir.path(), "takedowns-2020", 30_000, seed, Some(&nums));
     let db = dir.path().join("t.db");
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    tw_ok(
-        &db,
-        &[
-            "numbers",
-            "import",
-            "--nanpa-co",
-            &s(&nums.join("nanpa-co.txt")),
-            "--nanpa-blocks",
-            &s(&nums.join("nanpa-blocks.csv")),
-            "--inventory",
-            &s(&nums.join("inventory.csv")),
-        ],
-    );
-    tw_ok(&db, &["scan", "-q", &s(&stream)]);
+    import_numbers(&db, &nums);
+    tw_ok(&db, &["scan", "-q", stream.to_str().unwrap()]);
     Sim { _dir: dir, db, truth }
 }
 

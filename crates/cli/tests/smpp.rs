@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -112,39 +112,28 @@ impl Drop for Gateway {
 }
 
 fn start(db: &Path, upstream: u16) -> Gateway {
-    let mut child = Command::new(bin())
-        .args(["--db", db.to_str().unwrap(), "smpp", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(["--upstream", &format!("127.0.0.1:{upstream}"), "--upstream-system-id", "textwatch"])
-        .args(["--help-reply", "Example Alerts: help at example.org. Reply STOP to end."])
-        .env("TEXTWATCH_SMPP_UPSTREAM_PASSWORD", "pw")
-        .env_remove("TEXTWATCH_DB")
-        .env_remove("TEXTWATCH_CONFIG")
-        .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let (mut smpp, mut http) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut line = String::new();
-    while smpp.is_none() || http.is_none() {
-        line.clear();
-        if err.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
-            panic!("smpp did not start: {line}");
-        }
-        if let Some(rest) = line.strip_prefix("textwatch smpp: listening on ") {
-            smpp = Some(rest.split(',').next().unwrap().trim().to_string());
-        }
-        if let Some(rest) = line.strip_prefix("textwatch serve: listening on ") {
-            http = Some(rest.split_whitespace().next().unwrap().to_string());
-        }
-    }
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = err.read_to_string(&mut sink);
-    });
-    Gateway { child, smpp: smpp.unwrap(), http: http.unwrap() }
+    let upstream = format!("127.0.0.1:{upstream}");
+    let (child, lines) = spawn_until(
+        db,
+        &[
+            "smpp",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--upstream-system-id",
+            "textwatch",
+            "--help-reply",
+            "Example Alerts: help at example.org. Reply STOP to end.",
+        ],
+        &[("TEXTWATCH_SMPP_UPSTREAM_PASSWORD", "pw")],
+        &["textwatch smpp: listening on ", "textwatch serve: listening on "],
+    );
+    let smpp = lines[0].split(',').next().unwrap().trim().to_string();
+    let http = lines[1].split_whitespace().next().unwrap().to_string();
+    Gateway { child, smpp, http }
 }
 
 /// Texts through the real ESME; the statuses of each text's parts.

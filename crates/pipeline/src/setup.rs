@@ -98,8 +98,7 @@ pub fn configure(engine: &mut Engine, rules: RuleSet) -> Result<(), PipelineErro
 /// the database's key and, during a key rotation's grace period, under the
 /// previous key too (so recipients seen before the rotation are matched).
 pub fn analyzer(store: &SqliteStore, min_template_len: usize) -> Result<Analyzer, PipelineError> {
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let now = textwatch_store::time::now_ms();
     let previous = store.previous_secret(now)?;
     Ok(Analyzer::keyed(store.secret(), store.recipient_hash(), min_template_len)
         .with_previous_key(previous.as_deref(), store.recipient_hash()))

@@ -14,7 +14,6 @@ use futures_util::stream::Stream;
 use serde::{Deserialize, Serialize};
 use textwatch_engine::{Message, Peek, Scratch};
 use textwatch_store::{CampaignQuery, Store};
-use tokio::sync::oneshot;
 
 use super::state::{ApiError, Caller, Shared, TemplateVerdict};
 use crate::error::{Result, ServerError};
@@ -38,8 +37,9 @@ struct RecordError {
 struct IngestReply {
     accepted: usize,
     duplicates: usize,
-    /// Inbound opt-out keywords (STOP, START, HELP) handled, not stored as
-    /// messages (left out when none).
+    /// Records a phone sent (`direction: inbound`): opt-out keywords
+    /// handled and other texts, none stored as messages (left out when
+    /// none).
     #[serde(skip_serializing_if = "is_zero")]
     keywords: usize,
     rejected: usize,
@@ -71,19 +71,7 @@ pub(super) async fn submit(
     if messages.is_empty() {
         return Ok(Vec::new());
     }
-    let (tx, rx) = oneshot::channel();
-    st.metrics.queue_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if st.ingest.try_send(super::worker::Job::Messages { messages, reply: tx }).is_err() {
-        st.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        st.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "the ingest queue is full; retry shortly")
-            .with_header(header::RETRY_AFTER, "1"));
-    }
-    match rx.await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}"))),
-        Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the ingest worker stopped; nothing was stored")),
-    }
+    st.run_job(|reply| super::worker::Job::Messages { messages, reply }).await
 }
 
 /// `POST /v1/messages`: stores messages; answers after they are committed.
@@ -537,13 +525,11 @@ pub async fn block(
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such campaign"))?;
     let reason =
         format!("blocked by hand (token {}): {}", caller.id, b.reason.unwrap_or_else(|| "no reason given".into()));
-    let at =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let at = textwatch_store::time::now_ms();
     let mut w = SqliteStore::open_existing(&st.db).map_err(ServerError::from)?;
     w.block_campaign(&full, at, &format!("token {}", caller.id), &reason).map_err(ServerError::from)?;
     st.enricher.write().unwrap_or_else(|e| e.into_inner()).blocked.insert(full.clone(), reason.clone());
-    st.verdicts.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    st.campaign_ctx.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    st.forget_verdicts();
     let ev = serde_json::json!({"type": "campaign-blocked", "campaign": full, "reason": reason});
     let _ = st.events.send(ev.to_string());
     Ok(Json(ev))

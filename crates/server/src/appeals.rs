@@ -7,6 +7,7 @@
 //! version) that takes effect at once.
 
 use std::fmt::Write as _;
+use textwatch_store::time::now_ms;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -21,10 +22,6 @@ use textwatch_store::Store;
 
 use super::state::{ApiError, Caller, Shared};
 use crate::error::ServerError;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 #[derive(Deserialize, Default)]
 struct OpenBody {
@@ -192,8 +189,7 @@ pub(super) fn refresh_allows(st: &Shared) -> Result<(), ApiError> {
     if e.allows.version != allows.version {
         e.allows = allows;
         drop(e);
-        st.verdicts.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        st.campaign_ctx.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        st.forget_verdicts();
     }
     Ok(())
 }

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use textwatch_engine::optout::{keyword, Change, Keyword, Scope};
 use textwatch_engine::sender::normalize_address;
 use textwatch_store::Store;
-use tokio::sync::oneshot;
 
 use super::state::{ApiError, Shared};
 use crate::error::ServerError;
@@ -112,18 +111,7 @@ pub(super) async fn handle_inbound(
             .collect()
     };
     let n = changes.len();
-    let (tx, rx) = oneshot::channel();
-    st.metrics.queue_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if st.ingest.try_send(super::worker::Job::OptOut { changes, reply: tx }).is_err() {
-        st.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "the ingest queue is full; retry shortly")
-            .with_header(axum::http::header::RETRY_AFTER, "1"));
-    }
-    match rx.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}"))),
-        Err(_) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the ingest worker stopped")),
-    }
+    st.run_job(|reply| super::worker::Job::OptOut { changes, reply }).await?;
     st.metrics.optout(kind);
     tracing::info!(keyword = word, scopes = n, number = %number, source, "opt-out state changed");
     Ok(Some(Handled { keyword: kind, word, scopes: n, reply }))

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use textwatch_store::time::now_ms;
 
 use bytes::{Bytes, BytesMut};
 use textwatch_engine::Message;
@@ -607,10 +608,6 @@ impl Session {
         }
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Reads one PDU (for the bind, before the session's tasks start).

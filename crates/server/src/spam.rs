@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde::Serialize;
-use tokio::sync::oneshot;
 
 use super::state::{ApiError, Caller, Shared};
 
@@ -65,18 +64,7 @@ pub async fn ingest(
     let outcome = if records.is_empty() {
         super::worker::ReportsOutcome { results: Vec::new(), waiting: 0, unpaired: 0 }
     } else {
-        let (tx, rx) = oneshot::channel();
-        st.metrics.queue_depth.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if st.ingest.try_send(super::worker::Job::Reports { records, reply: tx }).is_err() {
-            st.metrics.queue_depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "the ingest queue is full; retry shortly")
-                .with_header(header::RETRY_AFTER, "1"));
-        }
-        match rx.await {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}"))),
-            Err(_) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the ingest worker stopped")),
-        }
+        st.run_job(|reply| super::worker::Job::Reports { records, reply }).await?
     };
     let accepted = outcome.results.iter().filter(|r| r.status == "accepted").count();
     let reply = ReportsReply {

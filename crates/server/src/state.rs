@@ -89,6 +89,38 @@ impl AppState {
         r
     }
 
+    /// Hands a job to the ingest worker (the one writer) and waits for its
+    /// answer: 429 with Retry-After when the queue is full, 503 when the
+    /// worker could not store it or stopped.
+    pub(super) async fn run_job<T>(
+        &self,
+        job: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, String>>) -> worker::Job,
+    ) -> Result<T, ApiError> {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
+        if self.ingest.try_send(job(tx)).is_err() {
+            self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "the ingest queue is full; retry shortly")
+                .with_header(header::RETRY_AFTER, "1"));
+        }
+        match rx.await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}"))),
+            Err(_) => {
+                Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the ingest worker stopped; nothing was stored"))
+            }
+        }
+    }
+
+    /// Drops the cached verdicts and campaign contexts: a decision changed
+    /// (a block, an appeal) and the next check must see it.
+    pub(super) fn forget_verdicts(&self) {
+        self.verdicts.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.campaign_ctx.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     pub(super) fn enricher(&self) -> std::sync::RwLockReadGuard<'_, Enricher> {
         self.enricher.read().unwrap_or_else(|e| e.into_inner())
     }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use hmac::{Hmac, Mac};
 use textwatch_engine::Message;
+use textwatch_store::time::now_ms;
 
 use super::state::{ApiError, Caller, Shared};
 use crate::error::{Result, ServerError};
@@ -42,10 +43,6 @@ pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]
     let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(auth_token.as_bytes()).expect("HMAC takes any key");
     mac.update(data.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// `POST /v1/twilio/inbound`: Twilio's incoming-message webhook. With

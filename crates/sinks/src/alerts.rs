@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
+use textwatch_store::time::now_ms;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
@@ -94,10 +95,6 @@ pub struct Watcher {
 
 /// Below this size a changed campaign is evaluated at every batch.
 const ALWAYS_BELOW: u64 = 64;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 impl Watcher {
     pub fn new(enricher: Enricher, sinks: Vec<Sink>) -> Result<Watcher> {

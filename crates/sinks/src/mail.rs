@@ -29,7 +29,7 @@ fn mailbox(what: &str, addr: &str) -> Result<Mailbox> {
 pub fn send(url: &str, m: &Mail<'_>) -> Result<String> {
     let (name, mime, bytes) = &m.attachment;
     let ct = ContentType::parse(mime).map_err(|e| SinkError::Invalid(format!("attachment type {mime:?}: {e}")))?;
-    let id = format!("<{}.{}@textwatch>", chrono_now(), random_hex());
+    let id = format!("<{}.{}@textwatch>", textwatch_store::time::now_ms(), random_hex());
     let email = Message::builder()
         .from(mailbox("from", m.from)?)
         .to(mailbox("to", m.to)?)
@@ -62,10 +62,6 @@ fn redact(url: &str) -> String {
         (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
         _ => url.to_string(),
     }
-}
-
-fn chrono_now() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
 }
 
 fn random_hex() -> String {

@@ -2,6 +2,11 @@
 
 use chrono::DateTime;
 
+/// Now, in milliseconds since the epoch (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 /// Milliseconds since the epoch as RFC 3339 UTC (`2020-11-04T15:02:11Z`;
 /// milliseconds shown only when present).
 pub fn format_ts(ms: i64) -> String {

@@ -94,8 +94,16 @@ pub fn world() -> World {
     let (stream, truth, nums, db, alerts) = (p("s.jsonl"), p("t.jsonl"), p("nums"), p("t.db"), p("alerts.jsonl"));
     let s = |x: &Path| x.to_str().unwrap().to_string();
     simulate(dir.path(), "election-2020", 30000, 5, Some(&nums));
+    import_numbers(&db, &nums);
+    tw_ok(&db, &["scan", "-q", &s(&stream), "--alert", &format!("file:{}", s(&alerts))]);
+    World { _dir: dir, db, truth, alerts, nums }
+}
+
+/// Imports the number data `simulate --numbers DIR` wrote.
+pub fn import_numbers(db: &Path, nums: &Path) {
+    let s = |x: &Path| x.to_str().unwrap().to_string();
     tw_ok(
-        &db,
+        db,
         &[
             "numbers",
             "import",
@@ -107,8 +115,6 @@ pub fn world() -> World {
             &s(&nums.join("inventory.csv")),
         ],
     );
-    tw_ok(&db, &["scan", "-q", &s(&stream), "--alert", &format!("file:{}", s(&alerts))]);
-    World { _dir: dir, db, truth, alerts, nums }
 }
 
 /// The incident's truth facts and its found campaign (JSON).
@@ -273,35 +279,57 @@ pub fn token(db: &Path, scopes: &str) -> String {
     tw_ok(db, &["token", "create", "--scope", scopes]).lines().last().unwrap().trim().to_string()
 }
 
-/// Starts `textwatch serve` on `db` on a free port, with `extra` options.
-pub fn start(db: &Path, extra: &[&str]) -> Server {
+/// Runs `textwatch --db DB ARGS...` in the background, isolated from the
+/// caller's configuration, and waits until its standard error has printed
+/// a line starting with each of `prefixes`; returns the child and the rest
+/// of each such line, in the order of `prefixes`. (Servers print where
+/// they listen that way.) What it prints later is drained.
+pub fn spawn_until(
+    db: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    prefixes: &[&str],
+) -> (std::process::Child, Vec<String>) {
     use std::io::{BufRead, BufReader, Read};
     use std::time::{Duration, Instant};
-    let mut child = Command::new(bin())
-        .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
+    let mut cmd = Command::new(bin());
+    cmd.args(["--db", db.to_str().unwrap()])
+        .args(args)
         .env_remove("TEXTWATCH_DB")
         .env_remove("TEXTWATCH_CONFIG")
         .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
+    let mut found: Vec<Option<String>> = vec![None; prefixes.len()];
     let deadline = Instant::now() + Duration::from_secs(60);
-    let base = loop {
+    let mut line = String::new();
+    while found.iter().any(Option::is_none) {
         line.clear();
         if err.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
-            panic!("serve did not start: {line}");
+            panic!("textwatch {} did not start: {line}", args.join(" "));
         }
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
+        for (p, f) in prefixes.iter().zip(found.iter_mut()) {
+            if let Some(rest) = line.strip_prefix(p) {
+                *f = Some(rest.trim_end().to_string());
+            }
         }
-    };
+    }
     std::thread::spawn(move || {
         let mut sink = String::new();
         let _ = err.read_to_string(&mut sink);
     });
+    (child, found.into_iter().map(Option::unwrap).collect())
+}
+
+/// Starts `textwatch serve` on `db` on a free port, with `extra` options.
+pub fn start(db: &Path, extra: &[&str]) -> Server {
+    let args: Vec<&str> = ["serve", "--listen", "127.0.0.1:0"].iter().copied().chain(extra.iter().copied()).collect();
+    let (child, lines) = spawn_until(db, &args, &[], &["textwatch serve: listening on "]);
+    let base = lines[0].split_whitespace().next().unwrap().to_string();
     Server { child, base, db: db.to_path_buf(), _dir: None }
 }
