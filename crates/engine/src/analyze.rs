@@ -6,7 +6,7 @@
 //! (immutable, shared) and a per-thread [`Scratch`].
 
 use hmac::{Hmac, Mac};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::features::MessageFeatures;
@@ -15,7 +15,7 @@ use crate::sender::normalize_address;
 use crate::template::{templatize, TemplateScratch, HASH_SEED};
 
 /// A message after analysis, ready for campaign assignment and storage.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Analyzed {
     pub msg: Message,
     /// Identity: hash of the source id, or of (from, to, ts, body) without one.
@@ -47,7 +47,7 @@ pub struct Analyzed {
 }
 
 /// A quiet-hours violation of one message, as evidence.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct QuietFinding {
     /// `received at 22:15 local time (America/New_York) by area code 215 (PA), outside 08:00-21:00`
     pub fact: String,

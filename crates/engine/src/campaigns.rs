@@ -368,6 +368,7 @@ impl Engine {
     /// Rebuilds an engine from what a store kept.
     pub fn restore(cfg: EngineConfig, snap: Snapshot) -> Self {
         let mut e = Engine::new(cfg);
+        let mut bodies: HashMap<u64, String> = snap.bodies.into_iter().collect();
         e.seen.reserve(snap.seen.len());
         e.seen.extend(snap.seen);
         for c in &snap.clusters {
@@ -427,7 +428,8 @@ impl Engine {
             }
             e.by_key.insert(t.key, tid);
             if keep_text {
-                e.kept.insert(tid, (t.text.clone().into_boxed_str(), None));
+                let body = bodies.remove(&t.key).map(String::into_boxed_str);
+                e.kept.insert(tid, (t.text.clone().into_boxed_str(), body));
             }
             e.templates.push(Tmpl {
                 key: t.key,

@@ -14,13 +14,13 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::shorteners::is_shortener;
 use crate::template::{host_of, Slot, TemplateScratch};
 
 /// A link found in a message body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
     /// The link as written (after folding: lowercase).
     pub url: String,
@@ -33,7 +33,7 @@ pub struct Link {
 }
 
 /// Per-message features.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageFeatures {
     pub links: Vec<Link>,
     pub phones: Vec<String>,

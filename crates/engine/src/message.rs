@@ -1,6 +1,6 @@
 //! The message: what every source decodes to and everything else reads.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Longest body accepted, in bytes. Concatenated SMS top out near 1,600
 /// characters (Twilio's limit); MMS text can be longer. Anything past this is
@@ -8,7 +8,7 @@ use serde::Serialize;
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// One text message as decoded from a source.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// The source's id for the message, if it has one (its identity then).
     pub id: Option<String>,

@@ -176,4 +176,9 @@ pub struct Snapshot {
     /// Campaign pairs an analyst split apart (cluster `seq`s): never joined
     /// again by links.
     pub apart: Vec<(u32, u32)>,
+    /// The message body of singletons given with text (template key,
+    /// body): when one becomes a campaign, its findings come from its real
+    /// text (links are in the body, not the template), as they would have
+    /// without a restart.
+    pub bodies: Vec<(u64, String)>,
 }

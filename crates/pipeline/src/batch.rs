@@ -7,7 +7,7 @@ use textwatch_engine::minhash::Signature;
 use textwatch_engine::optout::Registry;
 use textwatch_engine::{Analyzed, ClusterRow, Delta, Engine, Outcome};
 use textwatch_store::optouts::IgnoredOptOut;
-use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::sqlite::{BatchFacts, SqliteStore};
 use textwatch_store::{NewMessage, Store};
 
 use crate::PipelineError;
@@ -19,6 +19,14 @@ pub trait AfterCommit {
     /// `changed` are the campaigns the batch created or changed. Returns
     /// how many alerts it raised.
     fn after_commit(&mut self, store: &mut dyn Store, changed: &[ClusterRow]) -> Result<u64, String>;
+    /// A process takes over a store another one left (the cluster's
+    /// assigner after a failover): every campaign (`campaigns`) is looked
+    /// at once, so that what a crash between a commit and its
+    /// `after_commit` left undone (alerts) is done now. Returns how many
+    /// alerts it raised.
+    fn resume(&mut self, _store: &mut dyn Store, _campaigns: &[ClusterRow]) -> Result<u64, String> {
+        Ok(0)
+    }
     /// The run is over: flush and stop (alert deliveries in flight).
     fn finish(self: Box<Self>);
 }
@@ -37,6 +45,81 @@ impl AfterCommit for NoAct {
 /// Campaigns then do not depend on file order, request order or threads.
 pub fn order_key(a: &Analyzed) -> (i64, u64, u64) {
     (a.msg.ts_ms, a.key, a.template_key)
+}
+
+/// Records per assignment batch (and per store commit).
+pub const BATCH: usize = 32 * 1024;
+/// A group of equal timestamps larger than this is split anyway.
+const MAX_CARRY: usize = 1 << 20;
+
+/// Cuts a sequence of records into assignment batches, the same way on
+/// every path that assigns a sequence (`scan` over files, the cluster's
+/// assigner over a broker stream), so that the batches, and with them the
+/// campaigns, are a function of the records' order alone.
+///
+/// A batch closes once it holds `size` records, keeping back those with
+/// its latest timestamp: more of them may follow, and equal-time records
+/// are ordered together (unless there are more than a million of them).
+#[derive(Debug)]
+pub struct Batcher<T> {
+    pending: Vec<T>,
+    size: usize,
+    /// The latest timestamp pending, and how many records have it.
+    max_ts: i64,
+    at_max: usize,
+}
+
+impl<T> Batcher<T> {
+    pub fn new(size: usize) -> Self {
+        Batcher { pending: Vec::new(), size: size.max(1), max_ts: i64::MIN, at_max: 0 }
+    }
+
+    /// Records waiting for their batch to close.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The records waiting (kept back from the last batch, or not yet
+    /// enough for one).
+    pub fn pending(&self) -> &[T] {
+        &self.pending
+    }
+
+    /// Adds a record (`ts` gives a record's time); returns a batch when
+    /// one closes.
+    pub fn push(&mut self, item: T, ts: impl Fn(&T) -> i64) -> Option<Vec<T>> {
+        let ts_ms = ts(&item);
+        match ts_ms.cmp(&self.max_ts) {
+            std::cmp::Ordering::Greater => (self.max_ts, self.at_max) = (ts_ms, 1),
+            std::cmp::Ordering::Equal => self.at_max += 1,
+            std::cmp::Ordering::Less => {}
+        }
+        self.pending.push(item);
+        if self.pending.len() < self.size {
+            return None;
+        }
+        if self.at_max < self.pending.len() {
+            let max = self.max_ts;
+            let (keep, batch): (Vec<T>, Vec<T>) =
+                std::mem::take(&mut self.pending).into_iter().partition(|r| ts(r) == max);
+            self.pending = keep;
+            return Some(batch);
+        }
+        if self.at_max > MAX_CARRY {
+            return Some(self.finish());
+        }
+        None
+    }
+
+    /// Everything pending, as the last batch (the end of the input).
+    pub fn finish(&mut self) -> Vec<T> {
+        (self.max_ts, self.at_max) = (i64::MIN, 0);
+        std::mem::take(&mut self.pending)
+    }
 }
 
 /// What assigning a batch gave: one outcome per message, in batch order,
@@ -112,7 +195,6 @@ pub fn commit(
 ) -> Result<u64, PipelineError> {
     let msgs: Vec<NewMessage<'_>> =
         assigned.accepted().map(|i| NewMessage { msg: batch[i], origin: origins[i] }).collect();
-    store.commit(&msgs, &assigned.delta)?;
     // Spam reports: who reported which campaign (keyed hashes).
     let reporters: Vec<(String, [u8; 16], i64)> = batch
         .iter()
@@ -125,12 +207,13 @@ pub fn commit(
             _ => None,
         })
         .collect();
-    store.record_reporters(&reporters)?;
     let ignored = ignored_optouts(optouts, batch, assigned);
     if !ignored.is_empty() {
         tracing::warn!(texts = ignored.len(), "texts to recipients who had opted out");
-        store.record_optout_ignored(&ignored)?;
     }
+    // In the batch's own transaction: a crash keeps both or neither.
+    store.stage_facts(BatchFacts { reporters, ignored });
+    store.commit(&msgs, &assigned.delta)?;
     match after.after_commit(store, &assigned.delta.clusters) {
         Ok(n) => Ok(n),
         Err(e) => {
@@ -153,6 +236,41 @@ mod tests {
             Ok(0)
         }
         fn finish(self: Box<Self>) {}
+    }
+
+    fn cut(ts: &[i64], size: usize) -> Vec<Vec<i64>> {
+        let mut b = Batcher::new(size);
+        let mut out: Vec<Vec<i64>> = ts.iter().filter_map(|&t| b.push(t, |&t| t)).collect();
+        out.push(b.finish());
+        out
+    }
+
+    #[test]
+    fn batches_close_at_their_size_and_keep_back_the_latest_time() {
+        // The third record closes the first batch; the two at time 2 wait
+        // for more at time 2 that might follow, and go with the next.
+        assert_eq!(cut(&[1, 2, 2, 3, 4, 5], 3), vec![vec![1], vec![2, 2], vec![3, 4], vec![5]]);
+        // All at one time: nothing closes until the end.
+        assert_eq!(cut(&[7, 7, 7, 7, 7], 2), vec![vec![7, 7, 7, 7, 7]]);
+        // Out of order: the latest time is kept back wherever it stands.
+        assert_eq!(cut(&[5, 1, 2, 5, 3], 4), vec![vec![1, 2], vec![5, 5, 3]]);
+        assert_eq!(cut(&[], 4), vec![Vec::<i64>::new()]);
+    }
+
+    #[test]
+    fn the_batches_depend_on_the_records_alone_not_on_how_they_arrive() {
+        // Scan pushes chunk by chunk, the cluster's assigner one record at
+        // a time: the same sequence gives the same batches.
+        let ts: Vec<i64> = (0..10_000i64).map(|i| i / 3 + (i * 7919 % 13)).collect();
+        let whole = cut(&ts, 512);
+        let mut b = Batcher::new(512);
+        let mut chunked = Vec::new();
+        for chunk in ts.chunks(1000) {
+            chunked.extend(chunk.iter().filter_map(|&t| b.push(t, |&t| t)));
+        }
+        chunked.push(b.finish());
+        assert_eq!(whole, chunked);
+        assert_eq!(whole.iter().map(Vec::len).sum::<usize>(), ts.len());
     }
 
     #[test]

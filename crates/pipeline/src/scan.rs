@@ -29,10 +29,7 @@ use textwatch_store::sqlite::{SqliteStore, WriteTimes};
 use crate::batch::{self, AfterCommit};
 use crate::PipelineError;
 
-/// Records per assignment batch (and per store commit).
-pub const BATCH: usize = 32 * 1024;
-/// A group of equal timestamps larger than this is split anyway.
-const MAX_CARRY: usize = 1 << 20;
+pub use crate::batch::BATCH;
 
 /// How a scan runs.
 #[derive(Clone, Debug, Default)]
@@ -166,7 +163,7 @@ pub fn scan(
     let mut totals = Totals::default();
     let mut times = StageTimes::default();
     let mut sigs: HashMap<u64, Signature> = HashMap::new();
-    let mut pending: Vec<Prepared> = Vec::new();
+    let mut pending: batch::Batcher<Prepared> = batch::Batcher::new(BATCH);
     let mut done_bytes = 0u64;
     let mut current: Option<Arc<AtomicU64>> = None;
     let mut reading: Option<(Arc<str>, u64)> = None;
@@ -182,7 +179,16 @@ pub fn scan(
                 totals.records += records.len() as u64;
                 for r in records {
                     match r {
-                        Ok(p) => pending.push(p),
+                        Ok(p) => {
+                            if let Some(b) = pending.push(p, |p| p.a.msg.ts_ms) {
+                                if let Err(e) =
+                                    assign_batch(b, &mut engine, &mut sigs, &commit_tx, &mut totals, &mut times)
+                                {
+                                    failed = Some(e);
+                                    break 'events;
+                                }
+                            }
+                        }
                         Err(rej) => {
                             totals.rejected += 1;
                             if on(Event::Rejected(&rej)) == Flow::Stop {
@@ -190,14 +196,6 @@ pub fn scan(
                                 break 'events;
                             }
                         }
-                    }
-                }
-                if pending.len() >= BATCH {
-                    if let Err(e) =
-                        assign_batch(&mut pending, false, &mut engine, &mut sigs, &commit_tx, &mut totals, &mut times)
-                    {
-                        failed = Some(e);
-                        break;
                     }
                 }
                 if last_progress.elapsed() > Duration::from_millis(200) {
@@ -247,7 +245,7 @@ pub fn scan(
     }
     drop(an_rx);
     if failed.is_none() {
-        if let Err(e) = assign_batch(&mut pending, true, &mut engine, &mut sigs, &commit_tx, &mut totals, &mut times) {
+        if let Err(e) = assign_batch(pending.finish(), &mut engine, &mut sigs, &commit_tx, &mut totals, &mut times) {
             failed = Some(e);
         }
     }
@@ -426,35 +424,18 @@ fn decode_and_analyze(chunk: Chunk, analyzer: &Analyzer) -> Vec<Result<Prepared,
     }
 }
 
-/// Assigns what is pending, keeping back (unless `last`) the records with
-/// the batch's latest timestamp: more of them may follow in the next chunk,
-/// and equal-time records must be ordered together.
+/// Assigns a closed batch (see [`batch::Batcher`]) and hands it to the
+/// writer.
 fn assign_batch(
-    pending: &mut Vec<Prepared>,
-    last: bool,
+    mut batch: Vec<Prepared>,
     engine: &mut Engine,
     sigs: &mut HashMap<u64, Signature>,
     commit: &Sender<Commit>,
     totals: &mut Totals,
     times: &mut StageTimes,
 ) -> Result<(), PipelineError> {
-    if pending.is_empty() {
+    if batch.is_empty() {
         return Ok(());
-    }
-    let mut batch = std::mem::take(pending);
-    if !last {
-        let max_ts = batch.iter().map(|p| p.a.msg.ts_ms).max().unwrap_or(i64::MIN);
-        let carry = batch.iter().filter(|p| p.a.msg.ts_ms == max_ts).count();
-        if carry < batch.len() || carry > MAX_CARRY {
-            if carry < batch.len() {
-                let (keep, rest): (Vec<_>, Vec<_>) = batch.into_iter().partition(|p| p.a.msg.ts_ms == max_ts);
-                *pending = keep;
-                batch = rest;
-            }
-        } else {
-            *pending = batch;
-            return Ok(());
-        }
     }
     batch.sort_unstable_by_key(|p| batch::order_key(&p.a));
 

@@ -264,6 +264,14 @@ impl textwatch_pipeline::batch::AfterCommit for Watcher {
         Ok(self.raised - before)
     }
 
+    fn resume(&mut self, store: &mut dyn Store, campaigns: &[ClusterRow]) -> std::result::Result<u64, String> {
+        let before = self.raised;
+        let live: Vec<ClusterRow> = campaigns.iter().filter(|c| c.merged_into.is_none()).cloned().collect();
+        Watcher::after_commit(self, store, &live)
+            .map_err(|e| format!("raising alerts missed before a restart: {e}"))?;
+        Ok(self.raised - before)
+    }
+
     fn finish(self: Box<Self>) {
         Watcher::finish(*self)
     }

@@ -56,6 +56,9 @@ pub enum StoreError {
     Edit(String),
     #[error("message log: {0}")]
     Log(String),
+    /// Another process holds the writer's lock.
+    #[error("another textwatch process is writing to {0} (scan, serve or a worker assigning); wait for it or stop it")]
+    Locked(String),
     #[error("{0} keeps its messages in SQLite, as textwatch before the message log did: run `textwatch --db {0} migrate` once to move them into segments")]
     NeedsMigration(String),
     /// Something other than a campaign is not there (an appeal, a report).

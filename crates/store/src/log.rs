@@ -214,12 +214,7 @@ impl SegmentLog {
             .map_err(|e| io_err(format!("opening {}", path.display()), e))?;
         match f.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Log(format!(
-                    "another textwatch process is writing to {} (scan or serve); wait for it or stop it",
-                    dir.display()
-                )))
-            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(dir.display().to_string())),
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(format!("locking {}", path.display()), e)),
         }
         self.lock = Some(f);

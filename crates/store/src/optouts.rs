@@ -97,11 +97,12 @@ pub(crate) fn changes(conn: &Connection) -> Result<Vec<Change>, StoreError> {
 }
 
 /// Counts texts sent after an opt-out, per campaign and recipient.
-pub(crate) fn record_ignored(conn: &mut Connection, rows: &[IgnoredOptOut]) -> Result<(), StoreError> {
+/// Counts texts sent after an opt-out, in the caller's transaction (the
+/// batch's commit: counted once, with the batch).
+pub(crate) fn record_ignored(tx: &Connection, rows: &[IgnoredOptOut]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let tx = conn.transaction()?;
     {
         let mut seq = tx.prepare_cached("SELECT seq FROM clusters WHERE id = ?1")?;
         let mut st = tx.prepare_cached(
@@ -117,7 +118,6 @@ pub(crate) fn record_ignored(conn: &mut Connection, rows: &[IgnoredOptOut]) -> R
             st.execute(params![cluster, &r.recipient[..], r.ts_ms, r.sender, r.opted_out_at, r.keyword])?;
         }
     }
-    tx.commit()?;
     Ok(())
 }
 

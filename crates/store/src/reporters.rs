@@ -54,11 +54,12 @@ pub(crate) fn take_pending(
 }
 
 /// Notes that these reporters reported these campaigns (by id).
-pub(crate) fn record(conn: &mut Connection, rows: &[(String, [u8; 16], i64)]) -> Result<(), StoreError> {
+/// Records who reported which campaign, in the caller's transaction (the
+/// batch's commit: a crash keeps both or neither).
+pub(crate) fn record(tx: &Connection, rows: &[(String, [u8; 16], i64)]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let tx = conn.transaction()?;
     {
         let mut seq = tx.prepare_cached("SELECT seq FROM clusters WHERE id = ?1")?;
         let mut st = tx.prepare_cached(
@@ -71,7 +72,6 @@ pub(crate) fn record(conn: &mut Connection, rows: &[(String, [u8; 16], i64)]) ->
             }
         }
     }
-    tx.commit()?;
     Ok(())
 }
 

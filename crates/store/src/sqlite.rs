@@ -204,6 +204,14 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// The SQLite store.
+/// Facts about a batch stored with it ([`SqliteStore::stage_facts`]).
+#[derive(Debug, Default)]
+pub struct BatchFacts {
+    /// (campaign id, reporter's keyed hash, time of the report).
+    pub reporters: Vec<(String, [u8; 16], i64)>,
+    pub ignored: Vec<crate::optouts::IgnoredOptOut>,
+}
+
 pub struct SqliteStore {
     pub(crate) conn: Connection,
     pub(crate) secret: Vec<u8>,
@@ -218,6 +226,11 @@ pub struct SqliteStore {
     /// campaign; (campaign, segment) pairs indexed.
     indexed: HashMap<u64, u32>,
     pairs: HashSet<(u32, i64)>,
+    /// A consumer's position to record with the next commit
+    /// ([`SqliteStore::stage_cursor`]).
+    staged_cursor: Option<(String, i64)>,
+    /// Facts of the next commit's batch ([`SqliteStore::stage_facts`]).
+    staged_facts: BatchFacts,
     /// Time spent appending to the log and committing metadata.
     pub(crate) times: WriteTimes,
 }
@@ -359,6 +372,8 @@ impl SqliteStore {
             next_segment,
             indexed: HashMap::new(),
             pairs: HashSet::new(),
+            staged_cursor: None,
+            staged_facts: BatchFacts::default(),
             times: WriteTimes::default(),
         })
     }
@@ -454,8 +469,34 @@ impl SqliteStore {
             next_segment,
             indexed: HashMap::new(),
             pairs: HashSet::new(),
+            staged_cursor: None,
+            staged_facts: BatchFacts::default(),
             times: WriteTimes::default(),
         })
+    }
+
+    /// Records `value` as the cursor `name` in the same transaction as the
+    /// next [`Store::commit`]: a consumer of a broker stream (the cluster's
+    /// assigner) stores how far it has assigned together with what it
+    /// assigned, so a restart continues exactly after the last whole batch.
+    pub fn stage_cursor(&mut self, name: &str, value: i64) {
+        self.staged_cursor = Some((name.to_owned(), value));
+    }
+
+    /// Facts about the next [`Store::commit`]'s batch, written in its
+    /// transaction: who reported its campaigns (spam reports, keyed
+    /// hashes), and its texts to recipients who had opted out. A crash
+    /// then keeps the batch and its facts, or neither.
+    pub fn stage_facts(&mut self, facts: BatchFacts) {
+        self.staged_facts = facts;
+    }
+
+    /// A cursor recorded by a commit ([`SqliteStore::stage_cursor`]).
+    pub fn cursor(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [format!("cursor:{name}")], |r| r.get(0))
+            .optional()?)
     }
 
     fn commit_meta(
@@ -466,6 +507,12 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
+            if let Some((name, value)) = &self.staged_cursor {
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![format!("cursor:{name}"), value],
+                )?;
+            }
             if let Some(a) = appended {
                 if let Some(sealed) = &a.sealed {
                     crate::segments::record(&tx, sealed)?;
@@ -602,6 +649,9 @@ impl SqliteStore {
                 }
             }
         }
+        // The batch's facts refer to its campaigns, written above.
+        crate::reporters::record(&tx, &self.staged_facts.reporters)?;
+        crate::optouts::record_ignored(&tx, &self.staged_facts.ignored)?;
         tx.commit()?;
         Ok(())
     }
@@ -833,11 +883,6 @@ impl SqliteStore {
         crate::optouts::changes(&self.conn)
     }
 
-    /// Counts texts sent after an opt-out, per campaign and recipient.
-    pub fn record_optout_ignored(&mut self, rows: &[crate::optouts::IgnoredOptOut]) -> Result<(), StoreError> {
-        crate::optouts::record_ignored(&mut self.conn, rows)
-    }
-
     /// The time of the newest message stored, if any (what follow-ups
     /// measure quiet against, so that archives replay as they happened).
     pub fn newest_message_ts(&self) -> Result<Option<i64>, StoreError> {
@@ -859,12 +904,6 @@ impl SqliteStore {
         window_ms: i64,
     ) -> Result<Option<(i64, String)>, StoreError> {
         crate::reporters::take_pending(&self.conn, reporter, ts, window_ms)
-    }
-
-    /// Notes which reporters reported which campaigns: (campaign id,
-    /// reporter hash, time).
-    pub fn record_reporters(&mut self, rows: &[(String, [u8; 16], i64)]) -> Result<(), StoreError> {
-        crate::reporters::record(&mut self.conn, rows)
     }
 
     /// Opens an appeal of a block (logged); returns its id.
@@ -1226,16 +1265,34 @@ impl Store for SqliteStore {
         // messages come from the log (three columns of each segment).
         let clustered: HashMap<u64, u32> =
             snap.templates.iter().filter_map(|t| t.cluster.map(|c| (t.key, c))).collect();
+        // The bodies of the singletons given with text (their one message),
+        // from the segments from the oldest one's first on.
+        let mut wanted: HashSet<u64> =
+            snap.templates.iter().filter(|t| t.cluster.is_none() && !t.text.is_empty()).map(|t| t.key).collect();
+        let bodies_from: i64 = self.conn.query_row(
+            "SELECT COALESCE(MIN(first_seg), 0) FROM templates WHERE cluster IS NULL AND clusterable = 1 AND seq >= ?1",
+            [text_from],
+            |r| r.get(0),
+        )?;
         let segs = crate::segments::all(&self.conn)?;
         snap.seen.reserve(segs.iter().map(|s| s.rows as usize).sum());
         for seg in &segs {
-            self.log.read(seg, &[col::KEY, col::RCPT, col::TEMPLATE], &mut |rows| {
+            let with_bodies = !wanted.is_empty() && seg.id >= bodies_from;
+            let cols: &[usize] = if with_bodies {
+                &[col::KEY, col::RCPT, col::TEMPLATE, col::BODY]
+            } else {
+                &[col::KEY, col::RCPT, col::TEMPLATE]
+            };
+            self.log.read(seg, cols, &mut |rows| {
                 for i in 0..rows.len() {
                     snap.seen.push(rows.key(i));
                     if let (Some(&c), Some(r)) = (clustered.get(&rows.template(i)), rows.rcpt(i)) {
                         let mut k = [0u8; 8];
                         k.copy_from_slice(&r[..8]);
                         snap.recipients.push((c, u64::from_le_bytes(k)));
+                    }
+                    if with_bodies && wanted.remove(&rows.template(i)) {
+                        snap.bodies.push((rows.template(i), rows.body(i).to_owned()));
                     }
                 }
                 true
@@ -1301,6 +1358,8 @@ impl Store for SqliteStore {
             self.next_segment = self.next_segment.max(id + 1);
         }
         let result = self.commit_meta(appended.as_ref(), current, delta);
+        self.staged_cursor = None;
+        self.staged_facts = BatchFacts::default();
         self.times.metadata += t.elapsed();
         if result.is_err() {
             // The segment's tail is not committed: start a new one, and
