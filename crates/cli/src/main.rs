@@ -3,6 +3,7 @@
 mod act;
 mod alerts;
 mod appeals;
+mod cluster;
 mod commands;
 mod config;
 mod context;
@@ -187,6 +188,28 @@ enum Command {
     /// Example: TEXTWATCH_SMPP_UPSTREAM_PASSWORD=secret textwatch smpp --upstream smsc.example.net:2775 --upstream-system-id acme
     Smpp(smpp::SmppArgs),
 
+    /// Put message files on the cluster's input stream (NATS JetStream,
+    /// stream TEXTWATCH_IN) for `textwatch worker`s to analyze and assign.
+    /// Files are read and checked as `scan` reads them; a message counts as
+    /// published once JetStream acknowledged storing it.
+    ///
+    /// Example: textwatch publish --nats nats://127.0.0.1:4222 gateway-2020-11-04.jsonl.gz
+    Publish(cluster::PublishArgs),
+
+    /// Run a worker of the cluster: analyze messages from the input stream
+    /// and, while this worker holds the store's writer lock, assign them to
+    /// campaigns (one worker at a time assigns; another takes over when it
+    /// stops). Run as many as you have cores; see docs/deployment.md.
+    ///
+    /// Example: textwatch --db /srv/textwatch.db worker --nats nats://127.0.0.1:4222
+    Worker(cluster::WorkerArgs),
+
+    /// How far the cluster has got: messages published, waiting for
+    /// workers, waiting for the assigner, and assigned into the store.
+    ///
+    /// Example: textwatch status --nats nats://127.0.0.1:4222
+    Status(cluster::StatusArgs),
+
     /// List opt-out changes: recipients (as keyed hashes) who texted STOP
     /// or START to a number, the numbers and campaigns it covered, when,
     /// and through which path.
@@ -300,6 +323,9 @@ fn main() -> ExitCode {
         Command::ImportReports(args) => spam_reports::run(&cli.db, args),
         Command::Serve(args) => serve::run(&cli.db, args),
         Command::Smpp(args) => smpp::run(&cli.db, args),
+        Command::Publish(args) => cluster::publish(args),
+        Command::Worker(args) => cluster::worker(&cli.db, args),
+        Command::Status(args) => cluster::status(&cli.db, args),
         Command::Optouts(args) => optouts::run(&cli.db, args),
         Command::Token(args) => tokens::run(&cli.db, args),
         Command::Keys(args) => keys::run(&cli.db, args),

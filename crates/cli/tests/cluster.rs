@@ -1,0 +1,283 @@
+//! The pipeline past one machine: messages published to NATS JetStream and
+//! assigned by `textwatch worker`s give exactly what the embedded `scan`
+//! gives, with a worker killed halfway or not.
+//!
+//! Each test starts its own `nats-server` (JetStream, a scratch store, a
+//! free port) so that tests never share streams; without the binary they
+//! skip with a message (a failure under TEXTWATCH_REQUIRE_ALL=1).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{groups, import_numbers, simulate, tw, tw_ok};
+
+struct Nats {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nats_server() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        common::skip("cluster tests: no nats-server (Debian package nats-server)");
+    }
+    found
+}
+
+/// A nats-server of this test's own, with JetStream storing under `dir`.
+fn start_nats(bin: &Path, dir: &Path) -> Nats {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(bin)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(dir.join("jetstream"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("nats-server.log")).unwrap())
+        .spawn()
+        .expect("nats-server starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nats { child, url: format!("nats://127.0.0.1:{port}") }
+}
+
+fn worker(db: &Path, nats: &Nats, log: &Path, alerts: &Path) -> Child {
+    Command::new(common::bin())
+        .arg("--db")
+        .arg(db)
+        .args(["worker", "--nats", &nats.url, "--alert"])
+        .arg(format!("file:{}", alerts.display()))
+        .env("TEXTWATCH_LOG", "info")
+        .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
+        .spawn()
+        .expect("worker starts")
+}
+
+fn status(db: &Path, nats: &Nats) -> serde_json::Value {
+    serde_json::from_str(&tw_ok(db, &["status", "--nats", &nats.url, "--json"])).expect("status --json is JSON")
+}
+
+/// Waits until the store has assigned every published message.
+fn wait_assigned(db: &Path, nats: &Nats, logs: &[&Path]) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let s = status(db, nats);
+        if s["in_last_seq"].as_u64() > Some(0) && s["not_yet_assigned"] == 0 {
+            return;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = logs.iter().map(|l| std::fs::read_to_string(l).unwrap_or_default()).collect();
+            panic!("not all assigned after 10 minutes: {s}\n{}", logs.join("\n---\n"));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Alerts without the wall-clock time they were raised at.
+fn alerts(db: &Path) -> Vec<serde_json::Value> {
+    tw_ok(db, &["alerts"])
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("raised_at");
+            v
+        })
+        .collect()
+}
+
+/// What an alert says that does not depend on when it was evaluated: an
+/// assigner that takes over raises the alerts its predecessor died before
+/// raising, with the counts of that moment.
+fn alert_keys(db: &Path) -> BTreeSet<String> {
+    alerts(db)
+        .iter()
+        .map(|a| format!("{} {} {} {}", a["campaign"], a["level"], a["detected_at"], a["time_to_detect"]))
+        .collect()
+}
+
+/// Stops a worker as an operator would (SIGTERM) and waits for it.
+fn stop(w: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &w.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = w.kill();
+            panic!("a worker did not stop within a minute of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Everything that must be equal between two runs: campaigns (their
+/// membership by message id, and their JSON: counts, findings, category,
+/// risk, decision), stored messages, the block list and the alerts.
+fn assert_same(embedded: &Path, cluster: &Path, exact_alerts: bool) {
+    let (a, b) = (groups(embedded), groups(cluster));
+    assert!(a.len() > 5, "the stream forms campaigns: {}", a.len());
+    assert_eq!(a, b, "campaign membership");
+    let (a, b) = (common::campaigns_json(embedded), common::campaigns_json(cluster));
+    assert_eq!(a.len(), b.len(), "campaigns");
+    for (x, y) in a.iter().zip(&b) {
+        let differ: Vec<String> = x
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, v)| y.get(k.as_str()) != Some(v))
+            .map(|(k, v)| format!("{k}: {v} != {}", y[k.as_str()]))
+            .collect();
+        assert!(differ.is_empty(), "campaign {} differs: {differ:?}", x["id"]);
+    }
+    assert_eq!(tw_ok(embedded, &["messages", "--format", "jsonl"]), tw_ok(cluster, &["messages", "--format", "jsonl"]));
+    assert_eq!(tw_ok(embedded, &["blocklist", "--format", "csv"]), tw_ok(cluster, &["blocklist", "--format", "csv"]));
+    if exact_alerts {
+        assert_eq!(alerts(embedded), alerts(cluster), "alerts");
+    } else {
+        assert_eq!(alert_keys(embedded), alert_keys(cluster), "alerts");
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    stream: PathBuf,
+    embedded: PathBuf,
+    cluster: PathBuf,
+}
+
+/// The election-day rewordings scenario (the incident's waves in several
+/// wordings, one script from two organizations, background chatter) with
+/// its number data, scanned embedded; and a second database with the same
+/// number data for the cluster.
+fn setup(messages: u64, seed: u64) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let nums = dir.path().join("nums");
+    let (stream, _) = simulate(dir.path(), "rewordings", messages, seed, Some(&nums));
+    let (embedded, cluster) = (dir.path().join("embedded.db"), dir.path().join("cluster.db"));
+    import_numbers(&embedded, &nums);
+    import_numbers(&cluster, &nums);
+    let alerts = format!("file:{}", dir.path().join("embedded-alerts.jsonl").display());
+    tw_ok(&embedded, &["scan", "-q", stream.to_str().unwrap(), "--alert", &alerts]);
+    Setup { dir, stream, embedded, cluster }
+}
+
+#[test]
+fn two_workers_give_what_the_embedded_scan_gives() {
+    let Some(bin) = nats_server() else { return };
+    let s = setup(30_000, 11);
+    let nats = start_nats(&bin, s.dir.path());
+    let out = tw_ok(&s.cluster, &["publish", "--nats", &nats.url, s.stream.to_str().unwrap()]);
+    assert!(out.starts_with("published 30,000 of 30,000 records to TEXTWATCH_IN (sequences 1-30000)"), "{out}");
+    let logs = [s.dir.path().join("w1.log"), s.dir.path().join("w2.log")];
+    let alerts = s.dir.path().join("cluster-alerts.jsonl");
+    let mut workers: Vec<Child> = logs.iter().map(|l| worker(&s.cluster, &nats, l, &alerts)).collect();
+    wait_assigned(&s.cluster, &nats, &[&logs[0], &logs[1]]);
+    for w in &mut workers {
+        stop(w);
+    }
+    assert_same(&s.embedded, &s.cluster, true);
+    // Both workers analyzed; one assigned.
+    let text: Vec<String> = logs.iter().map(|l| std::fs::read_to_string(l).unwrap()).collect();
+    assert_eq!(text.iter().filter(|t| t.contains("holds the store's lock and assigns")).count(), 1, "{text:?}");
+    // The alert sink got what the store recorded.
+    assert_eq!(std::fs::read_to_string(&alerts).unwrap().lines().count(), alerts_count(&s.cluster));
+}
+
+fn alerts_count(db: &Path) -> usize {
+    tw_ok(db, &["alerts"]).lines().count()
+}
+
+#[test]
+fn a_worker_killed_halfway_loses_nothing_and_stores_nothing_twice() {
+    let Some(bin) = nats_server() else { return };
+    // Three batches, so that the kill falls between commits.
+    let s = setup(70_000, 23);
+    let nats = start_nats(&bin, s.dir.path());
+    tw_ok(&s.cluster, &["publish", "--nats", &nats.url, s.stream.to_str().unwrap()]);
+    let logs: Vec<PathBuf> = (1..=3).map(|i| s.dir.path().join(format!("w{i}.log"))).collect();
+    let alerts = s.dir.path().join("cluster-alerts.jsonl");
+    let mut first = worker(&s.cluster, &nats, &logs[0], &alerts);
+    // The first worker takes the assigner's role before the second starts.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&logs[0]).unwrap_or_default().contains("assigner: starting") {
+        assert!(Instant::now() < deadline, "the first worker never assigned");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut second = worker(&s.cluster, &nats, &logs[1], &alerts);
+    // Halfway: some batches committed, most of the stream still to go.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let st = status(&s.cluster, &nats);
+        if st["assigned_below_seq"].as_u64().unwrap_or(0) > 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing assigned: {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGKILL: the assigner, with records held unacked and inputs in
+    // flight. The second worker takes over; the first is restarted.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let before = status(&s.cluster, &nats);
+    assert!(before["not_yet_assigned"].as_u64().unwrap() > 0, "killed too late: {before}");
+    let mut third = worker(&s.cluster, &nats, &logs[2], &alerts);
+    let refs: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+    wait_assigned(&s.cluster, &nats, &refs);
+    for w in [&mut second, &mut third] {
+        stop(w);
+    }
+    // Every message exactly once, and the same campaigns.
+    let stored = common::messages(&s.cluster);
+    let ids: BTreeSet<&str> = stored.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), stored.len(), "a message stored twice");
+    assert_eq!(stored.len(), common::messages(&s.embedded).len(), "messages lost");
+    assert_same(&s.embedded, &s.cluster, false);
+    let text = std::fs::read_to_string(&logs[1]).unwrap() + &std::fs::read_to_string(&logs[2]).unwrap();
+    assert!(text.contains("holds the store's lock and assigns"), "nobody took over: {text}");
+}
+
+#[test]
+fn publish_names_the_broker_it_cannot_reach_and_reports_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let f = dir.path().join("m.jsonl");
+    std::fs::write(&f, "{\"ts\":\"2020-11-04T12:00:00Z\",\"from\":\"+12155550100\",\"body\":\"hi\"}\n").unwrap();
+    let out = tw(&db, &["publish", "--nats", &format!("nats://127.0.0.1:{port}"), f.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("connecting to nats://127.0.0.1:{port}")), "{err}");
+
+    let Some(bin) = nats_server() else { return };
+    let nats = start_nats(&bin, dir.path());
+    std::fs::write(
+        &f,
+        "{\"ts\":\"2020-11-04T12:00:00Z\",\"from\":\"+12155550100\",\"body\":\"hi\"}\nnot json\n{\"from\":\"+1215\"}\n",
+    )
+    .unwrap();
+    let out = tw(&db, &["publish", "--nats", &nats.url, f.to_str().unwrap()]);
+    assert!(out.status.success());
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("published 1 of 3 records") && stdout.contains("2 rejected"), "{stdout}");
+    assert!(stderr.contains("m.jsonl line 2") && stderr.contains("m.jsonl line 3"), "{stderr}");
+    let st = status(&db, &nats);
+    assert_eq!((st["in_last_seq"].as_u64(), st["not_yet_assigned"].as_u64()), (Some(1), Some(1)), "{st}");
+}

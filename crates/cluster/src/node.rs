@@ -1,0 +1,190 @@
+//! A worker process: the analyzing loop, and a bid for the assigner's
+//! role. Every worker bids; the one holding the store's writer lock
+//! assigns, the others retry every second, so when it dies (its lock goes
+//! with it) another takes over from the store's state and cursor.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use textwatch_engine::RuleSet;
+use textwatch_pipeline::batch::AfterCommit;
+use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::StoreError;
+
+use crate::assigner::{Assigner, AssignerStats};
+use crate::broker::Broker;
+use crate::worker::{analyze_loop, WorkerStats};
+use crate::ClusterError;
+
+/// What runs after each of the assigner's commits, made for the store it
+/// commits to (alerts and their sinks; the binary decides).
+pub type AfterFactory = Box<dyn Fn(&SqliteStore) -> Result<Box<dyn AfterCommit + Send>, String> + Send + Sync>;
+
+/// How a worker process runs.
+pub struct NodeConfig {
+    /// NATS server(s), `nats://host:4222`.
+    pub nats: String,
+    /// The store.
+    pub db: PathBuf,
+    /// Rule packs added to the built-in ones (as `scan --rules`).
+    pub rules: Vec<PathBuf>,
+    /// Analyze input messages.
+    pub analyze: bool,
+    /// Bid for the assigner's role.
+    pub assign: bool,
+}
+
+/// Counters of one worker process.
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    pub worker: Arc<WorkerStats>,
+    pub assigner: Arc<AssignerStats>,
+    /// Whether this process is the assigner now.
+    pub assigning: AtomicBool,
+}
+
+/// Runs a worker process until `stop` is set.
+pub fn run(
+    cfg: NodeConfig,
+    after: AfterFactory,
+    stop: Arc<AtomicBool>,
+    stats: Arc<NodeStats>,
+) -> Result<(), ClusterError> {
+    let rules = textwatch_pipeline::setup::load_rules(&cfg.rules)?;
+    let assigner = if cfg.assign {
+        let (cfg_nats, db, rules, stop, stats) =
+            (cfg.nats.clone(), cfg.db.clone(), rules.clone(), stop.clone(), stats.clone());
+        Some(
+            std::thread::Builder::new()
+                .name("assigner".into())
+                .spawn(move || bid(&cfg_nats, &db, rules, after, &stop, &stats))
+                .map_err(|source| ClusterError::Io { what: "starting the assigner thread".into(), source })?,
+        )
+    } else {
+        None
+    };
+    let rt = crate::runtime()?;
+    let analyzed = if cfg.analyze {
+        let store = SqliteStore::open(&cfg.db)?;
+        let min_len = textwatch_engine::EngineConfig::default().min_template_len;
+        let analyzer = textwatch_pipeline::setup::analyzer(&store, min_len)?.with_quiet_hours(rules.quiet_hours());
+        drop(store);
+        rt.block_on(async {
+            let broker = connect_retrying(&cfg.nats, &stop).await?;
+            analyze_loop(&broker, &analyzer, min_len, &stop, &stats.worker).await
+        })
+    } else {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    };
+    if let Some(t) = assigner {
+        let _ = t.join();
+    }
+    analyzed
+}
+
+/// Sets `stop` on Ctrl-C or SIGTERM, so a worker finishes the work in
+/// hand and lets go of the assigner's role; a second signal ends the
+/// process at once.
+pub fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<(), ClusterError> {
+    let rt = crate::runtime()?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            rt.block_on(async {
+                #[cfg(unix)]
+                let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                    return;
+                };
+                for _ in 0..2 {
+                    #[cfg(unix)]
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                    #[cfg(not(unix))]
+                    let _ = tokio::signal::ctrl_c().await;
+                    if stop.swap(true, Ordering::Relaxed) {
+                        std::process::exit(130);
+                    }
+                    eprintln!("textwatch: stopping after the work in hand (again to stop at once)");
+                }
+            })
+        })
+        .map_err(|source| ClusterError::Io { what: "starting the signal thread".into(), source })?;
+    Ok(())
+}
+
+/// Connects, retrying with backoff until it works or `stop` is set.
+async fn connect_retrying(url: &str, stop: &AtomicBool) -> Result<Broker, ClusterError> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match Broker::connect(url).await {
+            Ok(b) => return Ok(b),
+            Err(e) if !stop.load(Ordering::Relaxed) => {
+                tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "worker");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Bids for the assigner's role until `stop`; assigns while it holds it.
+/// A failure (the store, the broker) ends this term: the lock is let go,
+/// and the bid starts again after a pause, from the store's state.
+fn bid(nats: &str, db: &std::path::Path, rules: RuleSet, after: AfterFactory, stop: &AtomicBool, stats: &NodeStats) {
+    let rt = match crate::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "assigner");
+            return;
+        }
+    };
+    let mut backoff = Duration::from_secs(1);
+    // Opened once and kept while another process holds the lock: opening
+    // writes (schema checks), and the lock is all a bid needs to try.
+    let mut waiting: Option<SqliteStore> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let mut term = || -> Result<bool, ClusterError> {
+            let mut store = match waiting.take() {
+                Some(s) => s,
+                None => SqliteStore::open(db)?,
+            };
+            match store.lock_for_writing() {
+                Ok(()) => {}
+                Err(StoreError::Locked(_)) => {
+                    waiting = Some(store);
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!("assigner: this worker holds the store's lock and assigns");
+            stats.assigning.store(true, Ordering::Relaxed);
+            let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules.clone())?;
+            let after = after(&store).map_err(|e| ClusterError::Wire(format!("setting up alerts: {e}")))?;
+            rt.block_on(async {
+                let broker = connect_retrying(nats, stop).await?;
+                let a = Assigner::new(&broker, store, engine, after, stats.assigner.clone()).await?;
+                a.run(&broker, stop).await
+            })?;
+            Ok(true)
+        };
+        let result = term();
+        stats.assigning.store(false, Ordering::Relaxed);
+        match result {
+            Ok(true) => backoff = Duration::from_secs(1),
+            Ok(false) => std::thread::sleep(Duration::from_secs(1)),
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_s = backoff.as_secs(), "assigner: stopped assigning");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
