@@ -142,15 +142,17 @@ pub fn status(db: &Path, args: StatusArgs) -> Result<ExitCode> {
     let p = textwatch_cluster::broker::progress_of(&args.nats)?;
     let cursor = if db.exists() {
         let store = crate::output::open(db)?;
-        store.cursor(textwatch_cluster::assigner::CURSOR)?.map(|c| c as u64)
+        store.cursor(textwatch_cluster::assigner::CURSOR)?.map(|(c, carry)| (c as u64, carry.len() as u64))
     } else {
         None
     };
-    // Published and not yet committed by the assigner.
+    // Published and not yet committed by the assigner (records a batch
+    // kept back for the next count as not yet assigned).
     let behind = match cursor {
-        Some(c) => (p.in_last + 1).saturating_sub(c),
+        Some((c, carry)) => (p.in_last + 1).saturating_sub(c) + carry,
         None => p.in_last.saturating_sub(p.in_first.saturating_sub(1)),
     };
+    let cursor = cursor.map(|(c, _)| c);
     if args.json {
         let v = serde_json::json!({
             "in_first_seq": p.in_first,

@@ -255,6 +255,33 @@ fn a_worker_killed_halfway_loses_nothing_and_stores_nothing_twice() {
 }
 
 #[test]
+fn an_assigner_with_no_worker_reads_the_input_itself() {
+    // Every analyzing worker is gone: after a wait longer than a worker's
+    // ack wait, the assigner reads the inputs from TEXTWATCH_IN and
+    // analyzes them itself, and the answers do not change.
+    let Some(bin) = nats_server() else { return };
+    let s = setup(6_000, 5);
+    let nats = start_nats(&bin, s.dir.path());
+    tw_ok(&s.cluster, &["publish", "--nats", &nats.url, s.stream.to_str().unwrap()]);
+    let log = s.dir.path().join("assigner.log");
+    let alerts = s.dir.path().join("cluster-alerts.jsonl");
+    let mut w = Command::new(common::bin())
+        .arg("--db")
+        .arg(&s.cluster)
+        .args(["worker", "--assign-only", "--nats", &nats.url, "--alert"])
+        .arg(format!("file:{}", alerts.display()))
+        .env("TEXTWATCH_LOG", "info")
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_assigned(&s.cluster, &nats, &[&log]);
+    stop(&mut w);
+    assert_same(&s.embedded, &s.cluster, true);
+    assert!(std::fs::read_to_string(&log).unwrap().contains("reading late inputs from the input stream"));
+}
+
+#[test]
 fn publish_names_the_broker_it_cannot_reach_and_reports_rejects() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");

@@ -4,27 +4,34 @@
 //! ([`Batcher`]), assigns each batch with the engine and commits it to the
 //! store together with its cursor, then acks the records.
 //!
-//! The cursor is the lowest input sequence not yet committed: records a
-//! batch kept back for the next one (equal timestamps) are not acked, so
-//! after a crash the broker hands out everything from the cursor on again;
-//! what was already committed among them is a duplicate to the engine
-//! (its check is exact) and is not stored twice.
+//! `TEXTWATCH_IN` is the source of truth; the analyzed records are the
+//! workers' work, which the assigner can always redo. The cursor is the
+//! next input sequence to feed, stored with the *carry*: the sequences
+//! below it a batch kept back for the next (equal timestamps). After a
+//! commit every fed record but the carry is acked; a new assigner reads the
+//! carry straight from `TEXTWATCH_IN` and analyzes it itself. An input the
+//! assigner waits for too long (a worker died holding it, its record was
+//! unreadable, or the records after it filled the in-flight limit) is read
+//! from `TEXTWATCH_IN` the same way, so no gap stalls it for good. What is
+//! delivered twice is dropped by sequence, and what the engine saw
+//! already is a duplicate to its exact check.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use async_nats::jetstream::Message as JsMessage;
 use futures_util::StreamExt;
 use textwatch_engine::minhash::Signature;
 use textwatch_engine::optout::Registry;
-use textwatch_engine::{Analyzed, Engine, Outcome};
+use textwatch_engine::{Analyzed, Analyzer, Engine, Outcome, Scratch};
 use textwatch_pipeline::batch::{self, AfterCommit, Batcher, BATCH};
 use textwatch_store::sqlite::SqliteStore;
 
-use crate::broker::Broker;
-use crate::wire::Record;
+use crate::broker::{Broker, ASSIGNER_MAX_PENDING};
+use crate::wire::{self, Record};
 use crate::ClusterError;
 
 /// The name the assigner's cursor is stored under.
@@ -34,16 +41,22 @@ const FETCH: usize = 4096;
 /// With nothing new for this long and nothing in flight, what is pending
 /// is assigned as if the input had ended.
 const IDLE: Duration = Duration::from_millis(750);
-/// A missing input sequence is reported this often while the assigner
-/// waits for it.
-const GAP_REPORT: Duration = Duration::from_secs(30);
+/// Waiting this long for the next input (longer than a worker's ack
+/// wait), the assigner reads it from `TEXTWATCH_IN` itself.
+const GAP: Duration = Duration::from_secs(20);
+/// Records waiting behind a gap that make the assigner fill it at once
+/// (before the broker's in-flight limit stops deliveries).
+const GAP_AHEAD: usize = (ASSIGNER_MAX_PENDING / 4) as usize;
 
 /// Counters of an assigner (for logs and `/metrics`).
 #[derive(Debug, Default)]
 pub struct AssignerStats {
     pub accepted: AtomicU64,
     pub duplicates: AtomicU64,
+    /// Inputs that were not messages, or expired before they were assigned.
     pub skipped: AtomicU64,
+    /// Inputs the assigner analyzed itself (gaps, carry after a restart).
+    pub filled: AtomicU64,
     pub batches: AtomicU64,
     pub alerts: AtomicU64,
     /// The cursor after the last commit.
@@ -57,24 +70,23 @@ struct Item {
     sig: Option<Signature>,
 }
 
-struct Waiting {
-    rec: Record,
-    msg: JsMessage,
-}
-
 /// One assigner's state.
 pub struct Assigner {
     store: SqliteStore,
     engine: Engine,
     after: Box<dyn AfterCommit + Send>,
     optouts: Registry,
+    /// To analyze inputs read from `TEXTWATCH_IN` directly.
+    analyzer: Analyzer,
+    scratch: Scratch,
+    input: Stream,
     /// The next input sequence to feed the batcher.
     next: u64,
     /// Records that arrived ahead of `next`.
-    ahead: BTreeMap<u64, Waiting>,
-    /// Fed records not yet acked (their batch is not committed, or the
-    /// cursor has not passed them).
-    held: BTreeMap<u64, JsMessage>,
+    ahead: BTreeMap<u64, (Record, JsMessage)>,
+    /// Fed records not yet acked (`None`: read from the input stream, or
+    /// carried over a restart; a late record for it is acked on arrival).
+    held: BTreeMap<u64, Option<JsMessage>>,
     batcher: Batcher<Item>,
     stats: Arc<AssignerStats>,
 }
@@ -82,24 +94,34 @@ pub struct Assigner {
 impl Assigner {
     /// An assigner continuing from `store` (which must hold the writer's
     /// lock) with `engine` restored from it. A store that has never
-    /// assigned from the broker starts at the first input the stream holds.
+    /// assigned from the broker starts at the first input the stream
+    /// holds; records a batch had kept back are read again from the input.
     pub async fn new(
         broker: &Broker,
-        store: SqliteStore,
+        mut store: SqliteStore,
         engine: Engine,
-        after: Box<dyn AfterCommit + Send>,
+        mut after: Box<dyn AfterCommit + Send>,
+        analyzer: Analyzer,
         stats: Arc<AssignerStats>,
     ) -> Result<Self, ClusterError> {
-        let (first, _) = broker.in_bounds().await?;
-        let next = match store.cursor(CURSOR)? {
-            Some(c) => c as u64,
-            None => first.max(1),
+        let input = broker.in_stream().await?;
+        let (first, last) = broker.in_bounds().await?;
+        let (mut next, carry) = match store.cursor(CURSOR)? {
+            Some((c, carry)) => (c as u64, carry),
+            None => (first.max(1), Vec::new()),
         };
+        if next > last + 1 {
+            tracing::error!(
+                cursor = next,
+                stream_last = last,
+                "assigner: the input stream holds less than the store has assigned (was it recreated?); \
+                 starting at its first message (what the store has is a duplicate to the engine)"
+            );
+            next = first.max(1);
+        }
         let mut optouts = Registry::default();
         optouts.apply(&store.optout_changes()?);
         // Alerts the last assigner may have died before raising.
-        let mut store = store;
-        let mut after = after;
         let window = engine.config().singleton_window;
         let campaigns = textwatch_store::Store::load_peek_snapshot(&mut store, window)?.clusters;
         match after.resume(&mut store, &campaigns) {
@@ -108,70 +130,98 @@ impl Assigner {
             Err(e) => tracing::error!(error = %e, "assigner: catching up on alerts"),
         }
         stats.cursor.store(next, Ordering::Relaxed);
-        tracing::info!(next, messages = engine.messages_seen(), campaigns = engine.campaigns(), "assigner: starting");
-        Ok(Assigner {
+        tracing::info!(
+            next,
+            carry = carry.len(),
+            messages = engine.messages_seen(),
+            campaigns = engine.campaigns(),
+            "assigner: starting"
+        );
+        let mut a = Assigner {
             store,
             engine,
             after,
             optouts,
+            analyzer,
+            scratch: Scratch::default(),
+            input,
             next,
             ahead: BTreeMap::new(),
             held: BTreeMap::new(),
             batcher: Batcher::new(BATCH),
             stats,
-        })
+        };
+        // The carry goes back into the batcher first, as it was.
+        for seq in carry {
+            if let Some(item) = a.read_input(seq).await? {
+                a.held.insert(seq, None);
+                a.batcher.push(item, |i| i.a.msg.ts_ms);
+            }
+        }
+        Ok(a)
     }
 
     /// Runs until `stop` is set or the store fails. What is not committed
-    /// when it stops stays unacked, for the next assigner.
+    /// when it stops stays unacked or in the carry, for the next assigner.
     pub async fn run(mut self, broker: &Broker, stop: &AtomicBool) -> Result<(), ClusterError> {
         let consumer = broker.assigner().await?;
         let mut last_fed = Instant::now();
-        let mut gap_since: Option<Instant> = None;
-        let mut gap_reported = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        let mut checked = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            let mut fetched = consumer
-                .fetch()
-                .max_messages(FETCH)
-                .expires(Duration::from_millis(250))
-                .messages()
-                .await
-                .map_err(|e| ClusterError::Broker(format!("fetching records: {e}")))?;
             let mut any = false;
-            while let Some(m) = fetched.next().await {
-                let m = m.map_err(|e| ClusterError::Broker(format!("fetching records: {e}")))?;
-                any = true;
-                self.take(m).await?;
+            let fetched = async {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(FETCH)
+                    .expires(Duration::from_millis(250))
+                    .messages()
+                    .await
+                    .map_err(|e| ClusterError::Broker(format!("fetching records: {e}")))?;
+                let mut got = Vec::new();
+                while let Some(m) = batch.next().await {
+                    got.push(m.map_err(|e| ClusterError::Broker(format!("fetching records: {e}")))?);
+                }
+                Ok::<_, ClusterError>(got)
+            }
+            .await;
+            match fetched {
+                Ok(got) => {
+                    backoff = Duration::from_millis(100);
+                    for m in got {
+                        any = true;
+                        self.take(m).await?;
+                    }
+                }
+                Err(e) => {
+                    // The broker is away: the engine's state stays; retry.
+                    tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "assigner");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
             }
             if self.feed().await? > 0 {
                 last_fed = Instant::now();
-                gap_since = None;
             }
-            if !self.ahead.is_empty() {
-                // Something after `next` is here and `next` is not: a
-                // worker holds it (or died holding it: the broker hands it
-                // to another after the ack wait).
-                let since = *gap_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > GAP_REPORT && gap_reported.elapsed() > GAP_REPORT {
-                    gap_reported = Instant::now();
-                    let (first, _) = broker.in_bounds().await?;
-                    if first > self.next {
-                        tracing::error!(
-                            from = self.next,
-                            to = first - 1,
-                            "assigner: input messages expired from the stream before they were assigned; skipping them"
-                        );
-                        self.stats.skipped.fetch_add(first - self.next, Ordering::Relaxed);
-                        self.next = first;
-                    } else {
-                        tracing::warn!(
-                            waiting_for = self.next,
-                            ahead = self.ahead.len(),
-                            "assigner: waiting for an input message a worker holds"
-                        );
-                    }
+            let waited = last_fed.elapsed();
+            if self.ahead.len() >= GAP_AHEAD || (waited > GAP && checked.elapsed() > Duration::from_secs(1)) {
+                checked = Instant::now();
+                // The next input is late: read it (and what is missing up to
+                // the records waiting) from the input stream.
+                let (_, last) = broker.in_bounds().await?;
+                if last >= self.next {
+                    let upto = self.ahead.keys().next().map_or(last, |&k| k - 1).min(self.next + FETCH as u64 - 1);
+                    tracing::warn!(from = self.next, to = upto, "assigner: reading late inputs from the input stream");
+                    // Until records come again, a round a second: with no
+                    // worker running, the assigner analyzes alone.
+                    self.fill(upto).await?;
                 }
-            } else if !any && !self.batcher.is_empty() && last_fed.elapsed() > IDLE {
+            } else if !any
+                && self.ahead.is_empty()
+                && (!self.batcher.is_empty() || !self.held.is_empty())
+                && waited > IDLE
+            {
                 // Idle: when every published message has been fed, the
                 // input has ended for now; assign what is pending.
                 let (_, last) = broker.in_bounds().await?;
@@ -193,20 +243,25 @@ impl Assigner {
         let rec = match Record::decode(&msg.payload) {
             Ok(r) => r,
             Err(reason) => {
+                // Its input is read from the input stream when it is due.
                 tracing::warn!(%reason, "assigner: dropping a stream message that is not a record");
                 return ack(&msg).await;
             }
         };
         let seq = rec.seq;
         if seq >= self.next {
-            // A record that came twice replaces the one waiting; the other
-            // delivery is acked when it comes back behind `next`.
-            self.ahead.insert(seq, Waiting { rec, msg });
+            if let Some((_, old)) = self.ahead.insert(seq, (rec, msg)) {
+                // Two records for one input (two workers analyzed it): the
+                // other is not needed.
+                ack(&old).await?;
+            }
         } else if let Some(h) = self.held.get_mut(&seq) {
             // Fed and not yet acked: keep the newest delivery to ack.
-            *h = msg;
+            if let Some(old) = h.replace(msg) {
+                ack(&old).await?;
+            }
         } else {
-            // Committed, and the cursor is past it.
+            // Committed already.
             ack(&msg).await?;
         }
         Ok(())
@@ -216,19 +271,15 @@ impl Assigner {
     /// committing each batch that closes. Returns how many were fed.
     async fn feed(&mut self) -> Result<usize, ClusterError> {
         let mut fed = 0;
-        while let Some(w) = self.ahead.remove(&self.next) {
+        while let Some((rec, msg)) = self.ahead.remove(&self.next) {
             let seq = self.next;
-            self.next += 1;
             fed += 1;
-            self.held.insert(seq, w.msg);
-            let origin = w.rec.origin.clone();
-            match w.rec.into_parts() {
-                Ok((a, sig)) => {
-                    if let Some(b) = self.batcher.push(Item { seq, a, origin, sig }, |i| i.a.msg.ts_ms) {
-                        self.commit(b).await?;
-                    }
-                }
+            self.held.insert(seq, Some(msg));
+            let origin = rec.origin.clone();
+            match rec.into_parts() {
+                Ok((a, sig)) => self.push(Item { seq, a, origin, sig }).await?,
                 Err(reason) => {
+                    self.next += 1;
                     self.stats.skipped.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(seq, %reason, "assigner: skipping an input that is not a message");
                 }
@@ -237,10 +288,59 @@ impl Assigner {
         Ok(fed)
     }
 
-    /// Assigns and commits a closed batch with the new cursor, then acks
-    /// every held record the cursor has passed.
+    /// Feeds one item (the next input) to the batcher.
+    async fn push(&mut self, item: Item) -> Result<(), ClusterError> {
+        self.next = item.seq + 1;
+        if let Some(b) = self.batcher.push(item, |i| i.a.msg.ts_ms) {
+            self.commit(b).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads inputs `next..=upto` from the input stream and feeds them.
+    async fn fill(&mut self, upto: u64) -> Result<(), ClusterError> {
+        while self.next <= upto {
+            let seq = self.next;
+            self.held.entry(seq).or_insert(None);
+            match self.read_input(seq).await? {
+                Some(item) => {
+                    self.stats.filled.fetch_add(1, Ordering::Relaxed);
+                    self.push(item).await?;
+                }
+                None => self.next += 1,
+            }
+        }
+        self.feed().await?;
+        Ok(())
+    }
+
+    /// One input message, read from the input stream and analyzed here;
+    /// `None` (logged and counted) when it is gone or is not a message.
+    async fn read_input(&mut self, seq: u64) -> Result<Option<Item>, ClusterError> {
+        let m = match self.input.get_raw_message(seq).await {
+            Ok(m) => m,
+            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => {
+                tracing::error!(seq, "assigner: an input expired from the stream before it was assigned; skipping it");
+                self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+            Err(e) => return Err(ClusterError::Broker(format!("reading input {seq}: {e}"))),
+        };
+        let origin = m.headers.get(wire::ORIGIN).map(|v| v.as_str().to_owned()).unwrap_or_default();
+        match wire::decode_message(&m.payload) {
+            Ok(msg) => Ok(Some(Item { seq, a: self.analyzer.analyze(msg, &mut self.scratch), origin, sig: None })),
+            Err(reason) => {
+                tracing::warn!(seq, %reason, "assigner: skipping an input that is not a message");
+                self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Assigns and commits a closed batch with the cursor and the carry,
+    /// then acks every held record but the carry.
     async fn commit(&mut self, mut items: Vec<Item>) -> Result<(), ClusterError> {
-        let cursor = self.batcher_min_seq().unwrap_or(self.next);
+        let carry: Vec<u64> = self.batcher.pending().iter().map(|i| i.seq).collect();
         items.sort_unstable_by_key(|i| batch::order_key(&i.a));
         let mut sigs: HashMap<u64, Signature> = HashMap::new();
         for i in &mut items {
@@ -267,24 +367,31 @@ impl Assigner {
             }
         }
         let assigned = batch::Assigned { outcomes, delta: assigned.delta };
-        self.store.stage_cursor(CURSOR, cursor as i64);
+        self.store.stage_cursor(CURSOR, self.next as i64, carry.clone());
         let alerts = batch::commit(&mut self.store, &kept, &origins, &assigned, &self.optouts, self.after.as_mut())?;
         self.stats.accepted.fetch_add(accepted, Ordering::Relaxed);
         self.stats.duplicates.fetch_add(duplicates, Ordering::Relaxed);
         self.stats.alerts.fetch_add(alerts, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.stats.cursor.store(cursor, Ordering::Relaxed);
-        tracing::debug!(records = items.len(), accepted, duplicates, cursor, "assigner: committed a batch");
-        let keep = self.held.split_off(&cursor);
-        let passed = std::mem::replace(&mut self.held, keep);
-        for m in passed.values() {
-            ack(m).await?;
+        self.stats.cursor.store(self.next, Ordering::Relaxed);
+        tracing::debug!(
+            records = items.len(),
+            accepted,
+            duplicates,
+            next = self.next,
+            carry = carry.len(),
+            "assigner: committed a batch"
+        );
+        let carried: std::collections::HashSet<u64> = carry.into_iter().collect();
+        let held = std::mem::take(&mut self.held);
+        for (seq, m) in held {
+            if carried.contains(&seq) {
+                self.held.insert(seq, m);
+            } else if let Some(m) = m {
+                ack(&m).await?;
+            }
         }
         Ok(())
-    }
-
-    fn batcher_min_seq(&self) -> Option<u64> {
-        self.batcher.pending().iter().map(|i| i.seq).min()
     }
 }
 

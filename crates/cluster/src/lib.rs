@@ -1,7 +1,7 @@
 //! textwatch past one machine: the pipeline over NATS JetStream.
 //!
 //! ```text
-//! publish / serve --nats ──▶ TEXTWATCH_IN (stream, every accepted message, in order)
+//! publish ──▶ TEXTWATCH_IN (stream, every accepted message, in order)
 //!     ──▶ workers (any number): decode, fold, template, features, keyed recipient hash,
 //!         signatures of templates new to them
 //!     ──▶ TEXTWATCH_ANALYZED (stream, one record per input message, tagged with its input sequence)

@@ -82,7 +82,9 @@ pub fn run(
         Ok(())
     };
     if let Some(t) = assigner {
-        let _ = t.join();
+        if t.join().is_err() {
+            tracing::error!("assigner: its thread panicked (see above)");
+        }
     }
     analyzed
 }
@@ -166,11 +168,14 @@ fn bid(nats: &str, db: &std::path::Path, rules: RuleSet, after: AfterFactory, st
             }
             tracing::info!("assigner: this worker holds the store's lock and assigns");
             stats.assigning.store(true, Ordering::Relaxed);
+            let quiet = rules.quiet_hours();
             let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules.clone())?;
+            let analyzer =
+                textwatch_pipeline::setup::analyzer(&store, engine.config().min_template_len)?.with_quiet_hours(quiet);
             let after = after(&store).map_err(|e| ClusterError::Wire(format!("setting up alerts: {e}")))?;
             rt.block_on(async {
                 let broker = connect_retrying(nats, stop).await?;
-                let a = Assigner::new(&broker, store, engine, after, stats.assigner.clone()).await?;
+                let a = Assigner::new(&broker, store, engine, after, analyzer, stats.assigner.clone()).await?;
                 a.run(&broker, stop).await
             })?;
             Ok(true)

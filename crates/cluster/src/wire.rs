@@ -2,7 +2,7 @@
 //!
 //! - `TEXTWATCH_IN`: one message per stream message, as JSON (the fields
 //!   of [`Message`]), with where it came from in the [`ORIGIN`] header
-//!   (`file:line` for a published file, `http` for `serve --nats`).
+//!   (`file:line` for a published file).
 //! - `TEXTWATCH_ANALYZED`: one [`Record`] per input message, as JSON:
 //!   the input's stream sequence, its origin, and what the worker made of
 //!   it (or why it could not).

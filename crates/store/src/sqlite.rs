@@ -228,7 +228,7 @@ pub struct SqliteStore {
     pairs: HashSet<(u32, i64)>,
     /// A consumer's position to record with the next commit
     /// ([`SqliteStore::stage_cursor`]).
-    staged_cursor: Option<(String, i64)>,
+    staged_cursor: Option<(String, i64, Vec<u64>)>,
     /// Facts of the next commit's batch ([`SqliteStore::stage_facts`]).
     staged_facts: BatchFacts,
     /// Time spent appending to the log and committing metadata.
@@ -476,11 +476,13 @@ impl SqliteStore {
     }
 
     /// Records `value` as the cursor `name` in the same transaction as the
-    /// next [`Store::commit`]: a consumer of a broker stream (the cluster's
-    /// assigner) stores how far it has assigned together with what it
-    /// assigned, so a restart continues exactly after the last whole batch.
-    pub fn stage_cursor(&mut self, name: &str, value: i64) {
-        self.staged_cursor = Some((name.to_owned(), value));
+    /// next [`Store::commit`], with `carry`, the positions below it that
+    /// are not committed yet (records a batch kept back for the next): a
+    /// consumer of a broker stream (the cluster's assigner) stores how far
+    /// it has assigned together with what it assigned, so a restart
+    /// continues exactly after the last whole batch.
+    pub fn stage_cursor(&mut self, name: &str, value: i64, carry: Vec<u64>) {
+        self.staged_cursor = Some((name.to_owned(), value, carry));
     }
 
     /// Facts about the next [`Store::commit`]'s batch, written in its
@@ -491,12 +493,24 @@ impl SqliteStore {
         self.staged_facts = facts;
     }
 
-    /// A cursor recorded by a commit ([`SqliteStore::stage_cursor`]).
-    pub fn cursor(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        Ok(self
+    /// A cursor recorded by a commit, with its carry
+    /// ([`SqliteStore::stage_cursor`]).
+    pub fn cursor(&self, name: &str) -> Result<Option<(i64, Vec<u64>)>, StoreError> {
+        let value: Option<i64> = self
             .conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [format!("cursor:{name}")], |r| r.get(0))
-            .optional()?)
+            .optional()?;
+        let Some(value) = value else { return Ok(None) };
+        let carry: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [format!("cursor:{name}:carry")], |r| r.get(0))
+            .optional()?;
+        let carry = match carry {
+            Some(c) => serde_json::from_str(&c)
+                .map_err(|e| StoreError::Schema(format!("the carry of cursor {name} is damaged: {e}")))?,
+            None => Vec::new(),
+        };
+        Ok(Some((value, carry)))
     }
 
     fn commit_meta(
@@ -507,10 +521,14 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
-            if let Some((name, value)) = &self.staged_cursor {
+            if let Some((name, value, carry)) = &self.staged_cursor {
                 tx.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
                     params![format!("cursor:{name}"), value],
+                )?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![format!("cursor:{name}:carry"), serde_json::to_string(carry).unwrap_or_default()],
                 )?;
             }
             if let Some(a) = appended {
