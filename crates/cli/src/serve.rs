@@ -46,6 +46,13 @@ pub struct ServeArgs {
     rules: Vec<PathBuf>,
     #[command(flatten)]
     replies: RepliesArgs,
+
+    /// Put ingested messages on the cluster's input stream at this NATS
+    /// server (JetStream) instead of assigning them here: a 2xx means
+    /// JetStream stored them, and `textwatch worker`s assign them into the
+    /// same database. 503 with Retry-After while NATS does not answer.
+    #[arg(long, env = "TEXTWATCH_NATS", value_name = "URL")]
+    nats: Option<String>,
     #[command(flatten)]
     reporter: ReporterArgs,
     #[command(flatten)]
@@ -106,6 +113,7 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
         reporter: args.reporter.into(),
         files: args.ctx.files(),
         replies: args.replies.into(),
+        nats: args.nats,
     };
     textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {}: {e}", db.display()))?;
     Ok(ExitCode::SUCCESS)

@@ -82,6 +82,7 @@ pub fn run(db: &Path, args: SmppArgs) -> Result<ExitCode> {
         reporter: args.reporter.into(),
         files: args.ctx.files(),
         replies: args.replies.into(),
+        nats: None,
     };
     textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {}: {e}", db.display()))?;
     Ok(ExitCode::SUCCESS)

@@ -308,3 +308,62 @@ fn publish_names_the_broker_it_cannot_reach_and_reports_rejects() {
     let st = status(&db, &nats);
     assert_eq!((st["in_last_seq"].as_u64(), st["not_yet_assigned"].as_u64()), (Some(1), Some(1)), "{st}");
 }
+
+/// A POST with a token: status, body and the Retry-After header.
+fn post(url: &str, tok: &str, body: &str) -> (u16, String, Option<String>) {
+    let r = ureq::post(url)
+        .set("Authorization", &format!("Bearer {tok}"))
+        .set("Content-Type", "application/x-ndjson")
+        .send_string(body);
+    match r {
+        Ok(r) => (r.status(), r.into_string().unwrap(), None),
+        Err(ureq::Error::Status(c, r)) => {
+            let retry = r.header("Retry-After").map(str::to_string);
+            (c, r.into_string().unwrap_or_default(), retry)
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn serve_with_nats_queues_ingest_for_the_workers_and_says_503_when_nats_is_gone() {
+    let Some(bin) = nats_server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let mut nats = start_nats(&bin, dir.path());
+    let tok = common::token(&db, "ingest,read");
+    let server = common::start(&db, &["--nats", &nats.url]);
+    let (log, alerts) = (dir.path().join("w.log"), dir.path().join("alerts.jsonl"));
+    let mut w = worker(&db, &nats, &log, &alerts);
+    // The incident's text from five numbers, a minute apart.
+    let body: String = (0..5)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("m{i}"),
+                "ts": format!("2020-11-04T15:0{i}:00Z"),
+                "from": format!("+1215555010{i}"),
+                "to": format!("+1267555000{i}"),
+                "body": "Radical Liberals and Democrats are trying to STEAL this election! Show your support at 12th & Arch near the Convention Center at 3pm today.",
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let (c, b, _) = post(&format!("{}/v1/messages", server.base), &tok, &body);
+    assert_eq!(c, 200, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!((v["queued"].as_u64(), v["accepted"].as_u64()), (Some(5), Some(0)), "{b}");
+    assert!(v["results"].as_array().unwrap().iter().all(|r| r["status"] == "queued"), "{b}");
+    wait_assigned(&db, &nats, &[&log]);
+    let groups = groups(&db);
+    assert_eq!(groups.len(), 1, "one campaign of the five: {groups:?}");
+    assert_eq!(groups.iter().next().unwrap().len(), 5);
+    stop(&mut w);
+    // NATS gone: nothing is taken, and the caller is told when to retry.
+    let _ = nats.child.kill();
+    let _ = nats.child.wait();
+    let (c, b, retry) = post(&format!("{}/v1/messages", server.base), &tok, &body);
+    assert_eq!(c, 503, "{b}");
+    assert_eq!(retry.as_deref(), Some("5"));
+    assert!(b.contains("not stored"), "{b}");
+}

@@ -115,6 +115,33 @@ pub async fn publish(
     Ok(p)
 }
 
+/// Publishes `messages` (with their origins) to `TEXTWATCH_IN`, in order,
+/// and waits until JetStream has stored every one; returns their
+/// sequences. What `serve --nats` does with an ingest request.
+pub async fn publish_messages(
+    broker: &Broker,
+    messages: &[(textwatch_engine::Message, String)],
+) -> Result<Vec<u64>, ClusterError> {
+    let mut acks = Vec::with_capacity(messages.len());
+    for (m, origin) in messages {
+        let pm = PublishMessage::build().payload(wire::encode_message(m)).header(wire::ORIGIN, origin.as_str());
+        acks.push(
+            broker
+                .js
+                .send_publish(IN_SUBJECT, pm)
+                .await
+                .map_err(|e| ClusterError::Broker(format!("publishing to {}: {e}", crate::broker::IN_STREAM)))?,
+        );
+    }
+    let mut seqs = Vec::with_capacity(acks.len());
+    for a in acks {
+        let a =
+            a.await.map_err(|e| ClusterError::Broker(format!("publishing to {}: {e}", crate::broker::IN_STREAM)))?;
+        seqs.push(a.sequence);
+    }
+    Ok(seqs)
+}
+
 /// [`publish`] from synchronous code: connects to `url` and publishes.
 pub fn publish_to(
     url: &str,

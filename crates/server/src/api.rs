@@ -42,6 +42,10 @@ struct IngestReply {
     /// none).
     #[serde(skip_serializing_if = "is_zero")]
     keywords: usize,
+    /// With `serve --nats`: stored on the cluster's input stream, to be
+    /// assigned by the workers (left out when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    queued: usize,
     rejected: usize,
     errors: Vec<RecordError>,
     results: Vec<super::worker::RecordResult>,
@@ -70,6 +74,25 @@ pub(super) async fn submit(
 ) -> Result<Vec<super::worker::RecordResult>, ApiError> {
     if messages.is_empty() {
         return Ok(Vec::new());
+    }
+    if let Some(broker) = &st.broker {
+        // --nats: stored once JetStream has it; workers assign it later.
+        let seqs = textwatch_cluster::publish::publish_messages(broker, &messages).await.map_err(|e| {
+            tracing::error!(error = %e, "ingest");
+            st.metrics.broker_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}"))
+                .with_header(header::RETRY_AFTER, "5")
+        })?;
+        st.metrics.messages_published.fetch_add(seqs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        return Ok(messages
+            .iter()
+            .enumerate()
+            .map(|(i, (m, _))| super::worker::RecordResult {
+                id: m.id.clone().unwrap_or_else(|| format!("record-{}", i + 1)),
+                status: "queued",
+                campaign: None,
+            })
+            .collect());
     }
     st.run_job(|reply| super::worker::Job::Messages { messages, reply }).await
 }
@@ -135,9 +158,10 @@ pub async fn ingest(
     results.extend(keywords);
     let accepted = results.iter().filter(|r| r.status == "accepted").count();
     let duplicates = results.iter().filter(|r| r.status == "duplicate").count();
-    let keywords = results.len() - accepted - duplicates;
-    let reply = IngestReply { accepted, duplicates, keywords, rejected: errors.len(), errors, results };
-    let status = if reply.rejected > 0 && accepted + reply.duplicates + reply.keywords == 0 {
+    let queued = results.iter().filter(|r| r.status == "queued").count();
+    let keywords = results.len() - accepted - duplicates - queued;
+    let reply = IngestReply { accepted, duplicates, keywords, queued, rejected: errors.len(), errors, results };
+    let status = if reply.rejected > 0 && accepted + reply.duplicates + reply.keywords + reply.queued == 0 {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK

@@ -10,6 +10,8 @@ pub enum ServerError {
     Sink(#[from] textwatch_sinks::SinkError),
     #[error(transparent)]
     Pipeline(#[from] textwatch_pipeline::PipelineError),
+    #[error(transparent)]
+    Cluster(#[from] textwatch_cluster::ClusterError),
     #[error("{what}: {source}")]
     Io {
         what: String,

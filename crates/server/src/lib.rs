@@ -73,6 +73,10 @@ pub struct ServerConfig {
     pub files: EnrichFiles,
     /// Replies to inbound HELP (and STOP, START) keywords.
     pub replies: optout::Replies,
+    /// NATS server: ingest goes onto the cluster's input stream
+    /// (`TEXTWATCH_IN`) for `textwatch worker`s, and this server reads
+    /// what they assign.
+    pub nats: Option<String>,
 }
 
 /// The stored form of an API token: its SHA-256, in hex. Tokens are 256
@@ -288,7 +292,23 @@ fn router(st: Shared, max_body: usize) -> Router {
 /// to standard error once it does.
 pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
     let mut store = SqliteStore::open(db)?;
-    store.lock_for_writing()?;
+    // With --nats the cluster's assigner writes messages; this server
+    // writes only tokens, opt-outs, appeals and reports.
+    if args.nats.is_none() {
+        store.lock_for_writing()?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ServerError::Io { what: "starting the async runtime".into(), source })?;
+    let broker = match &args.nats {
+        Some(url) => Some(rt.block_on(async {
+            let b = textwatch_cluster::broker::Broker::connect(url).await?;
+            b.in_stream().await?;
+            Ok::<_, textwatch_cluster::ClusterError>(b)
+        })?),
+        None => None,
+    };
     let cfg = EngineConfig::default();
     let snap = store.load_snapshot(cfg.singleton_window)?;
     let clusters_at_start: std::collections::HashSet<u32> = snap.clusters.iter().map(|c| c.seq).collect();
@@ -352,13 +372,10 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         followups: Mutex::new(None),
         public_bucket: Mutex::new(Bucket { tokens: 20.0, at: Instant::now() }),
         replies: args.replies.clone(),
+        broker,
     });
     let app = router(st.clone(), args.max_body);
     let smpp_state = st.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| ServerError::Io { what: "starting the async runtime".into(), source })?;
     rt.block_on(async move {
         // Ctrl-C or SIGTERM: stop accepting, finish what is in flight; the
         // worker then commits what it was given and exits.
@@ -375,6 +392,24 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        // With --nats, campaigns are formed by the workers: `check`
+        // answers from the store's campaigns as of at most 30 s ago.
+        if smpp_state.broker.is_some() {
+            let st = smpp_state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(30));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let st = st.clone();
+                    match tokio::task::spawn_blocking(move || st.reload_engine()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!(error = %e.message(), "reloading campaigns for check"),
+                        Err(e) => tracing::error!(error = %e, "reloading campaigns for check"),
+                    }
+                }
+            });
+        }
         // Allow rules decided outside this process (`textwatch appeal
         // decide`) take effect within ten seconds.
         let refresh_state = smpp_state.clone();

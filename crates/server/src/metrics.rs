@@ -62,6 +62,10 @@ pub struct Metrics {
     pub smpp_refused: AtomicU64,
     pub smpp_delivered: AtomicU64,
     pub smpp_nacks: AtomicU64,
+    /// With --nats: messages published to the cluster's input stream, and
+    /// ingest requests refused because the broker did not store them.
+    pub messages_published: AtomicU64,
+    pub broker_errors: AtomicU64,
     pub routes: Mutex<Vec<(String, std::sync::Arc<Histogram>)>>,
 }
 
@@ -144,6 +148,20 @@ impl Metrics {
             "Texts refused because the recipient had opted out.",
             "counter",
             self.optout_refused.load(Ordering::Relaxed),
+        );
+        g(
+            &mut o,
+            "textwatch_messages_published_total",
+            "With --nats: messages JetStream stored on TEXTWATCH_IN for the workers.",
+            "counter",
+            self.messages_published.load(Ordering::Relaxed),
+        );
+        g(
+            &mut o,
+            "textwatch_broker_errors_total",
+            "With --nats: ingest requests answered 503 because NATS did not store them.",
+            "counter",
+            self.broker_errors.load(Ordering::Relaxed),
         );
         g(
             &mut o,

@@ -61,6 +61,14 @@ pub async fn ingest(
             Err(e) => errors.push(RecordError { record: n, error: e.reason }),
         }
     }
+    if st.broker.is_some() && !records.is_empty() {
+        // Pairing 7726 halves and storing reports writes messages, which
+        // the cluster's assigner does; not over HTTP yet.
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "spam reports are not taken over HTTP by `serve --nats` yet: send them to POST /v1/messages with \"source\": \"report\" and the reporter's number as \"to\"",
+        ));
+    }
     let outcome = if records.is_empty() {
         super::worker::ReportsOutcome { results: Vec::new(), waiting: 0, unpaired: 0 }
     } else {

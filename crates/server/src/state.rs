@@ -66,6 +66,8 @@ pub struct AppState {
     pub(super) public_bucket: Mutex<Bucket>,
     /// Replies to HELP, STOP and START.
     pub(super) replies: crate::replies::Replies,
+    /// With `--nats`: ingest is published to the cluster's input stream.
+    pub(super) broker: Option<textwatch_cluster::broker::Broker>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -119,6 +121,21 @@ impl AppState {
     pub(super) fn forget_verdicts(&self) {
         self.verdicts.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.campaign_ctx.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// With `--nats`: the campaigns the cluster's workers formed since
+    /// the last reload, for `check` (the engine is rebuilt from the
+    /// store's campaigns and newest singletons).
+    pub(super) fn reload_engine(&self) -> Result<(), ApiError> {
+        use textwatch_store::Store as _;
+        let cfg = textwatch_engine::EngineConfig::default();
+        let snap = SqliteStore::open_existing(&self.db)?.load_peek_snapshot(cfg.singleton_window)?;
+        let mut engine = Engine::restore(cfg, snap);
+        textwatch_pipeline::setup::configure(&mut engine, self.rules.clone())
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        *self.engine.write().unwrap_or_else(|e| e.into_inner()) = engine;
+        self.forget_verdicts();
+        Ok(())
     }
 
     pub(super) fn enricher(&self) -> std::sync::RwLockReadGuard<'_, Enricher> {
