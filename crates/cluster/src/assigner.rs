@@ -82,11 +82,16 @@ pub struct Assigner {
     input: Stream,
     /// The next input sequence to feed the batcher.
     next: u64,
-    /// Records that arrived ahead of `next`.
-    ahead: BTreeMap<u64, (Record, JsMessage)>,
-    /// Fed records not yet acked (`None`: read from the input stream, or
-    /// carried over a restart; a late record for it is acked on arrival).
-    held: BTreeMap<u64, Option<JsMessage>>,
+    /// Records that arrived ahead of `next`, with the stream message that
+    /// brought them.
+    ahead: BTreeMap<u64, (Record, u64)>,
+    /// Fed records not yet done with (`None`: read from the input stream,
+    /// or carried over a restart).
+    held: BTreeMap<u64, Option<u64>>,
+    /// Stream messages not yet acked, each with how many of its records
+    /// are not yet done with; acked when none is left.
+    messages: HashMap<u64, (JsMessage, usize)>,
+    next_message: u64,
     batcher: Batcher<Item>,
     stats: Arc<AssignerStats>,
 }
@@ -148,6 +153,8 @@ impl Assigner {
             next,
             ahead: BTreeMap::new(),
             held: BTreeMap::new(),
+            messages: HashMap::new(),
+            next_message: 0,
             batcher: Batcher::new(BATCH),
             stats,
         };
@@ -237,32 +244,45 @@ impl Assigner {
         Ok(())
     }
 
-    /// Sorts a fetched record in: ahead of `next` it waits; behind it, it
-    /// is a second delivery.
+    /// Sorts a fetched stream message's records in: ahead of `next` a
+    /// record waits; behind it, or already waiting, it is a second
+    /// delivery and done with at once.
     async fn take(&mut self, msg: JsMessage) -> Result<(), ClusterError> {
-        let rec = match Record::decode(&msg.payload) {
+        let records = match Record::decode_batch(&msg.payload) {
             Ok(r) => r,
             Err(reason) => {
-                // Its input is read from the input stream when it is due.
-                tracing::warn!(%reason, "assigner: dropping a stream message that is not a record");
+                // Its inputs are read from the input stream when they are due.
+                tracing::warn!(%reason, "assigner: dropping a stream message that is not a batch of records");
                 return ack(&msg).await;
             }
         };
-        let seq = rec.seq;
-        if seq >= self.next {
-            if let Some((_, old)) = self.ahead.insert(seq, (rec, msg)) {
-                // Two records for one input (two workers analyzed it): the
-                // other is not needed.
-                ack(&old).await?;
+        let id = self.next_message;
+        self.next_message += 1;
+        self.messages.insert(id, (msg, records.len()));
+        for rec in records {
+            let seq = rec.seq;
+            if seq >= self.next && !self.ahead.contains_key(&seq) {
+                self.ahead.insert(seq, (rec, id));
+            } else {
+                // Fed, committed, or waiting already (two workers analyzed
+                // this input, or the broker handed the message out again).
+                self.done(Some(id)).await?;
             }
-        } else if let Some(h) = self.held.get_mut(&seq) {
-            // Fed and not yet acked: keep the newest delivery to ack.
-            if let Some(old) = h.replace(msg) {
-                ack(&old).await?;
+        }
+        Ok(())
+    }
+
+    /// One record of stream message `id` is done with: acks the message
+    /// when it was the last.
+    async fn done(&mut self, id: Option<u64>) -> Result<(), ClusterError> {
+        let Some(id) = id else { return Ok(()) };
+        if let Some((_, left)) = self.messages.get_mut(&id) {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                if let Some((m, _)) = self.messages.remove(&id) {
+                    ack(&m).await?;
+                }
             }
-        } else {
-            // Committed already.
-            ack(&msg).await?;
         }
         Ok(())
     }
@@ -271,10 +291,10 @@ impl Assigner {
     /// committing each batch that closes. Returns how many were fed.
     async fn feed(&mut self) -> Result<usize, ClusterError> {
         let mut fed = 0;
-        while let Some((rec, msg)) = self.ahead.remove(&self.next) {
+        while let Some((rec, id)) = self.ahead.remove(&self.next) {
             let seq = self.next;
             fed += 1;
-            self.held.insert(seq, Some(msg));
+            self.held.insert(seq, Some(id));
             let origin = rec.origin.clone();
             match rec.into_parts() {
                 Ok((a, sig)) => self.push(Item { seq, a, origin, sig }).await?,
@@ -384,11 +404,11 @@ impl Assigner {
         );
         let carried: std::collections::HashSet<u64> = carry.into_iter().collect();
         let held = std::mem::take(&mut self.held);
-        for (seq, m) in held {
+        for (seq, id) in held {
             if carried.contains(&seq) {
-                self.held.insert(seq, m);
-            } else if let Some(m) = m {
-                ack(&m).await?;
+                self.held.insert(seq, id);
+            } else {
+                self.done(id).await?;
             }
         }
         Ok(())

@@ -80,9 +80,9 @@ impl Broker {
     }
 
     /// [`ANALYZED_STREAM`], created if missing: file storage, work-queue
-    /// retention (a record is gone once the assigner committed it), a
-    /// ten-minute duplicate window keyed by input sequence, so a message
-    /// two workers both analyzed is stored once.
+    /// retention (a batch of records is gone once the assigner committed
+    /// all of them). A record that comes twice (two workers analyzed one
+    /// input) is dropped by the assigner by its input sequence.
     pub async fn analyzed_stream(&self) -> Result<stream::Stream, ClusterError> {
         self.js
             .get_or_create_stream(stream::Config {

@@ -3,9 +3,10 @@
 //! - `TEXTWATCH_IN`: one message per stream message, as JSON (the fields
 //!   of [`Message`]), with where it came from in the [`ORIGIN`] header
 //!   (`file:line` for a published file).
-//! - `TEXTWATCH_ANALYZED`: one [`Record`] per input message, as JSON:
-//!   the input's stream sequence, its origin, and what the worker made of
-//!   it (or why it could not).
+//! - `TEXTWATCH_ANALYZED`: [`Record`]s, one per input message, as a JSON
+//!   array per stream message (a worker's round, up to about 256 KB): the
+//!   input's stream sequence, its origin, and what the worker made of it
+//!   (or why it could not).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,15 @@ pub fn encode_message(m: &Message) -> Bytes {
 /// A message from `TEXTWATCH_IN`.
 pub fn decode_message(payload: &[u8]) -> Result<Message, String> {
     serde_json::from_slice(payload).map_err(|e| format!("not a textwatch message: {e}"))
+}
+
+/// Closes a batch written with [`Record::encode_into`].
+pub fn finish_batch(mut batch: Vec<u8>) -> Bytes {
+    if batch.is_empty() {
+        batch.push(b'[');
+    }
+    batch.push(b']');
+    Bytes::from(batch)
 }
 
 /// One input message after a worker.
@@ -60,12 +70,17 @@ impl Record {
         Record { seq, origin, what: What::Analyzed { a: Box::new(a), rcpt, rcpt_prev, sig: sig.map(|s| s.to_vec()) } }
     }
 
-    pub fn encode(&self) -> Bytes {
-        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    /// Appends this record to a batch being written (`[` first, `,`
+    /// between, [`finish_batch`] closes it).
+    pub fn encode_into(&self, batch: &mut Vec<u8>) {
+        batch.push(if batch.is_empty() { b'[' } else { b',' });
+        // Serializing these plain structs cannot fail.
+        let _ = serde_json::to_writer(&mut *batch, self);
     }
 
-    pub fn decode(payload: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(payload).map_err(|e| format!("not an analyzed record: {e}"))
+    /// The records of one stream message.
+    pub fn decode_batch(payload: &[u8]) -> Result<Vec<Self>, String> {
+        serde_json::from_slice(payload).map_err(|e| format!("not a batch of analyzed records: {e}"))
     }
 
     /// The analyzed message with its hashes back in place, and its
@@ -114,7 +129,13 @@ mod tests {
         let a = an.analyze(m, &mut Scratch::default());
         let sig = signature(&a.template, &mut MinHashScratch::default(), 24);
         let rec = Record::analyzed(7, "f.jsonl:3".into(), a.clone(), Some(&sig));
-        let back = Record::decode(&rec.encode()).unwrap();
+        let mut batch = Vec::new();
+        rec.encode_into(&mut batch);
+        Record { seq: 8, origin: String::new(), what: What::Rejected { reason: "x".into() } }.encode_into(&mut batch);
+        let mut all = Record::decode_batch(&finish_batch(batch)).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(matches!(all[1].what, What::Rejected { .. }));
+        let back = all.remove(0);
         assert_eq!((back.seq, back.origin.as_str()), (7, "f.jsonl:3"));
         let (b, s) = back.into_parts().unwrap();
         assert_eq!(s, Some(sig));
@@ -126,7 +147,8 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(decode_message(b"\xff{").is_err());
-        assert!(Record::decode(b"{\"seq\":1}").is_err());
+        assert!(Record::decode_batch(b"[{\"seq\":1}]").is_err());
+        assert_eq!(Record::decode_batch(&finish_batch(Vec::new())).unwrap().len(), 0);
         let bad = Record {
             seq: 1,
             origin: String::new(),

@@ -1,8 +1,8 @@
 //! A worker's analyzing half: takes input messages from `TEXTWATCH_IN`
 //! (a durable consumer shared by every worker, so each message goes to
 //! one), does the per-message work, puts one [`Record`] per message on
-//! `TEXTWATCH_ANALYZED`, and acks its inputs once the broker stored the
-//! records. A worker that dies leaves its unacked inputs to the others
+//! `TEXTWATCH_ANALYZED` (a round's records in a few stream messages), and
+//! acks its inputs once the broker stored the records. A worker that dies leaves its unacked inputs to the others
 //! after [`crate::broker::WORKER_ACK_WAIT`].
 
 use std::collections::HashSet;
@@ -25,6 +25,22 @@ const FETCH: usize = 512;
 /// forgets and sends some signatures again (the assigner uses or drops
 /// them: results do not change).
 const KNOWN_MAX: usize = 4 << 20;
+
+/// A stream message of records is closed past this size (NATS takes 1 MB
+/// by default).
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Publishes a batch of records to `TEXTWATCH_ANALYZED`.
+async fn send(
+    broker: &Broker,
+    batch: Vec<u8>,
+) -> Result<async_nats::jetstream::context::PublishAckFuture, ClusterError> {
+    broker
+        .js
+        .send_publish(ANALYZED_SUBJECT, PublishMessage::build().payload(wire::finish_batch(batch)))
+        .await
+        .map_err(|e| ClusterError::Broker(format!("publishing records: {e}")))
+}
 
 /// Counters a worker keeps (for logs and `/metrics`).
 #[derive(Debug, Default)]
@@ -67,7 +83,10 @@ pub async fn analyze_loop(
             while let Some(m) = batch.next().await {
                 taken.push(m.map_err(|e| ClusterError::Broker(format!("fetching input: {e}")))?);
             }
-            let mut acks = Vec::with_capacity(taken.len());
+            // The round's records, a few stream messages of up to
+            // BATCH_BYTES each (the assigner puts them back in order).
+            let mut acks = Vec::new();
+            let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES + 4096);
             for m in &taken {
                 let seq = m
                     .info()
@@ -96,20 +115,16 @@ pub async fn analyze_loop(
                         Record { seq, origin, what: What::Rejected { reason } }
                     }
                 };
-                // Keyed by input sequence: if this input is analyzed again
-                // (this worker died before acking it), the broker drops the
-                // second record.
-                let pm = PublishMessage::build().payload(rec.encode()).message_id(format!("in-{seq}"));
-                acks.push(
-                    broker
-                        .js
-                        .send_publish(ANALYZED_SUBJECT, pm)
-                        .await
-                        .map_err(|e| ClusterError::Broker(format!("publishing a record: {e}")))?,
-                );
+                rec.encode_into(&mut batch);
+                if batch.len() >= BATCH_BYTES {
+                    acks.push(send(broker, std::mem::take(&mut batch)).await?);
+                }
+            }
+            if !batch.is_empty() {
+                acks.push(send(broker, batch).await?);
             }
             for a in acks {
-                a.await.map_err(|e| ClusterError::Broker(format!("storing a record: {e}")))?;
+                a.await.map_err(|e| ClusterError::Broker(format!("storing records: {e}")))?;
             }
             for m in &taken {
                 m.ack().await.map_err(|e| ClusterError::Broker(format!("acknowledging input: {e}")))?;
