@@ -78,6 +78,13 @@ for layout in one two split; do
   while :; do
     left=$("$tw" --db "$work/cl.db" status --nats "$url" --json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["not_yet_assigned"] if d["in_last_seq"] else -1)' || echo -1)
     [ "$left" = 0 ] && break
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    if [ $alive = 0 ]; then
+      echo "every worker stopped before the stream was assigned; see $work/workers.log" >&2
+      tail -5 "$work/workers.log" >&2
+      exit 1
+    fi
     sleep 0.2
   done
   w1=$(date +%s.%N)

@@ -30,7 +30,7 @@ use textwatch_engine::{Analyzed, Analyzer, Engine, Outcome, Scratch};
 use textwatch_pipeline::batch::{self, AfterCommit, Batcher, BATCH};
 use textwatch_store::sqlite::SqliteStore;
 
-use crate::broker::{Broker, ASSIGNER_MAX_PENDING};
+use crate::broker::Broker;
 use crate::wire::{self, Record};
 use crate::ClusterError;
 
@@ -45,8 +45,9 @@ const IDLE: Duration = Duration::from_millis(750);
 /// wait), the assigner reads it from `TEXTWATCH_IN` itself.
 const GAP: Duration = Duration::from_secs(20);
 /// Records waiting behind a gap that make the assigner fill it at once
-/// (before the broker's in-flight limit stops deliveries).
-const GAP_AHEAD: usize = (ASSIGNER_MAX_PENDING / 4) as usize;
+/// (before the broker's in-flight limit stops deliveries; past that limit
+/// the gap is filled after [`GAP`]).
+const GAP_AHEAD: usize = 65_536;
 
 /// Counters of an assigner (for logs and `/metrics`).
 #[derive(Debug, Default)]

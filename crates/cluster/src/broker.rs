@@ -28,8 +28,10 @@ pub const WORKER_ACK_WAIT: Duration = Duration::from_secs(15);
 /// The assigner holds records until their batch commits; this is how long
 /// the broker waits before it hands them out again.
 pub const ASSIGNER_ACK_WAIT: Duration = Duration::from_secs(120);
-/// Records the assigner may hold unacknowledged: a few batches.
-pub const ASSIGNER_MAX_PENDING: i64 = 8 * textwatch_pipeline::batch::BATCH as i64;
+/// Stream messages of records the assigner may hold unacknowledged (a
+/// worker's round is one to a few of them, up to 512 records): about
+/// four batches, which bounds the assigner's memory.
+pub const ASSIGNER_MAX_PENDING: i64 = 256;
 
 /// A connection to NATS with JetStream.
 #[derive(Clone)]

@@ -53,6 +53,12 @@ pub fn run(
     stats: Arc<NodeStats>,
 ) -> Result<(), ClusterError> {
     let rules = textwatch_pipeline::setup::load_rules(&cfg.rules)?;
+    // The database (made here if new) before the assigner's bid opens it.
+    let min_len = textwatch_engine::EngineConfig::default().min_template_len;
+    let analyzer = {
+        let store = open_store(&cfg.db)?;
+        textwatch_pipeline::setup::analyzer(&store, min_len)?.with_quiet_hours(rules.quiet_hours())
+    };
     let assigner = if cfg.assign {
         let (cfg_nats, db, rules, stop, stats) =
             (cfg.nats.clone(), cfg.db.clone(), rules.clone(), stop.clone(), stats.clone());
@@ -67,10 +73,6 @@ pub fn run(
     };
     let rt = crate::runtime()?;
     let analyzed = if cfg.analyze {
-        let store = SqliteStore::open(&cfg.db)?;
-        let min_len = textwatch_engine::EngineConfig::default().min_template_len;
-        let analyzer = textwatch_pipeline::setup::analyzer(&store, min_len)?.with_quiet_hours(rules.quiet_hours());
-        drop(store);
         rt.block_on(async {
             let broker = connect_retrying(&cfg.nats, &stop).await?;
             analyze_loop(&broker, &analyzer, min_len, &stop, &stats.worker).await
@@ -87,6 +89,22 @@ pub fn run(
         }
     }
     analyzed
+}
+
+/// Opens the store, retrying a few times while another process holds a
+/// lock SQLite does not wait for (workers starting together on a new
+/// database make its tables at the same moment).
+fn open_store(db: &std::path::Path) -> Result<SqliteStore, ClusterError> {
+    let mut tries = 0;
+    loop {
+        match SqliteStore::open(db) {
+            Err(StoreError::Sqlite(e)) if tries < 20 && e.to_string().contains("locked") => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100 * tries));
+            }
+            r => return Ok(r?),
+        }
+    }
 }
 
 /// Sets `stop` on Ctrl-C or SIGTERM, so a worker finishes the work in
@@ -156,7 +174,7 @@ fn bid(nats: &str, db: &std::path::Path, rules: RuleSet, after: AfterFactory, st
         let mut term = || -> Result<bool, ClusterError> {
             let mut store = match waiting.take() {
                 Some(s) => s,
-                None => SqliteStore::open(db)?,
+                None => open_store(db)?,
             };
             match store.lock_for_writing() {
                 Ok(()) => {}
