@@ -43,6 +43,10 @@ fn nats_server() -> Option<PathBuf> {
 /// A nats-server of this test's own, with JetStream storing under `dir`.
 fn start_nats(bin: &Path, dir: &Path) -> Nats {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    start_nats_on(bin, dir, port)
+}
+
+fn start_nats_on(bin: &Path, dir: &Path, port: u16) -> Nats {
     let child = Command::new(bin)
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
         .arg(dir.join("jetstream"))
@@ -307,6 +311,41 @@ fn publish_names_the_broker_it_cannot_reach_and_reports_rejects() {
     assert!(stderr.contains("m.jsonl line 2") && stderr.contains("m.jsonl line 3"), "{stderr}");
     let st = status(&db, &nats);
     assert_eq!((st["in_last_seq"].as_u64(), st["not_yet_assigned"].as_u64()), (Some(1), Some(1)), "{st}");
+}
+
+#[test]
+fn nats_killed_and_restarted_mid_stream_loses_nothing() {
+    // The broker dies under the workers (SIGKILL) and comes back on the
+    // same port and store: workers and the assigner reconnect on their
+    // own, and every message is assigned once, with the embedded answers.
+    let Some(bin) = nats_server() else { return };
+    let s = setup(70_000, 31);
+    let mut nats = start_nats(&bin, s.dir.path());
+    let port: u16 = nats.url.rsplit(':').next().unwrap().parse().unwrap();
+    tw_ok(&s.cluster, &["publish", "--nats", &nats.url, s.stream.to_str().unwrap()]);
+    let logs: Vec<PathBuf> = (1..=2).map(|i| s.dir.path().join(format!("w{i}.log"))).collect();
+    let alerts = s.dir.path().join("cluster-alerts.jsonl");
+    let mut workers: Vec<Child> = logs.iter().map(|l| worker(&s.cluster, &nats, l, &alerts)).collect();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while status(&s.cluster, &nats)["assigned_below_seq"].as_u64().unwrap_or(0) <= 1 {
+        assert!(Instant::now() < deadline, "nothing assigned");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = nats.child.kill();
+    let _ = nats.child.wait();
+    std::thread::sleep(Duration::from_secs(3));
+    let nats = start_nats_on(&bin, s.dir.path(), port);
+    let refs: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+    wait_assigned(&s.cluster, &nats, &refs);
+    for w in &mut workers {
+        stop(w);
+    }
+    let text: String = logs.iter().map(|l| std::fs::read_to_string(l).unwrap()).collect();
+    assert!(text.contains("NATS: disconnected"), "the outage was not seen: {text}");
+    let stored = common::messages(&s.cluster);
+    let ids: BTreeSet<&str> = stored.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), stored.len(), "a message stored twice");
+    assert_same(&s.embedded, &s.cluster, false);
 }
 
 /// A POST with a token: status, body and the Retry-After header.
