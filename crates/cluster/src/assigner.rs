@@ -2,14 +2,15 @@
 //! from `TEXTWATCH_ANALYZED`, puts them back in input order (their
 //! `TEXTWATCH_IN` sequence), cuts them into the batches `scan` would cut
 //! ([`Batcher`]), assigns each batch with the engine and commits it to the
-//! store together with its cursor, then acks the records.
+//! store together with its cursor.
 //!
 //! `TEXTWATCH_IN` is the source of truth; the analyzed records are the
 //! workers' work, which the assigner can always redo. The cursor is the
 //! next input sequence to feed, stored with the *carry*: the sequences
-//! below it a batch kept back for the next (equal timestamps). After a
-//! commit every fed record but the carry is acked; a new assigner reads the
-//! carry straight from `TEXTWATCH_IN` and analyzes it itself. An input the
+//! below it a batch kept back for the next (equal timestamps). A record is
+//! acked once fed to the batcher; a new assigner reads the carry, and any
+//! input from the cursor on that no record brings, straight from
+//! `TEXTWATCH_IN` and analyzes it itself. An input the
 //! assigner waits for too long (a worker died holding it, its record was
 //! unreadable, or the records after it filled the in-flight limit) is read
 //! from `TEXTWATCH_IN` the same way, so no gap stalls it for good. What is
@@ -116,6 +117,15 @@ impl Assigner {
             Some((c, carry)) => (c as u64, carry),
             None => (first.max(1), Vec::new()),
         };
+        if next < first {
+            tracing::error!(
+                from = next,
+                to = first - 1,
+                "assigner: inputs expired from the stream before they were assigned; skipping them"
+            );
+            stats.skipped.fetch_add(first - next, Ordering::Relaxed);
+            next = first;
+        }
         if next > last + 1 {
             tracing::error!(
                 cursor = next,
@@ -257,6 +267,9 @@ impl Assigner {
                 return ack(&msg).await;
             }
         };
+        if records.is_empty() {
+            return ack(&msg).await;
+        }
         let id = self.next_message;
         self.next_message += 1;
         self.messages.insert(id, (msg, records.len()));
@@ -295,7 +308,12 @@ impl Assigner {
         while let Some((rec, id)) = self.ahead.remove(&self.next) {
             let seq = self.next;
             fed += 1;
-            self.held.insert(seq, Some(id));
+            // Acked once fed: what a batch has not committed yet is read
+            // again from TEXTWATCH_IN after a crash (the carry, and the
+            // gap from the cursor on). Holding it would let a batch's
+            // records fill the broker's in-flight limit before it closes.
+            self.held.insert(seq, None);
+            self.done(Some(id)).await?;
             let origin = rec.origin.clone();
             match rec.into_parts() {
                 Ok((a, sig)) => self.push(Item { seq, a, origin, sig }).await?,
