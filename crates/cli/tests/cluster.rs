@@ -63,10 +63,16 @@ fn start_nats_on(bin: &Path, dir: &Path, port: u16) -> Nats {
 }
 
 fn worker(db: &Path, nats: &Nats, log: &Path, alerts: &Path) -> Child {
+    worker_with(db, nats, log, alerts, &[])
+}
+
+fn worker_with(db: &Path, nats: &Nats, log: &Path, alerts: &Path, extra: &[&str]) -> Child {
     Command::new(common::bin())
         .arg("--db")
         .arg(db)
-        .args(["worker", "--nats", &nats.url, "--alert"])
+        .args(["worker", "--nats", &nats.url])
+        .args(extra)
+        .arg("--alert")
         .arg(format!("file:{}", alerts.display()))
         .env("TEXTWATCH_LOG", "info")
         .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
@@ -269,16 +275,7 @@ fn an_assigner_with_no_worker_reads_the_input_itself() {
     tw_ok(&s.cluster, &["publish", "--nats", &nats.url, s.stream.to_str().unwrap()]);
     let log = s.dir.path().join("assigner.log");
     let alerts = s.dir.path().join("cluster-alerts.jsonl");
-    let mut w = Command::new(common::bin())
-        .arg("--db")
-        .arg(&s.cluster)
-        .args(["worker", "--assign-only", "--nats", &nats.url, "--alert"])
-        .arg(format!("file:{}", alerts.display()))
-        .env("TEXTWATCH_LOG", "info")
-        .stdin(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut w = worker_with(&s.cluster, &nats, &log, &alerts, &["--assign-only"]);
     wait_assigned(&s.cluster, &nats, &[&log]);
     stop(&mut w);
     assert_same(&s.embedded, &s.cluster, true);

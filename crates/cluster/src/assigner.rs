@@ -27,7 +27,7 @@ use async_nats::jetstream::Message as JsMessage;
 use futures_util::StreamExt;
 use textwatch_engine::minhash::Signature;
 use textwatch_engine::optout::Registry;
-use textwatch_engine::{Analyzed, Analyzer, Engine, Outcome, Scratch};
+use textwatch_engine::{Analyzed, Analyzer, Engine, Scratch};
 use textwatch_pipeline::batch::{self, AfterCommit, Batcher, BATCH};
 use textwatch_store::sqlite::SqliteStore;
 
@@ -380,41 +380,26 @@ impl Assigner {
     /// then acks every held record but the carry.
     async fn commit(&mut self, mut items: Vec<Item>) -> Result<(), ClusterError> {
         let carry: Vec<u64> = self.batcher.pending().iter().map(|i| i.seq).collect();
-        items.sort_unstable_by_key(|i| batch::order_key(&i.a));
+        let records = items.len();
         let mut sigs: HashMap<u64, Signature> = HashMap::new();
         for i in &mut items {
             if let Some(s) = i.sig.take() {
                 sigs.insert(i.a.template_key, s);
             }
         }
-        let refs: Vec<&Analyzed> = items.iter().map(|i| &i.a).collect();
-        let assigned = batch::assign(&mut self.engine, &refs, &mut sigs);
-        // Only the accepted messages are stored; outcomes re-indexed to them.
-        let mut kept: Vec<&Analyzed> = Vec::with_capacity(refs.len());
-        let mut origins: Vec<&str> = Vec::with_capacity(refs.len());
-        let mut outcomes = Vec::with_capacity(refs.len());
-        let (mut accepted, mut duplicates) = (0u64, 0u64);
-        for (i, o) in items.iter().zip(assigned.outcomes) {
-            match o {
-                Outcome::Duplicate => duplicates += 1,
-                o @ Outcome::Accepted { .. } => {
-                    accepted += 1;
-                    kept.push(&i.a);
-                    origins.push(&i.origin);
-                    outcomes.push(o);
-                }
-            }
-        }
-        let assigned = batch::Assigned { outcomes, delta: assigned.delta };
+        let (kept, assigned, duplicates) = batch::assign_accepted(&mut self.engine, items, |i| &i.a, &mut sigs);
+        let accepted = kept.len() as u64;
+        let refs: Vec<&Analyzed> = kept.iter().map(|i| &i.a).collect();
+        let origins: Vec<&str> = kept.iter().map(|i| i.origin.as_str()).collect();
         self.store.stage_cursor(CURSOR, self.next as i64, carry.clone());
-        let alerts = batch::commit(&mut self.store, &kept, &origins, &assigned, &self.optouts, self.after.as_mut())?;
+        let alerts = batch::commit(&mut self.store, &refs, &origins, &assigned, &self.optouts, self.after.as_mut())?;
         self.stats.accepted.fetch_add(accepted, Ordering::Relaxed);
         self.stats.duplicates.fetch_add(duplicates, Ordering::Relaxed);
         self.stats.alerts.fetch_add(alerts, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats.cursor.store(self.next, Ordering::Relaxed);
         tracing::debug!(
-            records = items.len(),
+            records,
             accepted,
             duplicates,
             next = self.next,

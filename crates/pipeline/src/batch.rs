@@ -154,6 +154,35 @@ pub fn assign(engine: &mut Engine, batch: &[&Analyzed], sigs: &mut HashMap<u64, 
     Assigned { outcomes, delta }
 }
 
+/// Sorts a closed batch into [`order_key`] order, assigns it, and keeps
+/// the accepted records: returns them with their outcomes (re-indexed to
+/// them) and the engine's delta, and how many were duplicates. What
+/// `scan` and the cluster's assigner both do with a batch.
+pub fn assign_accepted<T>(
+    engine: &mut Engine,
+    mut items: Vec<T>,
+    analyzed: impl Fn(&T) -> &Analyzed,
+    sigs: &mut HashMap<u64, Signature>,
+) -> (Vec<T>, Assigned, u64) {
+    items.sort_unstable_by_key(|i| order_key(analyzed(i)));
+    let refs: Vec<&Analyzed> = items.iter().map(&analyzed).collect();
+    let assigned = assign(engine, &refs, sigs);
+    drop(refs);
+    let mut kept = Vec::with_capacity(items.len());
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut duplicates = 0;
+    for (i, o) in items.into_iter().zip(assigned.outcomes) {
+        match o {
+            Outcome::Duplicate => duplicates += 1,
+            o @ Outcome::Accepted { .. } => {
+                kept.push(i);
+                outcomes.push(o);
+            }
+        }
+    }
+    (kept, Assigned { outcomes, delta: assigned.delta }, duplicates)
+}
+
 /// The accepted texts of a batch that went to a recipient after that
 /// recipient opted out of their sender or their campaign.
 pub fn ignored_optouts(optouts: &Registry, batch: &[&Analyzed], assigned: &Assigned) -> Vec<IgnoredOptOut> {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use rayon::prelude::*;
 use textwatch_engine::minhash::{signature, MinHashScratch, Signature};
-use textwatch_engine::{Analyzed, Analyzer, Engine, Outcome, Scratch};
+use textwatch_engine::{Analyzed, Analyzer, Engine, Scratch};
 use textwatch_sources::{Chunk, Reject};
 use textwatch_store::sqlite::{SqliteStore, WriteTimes};
 
@@ -427,7 +427,7 @@ fn decode_and_analyze(chunk: Chunk, analyzer: &Analyzer) -> Vec<Result<Prepared,
 /// Assigns a closed batch (see [`batch::Batcher`]) and hands it to the
 /// writer.
 fn assign_batch(
-    mut batch: Vec<Prepared>,
+    batch: Vec<Prepared>,
     engine: &mut Engine,
     sigs: &mut HashMap<u64, Signature>,
     commit: &Sender<Commit>,
@@ -437,26 +437,11 @@ fn assign_batch(
     if batch.is_empty() {
         return Ok(());
     }
-    batch.sort_unstable_by_key(|p| batch::order_key(&p.a));
-
     let t0 = Instant::now();
-    let refs: Vec<&Analyzed> = batch.iter().map(|p| &p.a).collect();
-    let assigned = batch::assign(engine, &refs, sigs);
-    drop(refs);
+    // Only the accepted messages travel on.
+    let (messages, assigned, duplicates) = batch::assign_accepted(engine, batch, |p| &p.a, sigs);
     times.engine += t0.elapsed();
-    // Only the accepted messages travel on; outcomes are re-indexed to them.
-    let mut messages = Vec::with_capacity(batch.len());
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for (p, o) in batch.into_iter().zip(assigned.outcomes) {
-        match o {
-            Outcome::Duplicate => totals.duplicates += 1,
-            o @ Outcome::Accepted { .. } => {
-                totals.accepted += 1;
-                messages.push(p);
-                outcomes.push(o);
-            }
-        }
-    }
-    let assigned = batch::Assigned { outcomes, delta: assigned.delta };
+    totals.accepted += messages.len() as u64;
+    totals.duplicates += duplicates;
     commit.send(Commit { messages, assigned }).map_err(|_| PipelineError::Stage("database writer"))
 }
