@@ -56,6 +56,9 @@ pub struct WorkerArgs {
 
     #[command(flatten)]
     ctx: crate::context::ContextArgs,
+
+    #[command(flatten)]
+    dedup: crate::dedup::DedupArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -127,6 +130,7 @@ pub fn worker(db: &Path, args: WorkerArgs) -> Result<ExitCode> {
         rules: args.rules,
         analyze: !args.assign_only,
         assign: !args.analyze_only,
+        dedup_keys: args.dedup.dedup_keys,
     };
     eprintln!(
         "textwatch: worker on {} with {}{}; Ctrl-C stops it",

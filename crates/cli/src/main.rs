@@ -7,6 +7,7 @@ mod cluster;
 mod commands;
 mod config;
 mod context;
+mod dedup;
 mod edit;
 mod keys;
 mod model;

@@ -64,6 +64,8 @@ pub struct ScanArgs {
 
     #[command(flatten)]
     ctx: crate::context::ContextArgs,
+    #[command(flatten)]
+    dedup: crate::dedup::DedupArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -140,7 +142,8 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     store.lock_for_writing().with_context(|| format!("opening the message log of {}", db.display()))?;
     let rules = textwatch_pipeline::setup::load_rules(&args.rules)?;
     let quiet = rules.quiet_hours();
-    let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules).context("loading the database state")?;
+    let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules, args.dedup.dedup_keys)
+        .context("loading the database state")?;
     tracing::info!(messages = engine.messages_seen(), campaigns = engine.campaigns(), "database loaded");
     let analyzer =
         textwatch_pipeline::setup::analyzer(&store, engine.config().min_template_len)?.with_quiet_hours(quiet);

@@ -57,6 +57,8 @@ pub struct ServeArgs {
     reporter: ReporterArgs,
     #[command(flatten)]
     ctx: ContextArgs,
+    #[command(flatten)]
+    dedup: crate::dedup::DedupArgs,
 }
 
 /// What recipients get back when they text HELP, STOP or START.
@@ -114,6 +116,7 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
         files: args.ctx.files(),
         replies: args.replies.into(),
         nats: args.nats,
+        dedup_keys: args.dedup.dedup_keys,
     };
     textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {}: {e}", db.display()))?;
     Ok(ExitCode::SUCCESS)

@@ -54,6 +54,8 @@ pub struct SmppArgs {
     reporter: ReporterArgs,
     #[command(flatten)]
     ctx: ContextArgs,
+    #[command(flatten)]
+    dedup: crate::dedup::DedupArgs,
 }
 
 pub fn run(db: &Path, args: SmppArgs) -> Result<ExitCode> {
@@ -83,6 +85,7 @@ pub fn run(db: &Path, args: SmppArgs) -> Result<ExitCode> {
         files: args.ctx.files(),
         replies: args.replies.into(),
         nats: None,
+        dedup_keys: args.dedup.dedup_keys,
     };
     textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {}: {e}", db.display()))?;
     Ok(ExitCode::SUCCESS)

@@ -590,6 +590,33 @@ fn campaign_shows_its_links_and_an_analyst_splits_and_merges() {
     assert_eq!(back["id"], id.as_str());
 }
 
+/// With room for few identity keys in memory (`--dedup-keys`), repeats of
+/// messages older than those held are found in the message log: a rescan,
+/// and a re-send of half the stream, store nothing twice and change no
+/// campaign.
+#[test]
+fn with_few_dedup_keys_in_memory_repeats_are_still_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stream, _) = common::simulate(dir.path(), "rewordings", 40_000, 31, None);
+    let text = std::fs::read_to_string(&stream).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let half = dir.path().join("half.jsonl");
+    std::fs::write(&half, lines[lines.len() / 2..].join("\n") + "\n").unwrap();
+    let (s, h) = (stream.to_str().unwrap(), half.to_str().unwrap());
+    let (all, few) = (dir.path().join("all.db"), dir.path().join("few.db"));
+    tw_ok(&all, &["scan", "-q", s]);
+    let first = common::membership(&all);
+    for f in [s, h] {
+        tw_ok(&all, &["scan", "-q", f]);
+    }
+    for f in [s, s, h] {
+        tw_ok(&few, &["scan", "-q", "--dedup-keys", "1000", f]);
+    }
+    assert_eq!(common::membership(&all), first, "rescans stored nothing new");
+    assert_eq!(common::membership(&few), first, "with 1,000 keys in memory, the same messages and campaigns");
+    assert_eq!(common::campaigns_json(&all), common::campaigns_json(&few));
+}
+
 #[test]
 fn a_stream_scanned_in_two_runs_gives_what_one_run_gives() {
     // The second run starts from the database: campaigns, senders, seen

@@ -387,7 +387,8 @@ impl Assigner {
                 sigs.insert(i.a.template_key, s);
             }
         }
-        let (kept, assigned, duplicates) = batch::assign_accepted(&mut self.engine, items, |i| &i.a, &mut sigs);
+        let (kept, assigned, duplicates) =
+            batch::assign_accepted(&mut self.engine, items, |i| &i.a, &mut sigs, &mut self.store)?;
         let accepted = kept.len() as u64;
         let refs: Vec<&Analyzed> = kept.iter().map(|i| &i.a).collect();
         let origins: Vec<&str> = kept.iter().map(|i| i.origin.as_str()).collect();

@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub analyze: bool,
     /// Bid for the assigner's role.
     pub assign: bool,
+    /// Identity keys of stored messages the assigner holds in memory
+    /// (`EngineConfig::dedup_keys`).
+    pub dedup_keys: usize,
 }
 
 /// Counters of one worker process.
@@ -62,10 +65,11 @@ pub fn run(
     let assigner = if cfg.assign {
         let (cfg_nats, db, rules, stop, stats) =
             (cfg.nats.clone(), cfg.db.clone(), rules.clone(), stop.clone(), stats.clone());
+        let dedup_keys = cfg.dedup_keys;
         Some(
             std::thread::Builder::new()
                 .name("assigner".into())
-                .spawn(move || bid(&cfg_nats, &db, rules, after, &stop, &stats))
+                .spawn(move || bid(&cfg_nats, &db, rules, dedup_keys, after, &stop, &stats))
                 .map_err(|source| ClusterError::Io { what: "starting the assigner thread".into(), source })?,
         )
     } else {
@@ -158,7 +162,15 @@ async fn connect_retrying(url: &str, stop: &AtomicBool) -> Result<Broker, Cluste
 /// Bids for the assigner's role until `stop`; assigns while it holds it.
 /// A failure (the store, the broker) ends this term: the lock is let go,
 /// and the bid starts again after a pause, from the store's state.
-fn bid(nats: &str, db: &std::path::Path, rules: RuleSet, after: AfterFactory, stop: &AtomicBool, stats: &NodeStats) {
+fn bid(
+    nats: &str,
+    db: &std::path::Path,
+    rules: RuleSet,
+    dedup_keys: usize,
+    after: AfterFactory,
+    stop: &AtomicBool,
+    stats: &NodeStats,
+) {
     let rt = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -187,7 +199,7 @@ fn bid(nats: &str, db: &std::path::Path, rules: RuleSet, after: AfterFactory, st
             tracing::info!("assigner: this worker holds the store's lock and assigns");
             stats.assigning.store(true, Ordering::Relaxed);
             let quiet = rules.quiet_hours();
-            let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules.clone())?;
+            let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules.clone(), dedup_keys)?;
             let analyzer =
                 textwatch_pipeline::setup::analyzer(&store, engine.config().min_template_len)?.with_quiet_hours(quiet);
             let after = after(&store).map_err(|e| ClusterError::Wire(format!("setting up alerts: {e}")))?;

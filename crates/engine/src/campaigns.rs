@@ -56,6 +56,7 @@ use crate::lsh::{BandIndex, LIGHT_BANDS};
 use crate::meaning::{MeaningModel, Vector};
 use crate::minhash::{signature, similarity_at_least, MinHashScratch, Signature};
 use crate::rules::{Finding, RuleSet};
+use crate::seen::SeenKeys;
 use crate::state::{campaign_id, ClusterRow, Delta, LinkRow, MinuteRow, SenderRow, Snapshot, TemplateRow};
 use crate::template::{templatize, TemplateScratch};
 
@@ -98,6 +99,11 @@ pub struct EngineConfig {
     /// infrastructure (a platform's short code, a public resource) and
     /// links nothing.
     pub platform_clients: usize,
+    /// Identity keys of accepted messages held in memory for exact
+    /// deduplication (about 25 bytes each): past this many, the oldest by
+    /// message time leave, and a message older than those held is checked
+    /// against the store instead (see [`crate::seen`]).
+    pub dedup_keys: usize,
 }
 
 impl Default for EngineConfig {
@@ -112,6 +118,7 @@ impl Default for EngineConfig {
             join_meaning: 0.5,
             link_window_ms: 48 * 3_600_000,
             platform_clients: 3,
+            dedup_keys: 8_000_000,
         }
     }
 }
@@ -214,7 +221,7 @@ enum Match {
 /// pipeline parallelizes analysis around it).
 pub struct Engine {
     cfg: EngineConfig,
-    seen: HashSet<u64>,
+    seen: SeenKeys,
     by_key: HashMap<u64, u32>,
     templates: Vec<Tmpl>,
     clusters: Vec<Cluster>,
@@ -267,7 +274,7 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("templates", &self.templates.len())
             .field("clusters", &self.clusters.len())
-            .field("messages", &self.seen.len())
+            .field("messages", &self.seen.accepted())
             .finish_non_exhaustive()
     }
 }
@@ -276,8 +283,8 @@ impl Engine {
     /// An empty engine.
     pub fn new(cfg: EngineConfig) -> Self {
         Engine {
+            seen: SeenKeys::new(cfg.dedup_keys),
             cfg,
-            seen: HashSet::new(),
             by_key: HashMap::new(),
             templates: Vec::new(),
             clusters: Vec::new(),
@@ -369,8 +376,8 @@ impl Engine {
     pub fn restore(cfg: EngineConfig, snap: Snapshot) -> Self {
         let mut e = Engine::new(cfg);
         let mut bodies: HashMap<u64, String> = snap.bodies.into_iter().collect();
-        e.seen.reserve(snap.seen.len());
-        e.seen.extend(snap.seen);
+        e.seen =
+            SeenKeys::restore(e.cfg.dedup_keys, snap.seen, snap.seen_complete_from.unwrap_or(i64::MIN), snap.messages);
         for c in &snap.clusters {
             for r in &c.reps {
                 e.reps.insert(r, c.seq);
@@ -499,7 +506,21 @@ impl Engine {
 
     /// Number of messages accepted so far (including earlier runs).
     pub fn messages_seen(&self) -> usize {
-        self.seen.len()
+        self.seen.accepted() as usize
+    }
+
+    /// Identity keys held in memory for deduplication (at most about
+    /// [`EngineConfig::dedup_keys`]).
+    pub fn dedup_keys_held(&self) -> usize {
+        self.seen.held()
+    }
+
+    /// Whether only the store can tell if `a` repeats a stored message: it
+    /// is older than the messages whose keys the engine holds, and its key
+    /// is not held. The pipeline asks the store about those and does not
+    /// assign the ones it holds.
+    pub fn needs_store_check(&self, a: &Analyzed) -> bool {
+        self.seen.needs_store_check(a.key, a.msg.ts_ms)
     }
 
     /// Number of campaigns (clusters of two or more messages).
@@ -519,7 +540,7 @@ impl Engine {
 
     /// Whether a message with this identity key was already accepted.
     pub fn is_seen(&self, key: u64) -> bool {
-        self.seen.contains(&key)
+        self.seen.contains(key)
     }
 
     /// Whether `assign` would need a signature for this message: its
@@ -575,7 +596,7 @@ impl Engine {
     /// the caller computed it ahead (see [`Engine::needs_signature`]);
     /// otherwise it is computed here when needed.
     pub fn assign(&mut self, a: &Analyzed, sig: Option<&Signature>) -> Outcome {
-        if !self.seen.insert(a.key) {
+        if !self.seen.insert(a.key, a.msg.ts_ms) {
             return Outcome::Duplicate;
         }
         let ts = a.msg.ts_ms;
@@ -1046,6 +1067,7 @@ impl Engine {
         d.recipients = std::mem::take(&mut self.new_recipients);
         d.merges = std::mem::take(&mut self.pending_merges);
         d.links = std::mem::take(&mut self.pending_links);
+        self.seen.trim();
         d
     }
 }
@@ -1140,7 +1162,8 @@ mod tests {
         e.assign(&a0, None);
         let d0 = e.take_delta(|k| (k == a0.template_key).then_some(a0.template.as_str()));
         // Persist what a store would: the delta rows.
-        let snap = Snapshot { templates: d0.templates.clone(), seen: vec![a0.key], ..Default::default() };
+        let snap =
+            Snapshot { templates: d0.templates.clone(), seen: vec![(a0.key, a0.msg.ts_ms)], ..Default::default() };
         let mut e2 = Engine::restore(EngineConfig::default(), snap);
         let a1 = an.analyze(body(1), &mut s);
         let out = e2.assign(&a1, None);

@@ -23,6 +23,7 @@ pub mod minhash;
 pub mod optout;
 pub mod policy;
 pub mod rules;
+pub mod seen;
 pub mod sender;
 pub mod shorteners;
 pub mod state;

@@ -171,8 +171,15 @@ pub struct Snapshot {
     pub clusters: Vec<ClusterRow>,
     pub senders: Vec<SenderRow>,
     pub recipients: Vec<(u32, u64)>,
-    /// Identity keys of every stored message.
-    pub seen: Vec<u64>,
+    /// Identity keys of stored messages, with their message times: every
+    /// one from `seen_complete_from` on (all of them when that is `None`),
+    /// and maybe some older ones.
+    pub seen: Vec<(u64, i64)>,
+    /// See `seen`: messages before this time (ms) may be stored without
+    /// their key in `seen`.
+    pub seen_complete_from: Option<i64>,
+    /// Messages stored in all.
+    pub messages: u64,
     /// Campaign pairs an analyst split apart (cluster `seq`s): never joined
     /// again by links.
     pub apart: Vec<(u32, u32)>,

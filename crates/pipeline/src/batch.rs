@@ -1,14 +1,15 @@
 //! One batch through assign → store → act: the step `scan`, `serve` and
 //! workers share.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
 use textwatch_engine::minhash::Signature;
 use textwatch_engine::optout::Registry;
 use textwatch_engine::{Analyzed, ClusterRow, Delta, Engine, Outcome};
 use textwatch_store::optouts::IgnoredOptOut;
 use textwatch_store::sqlite::{BatchFacts, SqliteStore};
-use textwatch_store::{NewMessage, Store};
+use textwatch_store::{NewMessage, Store, StoreError};
 
 use crate::PipelineError;
 
@@ -136,13 +137,73 @@ impl Assigned {
     }
 }
 
+/// Answers, for messages older than the identity keys the engine holds
+/// ([`Engine::needs_store_check`]), which are already stored.
+pub trait StoredKeys {
+    /// Of `keys` (identity key, message time in ms), those stored.
+    fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError>;
+}
+
+impl StoredKeys for SqliteStore {
+    fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
+        SqliteStore::stored_keys(self, keys)
+    }
+}
+
+/// A read handle on a database, opened the first time a lookup needs it:
+/// for a pipeline whose writer owns the store (scan), so lookups do not
+/// wait for the writer's thread.
+pub struct LazyLookup {
+    path: Option<PathBuf>,
+    store: Option<SqliteStore>,
+}
+
+impl LazyLookup {
+    /// Lookups in the database that `store` opened (none for an in-memory
+    /// one, whose engine never holds enough keys to need them).
+    pub fn of(store: &SqliteStore) -> Self {
+        LazyLookup { path: store.path(), store: None }
+    }
+}
+
+impl StoredKeys for LazyLookup {
+    fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
+        if self.store.is_none() {
+            let Some(path) = &self.path else {
+                return Err(StoreError::Schema(
+                    "an in-memory database cannot look up messages older than the engine holds".into(),
+                ));
+            };
+            self.store = Some(SqliteStore::open_existing(path)?);
+        }
+        match &mut self.store {
+            Some(s) => s.stored_keys(keys),
+            None => Ok(HashSet::new()),
+        }
+    }
+}
+
 /// Assigns `batch` (already in [`order_key`] order) to campaigns. `sigs`
 /// holds signatures computed ahead for new templates (taken as used);
-/// without one the engine computes it.
-pub fn assign(engine: &mut Engine, batch: &[&Analyzed], sigs: &mut HashMap<u64, Signature>) -> Assigned {
+/// without one the engine computes it. Messages older than the keys the
+/// engine holds are first looked up in `stored`: those it has are
+/// duplicates.
+pub fn assign(
+    engine: &mut Engine,
+    batch: &[&Analyzed],
+    sigs: &mut HashMap<u64, Signature>,
+    stored: &mut dyn StoredKeys,
+) -> Result<Assigned, StoreError> {
+    let old: Vec<(u64, i64)> =
+        batch.iter().filter(|a| engine.needs_store_check(a)).map(|a| (a.key, a.msg.ts_ms)).collect();
+    let known = if old.is_empty() { HashSet::new() } else { stored.stored_keys(&old)? };
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut new_templates: HashMap<u64, usize> = HashMap::new();
     for (i, a) in batch.iter().enumerate() {
+        if !known.is_empty() && known.contains(&a.key) {
+            outcomes.push(Outcome::Duplicate);
+            continue;
+        }
         let sig = if !sigs.is_empty() && engine.needs_signature(a) { sigs.remove(&a.template_key) } else { None };
         let o = engine.assign(a, sig.as_ref());
         if let Outcome::Accepted { new_template: true, .. } = o {
@@ -151,7 +212,7 @@ pub fn assign(engine: &mut Engine, batch: &[&Analyzed], sigs: &mut HashMap<u64, 
         outcomes.push(o);
     }
     let delta = engine.take_delta(|k| new_templates.get(&k).map(|&i| batch[i].template.as_str()));
-    Assigned { outcomes, delta }
+    Ok(Assigned { outcomes, delta })
 }
 
 /// Sorts a closed batch into [`order_key`] order, assigns it, and keeps
@@ -163,10 +224,11 @@ pub fn assign_accepted<T>(
     mut items: Vec<T>,
     analyzed: impl Fn(&T) -> &Analyzed,
     sigs: &mut HashMap<u64, Signature>,
-) -> (Vec<T>, Assigned, u64) {
+    stored: &mut dyn StoredKeys,
+) -> Result<(Vec<T>, Assigned, u64), StoreError> {
     items.sort_unstable_by_key(|i| order_key(analyzed(i)));
     let refs: Vec<&Analyzed> = items.iter().map(&analyzed).collect();
-    let assigned = assign(engine, &refs, sigs);
+    let assigned = assign(engine, &refs, sigs, stored)?;
     drop(refs);
     let mut kept = Vec::with_capacity(items.len());
     let mut outcomes = Vec::with_capacity(items.len());
@@ -180,7 +242,7 @@ pub fn assign_accepted<T>(
             }
         }
     }
-    (kept, Assigned { outcomes, delta: assigned.delta }, duplicates)
+    Ok((kept, Assigned { outcomes, delta: assigned.delta }, duplicates))
 }
 
 /// The accepted texts of a batch that went to a recipient after that
@@ -327,7 +389,7 @@ mod tests {
         msgs.sort_by_key(order_key);
         assert!(msgs.windows(2).all(|w| w[0].msg.ts_ms <= w[1].msg.ts_ms));
         let batch: Vec<&Analyzed> = msgs.iter().collect();
-        let assigned = assign(&mut engine, &batch, &mut HashMap::new());
+        let assigned = assign(&mut engine, &batch, &mut HashMap::new(), &mut store).unwrap();
         // m0 twice: the later copy is a duplicate.
         assert_eq!(assigned.accepted().count(), 5);
         let origins = vec!["t:1"; batch.len()];
@@ -335,5 +397,69 @@ mod tests {
         commit(&mut store, &batch, &origins, &assigned, &Registry::default(), &mut after).unwrap();
         assert_eq!(store.stats().unwrap().messages, 5);
         assert_eq!((after.0, after.1.len()), (1, 1), "one commit, one campaign changed");
+    }
+
+    /// Messages of minute `m` (one per minute from `from`), `n` of them.
+    fn minute_msgs(an: &Analyzer, from: i64, n: i64) -> Vec<Analyzed> {
+        let mut s = Scratch::default();
+        (from..from + n)
+            .map(|m| {
+                an.analyze(
+                    Message {
+                        ts_ms: m * 60_000,
+                        from: format!("+1215555{:04}", m % 7),
+                        to: Some(format!("+1267555{m:04}")),
+                        body: format!("Hi, this is Dana with Philly Votes Together. Polls close at 8pm! Ref {m}"),
+                        ..Default::default()
+                    },
+                    &mut s,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn past_the_keys_the_engine_holds_repeats_are_found_in_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap().with_segment_rows(8);
+        let cfg = EngineConfig { dedup_keys: 10, ..EngineConfig::default() };
+        let mut engine = Engine::new(cfg.clone());
+        let an = Analyzer::keyed(store.secret(), store.recipient_hash(), cfg.min_template_len);
+        let mut after = Count(0, Vec::new());
+        let mut feed = |engine: &mut Engine, store: &mut SqliteStore, msgs: &[Analyzed]| -> usize {
+            let batch: Vec<&Analyzed> = msgs.iter().collect();
+            let assigned = assign(engine, &batch, &mut HashMap::new(), store).unwrap();
+            let origins = vec!["t:1"; batch.len()];
+            commit(store, &batch, &origins, &assigned, &Registry::default(), &mut after).unwrap();
+            assigned.accepted().count()
+        };
+        // 60 minutes of one message each, in batches of 5: the engine keeps
+        // the newest 10 keys (and a few retiring).
+        let all = minute_msgs(&an, 0, 60);
+        for chunk in all.chunks(5) {
+            assert_eq!(feed(&mut engine, &mut store, chunk), 5);
+        }
+        assert!(engine.dedup_keys_held() < 60, "held {}", engine.dedup_keys_held());
+        assert!(engine.needs_store_check(&all[0]), "the oldest are the log's to answer");
+        assert_eq!(engine.messages_seen(), 60);
+        // The whole feed again, oldest first: every message is a repeat,
+        // found in memory or in the log.
+        for chunk in all.chunks(7) {
+            assert_eq!(feed(&mut engine, &mut store, chunk), 0);
+        }
+        // New messages older than the horizon are new; twice in one batch,
+        // once.
+        let mut late = minute_msgs(&an, -30, 3);
+        late.push(late[0].clone());
+        assert_eq!(feed(&mut engine, &mut store, &late), 3);
+        assert_eq!(feed(&mut engine, &mut store, &late), 0);
+        assert_eq!(store.stats().unwrap().messages, 63);
+        // A restored engine holds about the cap and still finds every repeat.
+        let mut engine = Engine::restore(cfg.clone(), store.load_snapshot(100, cfg.dedup_keys).unwrap());
+        assert_eq!(engine.messages_seen(), 63);
+        for chunk in all.chunks(4) {
+            assert_eq!(feed(&mut engine, &mut store, chunk), 0);
+        }
+        assert_eq!(store.stats().unwrap().messages, 63);
     }
 }

@@ -155,6 +155,7 @@ pub fn scan(
         .spawn(move || analyze_all(chunk_rx, an_tx, analyzer, pool, known, min_len))
         .map_err(spawn("analysis stage"))?;
     let (commit_tx, commit_rx) = bounded::<Commit>(2);
+    let mut lookup = batch::LazyLookup::of(&store);
     let writer = std::thread::Builder::new()
         .name("writer".into())
         .spawn(move || write_all(store, commit_rx, after))
@@ -181,9 +182,15 @@ pub fn scan(
                     match r {
                         Ok(p) => {
                             if let Some(b) = pending.push(p, |p| p.a.msg.ts_ms) {
-                                if let Err(e) =
-                                    assign_batch(b, &mut engine, &mut sigs, &commit_tx, &mut totals, &mut times)
-                                {
+                                if let Err(e) = assign_batch(
+                                    b,
+                                    &mut engine,
+                                    &mut sigs,
+                                    &mut lookup,
+                                    &commit_tx,
+                                    &mut totals,
+                                    &mut times,
+                                ) {
                                     failed = Some(e);
                                     break 'events;
                                 }
@@ -245,7 +252,9 @@ pub fn scan(
     }
     drop(an_rx);
     if failed.is_none() {
-        if let Err(e) = assign_batch(pending.finish(), &mut engine, &mut sigs, &commit_tx, &mut totals, &mut times) {
+        if let Err(e) =
+            assign_batch(pending.finish(), &mut engine, &mut sigs, &mut lookup, &commit_tx, &mut totals, &mut times)
+        {
             failed = Some(e);
         }
     }
@@ -430,6 +439,7 @@ fn assign_batch(
     batch: Vec<Prepared>,
     engine: &mut Engine,
     sigs: &mut HashMap<u64, Signature>,
+    lookup: &mut batch::LazyLookup,
     commit: &Sender<Commit>,
     totals: &mut Totals,
     times: &mut StageTimes,
@@ -439,7 +449,7 @@ fn assign_batch(
     }
     let t0 = Instant::now();
     // Only the accepted messages travel on.
-    let (messages, assigned, duplicates) = batch::assign_accepted(engine, batch, |p| &p.a, sigs);
+    let (messages, assigned, duplicates) = batch::assign_accepted(engine, batch, |p| &p.a, sigs, lookup)?;
     times.engine += t0.elapsed();
     totals.accepted += messages.len() as u64;
     totals.duplicates += duplicates;

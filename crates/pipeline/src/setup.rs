@@ -75,10 +75,12 @@ pub fn load_rules(dirs: &[PathBuf]) -> Result<RuleSet, PipelineError> {
 }
 
 /// An engine restored from `store`, with `rules`, the built-in models and
-/// the meaning table: what scan, serve and workers assign with.
-pub fn restore_engine(store: &mut dyn Store, rules: RuleSet) -> Result<Engine, PipelineError> {
-    let cfg = EngineConfig::default();
-    let snap = store.load_snapshot(cfg.singleton_window)?;
+/// the meaning table: what scan, serve and workers assign with. It holds
+/// up to `dedup_keys` identity keys of stored messages
+/// ([`EngineConfig::dedup_keys`]).
+pub fn restore_engine(store: &mut dyn Store, rules: RuleSet, dedup_keys: usize) -> Result<Engine, PipelineError> {
+    let cfg = EngineConfig { dedup_keys, ..EngineConfig::default() };
+    let snap = store.load_snapshot(cfg.singleton_window, cfg.dedup_keys)?;
     let mut engine = Engine::restore(cfg, snap);
     configure(&mut engine, rules)?;
     Ok(engine)

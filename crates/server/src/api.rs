@@ -647,8 +647,9 @@ pub async fn events(
 
 /// `GET /metrics` (any scope).
 pub async fn metrics(State(st): State<Shared>) -> Response {
-    let (c, m) = st.engine.read().map(|e| (e.campaigns(), e.messages_seen())).unwrap_or((0, 0));
-    let mut body = st.metrics.render(c, m);
+    let (c, m, k) =
+        st.engine.read().map(|e| (e.campaigns(), e.messages_seen(), e.dedup_keys_held())).unwrap_or((0, 0, 0));
+    let mut body = st.metrics.render(c, m, k);
     let st2 = st.clone();
     body.push_str(&tokio::task::spawn_blocking(move || super::followups::metrics(&st2)).await.unwrap_or_default());
     body.push_str(&format!("# HELP textwatch_uptime_seconds Seconds since start.\n# TYPE textwatch_uptime_seconds gauge\ntextwatch_uptime_seconds {}\n", st.started.elapsed().as_secs()));

@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// (`TEXTWATCH_IN`) for `textwatch worker`s, and this server reads
     /// what they assign.
     pub nats: Option<String>,
+    /// Identity keys of stored messages held in memory
+    /// ([`EngineConfig::dedup_keys`]).
+    pub dedup_keys: usize,
 }
 
 /// The stored form of an API token: its SHA-256, in hex. Tokens are 256
@@ -309,8 +312,8 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         })?),
         None => None,
     };
-    let cfg = EngineConfig::default();
-    let snap = store.load_snapshot(cfg.singleton_window)?;
+    let cfg = EngineConfig { dedup_keys: args.dedup_keys, ..EngineConfig::default() };
+    let snap = store.load_snapshot(cfg.singleton_window, cfg.dedup_keys)?;
     let clusters_at_start: std::collections::HashSet<u32> = snap.clusters.iter().map(|c| c.seq).collect();
     let mut engine = Engine::restore(cfg.clone(), snap);
     let rules = textwatch_pipeline::setup::load_rules(&args.rules)?;

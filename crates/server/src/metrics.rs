@@ -99,7 +99,7 @@ impl Metrics {
         self.optout_keywords[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn render(&self, campaigns: usize, messages: usize) -> String {
+    pub fn render(&self, campaigns: usize, messages: usize, dedup_keys: usize) -> String {
         let mut o = String::new();
         let g = |o: &mut String, name: &str, help: &str, kind: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
@@ -124,6 +124,13 @@ impl Metrics {
         }
         g(&mut o, "textwatch_campaigns", "Campaigns in the engine.", "gauge", campaigns as u64);
         g(&mut o, "textwatch_messages_seen", "Distinct messages the engine has seen.", "gauge", messages as u64);
+        g(
+            &mut o,
+            "textwatch_dedup_keys_held",
+            "Identity keys of stored messages held in memory for duplicate detection (at most about --dedup-keys).",
+            "gauge",
+            dedup_keys as u64,
+        );
         g(
             &mut o,
             "textwatch_ingest_queue_depth",

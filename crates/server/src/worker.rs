@@ -145,7 +145,12 @@ impl Worker {
         let origins: Vec<&str> = analyzed.iter().map(|(_, o)| o.as_str()).collect();
         let assigned = {
             let mut engine = self.engine.write().map_err(|_| ServerError::Internal("engine lock poisoned".into()))?;
-            textwatch_pipeline::batch::assign(&mut engine, &batch, &mut std::collections::HashMap::new())
+            textwatch_pipeline::batch::assign(
+                &mut engine,
+                &batch,
+                &mut std::collections::HashMap::new(),
+                &mut self.store,
+            )?
         };
         let results: Vec<RecordResult> = batch
             .iter()

@@ -15,6 +15,7 @@
 //!   in clear.
 
 pub mod appeals;
+mod dedup;
 pub mod edits;
 pub mod keys;
 pub mod log;
@@ -140,8 +141,10 @@ pub trait Store {
     fn recipient_hash(&self) -> textwatch_engine::RecipientHash;
     /// Everything the engine needs to continue: templates (with text for
     /// the last `singleton_window * 2` clusterable singletons), clusters,
-    /// per-sender stats, recipient pairs and seen message keys.
-    fn load_snapshot(&mut self, singleton_window: usize) -> Result<Snapshot, StoreError>;
+    /// per-sender stats, recipient pairs, and the identity keys of the
+    /// newest stored messages (about `dedup_keys`; see
+    /// `textwatch_engine::seen`).
+    fn load_snapshot(&mut self, singleton_window: usize, dedup_keys: usize) -> Result<Snapshot, StoreError>;
     /// Just enough for [`textwatch_engine::Engine::peek`] on templates the
     /// store does not know: every campaign with its representatives, and
     /// the newest `singleton_window * 2` clusterable singletons with text.

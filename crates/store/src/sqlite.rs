@@ -233,6 +233,8 @@ pub struct SqliteStore {
     staged_facts: BatchFacts,
     /// Time spent appending to the log and committing metadata.
     pub(crate) times: WriteTimes,
+    /// Segment key sets of deduplication lookups ([`SqliteStore::stored_keys`]).
+    pub(crate) key_cache: crate::dedup::KeyCache,
 }
 
 /// Where a store's commits spent their time.
@@ -375,6 +377,7 @@ impl SqliteStore {
             staged_cursor: None,
             staged_facts: BatchFacts::default(),
             times: WriteTimes::default(),
+            key_cache: Default::default(),
         })
     }
 
@@ -472,6 +475,7 @@ impl SqliteStore {
             staged_cursor: None,
             staged_facts: BatchFacts::default(),
             times: WriteTimes::default(),
+            key_cache: Default::default(),
         })
     }
 
@@ -789,6 +793,20 @@ impl SqliteStore {
             crate::segments::record(&self.conn, &seg)?;
         }
         Ok(())
+    }
+
+    /// Of `keys` (identity key, message time in ms), those already stored,
+    /// looked up in the segments that cover each message's time: for
+    /// messages older than the identity keys the engine holds
+    /// (`textwatch_engine::seen`). A message that repeats an id under
+    /// another time is found only if that time falls in the same segments.
+    pub fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
+        crate::dedup::stored_keys(&self.conn, &self.log, &mut self.key_cache, keys)
+    }
+
+    /// The database file (`None` for an in-memory database).
+    pub fn path(&self) -> Option<PathBuf> {
+        self.conn.path().filter(|p| !p.is_empty()).map(PathBuf::from)
     }
 
     /// Where this store's commits spent their time so far.
@@ -1146,6 +1164,30 @@ impl SqliteStore {
     }
 }
 
+/// The segments whose identity keys a snapshot holds: the newest by their
+/// newest message, until they hold `cap` messages. Returns their ids and
+/// the time from which they hold every stored message (`None`: all of
+/// them).
+fn newest_segments(segs: &[crate::log::Segment], cap: usize) -> (HashSet<i64>, Option<i64>) {
+    let mut by_newest: Vec<&crate::log::Segment> = segs.iter().filter(|s| s.rows > 0).collect();
+    by_newest.sort_by_key(|s| std::cmp::Reverse((s.max_ts.unwrap_or(i64::MIN), s.id)));
+    let mut keyed = HashSet::new();
+    let mut held = 0u64;
+    let mut complete_from = None;
+    for s in by_newest {
+        if held >= cap as u64 {
+            // Everything stored at or after just past this segment's newest
+            // message is in the segments already taken.
+            let newest = s.max_ts.unwrap_or(i64::MIN).saturating_add(1);
+            complete_from = Some(complete_from.map_or(newest, |c: i64| c.max(newest)));
+            continue;
+        }
+        held += s.rows;
+        keyed.insert(s.id);
+    }
+    (keyed, complete_from)
+}
+
 fn reps_blob(reps: &[Signature]) -> Vec<u8> {
     let mut b = Vec::with_capacity(reps.len() * SIG_LEN * 4);
     for r in reps {
@@ -1228,7 +1270,7 @@ impl Store for SqliteStore {
         self.recipient_hash
     }
 
-    fn load_snapshot(&mut self, singleton_window: usize) -> Result<Snapshot, StoreError> {
+    fn load_snapshot(&mut self, singleton_window: usize, dedup_keys: usize) -> Result<Snapshot, StoreError> {
         let mut snap = Snapshot::default();
         // Text is needed only for the newest clusterable singletons, whose
         // signatures the engine rebuilds.
@@ -1293,17 +1335,26 @@ impl Store for SqliteStore {
             |r| r.get(0),
         )?;
         let segs = crate::segments::all(&self.conn)?;
-        snap.seen.reserve(segs.iter().map(|s| s.rows as usize).sum());
+        snap.messages = segs.iter().map(|s| s.rows).sum();
+        // Identity keys of the newest segments (by their newest message),
+        // about `dedup_keys` of them; older messages are looked up in the
+        // log when needed (`stored_keys`).
+        let (keyed, complete_from) = newest_segments(&segs, dedup_keys);
+        snap.seen_complete_from = complete_from;
+        snap.seen.reserve(segs.iter().filter(|s| keyed.contains(&s.id)).map(|s| s.rows as usize).sum());
         for seg in &segs {
             let with_bodies = !wanted.is_empty() && seg.id >= bodies_from;
+            let with_keys = keyed.contains(&seg.id);
             let cols: &[usize] = if with_bodies {
-                &[col::KEY, col::RCPT, col::TEMPLATE, col::BODY]
+                &[col::KEY, col::TS, col::RCPT, col::TEMPLATE, col::BODY]
             } else {
-                &[col::KEY, col::RCPT, col::TEMPLATE]
+                &[col::KEY, col::TS, col::RCPT, col::TEMPLATE]
             };
             self.log.read(seg, cols, &mut |rows| {
                 for i in 0..rows.len() {
-                    snap.seen.push(rows.key(i));
+                    if with_keys {
+                        snap.seen.push((rows.key(i), rows.ts(i)));
+                    }
                     if let (Some(&c), Some(r)) = (clustered.get(&rows.template(i)), rows.rcpt(i)) {
                         let mut k = [0u8; 8];
                         k.copy_from_slice(&r[..8]);
@@ -1816,7 +1867,7 @@ mod tests {
         drop(store);
 
         let mut store = SqliteStore::open(&path).unwrap();
-        let snap = store.load_snapshot(1000).unwrap();
+        let snap = store.load_snapshot(1000, usize::MAX).unwrap();
         assert_eq!(snap.seen.len(), 2);
         let mut engine = Engine::restore(EngineConfig::default(), snap);
         ingest(

@@ -16,7 +16,7 @@ fn meaning() -> Arc<MeaningModel> {
 
 fn engine(store: &mut SqliteStore) -> Engine {
     let cfg = EngineConfig::default();
-    let mut e = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window).unwrap());
+    let mut e = Engine::restore(cfg.clone(), store.load_snapshot(cfg.singleton_window, cfg.dedup_keys).unwrap());
     e.set_meaning(meaning());
     e
 }
