@@ -15,23 +15,17 @@ set -euo pipefail
 RATE=${1:-5000}
 SECS=${2:-20}
 N=${3:-100000}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=${BENCH_DIR:-$(mktemp -d)}
-mkdir -p "$work"
+. "$(dirname "$0")/common.sh"
 OHA=${OHA:-$(command -v oha || true)}
 [ -n "$OHA" ] || { echo "oha not found: cargo install oha, or set OHA" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 2; }
-if [ -z "${TEXTWATCH_BIN:-}" ]; then
-  (cd "$root" && cargo build --release --quiet)
-  TEXTWATCH_BIN="$root/target/release/textwatch"
-fi
 db="$work/load.db"
 rm -f "$db" "$db-wal" "$db-shm"
 "$TEXTWATCH_BIN" simulate --scenario election-2020 --messages "$N" --seed 11 \
   --out "$work/stream.jsonl" --truth "$work/truth.jsonl" --quiet
 "$TEXTWATCH_BIN" --db "$db" scan -q "$work/stream.jsonl" >/dev/null
 TOKEN=$("$TEXTWATCH_BIN" --db "$db" token create --scope check 2>/dev/null | tail -1)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$TEXTWATCH_BIN" --db "$db" serve --listen "127.0.0.1:$port" --rate-limit 1000000 2>"$work/serve.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT

@@ -16,13 +16,7 @@ set -euo pipefail
 N=${1:-1000000}
 SCENARIO=${2:-election-2020}
 SEED=${3:-1}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=${BENCH_DIR:-$(mktemp -d)}
-mkdir -p "$work"
-if [ -z "${TEXTWATCH_BIN:-}" ]; then
-  (cd "$root" && cargo build --release --quiet -p textwatch)
-  TEXTWATCH_BIN="$root/target/release/textwatch"
-fi
+. "$(dirname "$0")/common.sh"
 tw=$TEXTWATCH_BIN
 nats_bin=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
 tick=$(getconf CLK_TCK)
@@ -48,7 +42,7 @@ printf '| --- | ---: | ---: | ---: | --- | --- | ---: | --- |\n'
 printf '| embedded scan | - | %.1f s | %d | %.1f (one process) | %.2f (all) | %d | - |\n' "$emb_wall" "$(echo "$N / $emb_wall" | bc)" "$(echo "$eu + $es" | bc)" "$(echo "($eu + $es) * 1000000 / $N" | bc -l)" "$((em / 1024))"
 
 for layout in one two split; do
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   rm -rf "$work/js" "$work/cl.db" "$work/cl.db.segments"
   "$nats_bin" -a 127.0.0.1 -p "$port" -js -sd "$work/js" >"$work/nats.log" 2>&1 &
   nats=$!

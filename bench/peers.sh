@@ -11,14 +11,8 @@ set -euo pipefail
 N=${1:-200000}
 SCENARIO=${2:-election-2020}
 SEED=${3:-1}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=${BENCH_DIR:-$(mktemp -d)}
-mkdir -p "$work"
+. "$(dirname "$0")/common.sh"
 
-if [ -z "${TEXTWATCH_BIN:-}" ]; then
-  (cd "$root" && cargo build --release --quiet)
-  TEXTWATCH_BIN="$root/target/release/textwatch"
-fi
 venv=${TEXTWATCH_VENV:-$root/.venv}
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"

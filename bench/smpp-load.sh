@@ -15,15 +15,9 @@ set -euo pipefail
 RATE=${1:-2000}
 SECS=${2:-20}
 N=${3:-100000}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=${BENCH_DIR:-$(mktemp -d)}
-mkdir -p "$work"
+. "$(dirname "$0")/common.sh"
 (cd "$root" && cargo build --release --quiet -p textwatch-smpp --example smpp-load)
 LOAD="$root/target/release/examples/smpp-load"
-if [ -z "${TEXTWATCH_BIN:-}" ]; then
-  (cd "$root" && cargo build --release --quiet -p textwatch)
-  TEXTWATCH_BIN="$root/target/release/textwatch"
-fi
 db="$work/smpp.db"
 rm -rf "$db" "$db-wal" "$db-shm" "$db.segments"
 "$TEXTWATCH_BIN" simulate --scenario election-2020 --messages "$N" --seed 11 \
@@ -31,7 +25,6 @@ rm -rf "$db" "$db-wal" "$db-shm" "$db.segments"
 "$TEXTWATCH_BIN" --db "$db" scan -q "$work/state.jsonl" >/dev/null
 PW=$("$TEXTWATCH_BIN" --db "$db" token create --scope check,ingest --smpp bench 2>/dev/null | tail -1)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 SINK=$(free_port)
 GW=$(free_port)
 "$LOAD" smsc "$SINK" 2>/dev/null &

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Mixed load on `textwatch serve` at a fixed rate: ingest batches and inline
+# checks, open loop (bench/loadgen), with the server's memory once a second.
+#
+#   bench/soak.sh [RATE] [SECONDS] [BATCH_EVERY] [CONNECTIONS]
+#
+# Defaults: 5,000 requests/s for 600 s, one request in 4 an ingest batch of
+# 50 new messages (the rest checks), 64 connections, 4 tokens (so that the
+# per-token rate limit does not cap the total). The server starts on an
+# empty database, as the test suite's one-minute version does
+# (crates/cli/tests/serve.rs, a_minute_of_mixed_load...). Afterwards:
+# /readyz must answer at once, and `textwatch stats` must count every
+# message the load generator saw acknowledged (the
+# rows of the message log's segments).
+#
+# TEXTWATCH_BIN as for bench/peers.sh (default: a release build of this
+# checkout). Numbers go to docs/reliability.md; they are never asserted in
+# tests.
+set -euo pipefail
+RATE=${1:-5000}
+SECS=${2:-600}
+EVERY=${3:-4}
+CONNS=${4:-64}
+. "$(dirname "$0")/common.sh"
+(cd "$root/bench/loadgen" && cargo build --release --quiet)
+LOADGEN="$root/bench/loadgen/target/release/textwatch-loadgen"
+db="$work/soak.db"
+rm -rf "$db" "$db-wal" "$db-shm" "$db.segments"
+tokens=""
+for i in 1 2 3 4; do
+  t=$("$TEXTWATCH_BIN" --db "$db" token create --scope ingest,check --name "soak-$i" 2>/dev/null | tail -1)
+  tokens="$tokens${tokens:+,}$t"
+done
+port=$(free_port)
+"$TEXTWATCH_BIN" --db "$db" serve --listen "127.0.0.1:$port" 2>"$work/serve.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+echo "== textwatch serve (pid $pid) on 127.0.0.1:$port, database $db"
+status=0
+"$LOADGEN" --url "http://127.0.0.1:$port" --tokens "$tokens" --rate "$RATE" --seconds "$SECS" \
+  --batch-every "$EVERY" --connections "$CONNS" --server-pid "$pid" --json "$work/soak.json" || status=$?
+start=$(date +%s%N)
+curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && echo "== /readyz answered $(( ($(date +%s%N) - start) / 1000000 )) ms after the load"
+kill -INT $pid; wait $pid || true
+trap - EXIT
+acked=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["messages_acknowledged"])' "$work/soak.json")
+stored=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COALESCE(SUM(rows),0) FROM segments").fetchone()[0])' "$db")
+echo "== acknowledged $acked messages; the database holds $stored"
+[ "$stored" -ge "$acked" ] || { echo "LOST: $((acked - stored)) acknowledged messages are not stored" >&2; status=1; }
+exit $status

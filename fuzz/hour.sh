@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs fuzz targets one after another until each has had CPU_SECONDS of
+# CPU time (not wall time: on a shared machine a fuzzer at nice 19 waits
+# while other work runs, and a wall-clock hour would be less than an hour of
+# fuzzing). The corpus each run grows is kept in KEEP/corpus/TARGET, so a
+# later run continues it; crashes go to KEEP/artifacts/TARGET/. One line per
+# target goes to KEEP/summary.txt: wall seconds, CPU seconds, executions,
+# and whether it crashed. This is how the hour per target in
+# docs/reliability.md was run:
+#
+#   fuzz/hour.sh 3600 /tmp/fuzzlong csv jsonl templater
+#
+# Pause a run for a benchmark with `kill -STOP` on the fuzzer and resume it
+# with `kill -CONT`: paused time counts as wall time, not CPU time.
+# Needs a nightly toolchain and cargo-fuzz, as fuzz/run.sh.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+cpu="${1:?usage: fuzz/hour.sh CPU_SECONDS KEEP_DIR TARGET...}"
+keep="${2:?usage: fuzz/hour.sh CPU_SECONDS KEEP_DIR TARGET...}"
+shift 2
+[ $# -gt 0 ] || { echo "name at least one target (fuzz/fuzz_targets/)" >&2; exit 2; }
+cargo +nightly fuzz build >/dev/null || exit 1
+bin="fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
+tick=$(getconf CLK_TCK)
+for t in "$@"; do
+  [ -x "$bin/$t" ] || { echo "no fuzz target $t" >&2; exit 2; }
+  mkdir -p "$keep/corpus/$t" "$keep/artifacts/$t"
+  log="$keep/$t.log"
+  start=$(date +%s)
+  nice -n 19 "$bin/$t" -artifact_prefix="$keep/artifacts/$t/" -print_final_stats=1 \
+    "$keep/corpus/$t" "fuzz/corpus/$t" >"$log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$keep/$t.pid"
+  used=0
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 5
+    now=$(awk -v t="$tick" '{print int(($14 + $15) / t)}' "/proc/$pid/stat" 2>/dev/null) || break
+    used=${now:-$used}
+    if [ "$used" -ge "$cpu" ]; then kill -INT "$pid"; fi
+  done
+  wait "$pid"
+  wall=$(( $(date +%s) - start ))
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  if ls "$keep/artifacts/$t"/* >/dev/null 2>&1; then result="CRASH: $(ls "$keep/artifacts/$t" | head -3 | tr '\n' ' ')"; else result="no crash"; fi
+  printf '%-14s wall %6ss  cpu %6ss  runs %s  %s  (%s)\n' "$t" "$wall" "$used" "${runs:-?}" "$result" "$(date -u +%FT%TZ)" | tee -a "$keep/summary.txt"
+done
