@@ -394,12 +394,62 @@ fn serve_with_nats_queues_ingest_for_the_workers_and_says_503_when_nats_is_gone(
     let groups = groups(&db);
     assert_eq!(groups.len(), 1, "one campaign of the five: {groups:?}");
     assert_eq!(groups.iter().next().unwrap().len(), 5);
+    // Spam reports: an app's report, and a 7726 pair (the text, then the
+    // number) paired in this server and queued for the workers.
+    let text = "Radical Liberals and Democrats are trying to STEAL this election! Show your support at 12th & Arch near the Convention Center at 3pm today.";
+    let reports = [
+        serde_json::json!({"reporter": "+12675559001", "sender": "+12155550100", "text": text, "ts": "2020-11-04T15:10:00Z"}),
+        serde_json::json!({"reporter": "+12675559002", "body": text, "ts": "2020-11-04T15:11:00Z"}),
+        serde_json::json!({"reporter": "+12675559002", "body": "(215) 555-0101", "ts": "2020-11-04T15:12:00Z"}),
+    ];
+    let ndjson = |rs: &[serde_json::Value]| rs.iter().map(|r| r.to_string() + "\n").collect::<String>();
+    let (c, b, _) = post(&format!("{}/v1/reports", server.base), &tok, &ndjson(&reports));
+    assert_eq!(c, 200, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(
+        (v["queued"].as_u64(), v["waiting"].as_u64(), v["unpaired"].as_u64()),
+        (Some(2), Some(0), Some(0)),
+        "{b}"
+    );
+    wait_assigned(&db, &nats, &[&log]);
+    let stored = common::messages(&db);
+    let campaign = stored[0]["campaign"].clone();
+    let from_reports: Vec<_> = stored.iter().filter(|m| m["source"] == "report").collect();
+    assert_eq!(from_reports.len(), 2, "{stored:?}");
+    assert!(from_reports.iter().all(|m| m["campaign"] == campaign), "the reports join the campaign: {stored:?}");
     stop(&mut w);
     // NATS gone: nothing is taken, and the caller is told when to retry.
+    let port: u16 = nats.url.rsplit(':').next().unwrap().parse().unwrap();
     let _ = nats.child.kill();
     let _ = nats.child.wait();
     let (c, b, retry) = post(&format!("{}/v1/messages", server.base), &tok, &body);
     assert_eq!(c, 503, "{b}");
     assert_eq!(retry.as_deref(), Some("5"));
     assert!(b.contains("not stored"), "{b}");
+    // A 7726 first half waits (nothing to publish); its number finds no
+    // broker, so the first half is put back to wait for the retry.
+    let first = serde_json::json!({"reporter": "+12675559003", "body": text, "ts": "2020-11-04T15:20:00Z"});
+    let number =
+        serde_json::json!({"reporter": "+12675559003", "body": "(215) 555-0102", "ts": "2020-11-04T15:21:00Z"});
+    let (c, b, _) = post(&format!("{}/v1/reports", server.base), &tok, &ndjson(&[first]));
+    assert_eq!((c, serde_json::from_str::<serde_json::Value>(&b).unwrap()["waiting"].as_u64()), (200, Some(1)), "{b}");
+    let (c, b, retry) = post(&format!("{}/v1/reports", server.base), &tok, &ndjson(std::slice::from_ref(&number)));
+    assert_eq!((c, retry.as_deref()), (503, Some("5")), "{b}");
+    let _nats = start_nats_on(&bin, dir.path(), port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (c, b, _) = post(&format!("{}/v1/reports", server.base), &tok, &ndjson(std::slice::from_ref(&number)));
+        if c == 200 {
+            let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+            assert_eq!(
+                (v["queued"].as_u64(), v["unpaired"].as_u64()),
+                (Some(1), Some(0)),
+                "the first half waited: {b}"
+            );
+            break;
+        }
+        assert_eq!(c, 503, "{b}");
+        assert!(Instant::now() < deadline, "the server did not reconnect to NATS: {b}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -27,6 +27,10 @@ pub struct Paired {
     pub waiting: usize,
     /// Numbers with no forwarded text before them (within a day).
     pub unpaired: usize,
+    /// The waiting first halves this pairing took from the store
+    /// (reporter's keyed hash, time, text): what [`give_back`] returns if
+    /// the paired reports cannot be stored.
+    pub taken: Vec<([u8; 16], i64, String)>,
 }
 
 fn message(an: &Analyzer, reporter: &str, sender: &str, text: String, ts_ms: i64) -> Message {
@@ -66,6 +70,7 @@ pub fn pair(store: &mut SqliteStore, an: &Analyzer, mut records: Vec<ReportRecor
                     Some(sender) => match store.take_pending_report(&who, ts_ms, PAIR_WINDOW_MS)? {
                         Some((t, text)) => {
                             out.waiting = out.waiting.saturating_sub(1);
+                            out.taken.push((who, t, text.clone()));
                             out.messages.push(message(an, &reporter, &sender, text, t));
                         }
                         None => out.unpaired += 1,
@@ -79,6 +84,15 @@ pub fn pair(store: &mut SqliteStore, an: &Analyzer, mut records: Vec<ReportRecor
         }
     }
     Ok(out)
+}
+
+/// Puts first halves taken by [`pair`] back to wait, when the reports
+/// they made could not be stored: the reporter's next number pairs them.
+pub fn give_back(store: &mut SqliteStore, taken: &[([u8; 16], i64, String)]) -> Result<(), PipelineError> {
+    for (who, ts, text) in taken {
+        store.put_pending_report(who, *ts, text)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

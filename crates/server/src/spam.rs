@@ -29,6 +29,9 @@ struct ReportsReply {
     waiting: usize,
     /// Numbers that came with no forwarded text before them.
     unpaired: usize,
+    /// With `serve --nats`: reports put on the cluster's input stream,
+    /// stored by the workers later (status `queued`).
+    queued: usize,
     rejected: usize,
     errors: Vec<RecordError>,
     results: Vec<super::worker::RecordResult>,
@@ -61,30 +64,44 @@ pub async fn ingest(
             Err(e) => errors.push(RecordError { record: n, error: e.reason }),
         }
     }
-    if st.broker.is_some() && !records.is_empty() {
-        // Pairing 7726 halves and storing reports writes messages, which
-        // the cluster's assigner does; not over HTTP yet.
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "spam reports are not taken over HTTP by `serve --nats` yet: send them to POST /v1/messages with \"source\": \"report\" and the reporter's number as \"to\"",
-        ));
-    }
-    let outcome = if records.is_empty() {
+    let outcome = if st.broker.is_some() && !records.is_empty() {
+        // --nats: 7726 halves pair here (they wait in this database); the
+        // reports go on the input stream as messages, and a worker stores
+        // them. First halves a failed publish took are put back to wait.
+        let paired = st.run_job(|reply| super::worker::Job::PairReports { records, reply }).await?;
+        let messages: Vec<_> = paired.messages.into_iter().map(|m| (m, "api:reports".to_string())).collect();
+        match super::api::submit(&st, messages).await {
+            Ok(results) => {
+                super::worker::ReportsOutcome { results, waiting: paired.waiting, unpaired: paired.unpaired }
+            }
+            Err(e) => {
+                if !paired.taken.is_empty() {
+                    let taken = paired.taken;
+                    let _ = st.run_job(|reply| super::worker::Job::GiveBack { taken, reply }).await;
+                }
+                return Err(e);
+            }
+        }
+    } else if records.is_empty() {
         super::worker::ReportsOutcome { results: Vec::new(), waiting: 0, unpaired: 0 }
     } else {
         st.run_job(|reply| super::worker::Job::Reports { records, reply }).await?
     };
     let accepted = outcome.results.iter().filter(|r| r.status == "accepted").count();
+    let queued = outcome.results.iter().filter(|r| r.status == "queued").count();
     let reply = ReportsReply {
         accepted,
-        duplicates: outcome.results.len() - accepted,
+        duplicates: outcome.results.len() - accepted - queued,
+        queued,
         waiting: outcome.waiting,
         unpaired: outcome.unpaired,
         rejected: errors.len(),
         errors,
         results: outcome.results,
     };
-    let status = if reply.rejected > 0 && reply.accepted + reply.duplicates + reply.waiting + reply.unpaired == 0 {
+    let status = if reply.rejected > 0
+        && reply.accepted + reply.duplicates + reply.queued + reply.waiting + reply.unpaired == 0
+    {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK

@@ -47,6 +47,18 @@ pub enum Job {
         records: Vec<ReportRecord>,
         reply: oneshot::Sender<Result<ReportsOutcome, String>>,
     },
+    /// `serve --nats`: spam reports paired only; the handler puts the
+    /// reports on the cluster's input stream.
+    PairReports {
+        records: Vec<ReportRecord>,
+        reply: oneshot::Sender<Result<textwatch_pipeline::spam_reports::Paired, String>>,
+    },
+    /// First halves of 7726 reports given back to wait, when the reports
+    /// they made were not stored.
+    GiveBack {
+        taken: Vec<([u8; 16], i64, String)>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// What a batch of spam reports gave.
@@ -95,6 +107,19 @@ impl Worker {
                         }
                     };
                     let _ = reply.send(r);
+                    continue;
+                }
+                Job::PairReports { records, reply } => {
+                    let paired = textwatch_pipeline::spam_reports::pair(&mut self.store, &self.analyzer, records);
+                    let _ = reply.send(paired.map_err(|e| format!("{e:#}")));
+                    continue;
+                }
+                Job::GiveBack { taken, reply } => {
+                    let r = textwatch_pipeline::spam_reports::give_back(&mut self.store, &taken);
+                    if let Err(e) = &r {
+                        tracing::error!(error = %e, reports = taken.len(), "could not put 7726 first halves back to wait");
+                    }
+                    let _ = reply.send(r.map_err(|e| format!("{e:#}")));
                     continue;
                 }
                 Job::OptOut { changes, reply } => {
