@@ -127,7 +127,9 @@ impl Broker {
         let s = self.analyzed_stream().await?;
         match s.delete_consumer(ASSIGNER).await {
             Ok(_) => {}
-            Err(e) if e.to_string().contains("not found") => {}
+            // Not there (the first assigner, or deleted already): fine.
+            Err(e) if matches!(e.kind(), async_nats::jetstream::stream::ConsumerErrorKind::JetStream(j) if j.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND) =>
+                {}
             Err(e) => return Err(ClusterError::Broker(format!("replacing consumer {ASSIGNER}: {e}"))),
         }
         s.get_or_create_consumer(

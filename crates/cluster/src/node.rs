@@ -102,7 +102,7 @@ fn open_store(db: &std::path::Path) -> Result<SqliteStore, ClusterError> {
     let mut tries = 0;
     loop {
         match SqliteStore::open(db) {
-            Err(StoreError::Sqlite(e)) if tries < 20 && e.to_string().contains("locked") => {
+            Err(e) if tries < 20 && e.is_busy() => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(100 * tries));
             }

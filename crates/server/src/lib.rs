@@ -313,7 +313,14 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         None => None,
     };
     let cfg = EngineConfig { dedup_keys: args.dedup_keys, ..EngineConfig::default() };
-    let snap = store.load_snapshot(cfg.singleton_window, cfg.dedup_keys)?;
+    // With --nats the workers assign: this server's engine only answers
+    // `check` (and reloads every 30 s), for which the peek snapshot is
+    // enough, at any size of the log.
+    let snap = if args.nats.is_some() {
+        store.load_peek_snapshot(cfg.singleton_window)?
+    } else {
+        store.load_snapshot(cfg.singleton_window, cfg.dedup_keys)?
+    };
     let clusters_at_start: std::collections::HashSet<u32> = snap.clusters.iter().map(|c| c.seq).collect();
     let mut engine = Engine::restore(cfg.clone(), snap);
     let rules = textwatch_pipeline::setup::load_rules(&args.rules)?;

@@ -70,6 +70,15 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl StoreError {
+    /// SQLite stayed busy or locked past the busy timeout: another
+    /// connection holds the database, and a retry may succeed.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    }
+}
+
 /// A message to store, with where it came from (`file:line`).
 #[derive(Clone, Copy, Debug)]
 pub struct NewMessage<'a> {

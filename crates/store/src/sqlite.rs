@@ -1401,6 +1401,7 @@ impl Store for SqliteStore {
             })?
             .collect::<Result<_, _>>()?;
         snap.clusters = self.cluster_rows()?;
+        snap.messages = crate::segments::all(&self.conn)?.iter().map(|s| s.rows).sum();
         Ok(snap)
     }
 
