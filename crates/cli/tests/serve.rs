@@ -1467,3 +1467,25 @@ fn appeals_through_the_cli_change_the_block_list_and_are_audited() {
     assert_eq!(v[1]["actor"], "alice");
     assert!(v[1]["detail"].as_str().unwrap().contains("consent records checked"));
 }
+
+/// SIGTERM and Ctrl-C stop the server: it finishes what it has in hand
+/// and exits with success (it once waited forever for its ingest thread).
+#[test]
+fn serve_exits_cleanly_on_sigterm_and_sigint() {
+    for signal in ["-TERM", "-INT"] {
+        let (mut s, admin) = new_server(&[]);
+        let body = br#"{"ts":"2020-11-04T15:00:00Z","from":"+12155550100","to":"+12675550100","body":"Polls close at 8pm tonight, reply STOP to opt out"}"#;
+        let (c, _) = post(&s, &admin, "/v1/messages", "application/json", body);
+        assert_eq!(c, 200);
+        let _ = std::process::Command::new("kill").args([signal, &s.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = s.child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "serve did not exit within 30 s of {signal}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(status.success(), "serve exited with {status} after {signal}");
+    }
+}

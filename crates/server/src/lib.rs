@@ -471,6 +471,11 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         }
         Ok::<(), ServerError>(())
     })?;
+    // The background tasks (the 10 s allow refresh, the 30 s reload) hold
+    // the state, and with it the ingest queue's sender, until the runtime
+    // drops them: without this the ingest worker never sees its queue
+    // close and the process never exits.
+    rt.shutdown_timeout(Duration::from_secs(10));
     drop(st);
     let _ = worker.join();
     Ok(())
