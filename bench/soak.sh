@@ -13,7 +13,8 @@
 # message the load generator saw acknowledged (the
 # rows of the message log's segments).
 #
-# TEXTWATCH_BIN as for bench/peers.sh (default: a release build of this
+# DEDUP_KEYS=N passes --dedup-keys N to the server (bounded memory for
+# duplicate detection; default: all keys). TEXTWATCH_BIN as for bench/peers.sh (default: a release build of this
 # checkout). Numbers go to docs/reliability.md; they are never asserted in
 # tests.
 set -euo pipefail
@@ -32,7 +33,7 @@ for i in 1 2 3 4; do
   tokens="$tokens${tokens:+,}$t"
 done
 port=$(free_port)
-"$TEXTWATCH_BIN" --db "$db" serve --listen "127.0.0.1:$port" 2>"$work/serve.log" &
+"$TEXTWATCH_BIN" --db "$db" serve --listen "127.0.0.1:$port" ${DEDUP_KEYS:+--dedup-keys "$DEDUP_KEYS"} 2>"$work/serve.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

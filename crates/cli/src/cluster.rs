@@ -130,7 +130,7 @@ pub fn worker(db: &Path, args: WorkerArgs) -> Result<ExitCode> {
         rules: args.rules,
         analyze: !args.assign_only,
         assign: !args.analyze_only,
-        dedup_keys: args.dedup.dedup_keys,
+        dedup_keys: args.dedup.keys(),
     };
     eprintln!(
         "textwatch: worker on {} with {}{}; Ctrl-C stops it",

@@ -1,15 +1,24 @@
 //! The option every assigning command (scan, serve, smpp, worker) takes:
 //! how many identity keys of stored messages stay in memory.
 
-/// Memory for exact duplicate detection.
+/// Memory for duplicate detection.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DedupArgs {
-    /// Identity keys of stored messages held in memory to refuse repeats
-    /// (about 25 bytes each: the default holds 8 million in about 200 MB).
-    /// Past this many, the oldest by message time leave memory, and a
-    /// message older than those still held is checked against the message
-    /// log instead: as exact, slower. Lower it to bound a long-running
-    /// server's memory; raise it if old messages are often sent again.
-    #[arg(long, env = "TEXTWATCH_DEDUP_KEYS", default_value_t = textwatch_engine::EngineConfig::default().dedup_keys, value_name = "N")]
-    pub dedup_keys: usize,
+    /// Hold at most N identity keys of stored messages in memory (about 25
+    /// bytes each) instead of all of them, to bound a long-running
+    /// server's memory. Past N, the oldest by message time leave memory,
+    /// and a message older than those still held is checked against the
+    /// message log instead. The price: a repeat of a message id under a
+    /// later time than its first copy, once that copy left memory, is
+    /// stored again (repeats of messages without an id stay exact).
+    /// Default: all keys, exact.
+    #[arg(long, env = "TEXTWATCH_DEDUP_KEYS", value_name = "N")]
+    pub dedup_keys: Option<usize>,
+}
+
+impl DedupArgs {
+    /// The engine's cap (`usize::MAX`: none).
+    pub fn keys(&self) -> usize {
+        self.dedup_keys.unwrap_or(usize::MAX)
+    }
 }

@@ -142,7 +142,7 @@ pub fn run(db: &Path, args: ScanArgs) -> Result<ExitCode> {
     store.lock_for_writing().with_context(|| format!("opening the message log of {}", db.display()))?;
     let rules = textwatch_pipeline::setup::load_rules(&args.rules)?;
     let quiet = rules.quiet_hours();
-    let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules, args.dedup.dedup_keys)
+    let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules, args.dedup.keys())
         .context("loading the database state")?;
     tracing::info!(messages = engine.messages_seen(), campaigns = engine.campaigns(), "database loaded");
     let analyzer =

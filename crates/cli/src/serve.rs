@@ -116,7 +116,7 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
         files: args.ctx.files(),
         replies: args.replies.into(),
         nats: args.nats,
-        dedup_keys: args.dedup.dedup_keys,
+        dedup_keys: args.dedup.keys(),
     };
     textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {}: {e}", db.display()))?;
     Ok(ExitCode::SUCCESS)

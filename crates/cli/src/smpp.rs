@@ -85,7 +85,7 @@ pub fn run(db: &Path, args: SmppArgs) -> Result<ExitCode> {
         files: args.ctx.files(),
         replies: args.replies.into(),
         nats: None,
-        dedup_keys: args.dedup.dedup_keys,
+        dedup_keys: args.dedup.keys(),
     };
     textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {}: {e}", db.display()))?;
     Ok(ExitCode::SUCCESS)

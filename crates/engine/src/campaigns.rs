@@ -99,10 +99,11 @@ pub struct EngineConfig {
     /// infrastructure (a platform's short code, a public resource) and
     /// links nothing.
     pub platform_clients: usize,
-    /// Identity keys of accepted messages held in memory for exact
-    /// deduplication (about 25 bytes each): past this many, the oldest by
-    /// message time leave, and a message older than those held is checked
-    /// against the store instead (see [`crate::seen`]).
+    /// Identity keys of accepted messages held in memory for
+    /// deduplication (`usize::MAX`, the default: all of them). Past this
+    /// many, the oldest by message time leave, and a message older than
+    /// those held is checked against the store instead (see
+    /// [`crate::seen`], and what it does not catch).
     pub dedup_keys: usize,
 }
 
@@ -118,7 +119,7 @@ impl Default for EngineConfig {
             join_meaning: 0.5,
             link_window_ms: 48 * 3_600_000,
             platform_clients: 3,
-            dedup_keys: 8_000_000,
+            dedup_keys: usize::MAX,
         }
     }
 }

@@ -1,14 +1,20 @@
 //! The identity keys of accepted messages, bounded in memory.
 //!
-//! Exact deduplication needs every stored message's key. Holding them all
-//! makes memory grow with everything ever stored (a server that ingests for
-//! weeks, a 100M-message scan), so the engine holds the keys of the newest
-//! messages, by message time, up to a cap ([`EngineConfig::dedup_keys`]),
-//! and says how far back that goes: the *horizon*. Every stored message
-//! whose time is at or after the horizon has its key here. A message from
-//! before the horizon may repeat one that is only in the store; the
-//! pipeline asks the store about those ([`SeenKeys::needs_store_check`])
-//! before assigning, so deduplication stays exact.
+//! Exact deduplication needs every stored message's key, and by default
+//! the engine holds them all. That makes memory grow with everything ever
+//! stored (a server that ingests for weeks, a 100M-message scan), so a cap
+//! can be set ([`EngineConfig::dedup_keys`]): the engine then holds the
+//! keys of the newest messages by message time, and says how far back that
+//! goes: the *horizon*. Every stored message whose time is at or after the
+//! horizon has its key here. A message from before the horizon may repeat
+//! one that is only in the store; the pipeline asks the store about those
+//! ([`SeenKeys::needs_store_check`]) before assigning.
+//!
+//! What a cap gives up: a message with an id is keyed by the id alone, so
+//! a repeat of an id under a *later* time than its first copy, once that
+//! copy's key has left memory, is not looked up and is stored again. A
+//! message without an id is keyed by its time too, so its repeats stay
+//! exact.
 //!
 //! Keys leave memory a few batches after they are picked to go
 //! ([`RETIRE_AFTER`] trims), not at once: a pipeline may still be writing
@@ -66,7 +72,7 @@ impl SeenKeys {
     /// store holds in all.
     pub fn restore(cap: usize, keys: Vec<(u64, i64)>, horizon: i64, accepted: u64) -> Self {
         let mut s = SeenKeys::new(cap);
-        s.set.reserve(keys.len().min(s.cap + s.cap / 8));
+        s.set.reserve(keys.len().min(s.cap.saturating_add(s.cap / 8)));
         for (k, ts) in keys {
             s.insert(k, ts);
         }
@@ -83,8 +89,11 @@ impl SeenKeys {
         if !self.set.insert(key) {
             return false;
         }
-        self.minutes.entry(ts_ms.div_euclid(MINUTE_MS)).or_default().push(key);
-        self.live += 1;
+        // Without a cap nothing leaves: no need to know when keys came.
+        if self.cap != usize::MAX {
+            self.minutes.entry(ts_ms.div_euclid(MINUTE_MS)).or_default().push(key);
+            self.live += 1;
+        }
         self.accepted += 1;
         true
     }
@@ -227,5 +236,18 @@ mod tests {
         assert!(s.contains(9) && s.contains(7) && !s.contains(6));
         assert_eq!(s.horizon(), 7 * M);
         assert_eq!(s.accepted(), 25);
+    }
+
+    #[test]
+    fn without_a_cap_every_key_stays_and_nothing_needs_the_store() {
+        let keys: Vec<(u64, i64)> = (0..100u64).map(|k| (k, k as i64 * M)).collect();
+        let mut s = SeenKeys::restore(usize::MAX, keys, i64::MIN, 100);
+        for k in 100..200u64 {
+            assert!(s.insert(k, -(k as i64) * M));
+            s.trim();
+        }
+        assert_eq!((s.held(), s.accepted(), s.horizon()), (200, 200, i64::MIN));
+        assert!(s.minutes.is_empty(), "no bookkeeping of times without a cap");
+        assert!(!s.needs_store_check(1_000, i64::MIN));
     }
 }

@@ -159,8 +159,8 @@ pub struct LazyLookup {
 }
 
 impl LazyLookup {
-    /// Lookups in the database that `store` opened (none for an in-memory
-    /// one, whose engine never holds enough keys to need them).
+    /// Lookups in the database that `store` opened (an in-memory one has
+    /// no second handle: past the engine's key cap, its lookups fail).
     pub fn of(store: &SqliteStore) -> Self {
         LazyLookup { path: store.path(), store: None }
     }
@@ -174,7 +174,7 @@ impl StoredKeys for LazyLookup {
                     "an in-memory database cannot look up messages older than the engine holds".into(),
                 ));
             };
-            self.store = Some(SqliteStore::open_existing(path)?);
+            self.store = Some(SqliteStore::open_reader(path)?);
         }
         match &mut self.store {
             Some(s) => s.stored_keys(keys),
@@ -194,9 +194,35 @@ pub fn assign(
     sigs: &mut HashMap<u64, Signature>,
     stored: &mut dyn StoredKeys,
 ) -> Result<Assigned, StoreError> {
+    let known = stored_repeats(engine, batch, stored)?;
+    Ok(assign_known(engine, batch, sigs, &known))
+}
+
+/// The identity keys of `batch` that only the store holds (messages older
+/// than the keys the engine holds): repeats to refuse. Needs only a shared
+/// borrow of the engine, so a server can look up without blocking the
+/// readers of its engine; nothing changes if the lookup fails.
+pub fn stored_repeats(
+    engine: &Engine,
+    batch: &[&Analyzed],
+    stored: &mut dyn StoredKeys,
+) -> Result<HashSet<u64>, StoreError> {
     let old: Vec<(u64, i64)> =
         batch.iter().filter(|a| engine.needs_store_check(a)).map(|a| (a.key, a.msg.ts_ms)).collect();
-    let known = if old.is_empty() { HashSet::new() } else { stored.stored_keys(&old)? };
+    if old.is_empty() {
+        return Ok(HashSet::new());
+    }
+    stored.stored_keys(&old)
+}
+
+/// [`assign`] with the stored repeats already known
+/// ([`stored_repeats`]).
+pub fn assign_known(
+    engine: &mut Engine,
+    batch: &[&Analyzed],
+    sigs: &mut HashMap<u64, Signature>,
+    known: &HashSet<u64>,
+) -> Assigned {
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut new_templates: HashMap<u64, usize> = HashMap::new();
     for (i, a) in batch.iter().enumerate() {
@@ -212,7 +238,7 @@ pub fn assign(
         outcomes.push(o);
     }
     let delta = engine.take_delta(|k| new_templates.get(&k).map(|&i| batch[i].template.as_str()));
-    Ok(Assigned { outcomes, delta })
+    Assigned { outcomes, delta }
 }
 
 /// Sorts a closed batch into [`order_key`] order, assigns it, and keeps

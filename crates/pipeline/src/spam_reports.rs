@@ -88,9 +88,11 @@ pub fn pair(store: &mut SqliteStore, an: &Analyzer, mut records: Vec<ReportRecor
 
 /// Puts first halves taken by [`pair`] back to wait, when the reports
 /// they made could not be stored: the reporter's next number pairs them.
+/// A reporter who forwarded a newer text since keeps that one (a number
+/// pairs with the latest text).
 pub fn give_back(store: &mut SqliteStore, taken: &[([u8; 16], i64, String)]) -> Result<(), PipelineError> {
     for (who, ts, text) in taken {
-        store.put_pending_report(who, *ts, text)?;
+        store.put_back_pending_report(who, *ts, text)?;
     }
     Ok(())
 }
@@ -134,5 +136,29 @@ mod tests {
         let b = message(&an, "+1 215 555 0199", "3025550177", spam.into(), 2);
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, message(&an, "+12155550198", "+13025550177", spam.into(), 1).id);
+    }
+
+    #[test]
+    fn halves_given_back_wait_again_but_never_over_a_newer_text() {
+        let mut store = SqliteStore::in_memory().unwrap();
+        let an = Analyzer::keyed(store.secret(), store.recipient_hash(), 3);
+        let (t1, t2) =
+            ("USPS: your parcel is on hold at usps-fee.top", "Your bank account is locked, verify at bank-lock.top");
+        pair(&mut store, &an, vec![fwd("+12155550199", t1, 1_000)]).unwrap();
+        let p = pair(&mut store, &an, vec![fwd("+12155550199", "(302) 555-0177", 2_000)]).unwrap();
+        assert_eq!((p.messages.len(), p.taken.len()), (1, 1));
+        // Its report was not stored: the text waits again, and the retry
+        // of the number pairs it.
+        give_back(&mut store, &p.taken).unwrap();
+        let again = pair(&mut store, &an, vec![fwd("+12155550199", "(302) 555-0177", 3_000)]).unwrap();
+        assert_eq!(again.messages.len(), 1);
+        assert_eq!(again.messages[0].body, t1);
+        // A newer text forwarded meanwhile keeps its place: the old one,
+        // given back, does not replace it.
+        pair(&mut store, &an, vec![fwd("+12155550199", t2, 4_000)]).unwrap();
+        give_back(&mut store, &again.taken).unwrap();
+        let last = pair(&mut store, &an, vec![fwd("+12155550199", "(302) 555-0188", 5_000)]).unwrap();
+        assert_eq!(last.messages.len(), 1);
+        assert_eq!(last.messages[0].body, t2);
     }
 }

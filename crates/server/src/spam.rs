@@ -68,20 +68,29 @@ pub async fn ingest(
         // --nats: 7726 halves pair here (they wait in this database); the
         // reports go on the input stream as messages, and a worker stores
         // them. First halves a failed publish took are put back to wait.
-        let paired = st.run_job(|reply| super::worker::Job::PairReports { records, reply }).await?;
-        let messages: Vec<_> = paired.messages.into_iter().map(|m| (m, "api:reports".to_string())).collect();
-        match super::api::submit(&st, messages).await {
-            Ok(results) => {
-                super::worker::ReportsOutcome { results, waiting: paired.waiting, unpaired: paired.unpaired }
-            }
-            Err(e) => {
-                if !paired.taken.is_empty() {
-                    let taken = paired.taken;
-                    let _ = st.run_job(|reply| super::worker::Job::GiveBack { taken, reply }).await;
+        // In a task of its own, so a client that hangs up cannot stop it
+        // between taking the halves and giving them back.
+        let st2 = st.clone();
+        tokio::spawn(async move {
+            let paired = st2.run_job(|reply| super::worker::Job::PairReports { records, reply }).await?;
+            let messages: Vec<_> = paired.messages.into_iter().map(|m| (m, "api:reports".to_string())).collect();
+            match super::api::submit(&st2, messages).await {
+                Ok(results) => {
+                    Ok(super::worker::ReportsOutcome { results, waiting: paired.waiting, unpaired: paired.unpaired })
                 }
-                return Err(e);
+                Err(e) => {
+                    if !paired.taken.is_empty() {
+                        let taken = paired.taken;
+                        if let Err(g) = st2.run_job(|reply| super::worker::Job::GiveBack { taken, reply }).await {
+                            tracing::error!(error = %g.message(), "could not put 7726 first halves back to wait");
+                        }
+                    }
+                    Err(e)
+                }
             }
-        }
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("pairing reports: {e}")))??
     } else if records.is_empty() {
         super::worker::ReportsOutcome { results: Vec::new(), waiting: 0, unpaired: 0 }
     } else {

@@ -80,6 +80,21 @@ pub struct Worker {
     pub optouts: Arc<RwLock<Registry>>,
 }
 
+/// Why a batch was not stored.
+#[derive(Debug)]
+enum Failed {
+    /// Before the engine changed (a deduplication lookup failed): the
+    /// request gets its error and the server goes on.
+    Refused(ServerError),
+    /// After the engine counted the batch: only a restart, which reloads
+    /// the engine from what was committed, is consistent.
+    Fatal(ServerError),
+}
+
+fn poisoned() -> ServerError {
+    ServerError::Internal("engine lock poisoned".into())
+}
+
 impl Worker {
     pub fn run(mut self, rx: Receiver<Job>) {
         for job in rx.iter() {
@@ -94,7 +109,16 @@ impl Worker {
                             let msgs = p.messages.into_iter().map(|m| (m, "api:reports".to_string())).collect();
                             match self.process(msgs) {
                                 Ok(results) => Ok(ReportsOutcome { results, waiting: p.waiting, unpaired: p.unpaired }),
-                                Err(e) => {
+                                Err(Failed::Refused(e)) => {
+                                    // Nothing stored: the first halves wait again.
+                                    if let Err(g) =
+                                        textwatch_pipeline::spam_reports::give_back(&mut self.store, &p.taken)
+                                    {
+                                        tracing::error!(error = %g, "could not put 7726 first halves back to wait");
+                                    }
+                                    Err(format!("{e:#}"))
+                                }
+                                Err(Failed::Fatal(e)) => {
                                     // As for messages: the engine counted what the
                                     // database did not take; restart from the database.
                                     let e = format!("{e:#}");
@@ -134,19 +158,28 @@ impl Worker {
                     continue;
                 }
             };
-            let r = self.process(messages).map_err(|e| format!("{e:#}"));
-            if let Err(e) = &r {
-                // The engine has already counted the batch but the database
-                // did not take it: going on would answer "duplicate" for
-                // messages that were never stored. Fail stop; a restart
-                // reloads the engine from what was committed.
-                tracing::error!(error = %e, "ingest batch failed");
-                eprintln!("textwatch serve: a database write failed ({e}); exiting so that a restart reloads a consistent state");
-                let _ = reply.send(r);
-                std::thread::sleep(std::time::Duration::from_millis(200));
-                std::process::exit(70);
+            match self.process(messages) {
+                Ok(results) => {
+                    let _ = reply.send(Ok(results));
+                }
+                Err(Failed::Refused(e)) => {
+                    let e = format!("{e:#}");
+                    tracing::error!(error = %e, "ingest batch refused");
+                    let _ = reply.send(Err(e));
+                }
+                Err(Failed::Fatal(e)) => {
+                    // The engine has already counted the batch but the database
+                    // did not take it: going on would answer "duplicate" for
+                    // messages that were never stored. Fail stop; a restart
+                    // reloads the engine from what was committed.
+                    let e = format!("{e:#}");
+                    tracing::error!(error = %e, "ingest batch failed");
+                    eprintln!("textwatch serve: a database write failed ({e}); exiting so that a restart reloads a consistent state");
+                    let _ = reply.send(Err(e));
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    std::process::exit(70);
+                }
             }
-            let _ = reply.send(r);
         }
         self.watcher.finish();
         // Seal the open segment so the files at rest are complete streams
@@ -156,7 +189,10 @@ impl Worker {
         }
     }
 
-    fn process(&mut self, messages: Vec<(Message, String)>) -> Result<Vec<RecordResult>> {
+    /// Analyzes, assigns and stores a batch. A [`Failed::Refused`] batch
+    /// left the engine as it was; after a [`Failed::Fatal`] one the engine
+    /// counted what the database did not take.
+    fn process(&mut self, messages: Vec<(Message, String)>) -> std::result::Result<Vec<RecordResult>, Failed> {
         let analyzer = &self.analyzer;
         let mut analyzed: Vec<(textwatch_engine::Analyzed, String)> = messages
             .into_par_iter()
@@ -168,14 +204,17 @@ impl Worker {
         analyzed.sort_by_key(|(a, _)| textwatch_pipeline::batch::order_key(a));
         let batch: Vec<&textwatch_engine::Analyzed> = analyzed.iter().map(|(a, _)| a).collect();
         let origins: Vec<&str> = analyzed.iter().map(|(_, o)| o.as_str()).collect();
+        // Messages older than the keys the engine holds are looked up in
+        // the log under the read lock: checks go on meanwhile, and only
+        // this thread changes the engine.
+        let known = {
+            let engine = self.engine.read().map_err(|_| Failed::Refused(poisoned()))?;
+            textwatch_pipeline::batch::stored_repeats(&engine, &batch, &mut self.store)
+                .map_err(|e| Failed::Refused(e.into()))?
+        };
         let assigned = {
-            let mut engine = self.engine.write().map_err(|_| ServerError::Internal("engine lock poisoned".into()))?;
-            textwatch_pipeline::batch::assign(
-                &mut engine,
-                &batch,
-                &mut std::collections::HashMap::new(),
-                &mut self.store,
-            )?
+            let mut engine = self.engine.write().map_err(|_| Failed::Refused(poisoned()))?;
+            textwatch_pipeline::batch::assign_known(&mut engine, &batch, &mut std::collections::HashMap::new(), &known)
         };
         let results: Vec<RecordResult> = batch
             .iter()
@@ -193,14 +232,8 @@ impl Worker {
         // then logged, not fatal.
         let raised = {
             let optouts = self.optouts.read().unwrap_or_else(|e| e.into_inner());
-            textwatch_pipeline::batch::commit(
-                &mut self.store,
-                &batch,
-                &origins,
-                &assigned,
-                &optouts,
-                &mut self.watcher,
-            )?
+            textwatch_pipeline::batch::commit(&mut self.store, &batch, &origins, &assigned, &optouts, &mut self.watcher)
+                .map_err(|e| Failed::Fatal(e.into()))?
         };
         let stored = assigned.accepted().count();
         self.metrics.messages_in.fetch_add(stored as u64, std::sync::atomic::Ordering::Relaxed);

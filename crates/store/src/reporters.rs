@@ -36,6 +36,18 @@ pub(crate) fn put_pending(conn: &Connection, reporter: &[u8; 16], ts: i64, text:
     Ok(())
 }
 
+/// Puts back a forwarded text taken for a report that was not stored,
+/// unless the reporter has forwarded a newer one since (which must not be
+/// replaced by an older text).
+pub(crate) fn put_back_pending(conn: &Connection, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO report_pending (reporter, ts, text) VALUES (?1, ?2, ?3)
+         ON CONFLICT (reporter) DO UPDATE SET ts = excluded.ts, text = excluded.text WHERE excluded.ts > report_pending.ts",
+        params![&reporter[..], ts, text],
+    )?;
+    Ok(())
+}
+
 /// Takes the reporter's waiting text if it was forwarded within
 /// `window_ms` before `ts`.
 pub(crate) fn take_pending(

@@ -235,6 +235,9 @@ pub struct SqliteStore {
     pub(crate) times: WriteTimes,
     /// Segment key sets of deduplication lookups ([`SqliteStore::stored_keys`]).
     pub(crate) key_cache: crate::dedup::KeyCache,
+    /// The path it was opened with (`None` in memory): its segments are
+    /// next to it, whatever links SQLite resolved.
+    db_path: Option<PathBuf>,
 }
 
 /// Where a store's commits spent their time.
@@ -292,7 +295,19 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` for writing.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
-        Self::init(conn, SegmentLog::in_dir(segments_dir(path)), Mode::Normal)
+        Self::init(conn, SegmentLog::in_dir(segments_dir(path)), Mode::Normal).map(|s| s.at(path))
+    }
+
+    fn at(mut self, path: &Path) -> Self {
+        self.db_path = Some(path.to_path_buf());
+        self
+    }
+
+    /// A second, read-only handle on a database another handle of this
+    /// process writes (scan's deduplication lookups): it sees what the
+    /// writer commits, changes nothing, and does no schema work.
+    pub fn open_reader(path: &Path) -> Result<Self, StoreError> {
+        Self::open_read_only(path, true)
     }
 
     /// Opens a database for `textwatch migrate`: a version-1 database that
@@ -302,7 +317,7 @@ impl SqliteStore {
             return Err(StoreError::Missing(path.display().to_string()));
         }
         let conn = Connection::open(path)?;
-        Self::init(conn, SegmentLog::in_dir(segments_dir(path)), Mode::Migration)
+        Self::init(conn, SegmentLog::in_dir(segments_dir(path)), Mode::Migration).map(|s| s.at(path))
     }
 
     /// Opens an existing database for reading; a missing file is an error
@@ -314,8 +329,8 @@ impl SqliteStore {
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         match Self::init(conn, SegmentLog::in_dir(segments_dir(path)), Mode::Normal) {
-            Err(StoreError::Sqlite(e)) if is_read_only(&e) => Self::open_read_only(path),
-            r => r,
+            Err(StoreError::Sqlite(e)) if is_read_only(&e) => Self::open_read_only(path, false),
+            r => r.map(|s| s.at(path)),
         }
     }
 
@@ -323,7 +338,9 @@ impl SqliteStore {
     /// handed to an analyst, another user's files): opened as a snapshot
     /// of its main file (SQLite's `immutable`: no locks, no WAL), so the
     /// read commands work and every write is refused by SQLite.
-    fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+    /// `live`: a writer of this process has it open; never fall back to
+    /// reading the main file alone (it would miss what is in the WAL).
+    fn open_read_only(path: &Path, live: bool) -> Result<Self, StoreError> {
         let escaped = path.display().to_string().replace('%', "%25").replace('?', "%3f").replace('#', "%23");
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let version_of = |conn: &Connection| -> rusqlite::Result<Option<i64>> {
@@ -337,6 +354,7 @@ impl SqliteStore {
             .and_then(|c| version_of(&c).map(|v| (c, v)));
         let (conn, version) = match locked {
             Ok(cv) => cv,
+            Err(e) if live => return Err(e.into()),
             Err(_) => {
                 let c = Connection::open_with_flags(format!("file:{escaped}?mode=ro&immutable=1"), flags)?;
                 let v = version_of(&c)?;
@@ -364,7 +382,9 @@ impl SqliteStore {
         let secret: Vec<u8> = conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0))?;
         let recipient_hash = recipient_hash_of(&conn)?;
         let next_segment = crate::segments::next_id(&conn)?;
-        tracing::info!(db = %path.display(), "the database is not writable here: opened read-only");
+        if !live {
+            tracing::info!(db = %path.display(), "the database is not writable here: opened read-only");
+        }
         Ok(SqliteStore {
             conn,
             secret,
@@ -378,6 +398,7 @@ impl SqliteStore {
             staged_facts: BatchFacts::default(),
             times: WriteTimes::default(),
             key_cache: Default::default(),
+            db_path: Some(path.to_path_buf()),
         })
     }
 
@@ -476,6 +497,7 @@ impl SqliteStore {
             staged_facts: BatchFacts::default(),
             times: WriteTimes::default(),
             key_cache: Default::default(),
+            db_path: None,
         })
     }
 
@@ -806,7 +828,7 @@ impl SqliteStore {
 
     /// The database file (`None` for an in-memory database).
     pub fn path(&self) -> Option<PathBuf> {
-        self.conn.path().filter(|p| !p.is_empty()).map(PathBuf::from)
+        self.db_path.clone()
     }
 
     /// Where this store's commits spent their time so far.
@@ -929,6 +951,12 @@ impl SqliteStore {
     /// number comes.
     pub fn put_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError> {
         crate::reporters::put_pending(&self.conn, reporter, ts, text)
+    }
+
+    /// Puts back a forwarded text taken for a report that was not stored,
+    /// unless a newer one from the same reporter waits now.
+    pub fn put_back_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError> {
+        crate::reporters::put_back_pending(&self.conn, reporter, ts, text)
     }
 
     /// Takes the reporter's waiting forwarded text, if it came within
