@@ -211,6 +211,56 @@ fn two_workers_give_what_the_embedded_scan_gives() {
     assert_eq!(std::fs::read_to_string(&alerts).unwrap().lines().count(), alerts_count(&s.cluster));
 }
 
+/// The database's disk fills under the assigner (a file-size limit, as a
+/// full disk: writes fail with EFBIG) and is freed again later: the worker
+/// says what is wrong, keeps bidding with backoff, and once writes work
+/// again assigns the rest, with nothing lost and nothing stored twice.
+#[test]
+fn a_full_disk_under_the_assigner_stops_it_until_freed_and_loses_nothing() {
+    let Some(bin) = nats_server() else { return };
+    let s = setup(20_000, 17);
+    let nats = start_nats(&bin, s.dir.path());
+    tw_ok(&s.cluster, &["publish", "--nats", &nats.url, s.stream.to_str().unwrap()]);
+    let log = s.dir.path().join("w.log");
+    let alerts = s.dir.path().join("cluster-alerts.jsonl");
+    // Room for a few hundred KiB more than the database holds now (a soft
+    // limit: lifting it later needs no privilege).
+    let blocks = std::fs::metadata(&s.cluster).unwrap().len() / 1024 + 300;
+    let script =
+        format!("trap '' XFSZ; ulimit -S -f {blocks}; exec \"$0\" --db \"$1\" worker --nats \"$2\" --alert \"$3\"");
+    let mut w = Command::new("bash")
+        .args(["-c", &script, common::bin()])
+        .arg(&s.cluster)
+        .arg(&nats.url)
+        .arg(format!("file:{}", alerts.display()))
+        .env("TEXTWATCH_LOG", "info")
+        .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("worker starts");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("stopped assigning") {
+            assert!(text.contains("File too large") || text.contains("disk"), "the log says what is wrong: {text}");
+            break;
+        }
+        assert!(w.try_wait().unwrap().is_none(), "the worker exited instead of retrying: {text}");
+        assert!(Instant::now() < deadline, "the full disk was not noticed: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stuck = status(&s.cluster, &nats)["not_yet_assigned"].as_u64().unwrap_or(0);
+    assert!(stuck > 0, "the limit stopped the assigner partway");
+    // The disk is freed: the same worker's next bid assigns the rest.
+    let freed = Command::new("prlimit").args(["--pid", &w.id().to_string(), "--fsize=unlimited"]).status().unwrap();
+    assert!(freed.success(), "prlimit (util-linux) could not lift the limit");
+    wait_assigned(&s.cluster, &nats, &[&log]);
+    stop(&mut w);
+    assert_same(&s.embedded, &s.cluster, false);
+}
+
 fn alerts_count(db: &Path) -> usize {
     tw_ok(db, &["alerts"]).lines().count()
 }
