@@ -81,8 +81,10 @@ pub async fn ingest(
                 Err(e) => {
                     if !paired.taken.is_empty() {
                         let taken = paired.taken;
-                        if let Err(g) = st2.run_job(|reply| super::worker::Job::GiveBack { taken, reply }).await {
-                            tracing::error!(error = %g.message(), "could not put 7726 first halves back to wait");
+                        // Waits for room in the queue: a 429 here would lose them.
+                        if let Err(g) = st2.run_job_waiting(|reply| super::worker::Job::GiveBack { taken, reply }).await
+                        {
+                            tracing::error!(error = %g, "could not put 7726 first halves back to wait");
                         }
                     }
                     Err(e)

@@ -116,6 +116,25 @@ impl AppState {
         }
     }
 
+    /// As [`AppState::run_job`], but a full queue makes it wait for room
+    /// instead of answering 429: for work that must not be dropped (first
+    /// halves of 7726 reports going back to wait).
+    pub(super) async fn run_job_waiting<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, String>>) -> worker::Job + Send + 'static,
+    ) -> Result<T, String> {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (queue, metrics) = (self.ingest.clone(), self.metrics.clone());
+        metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
+        let sent = tokio::task::spawn_blocking(move || queue.send(job(tx)).is_ok()).await.unwrap_or(false);
+        if !sent {
+            metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            return Err("the ingest worker stopped".into());
+        }
+        rx.await.unwrap_or_else(|_| Err("the ingest worker stopped".into()))
+    }
+
     /// Drops the cached verdicts and campaign contexts: a decision changed
     /// (a block, an appeal) and the next check must see it.
     pub(super) fn forget_verdicts(&self) {
