@@ -5,8 +5,9 @@
 # fuzzing). The corpus each run grows is kept in KEEP/corpus/TARGET, so a
 # later run continues it; crashes go to KEEP/artifacts/TARGET/. One line per
 # target goes to KEEP/summary.txt: wall seconds, CPU seconds, executions,
-# and whether it crashed. This is how the hour per target in
-# docs/reliability.md was run:
+# and whether it found a crash (new crash-, leak-, timeout- or oom- files
+# in KEEP/artifacts/TARGET/). This is how the hour per target in
+# docs/reliability.md is run:
 #
 #   fuzz/hour.sh 3600 /tmp/fuzzlong csv jsonl templater
 #
@@ -14,11 +15,15 @@
 # with `kill -CONT`: paused time counts as wall time, not CPU time.
 # Needs a nightly toolchain and cargo-fuzz, as fuzz/run.sh.
 set -uo pipefail
-cd "$(dirname "$0")/.."
 cpu="${1:?usage: fuzz/hour.sh CPU_SECONDS KEEP_DIR TARGET...}"
-keep="${2:?usage: fuzz/hour.sh CPU_SECONDS KEEP_DIR TARGET...}"
+keep="$(realpath -m "${2:?usage: fuzz/hour.sh CPU_SECONDS KEEP_DIR TARGET...}")"
 shift 2
+cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "name at least one target (fuzz/fuzz_targets/)" >&2; exit 2; }
+for t in "$@"; do
+  [ -f "fuzz/fuzz_targets/$t.rs" ] || { echo "no fuzz target $t (see fuzz/fuzz_targets/)" >&2; exit 2; }
+done
+mkdir -p "$keep"
 cargo +nightly fuzz build >/dev/null || exit 1
 bin="fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
 tick=$(getconf CLK_TCK)
@@ -27,6 +32,8 @@ for t in "$@"; do
   mkdir -p "$keep/corpus/$t" "$keep/artifacts/$t"
   log="$keep/$t.log"
   start=$(date +%s)
+  marker="$keep/$t.started"
+  touch "$marker"
   nice -n 19 "$bin/$t" -artifact_prefix="$keep/artifacts/$t/" -print_final_stats=1 \
     "$keep/corpus/$t" "fuzz/corpus/$t" >"$log" 2>&1 &
   pid=$!
@@ -38,9 +45,10 @@ for t in "$@"; do
     used=${now:-$used}
     if [ "$used" -ge "$cpu" ]; then kill -INT "$pid"; fi
   done
-  wait "$pid"
+  code=0; wait "$pid" || code=$?
   wall=$(( $(date +%s) - start ))
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  if ls "$keep/artifacts/$t"/* >/dev/null 2>&1; then result="CRASH: $(ls "$keep/artifacts/$t" | head -3 | tr '\n' ' ')"; else result="no crash"; fi
+  found=$(find "$keep/artifacts/$t" -newer "$marker" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | head -3)
+  if [ -n "$found" ]; then result="CRASH (exit $code): $(echo "$found" | tr '\n' ' ')"; else result="no crash (exit $code)"; fi
   printf '%-14s wall %6ss  cpu %6ss  runs %s  %s  (%s)\n' "$t" "$wall" "$used" "${runs:-?}" "$result" "$(date -u +%FT%TZ)" | tee -a "$keep/summary.txt"
 done

@@ -11,10 +11,10 @@
 //! ([`SeenKeys::needs_store_check`]) before assigning.
 //!
 //! What a cap gives up: a message with an id is keyed by the id alone, so
-//! a repeat of an id under a *later* time than its first copy, once that
-//! copy's key has left memory, is not looked up and is stored again. A
-//! message without an id is keyed by its time too, so its repeats stay
-//! exact.
+//! a repeat of an id under another time than its first copy (later, or
+//! earlier but outside the segments that hold the first copy), once that
+//! copy's key has left memory, is not found and is stored again. A message
+//! without an id is keyed by its time too, so its repeats stay exact.
 //!
 //! Keys leave memory a few batches after they are picked to go
 //! ([`RETIRE_AFTER`] trims), not at once: a pipeline may still be writing
