@@ -67,8 +67,21 @@ fn worker(db: &Path, nats: &Nats, log: &Path, alerts: &Path) -> Child {
 }
 
 fn worker_with(db: &Path, nats: &Nats, log: &Path, alerts: &Path, extra: &[&str]) -> Child {
-    Command::new(common::bin())
-        .arg("--db")
+    worker_under(&[], db, nats, log, alerts, extra)
+}
+
+/// A worker started through `wrapper` (a command that ends by running its
+/// arguments, as `bash -c '...; exec "$@"' bash`), or directly when empty.
+fn worker_under(wrapper: &[&str], db: &Path, nats: &Nats, log: &Path, alerts: &Path, extra: &[&str]) -> Child {
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(common::bin());
+            c
+        }
+        None => Command::new(common::bin()),
+    };
+    cmd.arg("--db")
         .arg(db)
         .args(["worker", "--nats", &nats.url])
         .args(extra)
@@ -226,20 +239,8 @@ fn a_full_disk_under_the_assigner_stops_it_until_freed_and_loses_nothing() {
     // Room for a few hundred KiB more than the database holds now (a soft
     // limit: lifting it later needs no privilege).
     let blocks = std::fs::metadata(&s.cluster).unwrap().len() / 1024 + 300;
-    let script =
-        format!("trap '' XFSZ; ulimit -S -f {blocks}; exec \"$0\" --db \"$1\" worker --nats \"$2\" --alert \"$3\"");
-    let mut w = Command::new("bash")
-        .args(["-c", &script, common::bin()])
-        .arg(&s.cluster)
-        .arg(&nats.url)
-        .arg(format!("file:{}", alerts.display()))
-        .env("TEXTWATCH_LOG", "info")
-        .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("worker starts");
+    let script = format!("trap '' XFSZ; ulimit -S -f {blocks}; exec \"$@\"");
+    let mut w = worker_under(&["bash", "-c", &script, "bash"], &s.cluster, &nats, &log, &alerts, &[]);
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
