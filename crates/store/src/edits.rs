@@ -237,7 +237,7 @@ fn recompute(
     // engine counts them (no shorteners, no brand's own domain, no
     // sender's own number).
     let official: Vec<String> = textwatch_engine::RuleSet::builtin().official_domains().map(str::to_owned).collect();
-    let mut infra = crate::sqlite::Infra::default();
+    let mut infra = crate::blobs::Infra::default();
     let mut senders: HashMap<String, (i64, i64, i64)> = HashMap::new();
     let mut minutes: BTreeMap<i64, i64> = BTreeMap::new();
     let mut recipients: HashSet<Vec<u8>> = HashSet::new();

@@ -1,8 +1,8 @@
 //! Stores: where messages, templates and campaigns are kept.
 //!
 //! [`Store`] is the one interface the pipeline and the commands use;
-//! [`sqlite::SqliteStore`] is the embedded default (one file, WAL). A
-//! PostgreSQL store implements the same trait; nothing above it changes.
+//! [`sqlite::SqliteStore`] is the embedded default (one file, WAL);
+//! [`pg::PgStore`] keeps the same in PostgreSQL, for several machines.
 //!
 //! What a store promises:
 //! - [`Store::commit`] appends a batch's messages to the message log
@@ -15,11 +15,15 @@
 //!   in clear.
 
 pub mod appeals;
+mod blobs;
 mod dedup;
 pub mod edits;
+mod findings;
 pub mod keys;
 pub mod log;
 pub mod optouts;
+pub mod pg;
+mod reads;
 pub mod reporters;
 pub mod reports;
 pub mod retention;
@@ -40,6 +44,11 @@ pub const AMBIGUOUS_SHOWN: usize = 10;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The database could not be reached (which, and why).
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, String),
     #[error("{0}")]
     Schema(String),
     #[error("no database at {0}: run `textwatch scan FILE` first, or pass --db PATH")]

@@ -91,6 +91,20 @@ pub struct Segment {
     pub hash: Option<u64>,
 }
 
+impl Segment {
+    /// Counts `messages`, just written through `out`, in the segment.
+    fn appended(&mut self, messages: &[NewMessage<'_>], out: &Counting) {
+        self.rows += messages.len() as u64;
+        self.bytes = out.written;
+        self.hash = Some(out.hash.digest());
+        for m in messages {
+            let ts = m.msg.msg.ts_ms;
+            self.min_ts = Some(self.min_ts.map_or(ts, |t| t.min(ts)));
+            self.max_ts = Some(self.max_ts.map_or(ts, |t| t.max(ts)));
+        }
+    }
+}
+
 /// What an append wrote: the segment's new committed state once the
 /// caller's metadata transaction records it.
 #[derive(Clone, Debug)]
@@ -331,14 +345,7 @@ impl SegmentLog {
             return Err(StoreError::Log(format!("writing segment {id}: {e}")));
         }
         let open = self.open.as_mut().ok_or_else(|| StoreError::Log("no open segment".into()))?;
-        open.seg.rows += messages.len() as u64;
-        open.seg.bytes = open.writer.get_ref().written;
-        open.seg.hash = Some(open.writer.get_ref().hash.digest());
-        for m in messages {
-            let ts = m.msg.msg.ts_ms;
-            open.seg.min_ts = Some(open.seg.min_ts.map_or(ts, |t| t.min(ts)));
-            open.seg.max_ts = Some(open.seg.max_ts.map_or(ts, |t| t.max(ts)));
-        }
+        open.seg.appended(messages, open.writer.get_ref());
         Ok(Appended { segment: open.seg.clone(), sealed })
     }
 
@@ -436,12 +443,7 @@ impl SegmentLog {
         if seg.rows == 0 {
             return Ok(true);
         }
-        let projection: Vec<usize> = {
-            let mut c = cols.to_vec();
-            c.sort_unstable();
-            c.dedup();
-            c
-        };
+        let projection = projection(cols);
         let reader: Box<dyn Read + '_> = match self.path_of(seg.id) {
             Some(p) => {
                 let file = File::open(&p).map_err(|e| {
@@ -475,60 +477,185 @@ impl SegmentLog {
                 Box::new(&bytes[..(seg.bytes as usize).min(bytes.len())])
             }
         };
-        let reader = BufReader::with_capacity(1 << 20, Hashing { inner: reader, hash: Xxh3::new() });
-        let what = |e: arrow_schema::ArrowError| io_err(format!("reading segment {}", seg.id), e);
-        // A damaged file can make the decoder panic (a length field
-        // pointing past the end): that is an error for this segment, not a
-        // crash of the process.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let reader = StreamReader::try_new(reader, Some(projection.clone())).map_err(what)?;
-            let expected = schema();
-            let got = reader.schema();
-            for &c in &projection {
-                let want = expected.field(c);
-                let field = got.fields().get(c);
-                if field.is_none_or(|g| g.name() != want.name() || g.data_type() != want.data_type()) {
-                    return Err(StoreError::Log(format!(
-                        "segment {} is not a textwatch segment: its column {} is {}, expected {} {}",
-                        seg.id,
-                        c,
-                        field.map_or("missing".to_string(), |g| format!("{} {}", g.name(), g.data_type())),
-                        want.name(),
-                        want.data_type()
-                    )));
-                }
-            }
-            let mut rows_read = 0u64;
-            let mut reader = reader;
-            for batch in reader.by_ref() {
-                let batch = batch.map_err(what)?;
-                rows_read += batch.num_rows() as u64;
-                let rows = Rows::new(&batch, &projection);
-                if !f(&rows) {
-                    return Ok(false);
-                }
-            }
-            // The end marker and anything the decoder did not need count too.
-            std::io::copy(reader.get_mut(), &mut std::io::sink())
-                .map_err(|e| io_err(format!("reading segment {}", seg.id), e))?;
-            if let Some(want) = seg.hash {
-                if reader.get_ref().get_ref().hash.digest() != want {
-                    return Err(StoreError::Log(format!(
-                        "segment {} does not match its checksum: the file was damaged outside textwatch",
-                        seg.id
-                    )));
-                }
-            }
-            if rows_read != seg.rows {
+        decode(seg, reader, &projection, f)
+    }
+}
+
+/// A segment written as a sequence of byte chunks instead of a file: one
+/// chunk per appended batch (the first carries the stream's schema, a
+/// sealed segment's last is the end marker). The chunks of a segment,
+/// concatenated in order, are exactly the bytes a [`SegmentLog`] file of
+/// the same messages holds, so the PostgreSQL store keeps the same format
+/// in rows and a reader decodes it with [`decode`].
+pub struct ChunkWriter {
+    writer: StreamWriter<Counting>,
+    seg: Segment,
+}
+
+impl std::fmt::Debug for ChunkWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkWriter").field("segment", &self.seg).finish_non_exhaustive()
+    }
+}
+
+impl ChunkWriter {
+    /// Starts segment `id`.
+    pub fn start(id: i64) -> Result<Self, StoreError> {
+        let opts = IpcWriteOptions::default()
+            .try_with_compression(Some(CompressionType::ZSTD))
+            .map_err(|e| io_err("segment options", e))?;
+        let sink = Counting { sink: Sink::Mem(Vec::new()), written: 0, hash: Xxh3::new() };
+        let writer = StreamWriter::try_new_with_options(sink, &schema(), opts)
+            .map_err(|e| io_err(format!("starting segment {id}"), e))?;
+        Ok(ChunkWriter {
+            writer,
+            seg: Segment { id, rows: 0, bytes: 0, sealed: false, min_ts: None, max_ts: None, hash: None },
+        })
+    }
+
+    /// The segment as committed once the last chunk returned is stored.
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        match &mut self.writer.get_mut().sink {
+            Sink::Mem(v) => std::mem::take(v),
+            Sink::File(_) => Vec::new(),
+        }
+    }
+
+    /// Encodes one batch of messages; returns its chunk. The writer's
+    /// segment then describes the segment with this chunk stored: if
+    /// storing it fails, drop the writer and start a new segment.
+    pub fn append(&mut self, messages: &[NewMessage<'_>]) -> Result<Vec<u8>, StoreError> {
+        let id = self.seg.id;
+        let batch = to_batch(messages).map_err(|e| io_err("encoding messages", e))?;
+        self.writer.write(&batch).map_err(|e| io_err(format!("encoding segment {id}"), e))?;
+        self.writer.flush().map_err(|e| io_err(format!("encoding segment {id}"), e))?;
+        self.seg.appended(messages, self.writer.get_ref());
+        Ok(self.take())
+    }
+
+    /// The end marker's chunk and the sealed segment.
+    pub fn seal(mut self) -> Result<(Vec<u8>, Segment), StoreError> {
+        let id = self.seg.id;
+        self.writer.finish().map_err(|e| io_err(format!("sealing segment {id}"), e))?;
+        let chunk = self.take();
+        self.seg.bytes = self.writer.get_ref().written;
+        self.seg.hash = Some(self.writer.get_ref().hash.digest());
+        self.seg.sealed = true;
+        Ok((chunk, self.seg))
+    }
+}
+
+/// The end-of-stream marker, for sealing a chunked segment whose writer is
+/// gone (a process stopped with it open): with it, the segment's hash is
+/// [`seal_hash`].
+pub const END_MARKER: [u8; 8] = EOS;
+
+/// The hash of a segment's committed chunks followed by the end marker.
+pub fn seal_hash<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    let mut h = Xxh3::new();
+    for c in chunks {
+        h.update(c);
+    }
+    h.update(&EOS);
+    h.digest()
+}
+
+/// Where a store keeps its segments' bytes: files ([`SegmentLog`]) or rows
+/// of a database (the PostgreSQL store). The readers of campaigns, samples
+/// and streams work on either.
+pub trait SegmentSource {
+    /// Reads the committed part of a segment, batch by batch, with only
+    /// the columns in `cols` (positions from [`col`]); `f` returns false to
+    /// stop. Returns false if `f` stopped.
+    fn read_segment(&self, seg: &Segment, cols: &[usize], f: &mut dyn FnMut(&Rows) -> bool)
+        -> Result<bool, StoreError>;
+}
+
+impl SegmentSource for SegmentLog {
+    fn read_segment(
+        &self,
+        seg: &Segment,
+        cols: &[usize],
+        f: &mut dyn FnMut(&Rows) -> bool,
+    ) -> Result<bool, StoreError> {
+        self.read(seg, cols, f)
+    }
+}
+
+/// The columns to decode: `cols` sorted, without repeats.
+pub fn projection(cols: &[usize]) -> Vec<usize> {
+    let mut c = cols.to_vec();
+    c.sort_unstable();
+    c.dedup();
+    c
+}
+
+/// Decodes a segment's committed bytes from `reader` (which yields exactly
+/// them), checking its schema, checksum and message count; `projection`
+/// as [`projection`] makes it.
+pub fn decode(
+    seg: &Segment,
+    reader: Box<dyn Read + '_>,
+    projection: &[usize],
+    f: &mut dyn FnMut(&Rows) -> bool,
+) -> Result<bool, StoreError> {
+    let reader = BufReader::with_capacity(1 << 20, Hashing { inner: reader, hash: Xxh3::new() });
+    let what = |e: arrow_schema::ArrowError| io_err(format!("reading segment {}", seg.id), e);
+    // A damaged file can make the decoder panic (a length field
+    // pointing past the end): that is an error for this segment, not a
+    // crash of the process.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let reader = StreamReader::try_new(reader, Some(projection.to_vec())).map_err(what)?;
+        let expected = schema();
+        let got = reader.schema();
+        for &c in projection {
+            let want = expected.field(c);
+            let field = got.fields().get(c);
+            if field.is_none_or(|g| g.name() != want.name() || g.data_type() != want.data_type()) {
                 return Err(StoreError::Log(format!(
-                    "segment {} gave {rows_read} messages where {} were committed: the file was damaged outside textwatch",
-                    seg.id, seg.rows
+                    "segment {} is not a textwatch segment: its column {} is {}, expected {} {}",
+                    seg.id,
+                    c,
+                    field.map_or("missing".to_string(), |g| format!("{} {}", g.name(), g.data_type())),
+                    want.name(),
+                    want.data_type()
                 )));
             }
-            Ok(true)
-        }))
-        .unwrap_or_else(|_| Err(StoreError::Log(format!("segment {} is damaged: its data could not be decoded", seg.id))))
-    }
+        }
+        let mut rows_read = 0u64;
+        let mut reader = reader;
+        for batch in reader.by_ref() {
+            let batch = batch.map_err(what)?;
+            rows_read += batch.num_rows() as u64;
+            let rows = Rows::new(&batch, projection);
+            if !f(&rows) {
+                return Ok(false);
+            }
+        }
+        // The end marker and anything the decoder did not need count too.
+        std::io::copy(reader.get_mut(), &mut std::io::sink())
+            .map_err(|e| io_err(format!("reading segment {}", seg.id), e))?;
+        if let Some(want) = seg.hash {
+            if reader.get_ref().get_ref().hash.digest() != want {
+                return Err(StoreError::Log(format!(
+                    "segment {} does not match its checksum: the file was damaged outside textwatch",
+                    seg.id
+                )));
+            }
+        }
+        if rows_read != seg.rows {
+            return Err(StoreError::Log(format!(
+                "segment {} gave {rows_read} messages where {} were committed: the file was damaged outside textwatch",
+                seg.id, seg.rows
+            )));
+        }
+        Ok(true)
+    }))
+    .unwrap_or_else(|_| Err(StoreError::Log(format!("segment {} is damaged: its data could not be decoded", seg.id))))
 }
 
 /// A reader that hashes what passes through it.

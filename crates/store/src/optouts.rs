@@ -148,8 +148,22 @@ pub(crate) fn ignored_finding(conn: &Connection, seq: i64) -> Result<Option<Find
         Option<String>,
         Option<String>,
     ) = st.query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+    Ok(ignored_finding_of(messages, recipients, opted, first, sender, keyword))
+}
+
+/// The `optout-ignored` finding from its figures: texts after an opt-out,
+/// distinct recipients, the first opt-out's time, the first such text's
+/// time, its sender and the opt-out keyword.
+pub(crate) fn ignored_finding_of(
+    messages: i64,
+    recipients: i64,
+    opted: Option<i64>,
+    first: Option<i64>,
+    sender: Option<String>,
+    keyword: Option<String>,
+) -> Option<Finding> {
     if messages == 0 {
-        return Ok(None);
+        return None;
     }
     let when = |ms: Option<i64>| {
         ms.and_then(chrono::DateTime::from_timestamp_millis)
@@ -165,10 +179,10 @@ pub(crate) fn ignored_finding(conn: &Connection, seq: i64) -> Result<Option<Find
         when(first),
         sender.unwrap_or_default(),
     );
-    Ok(Some(Finding {
+    Some(Finding {
         rule: OPTOUT_IGNORED.into(),
         severity: Severity::Critical,
         count: messages as u64,
         example: textwatch_engine::Evidence { span: None, excerpt, place: None, time: None },
-    }))
+    })
 }

@@ -100,8 +100,14 @@ pub(crate) fn finding(conn: &Connection, seq: i64) -> Result<Option<Finding>, St
         Err(e) => return Err(e.into()),
     };
     let (n, first): (i64, Option<i64>) = st.query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(finding_of(n, first))
+}
+
+/// The finding from its figures: distinct reporters and the first report's
+/// time.
+pub(crate) fn finding_of(n: i64, first: Option<i64>) -> Option<Finding> {
     if n == 0 {
-        return Ok(None);
+        return None;
     }
     let severity = match n {
         10.. => Severity::High,
@@ -109,7 +115,7 @@ pub(crate) fn finding(conn: &Connection, seq: i64) -> Result<Option<Finding>, St
         _ => Severity::Low,
     };
     let first = first.map(crate::time::format_ts).unwrap_or_default();
-    Ok(Some(Finding {
+    Some(Finding {
         rule: REPORTED.into(),
         severity,
         count: n as u64,
@@ -122,5 +128,5 @@ pub(crate) fn finding(conn: &Connection, seq: i64) -> Result<Option<Finding>, St
             place: None,
             time: None,
         },
-    }))
+    })
 }

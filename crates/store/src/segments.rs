@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection};
 
-use crate::log::{col, Rows, Segment, SegmentLog};
+use crate::log::{col, Rows, Segment, SegmentSource};
 use crate::views::MessageView;
 use crate::StoreError;
 
@@ -126,7 +126,7 @@ pub(crate) fn templates_of(conn: &Connection, seq: i64) -> Result<HashMap<u64, S
 /// the segments that may hold them. `f` returns false to stop.
 pub(crate) fn for_campaign(
     conn: &Connection,
-    log: &SegmentLog,
+    log: &dyn SegmentSource,
     seq: i64,
     cols: &[usize],
     f: &mut dyn FnMut(&Rows, usize, &str) -> bool,
@@ -147,7 +147,7 @@ pub(crate) fn for_campaign(
 /// messages of one segment whose template is in `templates` (a campaign's),
 /// reading columns `cols` plus `template`. Returns false if `f` stopped.
 pub(crate) fn read_campaign_rows(
-    log: &SegmentLog,
+    log: &dyn SegmentSource,
     seg: &Segment,
     templates: &HashMap<u64, String>,
     cols: &[usize],
@@ -156,7 +156,7 @@ pub(crate) fn read_campaign_rows(
     let mut cols = cols.to_vec();
     cols.push(col::TEMPLATE);
     let mut position = 0u64;
-    log.read(seg, &cols, &mut |rows| {
+    log.read_segment(seg, &cols, &mut |rows| {
         for i in 0..rows.len() {
             position += 1;
             if let Some(text) = templates.get(&rows.template(i)) {
@@ -185,39 +185,5 @@ pub(crate) fn message_view(rows: &Rows, i: usize, template: &str, campaign: Opti
         campaign: campaign.map(str::to_owned),
         origin: rows.origin(i).map(str::to_owned),
         meta: rows.meta(i).and_then(|m| serde_json::from_str(m).ok()),
-    }
-}
-
-/// Template text and campaign id of template keys, looked up as met and
-/// kept for the next rows (bounded).
-pub(crate) struct TemplateNames<'c> {
-    st: rusqlite::CachedStatement<'c>,
-    known: HashMap<u64, (String, Option<String>)>,
-}
-
-impl<'c> TemplateNames<'c> {
-    pub(crate) fn new(conn: &'c Connection) -> Result<Self, StoreError> {
-        Ok(TemplateNames {
-            st: conn.prepare_cached(
-                "SELECT t.text, c.id FROM templates t LEFT JOIN clusters c ON c.seq = t.cluster WHERE t.key = ?1",
-            )?,
-            known: HashMap::new(),
-        })
-    }
-
-    pub(crate) fn get(&mut self, key: u64) -> Result<&(String, Option<String>), StoreError> {
-        if self.known.len() > 1 << 20 {
-            self.known.clear();
-        }
-        if !self.known.contains_key(&key) {
-            use rusqlite::OptionalExtension;
-            let v = self
-                .st
-                .query_row([key as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))
-                .optional()?
-                .unwrap_or_default();
-            self.known.insert(key, v);
-        }
-        Ok(&self.known[&key])
     }
 }

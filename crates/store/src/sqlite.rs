@@ -22,10 +22,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use textwatch_engine::minhash::{Signature, SIG_LEN};
 use textwatch_engine::{campaign_id, ClusterRow, Delta, SenderRow, Snapshot, TemplateRow};
 
-use crate::log::{col, SegmentLog};
+use crate::blobs::{reps_blob, reps_from_blob, vectors_blob, vectors_from_blob, Infra};
+use crate::log::SegmentLog;
 use crate::views::{
     CampaignDetail, CampaignFeatures, CampaignQuery, CampaignSummary, Finding, LinkView, MessageView, MinuteView,
     SenderView, StoreStats, VariantView,
@@ -703,8 +703,7 @@ impl SqliteStore {
     /// A campaign's first `n` messages in time order (stored order breaks
     /// ties): those kept when their segments were pruned, then the log's.
     pub(crate) fn samples(&self, seq: i64, cid: &str, n: usize) -> Result<Vec<MessageView>, StoreError> {
-        use crate::segments::{message_view, ALL};
-        let mut out: Vec<MessageView> = self
+        let out: Vec<MessageView> = self
             .conn
             .prepare_cached(
                 "SELECT id, ts, sender, body, source, template, origin, meta FROM campaign_samples
@@ -724,48 +723,9 @@ impl SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        if n == 0 {
-            out.clear();
-            return Ok(out);
-        }
-        // The n earliest, kept in a max-heap of (ts, stored position).
-        // Segments are visited oldest first; once the heap is full, a
-        // segment whose oldest message is newer than all kept ones cannot
-        // change it, so a time-ordered feed reads one or two segments.
         let templates = crate::segments::templates_of(&self.conn, seq)?;
-        let mut segs = crate::segments::of_cluster(&self.conn, seq)?;
-        segs.sort_by_key(|s| (s.min_ts, s.id));
-        let mut heap: std::collections::BinaryHeap<(i64, u64)> = std::collections::BinaryHeap::new();
-        let mut kept: HashMap<u64, MessageView> = HashMap::new();
-        for seg in &segs {
-            if heap.len() == n && heap.peek().is_some_and(|&(top, _)| seg.min_ts.is_some_and(|t| t > top)) {
-                continue;
-            }
-            crate::segments::read_campaign_rows(&self.log, seg, &templates, &ALL, &mut |rows, i, position, text| {
-                let order = ((seg.id as u64) << 32) | position;
-                let ts = rows.ts(i);
-                if heap.len() == n && heap.peek().is_some_and(|&top| (ts, order) >= top) {
-                    return true;
-                }
-                heap.push((ts, order));
-                kept.insert(order, message_view(rows, i, text, Some(cid)));
-                if heap.len() > n {
-                    if let Some((_, o)) = heap.pop() {
-                        kept.remove(&o);
-                    }
-                }
-                true
-            })?;
-        }
-        let mut fresh: Vec<(i64, u64)> = heap.into_vec();
-        fresh.sort_unstable();
-        out.extend(fresh.into_iter().filter_map(|(_, o)| kept.remove(&o)));
-        // Samples kept by a prune may still be in the log too.
-        let mut seen = HashSet::new();
-        out.retain(|m| seen.insert((m.id.clone(), m.ts)));
-        out.sort_by_key(|m| m.ts);
-        out.truncate(n);
-        Ok(out)
+        let segs = crate::segments::of_cluster(&self.conn, seq)?;
+        crate::reads::earliest(&self.log, segs, &templates, cid, n, out)
     }
 
     /// Takes the writer's lock now (one writing process per database) and
@@ -1138,37 +1098,9 @@ impl SqliteStore {
         let mut st = self.conn.prepare_cached(
             "SELECT messages, findings FROM templates WHERE cluster = ?1 AND findings IS NOT NULL ORDER BY messages DESC, seq",
         )?;
-        let mut rows = st.query([seq])?;
-        let mut out: Vec<Finding> = Vec::new();
-        let mut shares: Vec<f32> = Vec::new();
-        let mut total = 0u64;
-        while let Some(r) = rows.next()? {
-            let n = r.get::<_, i64>(0)? as u64;
-            total += n;
-            let text: String = r.get(1)?;
-            let fs: Vec<textwatch_engine::Finding> = serde_json::from_str(&text).unwrap_or_default();
-            for f in fs {
-                match out.iter_mut().find(|x| x.rule == f.rule) {
-                    Some(x) => {
-                        x.count += n;
-                        x.severity = x.severity.max(f.severity);
-                    }
-                    None => {
-                        shares.push(f.campaign_share);
-                        out.push(Finding { rule: f.rule, severity: f.severity, count: n, example: f.evidence })
-                    }
-                }
-            }
-        }
-        // Rules that judge the campaign as a whole (absence of opt-out or
-        // sender id) need a share of its messages, so that one odd variant
-        // does not brand a compliant campaign.
-        let mut kept: Vec<Finding> = out
-            .into_iter()
-            .zip(shares)
-            .filter(|(f, share)| f.count as f64 >= *share as f64 * total as f64)
-            .map(|(f, _)| f)
-            .collect();
+        let rows: Vec<(i64, String)> =
+            st.query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let mut kept = crate::findings::of_templates(rows.into_iter().map(|(n, f)| (n as u64, f)));
         // Quiet hours are counted per message: the campaign carries the
         // finding when any of its messages broke it.
         let (quiet, example): (i64, Option<String>) = self
@@ -1180,50 +1112,12 @@ impl SqliteStore {
                  FROM templates WHERE cluster = ?1",
             )?
             .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        if quiet > 0 {
-            if let Some(f) = example.and_then(|e| serde_json::from_str::<textwatch_engine::Finding>(&e).ok()) {
-                kept.push(Finding { rule: f.rule, severity: f.severity, count: quiet as u64, example: f.evidence });
-            }
-        }
+        kept.extend(crate::findings::quiet(quiet as u64, example.as_deref()));
         kept.extend(crate::optouts::ignored_finding(&self.conn, seq)?);
         kept.extend(crate::reporters::finding(&self.conn, seq)?);
-        kept.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.rule.cmp(&b.rule)));
+        crate::findings::sort(&mut kept);
         Ok(kept)
     }
-}
-
-/// The segments whose identity keys a snapshot holds: the newest by their
-/// newest message, until they hold `cap` messages. Returns their ids and
-/// the time from which they hold every stored message (`None`: all of
-/// them).
-fn newest_segments(segs: &[crate::log::Segment], cap: usize) -> (HashSet<i64>, Option<i64>) {
-    let mut by_newest: Vec<&crate::log::Segment> = segs.iter().filter(|s| s.rows > 0).collect();
-    by_newest.sort_by_key(|s| std::cmp::Reverse((s.max_ts.unwrap_or(i64::MIN), s.id)));
-    let mut keyed = HashSet::new();
-    let mut held = 0u64;
-    let mut complete_from = None;
-    for s in by_newest {
-        if held >= cap as u64 {
-            // Everything stored at or after just past this segment's newest
-            // message is in the segments already taken.
-            let newest = s.max_ts.unwrap_or(i64::MIN).saturating_add(1);
-            complete_from = Some(complete_from.map_or(newest, |c: i64| c.max(newest)));
-            continue;
-        }
-        held += s.rows;
-        keyed.insert(s.id);
-    }
-    (keyed, complete_from)
-}
-
-fn reps_blob(reps: &[Signature]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(reps.len() * SIG_LEN * 4);
-    for r in reps {
-        for v in r {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    b
 }
 
 /// An analyst's split holds against what the absorbed campaign joins: its
@@ -1238,44 +1132,6 @@ pub(crate) fn move_apart(tx: &rusqlite::Transaction<'_>, from: i64, into: i64) -
     )?;
     tx.execute("DELETE FROM campaign_apart WHERE a = ?1 OR b = ?1", [from])?;
     Ok(())
-}
-
-/// A campaign's link domains and callback numbers, as stored (JSON).
-#[derive(serde::Serialize, serde::Deserialize, Default)]
-pub(crate) struct Infra {
-    #[serde(default)]
-    pub(crate) domains: Vec<String>,
-    #[serde(default)]
-    pub(crate) phones: Vec<String>,
-}
-
-fn vectors_blob(v: &[textwatch_engine::meaning::Vector]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.iter().flat_map(|f| f.to_le_bytes())).collect()
-}
-
-fn vectors_from_blob(b: &[u8]) -> Vec<textwatch_engine::meaning::Vector> {
-    use textwatch_engine::meaning::DIM;
-    b.chunks_exact(DIM * 4)
-        .map(|c| {
-            let mut v = [0f32; DIM];
-            for (i, x) in c.chunks_exact(4).enumerate() {
-                v[i] = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
-            }
-            v
-        })
-        .collect()
-}
-
-fn reps_from_blob(b: &[u8]) -> Vec<Signature> {
-    b.chunks_exact(SIG_LEN * 4)
-        .map(|c| {
-            let mut s = [0u32; SIG_LEN];
-            for (i, v) in c.chunks_exact(4).enumerate() {
-                s[i] = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
-            }
-            s
-        })
-        .collect()
 }
 
 /// The filters of a [`CampaignQuery`] in SQL (`?1` minimum messages, `?2`
@@ -1349,52 +1205,16 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        // Distinct recipients per campaign and the identities of stored
-        // messages come from the log (three columns of each segment).
-        let clustered: HashMap<u64, u32> =
-            snap.templates.iter().filter_map(|t| t.cluster.map(|c| (t.key, c))).collect();
-        // The bodies of the singletons given with text (their one message),
-        // from the segments from the oldest one's first on.
-        let mut wanted: HashSet<u64> =
-            snap.templates.iter().filter(|t| t.cluster.is_none() && !t.text.is_empty()).map(|t| t.key).collect();
+        // Distinct recipients per campaign, the identities of stored
+        // messages and the singletons' bodies come from the log; the bodies
+        // from the segments from the oldest such singleton's first on.
         let bodies_from: i64 = self.conn.query_row(
             "SELECT COALESCE(MIN(first_seg), 0) FROM templates WHERE cluster IS NULL AND clusterable = 1 AND seq >= ?1",
             [text_from],
             |r| r.get(0),
         )?;
         let segs = crate::segments::all(&self.conn)?;
-        snap.messages = segs.iter().map(|s| s.rows).sum();
-        // Identity keys of the newest segments (by their newest message),
-        // about `dedup_keys` of them; older messages are looked up in the
-        // log when needed (`stored_keys`).
-        let (keyed, complete_from) = newest_segments(&segs, dedup_keys);
-        snap.seen_complete_from = complete_from;
-        snap.seen.reserve(segs.iter().filter(|s| keyed.contains(&s.id)).map(|s| s.rows as usize).sum());
-        for seg in &segs {
-            let with_bodies = !wanted.is_empty() && seg.id >= bodies_from;
-            let with_keys = keyed.contains(&seg.id);
-            let cols: &[usize] = if with_bodies {
-                &[col::KEY, col::TS, col::RCPT, col::TEMPLATE, col::BODY]
-            } else {
-                &[col::KEY, col::TS, col::RCPT, col::TEMPLATE]
-            };
-            self.log.read(seg, cols, &mut |rows| {
-                for i in 0..rows.len() {
-                    if with_keys {
-                        snap.seen.push((rows.key(i), rows.ts(i)));
-                    }
-                    if let (Some(&c), Some(r)) = (clustered.get(&rows.template(i)), rows.rcpt(i)) {
-                        let mut k = [0u8; 8];
-                        k.copy_from_slice(&r[..8]);
-                        snap.recipients.push((c, u64::from_le_bytes(k)));
-                    }
-                    if with_bodies && wanted.remove(&rows.template(i)) {
-                        snap.bodies.push((rows.template(i), rows.body(i).to_owned()));
-                    }
-                }
-                true
-            })?;
-        }
+        crate::reads::snapshot_messages(&self.log, &segs, &mut snap, dedup_keys, bodies_from)?;
         snap.apart = self.apart_pairs()?;
         Ok(snap)
     }
@@ -1556,32 +1376,16 @@ impl Store for SqliteStore {
                 f(message_view(rows, i, text, Some(&cid)))
             });
         }
-        let mut names = crate::segments::TemplateNames::new(&self.conn)?;
-        let mut failed = None;
-        for seg in crate::segments::all(&self.conn)? {
-            let go = self.log.read(&seg, &ALL, &mut |rows| {
-                for i in 0..rows.len() {
-                    let (text, cid) = match names.get(rows.template(i)) {
-                        Ok(n) => n,
-                        Err(e) => {
-                            failed = Some(e);
-                            return false;
-                        }
-                    };
-                    if !f(message_view(rows, i, text, cid.as_deref())) {
-                        return false;
-                    }
-                }
-                true
-            })?;
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            if !go {
-                break;
-            }
-        }
-        Ok(())
+        let mut st = self.conn.prepare_cached(
+            "SELECT t.text, c.id FROM templates t LEFT JOIN clusters c ON c.seq = t.cluster WHERE t.key = ?1",
+        )?;
+        let segs = crate::segments::all(&self.conn)?;
+        crate::reads::every_message(
+            &self.log,
+            &segs,
+            &mut |key| Ok(st.query_row([key as i64], |r| Ok((r.get(0)?, r.get(1)?))).optional()?.unwrap_or_default()),
+            f,
+        )
     }
 
     fn replace_number_source(&mut self, source: &NumberSource, rows: &[PrefixRow]) -> Result<(), StoreError> {
@@ -1643,22 +1447,8 @@ impl Store for SqliteStore {
     }
 
     fn sender_activity(&self, sender: &str) -> Result<SenderActivity, StoreError> {
-        // Every segment's sender and time columns: a number's whole history,
-        // not only its campaigns.
-        let (mut messages, mut first, mut last) = (0i64, None::<i64>, None::<i64>);
-        for seg in crate::segments::all(&self.conn)? {
-            self.log.read(&seg, &[col::SENDER, col::TS], &mut |rows| {
-                for i in 0..rows.len() {
-                    if rows.sender(i) == sender {
-                        let ts = rows.ts(i);
-                        messages += 1;
-                        first = Some(first.map_or(ts, |f| f.min(ts)));
-                        last = Some(last.map_or(ts, |l| l.max(ts)));
-                    }
-                }
-                true
-            })?;
-        }
+        let segs = crate::segments::all(&self.conn)?;
+        let (messages, first, last) = crate::reads::sender_history(&self.log, &segs, sender)?;
         let mut st = self.conn.prepare_cached(
             "SELECT c.id, s.messages, s.first_ts, s.last_ts FROM cluster_senders s JOIN clusters c ON c.seq = s.cluster
              WHERE s.sender = ?1 ORDER BY s.messages DESC, c.id",
@@ -1673,7 +1463,7 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        Ok(SenderActivity { messages: messages as u64, first_seen: first, last_seen: last, campaigns })
+        Ok(SenderActivity { messages, first_seen: first, last_seen: last, campaigns })
     }
 
     fn record_alert(&mut self, campaign: &str, level: &str, fired_at: i64, body: &str) -> Result<bool, StoreError> {
@@ -1799,36 +1589,9 @@ impl Store for SqliteStore {
 
     fn campaign_stream(&self, id: &str, f: &mut dyn FnMut(i64, u64, &str) -> bool) -> Result<(), StoreError> {
         let Some((seq, _)) = self.resolve(id)? else { return Ok(()) };
-        // In time order (stored order breaks ties), reading segments oldest
-        // first: what is older than every unread segment's oldest message
-        // is final and goes out, so a replay that stops early (detection
-        // is usually within the first messages) reads one or two segments.
         let templates = crate::segments::templates_of(&self.conn, seq)?;
-        let mut segs = crate::segments::of_cluster(&self.conn, seq)?;
-        segs.sort_by_key(|s| (s.min_ts, s.id));
-        // (ts, segment, row, template, sender)
-        let mut pending: Vec<(i64, i64, u64, u64, String)> = Vec::new();
-        for (k, seg) in segs.iter().enumerate() {
-            crate::segments::read_campaign_rows(
-                &self.log,
-                seg,
-                &templates,
-                &[col::TS, col::SENDER],
-                &mut |rows, i, position, _| {
-                    pending.push((rows.ts(i), seg.id, position, rows.template(i), rows.sender(i).to_string()));
-                    true
-                },
-            )?;
-            let bound = segs.get(k + 1).map_or(i64::MAX, |s| s.min_ts.unwrap_or(i64::MIN));
-            pending.sort_unstable_by_key(|m| std::cmp::Reverse((m.0, m.1, m.2)));
-            while pending.last().is_some_and(|m| m.0 < bound || k + 1 == segs.len()) {
-                let Some((ts, _, _, template, sender)) = pending.pop() else { break };
-                if !f(ts, template, &sender) {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
+        let segs = crate::segments::of_cluster(&self.conn, seq)?;
+        crate::reads::in_time_order(&self.log, segs, &templates, f)
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
