@@ -47,7 +47,7 @@ const CHUNKS_PER_FETCH: i64 = 16;
 
 /// The PostgreSQL store.
 pub struct PgStore {
-    client: RefCell<Client>,
+    client: RefCell<Conn>,
     /// What the connection string names, without a password (errors, logs).
     name: String,
     secret: Vec<u8>,
@@ -69,6 +69,31 @@ impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore").field("database", &self.name).finish_non_exhaustive()
     }
+}
+
+/// The connection; closed (which blocks) off any async runtime, as every
+/// call on it is.
+struct Conn(Option<Client>);
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            off_runtime(move || drop(c));
+        }
+    }
+}
+
+/// Runs `f` here, or, on a thread that drives async tasks (the cluster's
+/// assigner, the server's handlers), on a scoped thread of its own: the
+/// client blocks on a runtime of its own, which tokio forbids there.
+fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 fn pg(e: postgres::Error) -> StoreError {
@@ -174,6 +199,10 @@ impl PgStore {
     /// Connects to the database `url` names, creating textwatch's tables on
     /// first use (several processes may do this at once).
     pub fn connect(url: &str) -> Result<Self, StoreError> {
+        off_runtime(|| Self::connect_here(url))
+    }
+
+    fn connect_here(url: &str) -> Result<Self, StoreError> {
         let name = describe(url);
         let mut client = Client::connect(url, NoTls).map_err(|e| StoreError::Connect(name.clone(), e.to_string()))?;
         {
@@ -223,7 +252,7 @@ impl PgStore {
             StoreError::Schema(format!("{name} hashes recipients with {hash:?}, which this textwatch does not know"))
         })?;
         let mut store = PgStore {
-            client: RefCell::new(client),
+            client: RefCell::new(Conn(Some(client))),
             name,
             secret,
             recipient_hash,
@@ -251,18 +280,35 @@ impl PgStore {
         &self.name
     }
 
-    fn db(&self) -> std::cell::RefMut<'_, Client> {
-        self.client.borrow_mut()
+    /// Runs `f` on the connection (see [`off_runtime`]).
+    fn db<R: Send>(&self, f: impl FnOnce(&mut Client) -> R + Send) -> R {
+        let mut conn = self.client.borrow_mut();
+        let Some(client) = conn.0.as_mut() else { unreachable!("the connection is closed only when dropped") };
+        off_runtime(move || f(client))
+    }
+
+    /// Runs `f` in a transaction, committed when it succeeds.
+    fn in_transaction<R: Send>(
+        &self,
+        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<R, StoreError> + Send,
+    ) -> Result<R, StoreError> {
+        self.db(|c| {
+            let mut tx = c.transaction().map_err(pg)?;
+            let r = f(&mut tx)?;
+            tx.commit().map_err(pg)?;
+            Ok(r)
+        })
     }
 
     fn next_segment_id(&self) -> Result<i64, StoreError> {
         Ok(self
-            .db()
-            .query_one(
-                "SELECT GREATEST(COALESCE((SELECT MAX(id) FROM segments), 0),
+            .db(|c| {
+                c.query_one(
+                    "SELECT GREATEST(COALESCE((SELECT MAX(id) FROM segments), 0),
                                  COALESCE((SELECT value::BIGINT FROM meta WHERE key = 'last_segment'), 0)) + 1",
-                &[],
-            )
+                    &[],
+                )
+            })
             .map_err(pg)?
             .get(0))
     }
@@ -275,8 +321,7 @@ impl PgStore {
             return Ok(());
         }
         let got: bool = self
-            .db()
-            .query_one("SELECT pg_try_advisory_lock(hashtext('textwatch.writer.' || current_schema()))", &[])
+            .db(|c| c.query_one("SELECT pg_try_advisory_lock(hashtext('textwatch.writer.' || current_schema()))", &[]))
             .map_err(pg)?
             .get(0);
         if !got {
@@ -286,16 +331,14 @@ impl PgStore {
         // Segments a stopped writer left open get their end marker, so each
         // segment at rest is a complete Arrow IPC stream.
         let open: Vec<Segment> = self
-            .db()
-            .query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE NOT sealed ORDER BY id"), &[])
+            .db(|c| c.query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE NOT sealed ORDER BY id"), &[]))
             .map_err(pg)?
             .iter()
             .map(segment_of)
             .collect();
         for mut seg in open {
             let chunks: Vec<Vec<u8>> = self
-                .db()
-                .query("SELECT data FROM segment_chunks WHERE segment = $1 ORDER BY n", &[&seg.id])
+                .db(|c| c.query("SELECT data FROM segment_chunks WHERE segment = $1 ORDER BY n", &[&seg.id]))
                 .map_err(pg)?
                 .iter()
                 .map(|r| r.get(0))
@@ -303,10 +346,7 @@ impl PgStore {
             seg.hash = Some(crate::log::seal_hash(chunks.iter().map(Vec::as_slice)));
             seg.bytes += crate::log::END_MARKER.len() as u64;
             seg.sealed = true;
-            let mut db = self.db();
-            let mut tx = db.transaction().map_err(pg)?;
-            record_segment(&mut tx, &seg, Some((chunks.len() as i32, &crate::log::END_MARKER)))?;
-            tx.commit().map_err(pg)?;
+            self.in_transaction(|tx| record_segment(tx, &seg, Some((chunks.len() as i32, &crate::log::END_MARKER))))?;
             tracing::info!(segment = seg.id, "sealed a segment a stopped writer left open");
         }
         self.next_segment = self.next_segment.max(self.next_segment_id()?);
@@ -318,11 +358,7 @@ impl PgStore {
     pub fn close_segment(&mut self) -> Result<(), StoreError> {
         let Some((w, n)) = self.open.take() else { return Ok(()) };
         let (chunk, seg) = w.seal()?;
-        let mut db = self.db();
-        let mut tx = db.transaction().map_err(pg)?;
-        record_segment(&mut tx, &seg, Some((n, &chunk)))?;
-        tx.commit().map_err(pg)?;
-        Ok(())
+        self.in_transaction(|tx| record_segment(tx, &seg, Some((n, &chunk))))
     }
 
     /// As [`crate::sqlite::SqliteStore::stage_cursor`]: a consumer's position,
@@ -341,16 +377,14 @@ impl PgStore {
     /// A cursor recorded by a commit, with its carry.
     pub fn cursor(&self, name: &str) -> Result<Option<(i64, Vec<u64>)>, StoreError> {
         let value: Option<String> = self
-            .db()
-            .query_opt("SELECT value FROM meta WHERE key = $1", &[&format!("cursor:{name}")])
+            .db(|c| c.query_opt("SELECT value FROM meta WHERE key = $1", &[&format!("cursor:{name}")]))
             .map_err(pg)?
             .map(|r| r.get(0));
         let Some(value) = value else { return Ok(None) };
         let value: i64 =
             value.parse().map_err(|_| StoreError::Schema(format!("cursor {name} is damaged: {value:?}")))?;
         let carry: Option<String> = self
-            .db()
-            .query_opt("SELECT value FROM meta WHERE key = $1", &[&format!("cursor:{name}:carry")])
+            .db(|c| c.query_opt("SELECT value FROM meta WHERE key = $1", &[&format!("cursor:{name}:carry")]))
             .map_err(pg)?
             .map(|r| r.get(0));
         let carry = match carry {
@@ -364,8 +398,7 @@ impl PgStore {
     /// Every segment, oldest first.
     pub fn segments(&self) -> Result<Vec<Segment>, StoreError> {
         Ok(self
-            .db()
-            .query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY id"), &[])
+            .db(|c| c.query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY id"), &[]))
             .map_err(pg)?
             .iter()
             .map(segment_of)
@@ -374,12 +407,13 @@ impl PgStore {
 
     fn segments_of(&self, seq: i64) -> Result<Vec<Segment>, StoreError> {
         Ok(self
-            .db()
-            .query(
-                "SELECT s.id, s.rows, s.bytes, s.sealed, s.min_ts, s.max_ts, s.hash FROM segments s
+            .db(|c| {
+                c.query(
+                    "SELECT s.id, s.rows, s.bytes, s.sealed, s.min_ts, s.max_ts, s.hash FROM segments s
                  JOIN segment_clusters c ON c.segment = s.id WHERE c.cluster = $1 ORDER BY s.id",
-                &[&seq],
-            )
+                    &[&seq],
+                )
+            })
             .map_err(pg)?
             .iter()
             .map(segment_of)
@@ -388,8 +422,7 @@ impl PgStore {
 
     fn templates_of(&self, seq: i64) -> Result<HashMap<u64, String>, StoreError> {
         Ok(self
-            .db()
-            .query("SELECT key, text FROM templates WHERE cluster = $1", &[&seq])
+            .db(|c| c.query("SELECT key, text FROM templates WHERE cluster = $1", &[&seq]))
             .map_err(pg)?
             .iter()
             .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
@@ -403,9 +436,30 @@ impl PgStore {
         delta: &Delta,
     ) -> Result<(), StoreError> {
         let current = chunk.map(|(s, _, _)| s.id);
-        let mut db = self.client.borrow_mut();
-        let mut tx = db.transaction().map_err(pg)?;
-        if let Some((name, value, carry)) = &self.staged_cursor {
+        // Which campaigns have messages in which segments: a template new to
+        // a campaign marks every segment since its first message (merges
+        // are handled in the transaction).
+        let mut late_cluster: Vec<i64> = Vec::new();
+        let mut late_key: Vec<i64> = Vec::new();
+        let mut pair_cluster: Vec<i64> = Vec::new();
+        let mut pair_segment: Vec<i64> = Vec::new();
+        for t in &delta.templates {
+            let Some(c) = t.cluster else { continue };
+            if self.indexed.get(&t.key) != Some(&c) {
+                late_cluster.push(i64::from(c));
+                late_key.push(t.key as i64);
+                self.indexed.insert(t.key, c);
+            }
+            if let Some(seg) = current {
+                if self.pairs.insert((c, seg)) {
+                    pair_cluster.push(i64::from(c));
+                    pair_segment.push(seg);
+                }
+            }
+        }
+        let (cursor, facts) = (&self.staged_cursor, &self.staged_facts);
+        self.in_transaction(|tx| {
+        if let Some((name, value, carry)) = cursor {
             let upsert =
                 "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value";
             tx.execute(upsert, &[&format!("cursor:{name}"), &value.to_string()]).map_err(pg)?;
@@ -413,10 +467,10 @@ impl PgStore {
                 .map_err(pg)?;
         }
         if let Some((s, n, data)) = sealed {
-            record_segment(&mut tx, s, Some((n, data)))?;
+            record_segment(tx, s, Some((n, data)))?;
         }
         if let Some((s, n, data)) = chunk {
-            record_segment(&mut tx, s, Some((n, data)))?;
+            record_segment(tx, s, Some((n, data)))?;
         }
         let ts = &delta.templates;
         if !ts.is_empty() {
@@ -633,27 +687,6 @@ impl PgStore {
             )
             .map_err(pg)?;
         }
-        // Which campaigns have messages in which segments: a template new to
-        // a campaign marks every segment since its first message (merges
-        // were handled above).
-        let mut late_cluster: Vec<i64> = Vec::new();
-        let mut late_key: Vec<i64> = Vec::new();
-        let mut pair_cluster: Vec<i64> = Vec::new();
-        let mut pair_segment: Vec<i64> = Vec::new();
-        for t in &delta.templates {
-            let Some(c) = t.cluster else { continue };
-            if self.indexed.get(&t.key) != Some(&c) {
-                late_cluster.push(i64::from(c));
-                late_key.push(t.key as i64);
-                self.indexed.insert(t.key, c);
-            }
-            if let Some(seg) = current {
-                if self.pairs.insert((c, seg)) {
-                    pair_cluster.push(i64::from(c));
-                    pair_segment.push(seg);
-                }
-            }
-        }
         if !late_key.is_empty() {
             tx.execute(
                 "INSERT INTO segment_clusters (cluster, segment)
@@ -673,7 +706,7 @@ impl PgStore {
             .map_err(pg)?;
         }
         // The batch's facts refer to its campaigns, written above.
-        for (campaign, reporter, ts) in &self.staged_facts.reporters {
+        for (campaign, reporter, ts) in &facts.reporters {
             tx.execute(
                 "INSERT INTO campaign_reporters (cluster, reporter, first_ts)
                  SELECT seq, $2, $3 FROM clusters WHERE id = $1
@@ -682,7 +715,7 @@ impl PgStore {
             )
             .map_err(pg)?;
         }
-        for r in &self.staged_facts.ignored {
+        for r in &facts.ignored {
             tx.execute(
                 "INSERT INTO optout_ignored (cluster, recipient, messages, first_ts, last_ts, sender, opted_out_at, keyword)
                  SELECT seq, $2, 1, $3, $3, $4, $5, $6 FROM clusters WHERE id = $1
@@ -693,8 +726,8 @@ impl PgStore {
             )
             .map_err(pg)?;
         }
-        tx.commit().map_err(pg)?;
         Ok(())
+        })
     }
 
     fn resolve(&self, id: &str) -> Result<Option<(i64, String)>, StoreError> {
@@ -704,8 +737,9 @@ impl PgStore {
         }
         let upper = format!("{id}g");
         let rows: Vec<(i64, String)> = self
-            .db()
-            .query("SELECT seq, id FROM clusters WHERE id >= $1 AND id < $2 ORDER BY id LIMIT 2", &[&id, &upper])
+            .db(|c| {
+                c.query("SELECT seq, id FROM clusters WHERE id >= $1 AND id < $2 ORDER BY id LIMIT 2", &[&id, &upper])
+            })
             .map_err(pg)?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
@@ -716,16 +750,16 @@ impl PgStore {
             _ if rows[0].1 == id => rows.into_iter().next(),
             _ => {
                 let n: i64 = self
-                    .db()
-                    .query_one("SELECT COUNT(*) FROM clusters WHERE id >= $1 AND id < $2", &[&id, &upper])
+                    .db(|c| c.query_one("SELECT COUNT(*) FROM clusters WHERE id >= $1 AND id < $2", &[&id, &upper]))
                     .map_err(pg)?
                     .get(0);
                 let candidates: Vec<String> = self
-                    .db()
-                    .query(
-                        "SELECT id FROM clusters WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3",
-                        &[&id, &upper, &(crate::AMBIGUOUS_SHOWN as i64)],
-                    )
+                    .db(|c| {
+                        c.query(
+                            "SELECT id FROM clusters WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3",
+                            &[&id, &upper, &(crate::AMBIGUOUS_SHOWN as i64)],
+                        )
+                    })
                     .map_err(pg)?
                     .iter()
                     .map(|r| r.get(0))
@@ -736,12 +770,10 @@ impl PgStore {
         // A campaign joined into another resolves to the one it joined.
         let Some((mut seq, mut id)) = found else { return Ok(None) };
         for _ in 0..64 {
-            let next = self
-                .db()
-                .query_opt(
+            let next = self.db(|c| c.query_opt(
                     "SELECT c.merged_into, m.id FROM clusters c JOIN clusters m ON m.seq = c.merged_into WHERE c.seq = $1",
                     &[&seq],
-                )
+                ))
                 .map_err(pg)?
                 .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
             match next {
@@ -753,13 +785,11 @@ impl PgStore {
     }
 
     fn summary(&self, seq: i64, max_senders: Option<usize>) -> Result<CampaignSummary, StoreError> {
-        let r = self
-            .db()
-            .query_one(
+        let r = self.db(|c| c.query_one(
                 "SELECT c.id, t.text, c.messages, c.senders, c.recipients, c.first_ts, c.last_ts, c.formed_ts, c.templates
                  FROM clusters c JOIN templates t ON t.key = c.leader WHERE c.seq = $1",
                 &[&seq],
-            )
+            ))
             .map_err(pg)?;
         let mut s = CampaignSummary {
             id: r.get(0),
@@ -783,26 +813,25 @@ impl PgStore {
             sender_messages: Vec::new(),
         };
         let limit = max_senders.map(|m| m as i64);
-        let senders: Vec<(String, i64)> = self
-            .db()
-            .query(
+        let senders: Vec<(String, i64)> = self.db(|c| c.query(
                 "SELECT sender, messages FROM cluster_senders WHERE cluster = $1 ORDER BY messages DESC, sender COLLATE \"C\" LIMIT $2",
                 &[&seq, &limit],
-            )
+            ))
             .map_err(pg)?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         (s.senders, s.sender_messages) = senders.into_iter().map(|(a, n)| (a, n as u64)).unzip();
         let r = self
-            .db()
-            .query_one(
-                "SELECT COALESCE(SUM(CASE WHEN optout THEN messages ELSE 0 END), 0)::BIGINT,
+            .db(|c| {
+                c.query_one(
+                    "SELECT COALESCE(SUM(CASE WHEN optout THEN messages ELSE 0 END), 0)::BIGINT,
                         COALESCE(SUM(CASE WHEN sender_id THEN messages ELSE 0 END), 0)::BIGINT,
                         COALESCE(SUM(messages), 0)::BIGINT
                  FROM templates WHERE cluster = $1",
-                &[&seq],
-            )
+                    &[&seq],
+                )
+            })
             .map_err(pg)?;
         let (o, i, n): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
         if n > 0 {
@@ -810,12 +839,13 @@ impl PgStore {
         }
         s.findings = self.campaign_findings(seq)?;
         (s.category, s.subcategory, s.category_rule) = self
-            .db()
-            .query_opt(
+            .db(|c| {
+                c.query_opt(
                 "SELECT category, subcategory, category_rule FROM templates WHERE cluster = $1 AND category IS NOT NULL
                  ORDER BY category_rule IS NOT NULL DESC, messages DESC, seq LIMIT 1",
                 &[&seq],
             )
+            })
             .map_err(pg)?
             .map_or((None, None, None), |r| (Some(r.get(0)), r.get(1), r.get(2)));
         s.risk = Some(textwatch_engine::rules::risk(s.findings.iter().map(|f| &f.severity), s.messages));
@@ -824,48 +854,46 @@ impl PgStore {
 
     /// A campaign's findings, as the embedded store gives them.
     fn campaign_findings(&self, seq: i64) -> Result<Vec<Finding>, StoreError> {
-        let rows: Vec<(u64, String)> = self
-            .db()
-            .query(
+        let rows: Vec<(u64, String)> = self.db(|c| c.query(
                 "SELECT messages, findings FROM templates WHERE cluster = $1 AND findings IS NOT NULL ORDER BY messages DESC, seq",
                 &[&seq],
-            )
+            ))
             .map_err(pg)?
             .iter()
             .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
             .collect();
         let mut kept = crate::findings::of_templates(rows);
         let r = self
-            .db()
-            .query_one(
-                "SELECT COALESCE(SUM(quiet), 0)::BIGINT,
+            .db(|c| {
+                c.query_one(
+                    "SELECT COALESCE(SUM(quiet), 0)::BIGINT,
                         (SELECT quiet_finding FROM templates WHERE cluster = $1 AND quiet_finding IS NOT NULL
                          ORDER BY quiet DESC, seq LIMIT 1)
                  FROM templates WHERE cluster = $1",
-                &[&seq],
-            )
+                    &[&seq],
+                )
+            })
             .map_err(pg)?;
         let (quiet, example): (i64, Option<String>) = (r.get(0), r.get(1));
         kept.extend(crate::findings::quiet(quiet as u64, example.as_deref()));
-        let r = self
-            .db()
-            .query_one(
+        let r = self.db(|c| c.query_one(
                 "WITH o AS (SELECT * FROM optout_ignored
                             WHERE cluster = $1 OR cluster IN (SELECT seq FROM clusters WHERE merged_into = $1))
                  SELECT (SELECT COALESCE(SUM(messages), 0)::BIGINT FROM o), (SELECT COUNT(*) FROM o),
                         (SELECT MIN(opted_out_at) FROM o), f.first_ts, f.sender, f.keyword
                  FROM (SELECT 1) one LEFT JOIN (SELECT first_ts, sender, keyword FROM o ORDER BY first_ts LIMIT 1) f ON TRUE",
                 &[&seq],
-            )
+            ))
             .map_err(pg)?;
         kept.extend(crate::optouts::ignored_finding_of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)));
         let r = self
-            .db()
-            .query_one(
-                "SELECT COUNT(DISTINCT reporter), MIN(first_ts) FROM campaign_reporters
+            .db(|c| {
+                c.query_one(
+                    "SELECT COUNT(DISTINCT reporter), MIN(first_ts) FROM campaign_reporters
                  WHERE cluster = $1 OR cluster IN (SELECT seq FROM clusters WHERE merged_into = $1)",
-                &[&seq],
-            )
+                    &[&seq],
+                )
+            })
             .map_err(pg)?;
         kept.extend(crate::reporters::finding_of(r.get(0), r.get(1)));
         crate::findings::sort(&mut kept);
@@ -874,12 +902,10 @@ impl PgStore {
 
     /// Every link into a campaign, oldest first.
     fn links_of(&self, seq: i64) -> Result<Vec<LinkView>, StoreError> {
-        Ok(self
-            .db()
-            .query(
+        Ok(self.db(|c| c.query(
                 "SELECT variant, via, kind, evidence, similarity, ts FROM campaign_links WHERE cluster = $1 ORDER BY ts, n",
                 &[&seq],
-            )
+            ))
             .map_err(pg)?
             .iter()
             .map(|r| LinkView {
@@ -896,13 +922,14 @@ impl PgStore {
     /// Every cluster row, in order; a gap in the numbering is damage.
     fn cluster_rows(&self) -> Result<Vec<ClusterRow>, StoreError> {
         let clusters: Vec<ClusterRow> = self
-            .db()
-            .query(
+            .db(|c| {
+                c.query(
                 "SELECT seq, id, leader, messages, templates, senders, recipients, first_ts, last_ts, formed_ts, reps,
                         merged_into, actor, meaning, infra
                  FROM clusters ORDER BY seq",
                 &[],
             )
+            })
             .map_err(pg)?
             .iter()
             .map(|r| {
@@ -939,8 +966,7 @@ impl PgStore {
 
     fn apart_pairs(&self) -> Result<Vec<(u32, u32)>, StoreError> {
         Ok(self
-            .db()
-            .query("SELECT a, b FROM campaign_apart ORDER BY a, b", &[])
+            .db(|c| c.query("SELECT a, b FROM campaign_apart ORDER BY a, b", &[]))
             .map_err(pg)?
             .iter()
             .map(|r| (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u32))
@@ -951,12 +977,13 @@ impl PgStore {
     /// segments were pruned, then the log's.
     fn samples(&self, seq: i64, cid: &str, n: usize) -> Result<Vec<MessageView>, StoreError> {
         let kept: Vec<MessageView> = self
-            .db()
-            .query(
-                "SELECT id, ts, sender, body, source, template, origin, meta FROM campaign_samples
+            .db(|c| {
+                c.query(
+                    "SELECT id, ts, sender, body, source, template, origin, meta FROM campaign_samples
                  WHERE cluster = $1 ORDER BY ts, n",
-                &[&seq],
-            )
+                    &[&seq],
+                )
+            })
             .map_err(pg)?
             .iter()
             .map(|r| MessageView {
@@ -999,13 +1026,15 @@ impl Read for Chunks<'_> {
             if self.next >= self.end {
                 return Ok(0);
             }
+            let (segment, next, end) = (self.segment, self.next, self.end);
             let rows = self
                 .store
-                .db()
-                .query(
-                    "SELECT n, data FROM segment_chunks WHERE segment = $1 AND n >= $2 AND n < $3 ORDER BY n LIMIT $4",
-                    &[&self.segment, &self.next, &self.end, &CHUNKS_PER_FETCH],
-                )
+                .db(|c| {
+                    c.query(
+                        "SELECT n, data FROM segment_chunks WHERE segment = $1 AND n >= $2 AND n < $3 ORDER BY n LIMIT $4",
+                        &[&segment, &next, &end, &CHUNKS_PER_FETCH],
+                    )
+                })
                 .map_err(std::io::Error::other)?;
             if rows.is_empty() {
                 return Err(std::io::Error::other(format!(
@@ -1043,8 +1072,7 @@ impl SegmentSource for PgStore {
             return Ok(true);
         }
         let chunks: i32 = self
-            .db()
-            .query_opt("SELECT chunks FROM segments WHERE id = $1", &[&seg.id])
+            .db(|c| c.query_opt("SELECT chunks FROM segments WHERE id = $1", &[&seg.id]))
             .map_err(pg)?
             .map_or(0, |r| r.get(0));
         let reader = Chunks {
@@ -1074,50 +1102,51 @@ impl Store for PgStore {
         // Text is needed only for the newest clusterable singletons, whose
         // signatures the engine rebuilds.
         let text_from: i64 = self
-            .db()
-            .query_one(
-                "SELECT COALESCE(MIN(seq), 0) FROM (SELECT seq FROM templates WHERE cluster IS NULL AND clusterable
+            .db(|c| {
+                c.query_one(
+                    "SELECT COALESCE(MIN(seq), 0) FROM (SELECT seq FROM templates WHERE cluster IS NULL AND clusterable
                  ORDER BY seq DESC LIMIT $1) t",
-                &[&((singleton_window * 2) as i64)],
-            )
+                    &[&((singleton_window * 2) as i64)],
+                )
+            })
             .map_err(pg)?
             .get(0);
-        {
-            let mut db = self.db();
-            let mut rows = db
-                .query_raw(
+        snap.templates = self
+            .db(|c| -> Result<Vec<TemplateRow>, postgres::Error> {
+                let mut out = Vec::new();
+                let mut rows = c.query_raw(
                     "SELECT key, seq, CASE WHEN cluster IS NULL AND clusterable AND seq >= $1 THEN text ELSE '' END,
-                            cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, quiet
-                     FROM templates",
+                        cluster, messages, first_ts, first_sender, first_rcpt, clusterable, optout, sender_id, quiet
+                 FROM templates",
                     [&text_from],
-                )
-                .map_err(pg)?;
-            while let Some(r) = rows.next().map_err(pg)? {
-                snap.templates.push(TemplateRow {
-                    key: r.get::<_, i64>(0) as u64,
-                    seq: r.get::<_, i64>(1) as u32,
-                    text: r.get(2),
-                    cluster: r.get::<_, Option<i64>>(3).map(|c| c as u32),
-                    messages: r.get::<_, i64>(4) as u64,
-                    first_ts: r.get(5),
-                    first_sender: r.get(6),
-                    first_rcpt: r.get::<_, Option<i64>>(7).map(|v| v as u64),
-                    clusterable: r.get(8),
-                    optout: r.get(9),
-                    sender_id: r.get(10),
-                    findings: None,
-                    category: None,
-                    subcategory: None,
-                    category_rule: None,
-                    quiet: r.get::<_, i64>(11) as u64,
-                    quiet_finding: None,
-                });
-            }
-        }
+                )?;
+                while let Some(r) = rows.next()? {
+                    out.push(TemplateRow {
+                        key: r.get::<_, i64>(0) as u64,
+                        seq: r.get::<_, i64>(1) as u32,
+                        text: r.get(2),
+                        cluster: r.get::<_, Option<i64>>(3).map(|c| c as u32),
+                        messages: r.get::<_, i64>(4) as u64,
+                        first_ts: r.get(5),
+                        first_sender: r.get(6),
+                        first_rcpt: r.get::<_, Option<i64>>(7).map(|v| v as u64),
+                        clusterable: r.get(8),
+                        optout: r.get(9),
+                        sender_id: r.get(10),
+                        findings: None,
+                        category: None,
+                        subcategory: None,
+                        category_rule: None,
+                        quiet: r.get::<_, i64>(11) as u64,
+                        quiet_finding: None,
+                    });
+                }
+                Ok(out)
+            })
+            .map_err(pg)?;
         snap.clusters = self.cluster_rows()?;
         snap.senders = self
-            .db()
-            .query("SELECT cluster, sender, messages, first_ts, last_ts FROM cluster_senders", &[])
+            .db(|c| c.query("SELECT cluster, sender, messages, first_ts, last_ts FROM cluster_senders", &[]))
             .map_err(pg)?
             .iter()
             .map(|r| SenderRow {
@@ -1128,12 +1157,10 @@ impl Store for PgStore {
                 last_ts: r.get(4),
             })
             .collect();
-        let bodies_from: i64 = self
-            .db()
-            .query_one(
+        let bodies_from: i64 = self.db(|c| c.query_one(
                 "SELECT COALESCE(MIN(first_seg), 0)::BIGINT FROM templates WHERE cluster IS NULL AND clusterable AND seq >= $1",
                 &[&text_from],
-            )
+            ))
             .map_err(pg)?
             .get(0);
         let segs = self.segments()?;
@@ -1144,12 +1171,13 @@ impl Store for PgStore {
 
     fn load_peek_snapshot(&mut self, singleton_window: usize) -> Result<Snapshot, StoreError> {
         let templates = self
-            .db()
-            .query(
-                "SELECT key, seq, text, messages, first_ts, first_sender, first_rcpt FROM templates
+            .db(|c| {
+                c.query(
+                    "SELECT key, seq, text, messages, first_ts, first_sender, first_rcpt FROM templates
                  WHERE cluster IS NULL AND clusterable ORDER BY seq DESC LIMIT $1",
-                &[&((singleton_window * 2) as i64)],
-            )
+                    &[&((singleton_window * 2) as i64)],
+                )
+            })
             .map_err(pg)?
             .iter()
             .map(|r| TemplateRow {
@@ -1175,20 +1203,17 @@ impl Store for PgStore {
         let mut snap = Snapshot { templates, ..Default::default() };
         snap.clusters = self.cluster_rows()?;
         snap.messages = self
-            .db()
-            .query_one("SELECT COALESCE(SUM(rows), 0)::BIGINT FROM segments", &[])
+            .db(|c| c.query_one("SELECT COALESCE(SUM(rows), 0)::BIGINT FROM segments", &[]))
             .map_err(pg)?
             .get::<_, i64>(0) as u64;
         Ok(snap)
     }
 
     fn template_campaign(&self, key: u64) -> Result<Option<(Option<String>, bool)>, StoreError> {
-        Ok(self
-            .db()
-            .query_opt(
+        Ok(self.db(|c| c.query_opt(
                 "SELECT c.id, t.clusterable FROM templates t LEFT JOIN clusters c ON c.seq = t.cluster WHERE t.key = $1",
                 &[&(key as i64)],
-            )
+            ))
             .map_err(pg)?
             .map(|r| (r.get(0), r.get(1))))
     }
@@ -1236,17 +1261,18 @@ impl Store for PgStore {
     fn campaigns(&self, q: &CampaignQuery) -> Result<Vec<CampaignSummary>, StoreError> {
         let sql = format!("SELECT seq FROM clusters c {CAMPAIGN_FILTER} ORDER BY messages DESC, id LIMIT $4 OFFSET $5");
         let seqs: Vec<i64> = self
-            .db()
-            .query(
-                &sql,
-                &[
-                    &(q.min_messages as i64),
-                    &q.last_seen_since,
-                    &q.category,
-                    &q.limit.map(|l| l as i64),
-                    &(q.offset as i64),
-                ],
-            )
+            .db(|c| {
+                c.query(
+                    &sql,
+                    &[
+                        &(q.min_messages as i64),
+                        &q.last_seen_since,
+                        &q.category,
+                        &q.limit.map(|l| l as i64),
+                        &(q.offset as i64),
+                    ],
+                )
+            })
             .map_err(pg)?
             .iter()
             .map(|r| r.get(0))
@@ -1256,8 +1282,10 @@ impl Store for PgStore {
 
     fn count_campaigns(&self, q: &CampaignQuery) -> Result<u64, StoreError> {
         let sql = format!("SELECT COUNT(*) FROM clusters c {CAMPAIGN_FILTER}");
-        let n: i64 =
-            self.db().query_one(&sql, &[&(q.min_messages as i64), &q.last_seen_since, &q.category]).map_err(pg)?.get(0);
+        let n: i64 = self
+            .db(|c| c.query_one(&sql, &[&(q.min_messages as i64), &q.last_seen_since, &q.category]))
+            .map_err(pg)?
+            .get(0);
         Ok(n as u64)
     }
 
@@ -1269,12 +1297,13 @@ impl Store for PgStore {
         let Some((seq, _)) = self.resolve(id)? else { return Ok(None) };
         let summary = self.summary(seq, None)?;
         let sender_stats = self
-            .db()
-            .query(
-                "SELECT sender, messages, first_ts, last_ts FROM cluster_senders WHERE cluster = $1
+            .db(|c| {
+                c.query(
+                    "SELECT sender, messages, first_ts, last_ts FROM cluster_senders WHERE cluster = $1
                  ORDER BY messages DESC, sender COLLATE \"C\"",
-                &[&seq],
-            )
+                    &[&seq],
+                )
+            })
             .map_err(pg)?
             .iter()
             .map(|r| SenderView {
@@ -1286,12 +1315,13 @@ impl Store for PgStore {
             .collect();
         let links = self.links_of(seq)?;
         let variants: Vec<VariantView> = self
-            .db()
-            .query(
-                "SELECT text, messages, optout, sender_id, findings, key FROM templates WHERE cluster = $1
+            .db(|c| {
+                c.query(
+                    "SELECT text, messages, optout, sender_id, findings, key FROM templates WHERE cluster = $1
                  ORDER BY messages DESC, seq LIMIT 50",
-                &[&seq],
-            )
+                    &[&seq],
+                )
+            })
             .map_err(pg)?
             .iter()
             .map(|r| {
@@ -1312,15 +1342,13 @@ impl Store for PgStore {
             .collect();
         let links: Vec<LinkView> = links.into_iter().filter(|l| l.kind != "near-duplicate").collect();
         let absorbed: Vec<String> = self
-            .db()
-            .query("SELECT id FROM clusters WHERE merged_into = $1 ORDER BY seq", &[&seq])
+            .db(|c| c.query("SELECT id FROM clusters WHERE merged_into = $1 ORDER BY seq", &[&seq]))
             .map_err(pg)?
             .iter()
             .map(|r| r.get(0))
             .collect();
         let timeline = self
-            .db()
-            .query("SELECT minute, count FROM cluster_minutes WHERE cluster = $1 ORDER BY minute", &[&seq])
+            .db(|c| c.query("SELECT minute, count FROM cluster_minutes WHERE cluster = $1 ORDER BY minute", &[&seq]))
             .map_err(pg)?
             .iter()
             .map(|r| MinuteView { minute: r.get::<_, i64>(0) * 60_000, messages: r.get::<_, i64>(1) as u64 })
@@ -1352,12 +1380,10 @@ impl Store for PgStore {
             self,
             &segs,
             &mut |key| {
-                Ok(self
-                    .db()
-                    .query_opt(
+                Ok(self.db(|c| c.query_opt(
                         "SELECT t.text, c.id FROM templates t LEFT JOIN clusters c ON c.seq = t.cluster WHERE t.key = $1",
                         &[&(key as i64)],
-                    )
+                    ))
                     .map_err(pg)?
                     .map(|r| (r.get(0), r.get(1)))
                     .unwrap_or_default())
@@ -1367,8 +1393,7 @@ impl Store for PgStore {
     }
 
     fn replace_number_source(&mut self, source: &NumberSource, rows: &[PrefixRow]) -> Result<(), StoreError> {
-        let mut db = self.db();
-        let mut tx = db.transaction().map_err(pg)?;
+        self.in_transaction(|tx| {
         tx.execute("DELETE FROM number_prefixes WHERE source = $1", &[&source.key]).map_err(pg)?;
         tx.execute("DELETE FROM number_sources WHERE key = $1", &[&source.key]).map_err(pg)?;
         tx.execute(
@@ -1392,17 +1417,18 @@ impl Store for PgStore {
             )
             .map_err(pg)?;
         }
-        tx.commit().map_err(pg)?;
         Ok(())
+        })
     }
 
     fn number_sources(&self) -> Result<Vec<NumberSource>, StoreError> {
         Ok(self
-            .db()
-            .query(
+            .db(|c| {
+                c.query(
                 "SELECT key, kind, file, file_date, rows, imported_at FROM number_sources ORDER BY key COLLATE \"C\"",
                 &[],
             )
+            })
             .map_err(pg)?
             .iter()
             .map(|r| NumberSource {
@@ -1417,31 +1443,40 @@ impl Store for PgStore {
     }
 
     fn number_prefixes(&self, f: &mut dyn FnMut(PrefixRow)) -> Result<(), StoreError> {
-        let mut db = self.db();
-        let mut rows = db
-            .query_raw(
-                "SELECT prefix, kind, name, origin, date, detail FROM number_prefixes ORDER BY n",
-                std::iter::empty::<i64>(),
-            )
+        let rows = self
+            .db(|c| -> Result<Vec<PrefixRow>, postgres::Error> {
+                let mut out = Vec::new();
+                let mut rows = c.query_raw(
+                    "SELECT prefix, kind, name, origin, date, detail FROM number_prefixes ORDER BY n",
+                    std::iter::empty::<i64>(),
+                )?;
+                while let Some(r) = rows.next()? {
+                    let kind: String = r.get(1);
+                    let Some(kind) = SourceKind::parse(&kind) else { continue };
+                    out.push(PrefixRow {
+                        prefix: r.get(0),
+                        kind,
+                        name: r.get(2),
+                        source: r.get(3),
+                        date: r.get(4),
+                        detail: r.get(5),
+                    });
+                }
+                Ok(out)
+            })
             .map_err(pg)?;
-        while let Some(r) = rows.next().map_err(pg)? {
-            let kind: String = r.get(1);
-            let Some(kind) = SourceKind::parse(&kind) else { continue };
-            f(PrefixRow { prefix: r.get(0), kind, name: r.get(2), source: r.get(3), date: r.get(4), detail: r.get(5) });
-        }
+        rows.into_iter().for_each(f);
         Ok(())
     }
 
     fn sender_activity(&self, sender: &str) -> Result<SenderActivity, StoreError> {
         let segs = self.segments()?;
         let (messages, first, last) = crate::reads::sender_history(self, &segs, sender)?;
-        let campaigns = self
-            .db()
-            .query(
+        let campaigns = self.db(|c| c.query(
                 "SELECT c.id, s.messages, s.first_ts, s.last_ts FROM cluster_senders s JOIN clusters c ON c.seq = s.cluster
                  WHERE s.sender = $1 ORDER BY s.messages DESC, c.id",
                 &[&sender],
-            )
+            ))
             .map_err(pg)?
             .iter()
             .map(|r| SenderCampaign {
@@ -1456,11 +1491,12 @@ impl Store for PgStore {
 
     fn record_alert(&mut self, campaign: &str, level: &str, fired_at: i64, body: &str) -> Result<bool, StoreError> {
         let n = self
-            .db()
-            .execute(
+            .db(|c| {
+                c.execute(
                 "INSERT INTO alerts (campaign, level, fired_at, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 &[&campaign, &level, &fired_at, &body],
             )
+            })
             .map_err(pg)?;
         Ok(n == 1)
     }
@@ -1473,27 +1509,26 @@ impl Store for PgStore {
         created_at: i64,
     ) -> Result<i64, StoreError> {
         Ok(self
-            .db()
-            .query_one(
-                "INSERT INTO tokens (hash, scopes, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-                &[&hash, &scopes, &name, &created_at],
-            )
+            .db(|c| {
+                c.query_one(
+                    "INSERT INTO tokens (hash, scopes, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    &[&hash, &scopes, &name, &created_at],
+                )
+            })
             .map_err(pg)?
             .get(0))
     }
 
     fn token_scopes(&self, hash: &str) -> Result<Option<(i64, String)>, StoreError> {
         Ok(self
-            .db()
-            .query_opt("SELECT id, scopes FROM tokens WHERE hash = $1 AND NOT revoked", &[&hash])
+            .db(|c| c.query_opt("SELECT id, scopes FROM tokens WHERE hash = $1 AND NOT revoked", &[&hash]))
             .map_err(pg)?
             .map(|r| (r.get(0), r.get(1))))
     }
 
     fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
         Ok(self
-            .db()
-            .query("SELECT id, scopes, name, created_at, revoked FROM tokens ORDER BY id", &[])
+            .db(|c| c.query("SELECT id, scopes, name, created_at, revoked FROM tokens ORDER BY id", &[]))
             .map_err(pg)?
             .iter()
             .map(|r| TokenInfo {
@@ -1507,25 +1542,25 @@ impl Store for PgStore {
     }
 
     fn revoke_token(&mut self, id: i64) -> Result<bool, StoreError> {
-        Ok(self.db().execute("UPDATE tokens SET revoked = TRUE WHERE id = $1", &[&id]).map_err(pg)? == 1)
+        Ok(self.db(|c| c.execute("UPDATE tokens SET revoked = TRUE WHERE id = $1", &[&id])).map_err(pg)? == 1)
     }
 
     fn block_campaign(&mut self, campaign: &str, at: i64, by: &str, reason: &str) -> Result<(), StoreError> {
-        self.db()
-            .execute(
+        self.db(|c| {
+            c.execute(
                 "INSERT INTO campaign_blocks (campaign, blocked_at, by, reason) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (campaign) DO UPDATE SET blocked_at = EXCLUDED.blocked_at, by = EXCLUDED.by,
                     reason = EXCLUDED.reason",
                 &[&campaign, &at, &by, &reason],
             )
-            .map_err(pg)?;
+        })
+        .map_err(pg)?;
         Ok(())
     }
 
     fn blocked_campaigns(&self) -> Result<Vec<(String, String)>, StoreError> {
         let rows: Vec<(String, String)> = self
-            .db()
-            .query("SELECT campaign, reason FROM campaign_blocks ORDER BY campaign COLLATE \"C\"", &[])
+            .db(|c| c.query("SELECT campaign, reason FROM campaign_blocks ORDER BY campaign COLLATE \"C\"", &[]))
             .map_err(pg)?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
@@ -1550,16 +1585,16 @@ impl Store for PgStore {
 
     fn has_alert(&self, campaign: &str, level: &str) -> Result<bool, StoreError> {
         Ok(self
-            .db()
-            .query_opt("SELECT 1 FROM alerts WHERE campaign = $1 AND level = $2", &[&campaign, &level])
+            .db(|c| c.query_opt("SELECT 1 FROM alerts WHERE campaign = $1 AND level = $2", &[&campaign, &level]))
             .map_err(pg)?
             .is_some())
     }
 
     fn alerts(&self) -> Result<Vec<String>, StoreError> {
         Ok(self
-            .db()
-            .query("SELECT body FROM alerts ORDER BY fired_at, campaign COLLATE \"C\", level COLLATE \"C\"", &[])
+            .db(|c| {
+                c.query("SELECT body FROM alerts ORDER BY fired_at, campaign COLLATE \"C\", level COLLATE \"C\"", &[])
+            })
             .map_err(pg)?
             .iter()
             .map(|r| r.get(0))
@@ -1569,8 +1604,7 @@ impl Store for PgStore {
     fn campaign_fingerprints(&self, id: &str) -> Result<Vec<String>, StoreError> {
         let Some((seq, _)) = self.resolve(id)? else { return Ok(Vec::new()) };
         let mut keys: Vec<u64> = self
-            .db()
-            .query("SELECT key FROM templates WHERE cluster = $1", &[&seq])
+            .db(|c| c.query("SELECT key FROM templates WHERE cluster = $1", &[&seq]))
             .map_err(pg)?
             .iter()
             .map(|r| r.get::<_, i64>(0) as u64)
@@ -1582,8 +1616,7 @@ impl Store for PgStore {
     fn campaign_templates(&self, id: &str) -> Result<Vec<CampaignTemplate>, StoreError> {
         let Some((seq, _)) = self.resolve(id)? else { return Ok(Vec::new()) };
         Ok(self
-            .db()
-            .query("SELECT key, findings, category FROM templates WHERE cluster = $1 ORDER BY seq", &[&seq])
+            .db(|c| c.query("SELECT key, findings, category FROM templates WHERE cluster = $1 ORDER BY seq", &[&seq]))
             .map_err(pg)?
             .iter()
             .map(|r| {
@@ -1606,14 +1639,15 @@ impl Store for PgStore {
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
         let r = self
-            .db()
-            .query_one(
-                "SELECT (SELECT COALESCE(SUM(rows), 0)::BIGINT FROM segments),
+            .db(|c| {
+                c.query_one(
+                    "SELECT (SELECT COALESCE(SUM(rows), 0)::BIGINT FROM segments),
                         (SELECT COUNT(*) FROM templates),
                         (SELECT COUNT(*) FROM clusters WHERE merged_into IS NULL),
                         (SELECT COALESCE(SUM(messages), 0)::BIGINT FROM clusters WHERE merged_into IS NULL)",
-                &[],
-            )
+                    &[],
+                )
+            })
             .map_err(pg)?;
         Ok(StoreStats {
             messages: r.get::<_, i64>(0) as u64,

@@ -303,3 +303,21 @@ fn an_unreachable_database_is_a_clear_error() {
     assert!(e.contains("cannot connect to postgresql://nobody@127.0.0.1/none"), "{e}");
     assert!(!e.contains("hunter2"), "no password in errors: {e}");
 }
+
+#[test]
+fn it_works_on_a_thread_that_drives_async_tasks() {
+    // The cluster's assigner commits from async code on a current-thread
+    // runtime: the blocking client must not panic there.
+    let Some(db) = schema("async") else { return };
+    let msgs = election(1_500, 3);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut pg = PgStore::connect(&db.url).unwrap();
+        let mut e = engine(&mut pg);
+        feed(&mut pg, &mut e, &msgs, 500).unwrap();
+        assert_eq!(pg.stats().unwrap().messages, 1_500);
+        assert!(!pg.campaigns(&CampaignQuery::default()).unwrap().is_empty());
+        pg.close_segment().unwrap();
+        drop(pg);
+    });
+}
