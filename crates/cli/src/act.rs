@@ -146,10 +146,10 @@ pub enum ListFormat {
     Json,
 }
 
-pub fn blocklist(db: &Path, args: BlocklistArgs) -> Result<ExitCode> {
-    let store = open(db)?;
-    let e = Enricher::load(&store, &args.ctx.files())?;
-    let entries = blocklist_entries(&store, &e, &args.categories)?;
+pub fn blocklist(db: &textwatch_store::Location, args: BlocklistArgs) -> Result<ExitCode> {
+    let store = crate::output::open_at(db)?;
+    let e = Enricher::load(&*store, &args.ctx.files())?;
+    let entries = blocklist_entries(&*store, &e, &args.categories)?;
     let stdout = std::io::stdout().lock();
     match args.format {
         ListFormat::Json => {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Result;
-use textwatch_store::{Store, StoreError};
+use textwatch_store::StoreError;
 
 #[derive(clap::Args, Debug)]
 pub struct AlertsArgs {
@@ -16,29 +16,31 @@ pub struct AlertsArgs {
 }
 
 /// `textwatch alerts`: every recorded alert, one JSON object per line.
-pub fn list(db: &std::path::Path, args: AlertsArgs) -> Result<std::process::ExitCode> {
-    let store = crate::output::open(db)?;
+pub fn list(db: &textwatch_store::Location, args: AlertsArgs) -> Result<std::process::ExitCode> {
+    let store = crate::output::open_at(db)?;
+    // Campaigns by the id they go by now (one joined into another, by that
+    // one's).
     let wanted = match &args.campaign {
-        Some(id) => Some(store.resolve_seq(id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?.0),
+        Some(id) => Some(store.resolve_campaign(id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?),
         None => None,
     };
-    let mut seqs: HashMap<String, Option<i64>> = HashMap::new();
+    let mut live: HashMap<String, Option<String>> = HashMap::new();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for a in store.alerts()? {
-        if let Some(want) = wanted {
+        if let Some(want) = &wanted {
             let id = serde_json::from_str::<serde_json::Value>(&a)
                 .ok()
                 .and_then(|v| v.get("campaign").and_then(|c| c.as_str()).map(str::to_owned))
                 .unwrap_or_default();
-            let seq = match seqs.get(&id) {
-                Some(s) => *s,
+            let now = match live.get(&id) {
+                Some(s) => s.clone(),
                 None => {
-                    let s = store.resolve_seq(&id)?.map(|r| r.0);
-                    seqs.insert(id, s);
+                    let s = store.resolve_campaign(&id)?;
+                    live.insert(id, s.clone());
                     s
                 }
             };
-            if seq != Some(want) {
+            if now.as_ref() != Some(want) {
                 continue;
             }
         }

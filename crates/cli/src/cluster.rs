@@ -2,7 +2,7 @@
 //! pipeline past one machine, over NATS JetStream. The work is
 //! [`textwatch_cluster`]'s; this is its command line.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -115,7 +115,7 @@ pub fn publish(args: PublishArgs) -> Result<ExitCode> {
     Ok(if failed_files > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-pub fn worker(db: &Path, args: WorkerArgs) -> Result<ExitCode> {
+pub fn worker(db: &textwatch_store::Location, args: WorkerArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     textwatch_cluster::node::stop_on_signals(stop.clone())?;
     let (files, sinks) = (args.ctx.files(), args.alerts.clone());
@@ -126,7 +126,7 @@ pub fn worker(db: &Path, args: WorkerArgs) -> Result<ExitCode> {
     });
     let cfg = textwatch_cluster::node::NodeConfig {
         nats: args.nats,
-        db: db.to_path_buf(),
+        db: db.clone(),
         rules: args.rules,
         analyze: !args.assign_only,
         assign: !args.analyze_only,
@@ -135,21 +135,25 @@ pub fn worker(db: &Path, args: WorkerArgs) -> Result<ExitCode> {
     eprintln!(
         "textwatch: worker on {} with {}{}; Ctrl-C stops it",
         cfg.nats,
-        db.display(),
+        db,
         if cfg.assign { " (it assigns while it holds the store's lock)" } else { "" }
     );
     textwatch_cluster::node::run(cfg, after, stop, Default::default())?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn status(db: &Path, args: StatusArgs) -> Result<ExitCode> {
+pub fn status(db: &textwatch_store::Location, args: StatusArgs) -> Result<ExitCode> {
     let p = textwatch_cluster::broker::progress_of(&args.nats)?;
-    let cursor = if db.exists() {
-        let store = crate::output::open(db)?;
-        store.cursor(textwatch_cluster::assigner::CURSOR)?.map(|(c, carry)| (c as u64, carry.len() as u64))
-    } else {
-        None
-    };
+    let cursor = match db {
+        textwatch_store::Location::Sqlite(path) if !path.exists() => None,
+        textwatch_store::Location::Sqlite(path) => {
+            crate::output::open(path)?.cursor(textwatch_cluster::assigner::CURSOR)?
+        }
+        textwatch_store::Location::Postgres(url) => {
+            textwatch_store::pg::PgStore::connect(url)?.cursor(textwatch_cluster::assigner::CURSOR)?
+        }
+    }
+    .map(|(c, carry)| (c as u64, carry.len() as u64));
     // Published and not yet committed by the assigner (records a batch
     // kept back for the next count as not yet assigned).
     let behind = match cursor {
@@ -178,7 +182,7 @@ pub fn status(db: &Path, args: StatusArgs) -> Result<ExitCode> {
         println!("assigner       {} analyzed records waiting", thousands(p.analyzed_waiting));
         match cursor {
             Some(c) => println!("store          assigned everything below sequence {c}; {} to go", thousands(behind)),
-            None => println!("store          {} has assigned nothing from the broker yet", db.display()),
+            None => println!("store          {} has assigned nothing from the broker yet", db),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -10,12 +10,12 @@ use textwatch_engine::features::TemplateFeatures;
 use textwatch_engine::{Engine, EngineConfig, Message, Peek, Scratch};
 use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::time::format_ts;
-use textwatch_store::{CampaignQuery, Store};
+use textwatch_store::{CampaignQuery, Location, Store};
 
 use crate::context::ContextArgs;
 use crate::output::campaign_table;
 use crate::output::Format;
-use crate::output::{bar, excerpt, open, printable, short_time, thousands, SafeText, Table};
+use crate::output::{bar, excerpt, open, open_at, printable, short_time, thousands, SafeText, Table};
 use textwatch_engine::policy::Decision;
 use textwatch_sinks::enrich::Enricher;
 use textwatch_sinks::views::{
@@ -44,9 +44,10 @@ pub struct CampaignsArgs {
     ctx: ContextArgs,
 }
 
-pub fn campaigns(db: &Path, args: CampaignsArgs) -> Result<()> {
-    let store = open(db)?;
-    let ctx = Enricher::load(&store, &args.ctx.files())?;
+pub fn campaigns(db: &Location, args: CampaignsArgs) -> Result<()> {
+    let store = open_at(db)?;
+    let store = &*store;
+    let ctx = Enricher::load(store, &args.ctx.files())?;
     if let Some(c) = args.category.as_deref().filter(|c| !textwatch_engine::taxonomy::is_known(c)) {
         bail!(
             "unknown category {c:?}: give a category ({}), category/subcategory or a subcategory (docs/rules.md#categories)",
@@ -59,7 +60,7 @@ pub fn campaigns(db: &Path, args: CampaignsArgs) -> Result<()> {
         category: args.category.clone(),
         ..Default::default()
     };
-    let list = enriched_campaigns(&store, &ctx, &q)?;
+    let list = enriched_campaigns(store, &ctx, &q)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
@@ -103,14 +104,18 @@ pub struct CampaignArgs {
     ctx: ContextArgs,
 }
 
-pub fn campaign(db: &Path, args: CampaignArgs) -> Result<ExitCode> {
+pub fn campaign(db: &Location, args: CampaignArgs) -> Result<ExitCode> {
     if let Some(edit) = args.edit {
-        return crate::edit::run(db, edit);
+        let Location::Sqlite(path) = db else {
+            bail!("editing campaigns does not run on PostgreSQL yet: use the SQLite file (drop --postgres)")
+        };
+        return crate::edit::run(path, edit);
     }
     let id = args.id.unwrap_or_default();
-    let store = open(db)?;
-    let ctx = Enricher::load(&store, &args.ctx.files())?;
-    let Some(d) = enriched_campaign(&store, &ctx, &id, args.samples)? else {
+    let store = open_at(db)?;
+    let store = &*store;
+    let ctx = Enricher::load(store, &args.ctx.files())?;
+    let Some(d) = enriched_campaign(store, &ctx, &id, args.samples)? else {
         crate::output::report(
             crate::output::Level::Error,
             &format!("no campaign {id:?}; `textwatch campaigns` lists them"),
@@ -294,8 +299,8 @@ pub struct MessagesArgs {
     limit: Option<u64>,
 }
 
-pub fn messages(db: &Path, args: MessagesArgs) -> Result<ExitCode> {
-    let store = open(db)?;
+pub fn messages(db: &Location, args: MessagesArgs) -> Result<ExitCode> {
+    let store = open_at(db)?;
     if let Some(id) = &args.campaign {
         if store.resolve_campaign(id)?.is_none() {
             crate::output::report(

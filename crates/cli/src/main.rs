@@ -45,6 +45,16 @@ struct Cli {
     #[arg(long, global = true, env = "TEXTWATCH_DB", default_value = "textwatch.db", value_name = "PATH")]
     db: PathBuf,
 
+    /// A PostgreSQL database instead of the SQLite file, for workers on
+    /// several machines: a connection string (`postgresql://user@host/db`,
+    /// or `host=... dbname=...`; `options=-csearch_path=NAME` picks a
+    /// schema). Tables are made on first use. `worker`, `status`,
+    /// `numbers`, `number`, `campaigns`, `campaign`, `messages`, `blocklist`,
+    /// `report` and `alerts` work on it; the other commands still need the SQLite file
+    /// (docs/deployment.md#postgresql-the-shared-store).
+    #[arg(long, global = true, env = "TEXTWATCH_POSTGRES", value_name = "URL")]
+    postgres: Option<String>,
+
     /// Configuration file to read instead of looking for textwatch.toml in
     /// ~/.config/textwatch/ and in the database's folder (see `textwatch
     /// config`).
@@ -278,6 +288,22 @@ enum Command {
     EvalModel(model::EvalModelArgs),
 }
 
+impl Command {
+    /// The subcommand as typed (`import-reports`).
+    fn name(&self) -> String {
+        let debug = format!("{self:?}");
+        let variant = debug.split(['(', ' ', '{']).next().unwrap_or("");
+        let mut out = String::new();
+        for (i, ch) in variant.chars().enumerate() {
+            if ch.is_uppercase() && i > 0 {
+                out.push('-');
+            }
+            out.extend(ch.to_lowercase());
+        }
+        out
+    }
+}
+
 fn main() -> ExitCode {
     // The configuration files fill in what flags and the environment leave
     // open, so they are read between a first look at the command line (for
@@ -306,40 +332,52 @@ fn main() -> ExitCode {
     for (path, _) in loaded.looked.iter().filter(|(_, what)| *what == config::Looked::Read) {
         tracing::info!(file = %path.display(), "configuration read");
     }
+    let at = match &cli.postgres {
+        Some(url) => textwatch_store::Location::Postgres(url.clone()),
+        None => textwatch_store::Location::Sqlite(cli.db.clone()),
+    };
     let result = match cli.command {
+        Command::Campaigns(args) => commands::campaigns(&at, args).map(|()| ExitCode::SUCCESS),
+        Command::Campaign(args) if args.edit.is_none() => commands::campaign(&at, args),
+        Command::Messages(args) => commands::messages(&at, args),
+        Command::Blocklist(args) => act::blocklist(&at, args),
+        Command::Report(args) => report::run(&at, args),
+        Command::Alerts(args) => alerts::list(&at, args),
+        Command::Worker(args) => cluster::worker(&at, args),
+        Command::Status(args) => cluster::status(&at, args),
+        Command::Numbers(args) => numbers::numbers(&at, args),
+        Command::Number(args) => numbers::number(&at, args),
+        // No database.
+        Command::Publish(args) => cluster::publish(args),
+        Command::Simulate(args) => sim::simulate(args),
+        Command::Train(args) => model::train(args),
+        Command::EvalModel(args) => model::eval_model(args),
+        Command::Config(_) => {
+            config::show(&loaded, &cli.db);
+            Ok(ExitCode::SUCCESS)
+        }
+        command if cli.postgres.is_some() => Err(anyhow::anyhow!(
+            "`textwatch {}` does not run on PostgreSQL yet: drop --postgres (and TEXTWATCH_POSTGRES) to use the \
+             SQLite file; on PostgreSQL run worker, status, numbers, number, campaigns, campaign, messages, blocklist, \
+             report and alerts",
+            command.name()
+        )),
         Command::Scan(args) => scan::run(&cli.db, args),
-        Command::Campaigns(args) => commands::campaigns(&cli.db, args).map(|()| ExitCode::SUCCESS),
-        Command::Campaign(args) => commands::campaign(&cli.db, args),
-        Command::Messages(args) => commands::messages(&cli.db, args),
+        Command::Campaign(args) => commands::campaign(&at, args),
         Command::Check(args) => commands::check(&cli.db, args).map(|()| ExitCode::SUCCESS),
-        Command::Numbers(args) => numbers::numbers(&cli.db, args),
-        Command::Number(args) => numbers::number(&cli.db, args),
         Command::Policy(args) => act::policy(&cli.db, args),
-        Command::Blocklist(args) => act::blocklist(&cli.db, args),
-        Command::Alerts(args) => alerts::list(&cli.db, args),
-        Command::Report(args) => report::run(&cli.db, args),
         Command::Reports(args) => reports::run(&cli.db, args),
         Command::Appeal(args) => appeals::appeal(&cli.db, args),
         Command::Audit(args) => appeals::audit(&cli.db, args),
         Command::ImportReports(args) => spam_reports::run(&cli.db, args),
         Command::Serve(args) => serve::run(&cli.db, args),
         Command::Smpp(args) => smpp::run(&cli.db, args),
-        Command::Publish(args) => cluster::publish(args),
-        Command::Worker(args) => cluster::worker(&cli.db, args),
-        Command::Status(args) => cluster::status(&cli.db, args),
         Command::Optouts(args) => optouts::run(&cli.db, args),
         Command::Token(args) => tokens::run(&cli.db, args),
         Command::Keys(args) => keys::run(&cli.db, args),
-        Command::Config(_) => {
-            config::show(&loaded, &cli.db);
-            Ok(ExitCode::SUCCESS)
-        }
         Command::Prune(args) => retention::prune(&cli.db, args),
         Command::Migrate(args) => retention::migrate(&cli.db, args),
-        Command::Simulate(args) => sim::simulate(args),
         Command::Eval(args) => sim::eval(&cli.db, args),
-        Command::Train(args) => model::train(args),
-        Command::EvalModel(args) => model::eval_model(args),
     };
     match result {
         Ok(code) => code,

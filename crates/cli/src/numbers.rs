@@ -10,8 +10,7 @@ use textwatch_store::time::now_ms;
 use anyhow::{bail, Context, Result};
 use textwatch_numbers::nanpa::{self, Parsed};
 use textwatch_sinks::views::number_view;
-use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::{NumberSource, Store};
+use textwatch_store::{Location, NumberSource};
 
 use crate::output::Format;
 use crate::output::{short_time, thousands, Table};
@@ -74,11 +73,11 @@ fn read_file(path: &Path) -> Result<Box<dyn Read>> {
     Ok(Box::new(r))
 }
 
-pub fn numbers(db: &Path, args: NumbersArgs) -> Result<ExitCode> {
+pub fn numbers(db: &Location, args: NumbersArgs) -> Result<ExitCode> {
     match args.command {
         NumbersCommand::Import(a) => import(db, a),
         NumbersCommand::Sources => {
-            let store = crate::output::open(db)?;
+            let store = crate::output::open_at(db)?;
             let mut t = Table::new(&[("SOURCE", false), ("FILE DATE", false), ("ROWS", true), ("IMPORTED", false)]);
             for s in store.number_sources()? {
                 t.row(vec![
@@ -100,7 +99,7 @@ pub fn numbers(db: &Path, args: NumbersArgs) -> Result<ExitCode> {
     }
 }
 
-fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
+fn import(db: &Location, a: ImportArgs) -> Result<ExitCode> {
     let jobs: Vec<(&str, &PathBuf)> = a
         .nanpa_co
         .iter()
@@ -111,7 +110,7 @@ fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
     if jobs.is_empty() {
         bail!("nothing to import: give --nanpa-co, --nanpa-blocks or --inventory FILE");
     }
-    let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+    let mut store = db.open_writer().with_context(|| format!("opening database {db}"))?;
     let mut rejected = 0usize;
     for (kind, path) in jobs {
         let started = Instant::now();
@@ -175,13 +174,13 @@ pub struct NumberArgs {
     providers: Option<PathBuf>,
 }
 
-pub fn number(db: &Path, args: NumberArgs) -> Result<ExitCode> {
-    let store = crate::output::open(db)?;
+pub fn number(db: &Location, args: NumberArgs) -> Result<ExitCode> {
+    let store = crate::output::open_at(db)?;
     let dir = textwatch_sinks::enrich::load_directory(
-        &store,
+        &*store,
         textwatch_sinks::enrich::load_registry(args.providers.as_deref())?,
     )?;
-    let v = number_view(&store, &dir, &args.number)?;
+    let v = number_view(&*store, &dir, &args.number)?;
     let mut out = std::io::stdout().lock();
     if args.format != Format::Table {
         serde_json::to_writer_pretty(&mut out, &v)?;

@@ -254,6 +254,18 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// Opens an existing database for a command that reads it.
+/// Opens the database a read command works on: the SQLite file (which
+/// must exist) or PostgreSQL.
+pub fn open_at(db: &textwatch_store::Location) -> anyhow::Result<Box<dyn textwatch_store::Store>> {
+    use anyhow::Context as _;
+    Ok(match db {
+        textwatch_store::Location::Sqlite(p) => Box::new(open(p)?),
+        textwatch_store::Location::Postgres(url) => {
+            Box::new(textwatch_store::pg::PgStore::connect(url).with_context(|| format!("opening database {db}"))?)
+        }
+    })
+}
+
 pub fn open(db: &std::path::Path) -> anyhow::Result<textwatch_store::sqlite::SqliteStore> {
     use anyhow::Context as _;
     textwatch_store::sqlite::SqliteStore::open_existing(db)

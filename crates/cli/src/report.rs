@@ -98,17 +98,28 @@ impl From<ReporterArgs> for Reporter {
     }
 }
 
-pub fn run(db: &Path, args: ReportArgs) -> Result<ExitCode> {
-    let store = open(db)?;
-    let e = Enricher::load(&store, &args.ctx.files())?;
-    let Some(mut dos) = dossier(&store, &e, &args.campaign, args.samples)? else {
+pub fn run(at: &textwatch_store::Location, args: ReportArgs) -> Result<ExitCode> {
+    // Sent reports (their follow-ups, --send and --mark-sent) are kept in
+    // the SQLite file only, for now.
+    let db = match at {
+        textwatch_store::Location::Sqlite(p) => Some(p.as_path()),
+        textwatch_store::Location::Postgres(_) if args.send || args.mark_sent => {
+            bail!("--send and --mark-sent record the report, which does not run on PostgreSQL yet: use the SQLite file")
+        }
+        textwatch_store::Location::Postgres(_) => None,
+    };
+    let store = crate::output::open_at(at)?;
+    let e = Enricher::load(&*store, &args.ctx.files())?;
+    let Some(mut dos) = dossier(&*store, &e, &args.campaign, args.samples)? else {
         crate::output::report(
             crate::output::Level::Error,
             &format!("no campaign {:?}; `textwatch campaigns` lists them", args.campaign),
         );
         return Ok(ExitCode::FAILURE);
     };
-    dos.followups = textwatch_sinks::followup::for_campaign(&store, &dos.d.summary.id, &Default::default())?;
+    if let Some(db) = db {
+        dos.followups = textwatch_sinks::followup::for_campaign(&open(db)?, &dos.d.summary.id, &Default::default())?;
+    }
     if let Some(p) = &args.provider {
         let names: Vec<String> = dos.parts.iter().map(|p| p.group.name.clone()).collect();
         dos.parts.retain(|x| x.group.name.eq_ignore_ascii_case(p));
@@ -139,7 +150,7 @@ pub fn run(db: &Path, args: ReportArgs) -> Result<ExitCode> {
         ReportFormat::Html => html(&dos),
         ReportFormat::Md => markdown(&dos),
     };
-    if args.send || args.mark_sent {
+    if let Some(db) = db.filter(|_| args.send || args.mark_sent) {
         record(db, &args, &dos, &text)?;
         if args.out.is_none() {
             // The report went out (or was marked); its text is not printed

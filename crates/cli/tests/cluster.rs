@@ -81,8 +81,7 @@ fn worker_under(wrapper: &[&str], db: &Path, nats: &Nats, log: &Path, alerts: &P
         }
         None => Command::new(common::bin()),
     };
-    cmd.arg("--db")
-        .arg(db)
+    cmd.args(common::db_args(db))
         .args(["worker", "--nats", &nats.url])
         .args(extra)
         .arg("--alert")
@@ -271,22 +270,42 @@ fn a_worker_killed_halfway_loses_nothing_and_stores_nothing_twice() {
     let Some(bin) = nats_server() else { return };
     // Three batches, so that the kill falls between commits.
     let s = setup(70_000, 23);
-    let nats = start_nats(&bin, s.dir.path());
-    tw_ok(&s.cluster, &["publish", "--nats", &nats.url, s.stream.to_str().unwrap()]);
+    assigner_killed_halfway(&bin, &s, &s.cluster);
+}
+
+/// The shared store: the same as above with the workers on PostgreSQL
+/// (number data imported there): the answers are the embedded scan's,
+/// every message stored once, across an assigner killed with SIGKILL.
+#[test]
+fn workers_on_postgres_give_what_the_embedded_scan_gives_across_a_killed_assigner() {
+    let Some(bin) = nats_server() else { return };
+    let s = setup(70_000, 29);
+    let Some(pg) = common::postgres_db(s.dir.path(), "cluster") else { return };
+    import_numbers(&pg.db, &s.dir.path().join("nums"));
+    assigner_killed_halfway(&bin, &s, &pg.db);
+}
+
+/// Publishes the setup's stream; two workers on `cluster`, the assigner
+/// killed with SIGKILL once a batch is committed, a third worker started;
+/// then checks every message is stored once and the answers are the
+/// embedded scan's.
+fn assigner_killed_halfway(bin: &Path, s: &Setup, cluster: &Path) {
+    let nats = start_nats(bin, s.dir.path());
+    tw_ok(cluster, &["publish", "--nats", &nats.url, s.stream.to_str().unwrap()]);
     let logs: Vec<PathBuf> = (1..=3).map(|i| s.dir.path().join(format!("w{i}.log"))).collect();
     let alerts = s.dir.path().join("cluster-alerts.jsonl");
-    let mut first = worker(&s.cluster, &nats, &logs[0], &alerts);
+    let mut first = worker(cluster, &nats, &logs[0], &alerts);
     // The first worker takes the assigner's role before the second starts.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !std::fs::read_to_string(&logs[0]).unwrap_or_default().contains("assigner: starting") {
         assert!(Instant::now() < deadline, "the first worker never assigned");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut second = worker(&s.cluster, &nats, &logs[1], &alerts);
+    let mut second = worker(cluster, &nats, &logs[1], &alerts);
     // Halfway: some batches committed, most of the stream still to go.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let st = status(&s.cluster, &nats);
+        let st = status(cluster, &nats);
         if st["assigned_below_seq"].as_u64().unwrap_or(0) > 1 {
             break;
         }
@@ -297,20 +316,20 @@ fn a_worker_killed_halfway_loses_nothing_and_stores_nothing_twice() {
     // flight. The second worker takes over; the first is restarted.
     first.kill().unwrap();
     first.wait().unwrap();
-    let before = status(&s.cluster, &nats);
+    let before = status(cluster, &nats);
     assert!(before["not_yet_assigned"].as_u64().unwrap() > 0, "killed too late: {before}");
-    let mut third = worker(&s.cluster, &nats, &logs[2], &alerts);
+    let mut third = worker(cluster, &nats, &logs[2], &alerts);
     let refs: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
-    wait_assigned(&s.cluster, &nats, &refs);
+    wait_assigned(cluster, &nats, &refs);
     for w in [&mut second, &mut third] {
         stop(w);
     }
     // Every message exactly once, and the same campaigns.
-    let stored = common::messages(&s.cluster);
+    let stored = common::messages(cluster);
     let ids: BTreeSet<&str> = stored.iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), stored.len(), "a message stored twice");
     assert_eq!(stored.len(), common::messages(&s.embedded).len(), "messages lost");
-    assert_same(&s.embedded, &s.cluster, false);
+    assert_same(&s.embedded, cluster, false);
     let text = std::fs::read_to_string(&logs[1]).unwrap() + &std::fs::read_to_string(&logs[2]).unwrap();
     assert!(text.contains("holds the store's lock and assigns"), "nobody took over: {text}");
 }

@@ -109,3 +109,35 @@ fn an_ambiguous_prefix_lists_the_campaigns_it_matches() {
     }
     assert_eq!(err.contains(", ...)"), shared > 10, "{err}");
 }
+
+#[test]
+fn on_postgres_a_command_that_needs_the_sqlite_file_says_so_and_the_rest_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = common::postgres_db(dir.path(), "errors") else { return };
+    let out = tw(&pg.db, &["scan", "-q", fixture("campaigns.jsonl").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("`textwatch scan` does not run on PostgreSQL yet"), "{err}");
+    assert!(err.contains("drop --postgres"), "it says what to do: {err}");
+    assert!(!dir.path().join("textwatch.db").exists() && !std::path::Path::new("textwatch.db").exists());
+    // Read commands work on a new, empty database (its tables made on
+    // first use); commands without a database are not refused.
+    assert!(tw_ok(&pg.db, &["campaigns"]).contains("no campaigns yet"));
+    assert_eq!(tw_ok(&pg.db, &["blocklist", "--format", "csv"]).lines().count(), 1, "a header only");
+    let truth = dir.path().join("t.jsonl");
+    let sim = tw_ok(&pg.db, &["simulate", "--messages", "10", "--out", "-", "--truth", truth.to_str().unwrap()]);
+    assert_eq!(sim.lines().count(), 10);
+    // A wrong connection string is named, without its password.
+    let out = common::tw(
+        &{
+            let p = dir.path().join("bad.postgres");
+            std::fs::write(&p, "host=127.0.0.1 port=1 user=x password=secret dbname=y connect_timeout=2").unwrap();
+            p
+        },
+        &["campaigns"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot connect to postgresql://x@127.0.0.1/y"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+}

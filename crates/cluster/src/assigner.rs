@@ -29,7 +29,7 @@ use textwatch_engine::minhash::Signature;
 use textwatch_engine::optout::Registry;
 use textwatch_engine::{Analyzed, Analyzer, Engine, Scratch};
 use textwatch_pipeline::batch::{self, AfterCommit, Batcher, BATCH};
-use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::WriteStore;
 
 use crate::broker::Broker;
 use crate::wire::{self, Record};
@@ -74,7 +74,7 @@ struct Item {
 
 /// One assigner's state.
 pub struct Assigner {
-    store: SqliteStore,
+    store: Box<dyn WriteStore>,
     engine: Engine,
     after: Box<dyn AfterCommit + Send>,
     optouts: Registry,
@@ -105,7 +105,7 @@ impl Assigner {
     /// holds; records a batch had kept back are read again from the input.
     pub async fn new(
         broker: &Broker,
-        mut store: SqliteStore,
+        mut store: Box<dyn WriteStore>,
         engine: Engine,
         mut after: Box<dyn AfterCommit + Send>,
         analyzer: Analyzer,
@@ -139,8 +139,8 @@ impl Assigner {
         optouts.apply(&store.optout_changes()?);
         // Alerts the last assigner may have died before raising.
         let window = engine.config().singleton_window;
-        let campaigns = textwatch_store::Store::load_peek_snapshot(&mut store, window)?.clusters;
-        match after.resume(&mut store, &campaigns) {
+        let campaigns = store.load_peek_snapshot(window)?.clusters;
+        match after.resume(&mut *store, &campaigns) {
             Ok(0) => {}
             Ok(n) => tracing::warn!(alerts = n, "assigner: raised alerts a stopped assigner had not"),
             Err(e) => tracing::error!(error = %e, "assigner: catching up on alerts"),
@@ -387,13 +387,18 @@ impl Assigner {
                 sigs.insert(i.a.template_key, s);
             }
         }
-        let (kept, assigned, duplicates) =
-            batch::assign_accepted(&mut self.engine, items, |i| &i.a, &mut sigs, &mut self.store)?;
+        let (kept, assigned, duplicates) = batch::assign_accepted(
+            &mut self.engine,
+            items,
+            |i| &i.a,
+            &mut sigs,
+            &mut batch::Lookups(&mut *self.store),
+        )?;
         let accepted = kept.len() as u64;
         let refs: Vec<&Analyzed> = kept.iter().map(|i| &i.a).collect();
         let origins: Vec<&str> = kept.iter().map(|i| i.origin.as_str()).collect();
         self.store.stage_cursor(CURSOR, self.next as i64, carry.clone());
-        let alerts = batch::commit(&mut self.store, &refs, &origins, &assigned, &self.optouts, self.after.as_mut())?;
+        let alerts = batch::commit(&mut *self.store, &refs, &origins, &assigned, &self.optouts, self.after.as_mut())?;
         self.stats.accepted.fetch_add(accepted, Ordering::Relaxed);
         self.stats.duplicates.fetch_add(duplicates, Ordering::Relaxed);
         self.stats.alerts.fetch_add(alerts, Ordering::Relaxed);

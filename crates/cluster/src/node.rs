@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use textwatch_engine::RuleSet;
 use textwatch_pipeline::batch::AfterCommit;
-use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::StoreError;
+use textwatch_store::{Location, Store, StoreError, WriteStore};
 
 use crate::assigner::{Assigner, AssignerStats};
 use crate::broker::Broker;
@@ -20,14 +19,14 @@ use crate::ClusterError;
 
 /// What runs after each of the assigner's commits, made for the store it
 /// commits to (alerts and their sinks; the binary decides).
-pub type AfterFactory = Box<dyn Fn(&SqliteStore) -> Result<Box<dyn AfterCommit + Send>, String> + Send + Sync>;
+pub type AfterFactory = Box<dyn Fn(&dyn Store) -> Result<Box<dyn AfterCommit + Send>, String> + Send + Sync>;
 
 /// How a worker process runs.
 pub struct NodeConfig {
     /// NATS server(s), `nats://host:4222`.
     pub nats: String,
-    /// The store.
-    pub db: PathBuf,
+    /// The store: the SQLite file every worker reaches, or PostgreSQL.
+    pub db: Location,
     /// Rule packs added to the built-in ones (as `scan --rules`).
     pub rules: Vec<PathBuf>,
     /// Analyze input messages.
@@ -60,7 +59,7 @@ pub fn run(
     let min_len = textwatch_engine::EngineConfig::default().min_template_len;
     let analyzer = {
         let store = open_store(&cfg.db)?;
-        textwatch_pipeline::setup::analyzer(&store, min_len)?.with_quiet_hours(rules.quiet_hours())
+        textwatch_pipeline::setup::analyzer(&*store, min_len)?.with_quiet_hours(rules.quiet_hours())
     };
     let assigner = if cfg.assign {
         let (cfg_nats, db, rules, stop, stats) =
@@ -98,10 +97,10 @@ pub fn run(
 /// Opens the store, retrying a few times while another process holds a
 /// lock SQLite does not wait for (workers starting together on a new
 /// database make its tables at the same moment).
-fn open_store(db: &std::path::Path) -> Result<SqliteStore, ClusterError> {
+fn open_store(db: &Location) -> Result<Box<dyn WriteStore>, ClusterError> {
     let mut tries = 0;
     loop {
-        match SqliteStore::open(db) {
+        match db.open_writer() {
             Err(e) if tries < 20 && e.is_busy() => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(100 * tries));
@@ -164,7 +163,7 @@ async fn connect_retrying(url: &str, stop: &AtomicBool) -> Result<Broker, Cluste
 /// and the bid starts again after a pause, from the store's state.
 fn bid(
     nats: &str,
-    db: &std::path::Path,
+    db: &Location,
     rules: RuleSet,
     dedup_keys: usize,
     after: AfterFactory,
@@ -181,7 +180,7 @@ fn bid(
     let mut backoff = Duration::from_secs(1);
     // Opened once and kept while another process holds the lock: opening
     // writes (schema checks), and the lock is all a bid needs to try.
-    let mut waiting: Option<SqliteStore> = None;
+    let mut waiting: Option<Box<dyn WriteStore>> = None;
     while !stop.load(Ordering::Relaxed) {
         let mut term = || -> Result<bool, ClusterError> {
             let mut store = match waiting.take() {
@@ -199,10 +198,10 @@ fn bid(
             tracing::info!("assigner: this worker holds the store's lock and assigns");
             stats.assigning.store(true, Ordering::Relaxed);
             let quiet = rules.quiet_hours();
-            let engine = textwatch_pipeline::setup::restore_engine(&mut store, rules.clone(), dedup_keys)?;
+            let engine = textwatch_pipeline::setup::restore_engine(&mut *store, rules.clone(), dedup_keys)?;
             let analyzer =
-                textwatch_pipeline::setup::analyzer(&store, engine.config().min_template_len)?.with_quiet_hours(quiet);
-            let after = after(&store).map_err(|e| ClusterError::Wire(format!("setting up alerts: {e}")))?;
+                textwatch_pipeline::setup::analyzer(&*store, engine.config().min_template_len)?.with_quiet_hours(quiet);
+            let after = after(&*store).map_err(|e| ClusterError::Wire(format!("setting up alerts: {e}")))?;
             rt.block_on(async {
                 let broker = connect_retrying(nats, stop).await?;
                 let a = Assigner::new(&broker, store, engine, after, analyzer, stats.assigner.clone()).await?;

@@ -8,7 +8,8 @@ use textwatch_engine::minhash::Signature;
 use textwatch_engine::optout::Registry;
 use textwatch_engine::{Analyzed, ClusterRow, Delta, Engine, Outcome};
 use textwatch_store::optouts::IgnoredOptOut;
-use textwatch_store::sqlite::{BatchFacts, SqliteStore};
+use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::{BatchFacts, WriteStore};
 use textwatch_store::{NewMessage, Store, StoreError};
 
 use crate::PipelineError;
@@ -147,6 +148,15 @@ pub trait StoredKeys {
 impl StoredKeys for SqliteStore {
     fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
         SqliteStore::stored_keys(self, keys)
+    }
+}
+
+/// Lookups in a store that writes (whichever kind it is).
+pub struct Lookups<'a>(pub &'a mut dyn WriteStore);
+
+impl StoredKeys for Lookups<'_> {
+    fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
+        self.0.stored_keys(keys)
     }
 }
 
@@ -303,7 +313,7 @@ pub fn ignored_optouts(optouts: &Registry, batch: &[&Analyzed], assigned: &Assig
 /// (`optouts`), then runs `after`. Returns the alerts raised; an `after`
 /// failure is logged, not returned (the batch is stored).
 pub fn commit(
-    store: &mut SqliteStore,
+    store: &mut dyn WriteStore,
     batch: &[&Analyzed],
     origins: &[&str],
     assigned: &Assigned,

@@ -8,7 +8,6 @@ use textwatch_engine::categorize::Categorizer;
 use textwatch_engine::classify::Model;
 use textwatch_engine::meaning::MeaningModel;
 use textwatch_engine::{Analyzer, Engine, EngineConfig, RuleSet};
-use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::Store;
 
 use crate::PipelineError;
@@ -99,7 +98,7 @@ pub fn configure(engine: &mut Engine, rules: RuleSet) -> Result<(), PipelineErro
 /// The analyzer for messages going into `store`: recipients hashed under
 /// the database's key and, during a key rotation's grace period, under the
 /// previous key too (so recipients seen before the rotation are matched).
-pub fn analyzer(store: &SqliteStore, min_template_len: usize) -> Result<Analyzer, PipelineError> {
+pub fn analyzer(store: &dyn textwatch_store::WriteStore, min_template_len: usize) -> Result<Analyzer, PipelineError> {
     let now = textwatch_store::time::now_ms();
     let previous = store.previous_secret(now)?;
     Ok(Analyzer::keyed(store.secret(), store.recipient_hash(), min_template_len)

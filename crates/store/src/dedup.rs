@@ -10,9 +10,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use rusqlite::Connection;
-
-use crate::log::{col, SegmentLog};
+use crate::log::{col, Segment, SegmentSource};
 use crate::StoreError;
 
 /// Segment key sets kept between lookups (a segment holds up to 1M keys,
@@ -27,11 +25,11 @@ pub(crate) struct KeyCache {
 }
 
 /// Of `keys` (identity key, message time in ms), those already stored,
-/// looked up in the segments of `conn`'s index that cover each message's
+/// looked up in those of `segs` (every segment) that cover each message's
 /// time (see the module documentation).
 pub(crate) fn stored_keys(
-    conn: &Connection,
-    log: &SegmentLog,
+    segs: &[Segment],
+    log: &dyn SegmentSource,
     cache: &mut KeyCache,
     keys: &[(u64, i64)],
 ) -> Result<HashSet<u64>, StoreError> {
@@ -39,8 +37,7 @@ pub(crate) fn stored_keys(
     if keys.is_empty() {
         return Ok(found);
     }
-    let segs = crate::segments::all(conn)?;
-    for seg in &segs {
+    for seg in segs {
         let (Some(lo), Some(hi)) = (seg.min_ts, seg.max_ts) else { continue };
         let wanted: Vec<u64> =
             keys.iter().filter(|(k, ts)| (lo..=hi).contains(ts) && !found.contains(k)).map(|&(k, _)| k).collect();
@@ -52,7 +49,7 @@ pub(crate) fn stored_keys(
             Some(e) => e,
             None => {
                 let mut set = HashSet::with_capacity(seg.rows as usize);
-                log.read(seg, &[col::KEY], &mut |rows| {
+                log.read_segment(seg, &[col::KEY], &mut |rows| {
                     set.extend((0..rows.len()).map(|i| rows.key(i)));
                     true
                 })?;

@@ -88,6 +88,70 @@ impl StoreError {
     }
 }
 
+/// Facts about a batch stored with it ([`WriteStore::stage_facts`]).
+#[derive(Debug, Default)]
+pub struct BatchFacts {
+    /// (campaign id, reporter's keyed hash, time of the report).
+    pub reporters: Vec<(String, [u8; 16], i64)>,
+    pub ignored: Vec<optouts::IgnoredOptOut>,
+}
+
+/// What a process that assigns (scan's writer, the server's ingest
+/// worker, the cluster's assigner) needs of its store beyond [`Store`]:
+/// the writer's lock, batch facts and a consumer's cursor committed with
+/// the batch, opt-out history, the recipient key's grace period and
+/// lookups of old messages.
+pub trait WriteStore: Store + Send {
+    /// Takes the writer's lock (one writing process per database) and
+    /// makes the log agree with what was committed.
+    fn lock_for_writing(&mut self) -> Result<(), StoreError>;
+    /// Seals the open segment (a writer that stops calls it).
+    fn close_segment(&mut self) -> Result<(), StoreError>;
+    /// Records `value` as the cursor `name`, with `carry` (positions below
+    /// it not yet committed), in the next commit's transaction.
+    fn stage_cursor(&mut self, name: &str, value: i64, carry: Vec<u64>);
+    /// A cursor recorded by a commit, with its carry.
+    fn cursor(&self, name: &str) -> Result<Option<(i64, Vec<u64>)>, StoreError>;
+    /// Facts about the next commit's batch, written in its transaction.
+    fn stage_facts(&mut self, facts: BatchFacts);
+    /// Every change of opt-out state, oldest first.
+    fn optout_changes(&self) -> Result<Vec<textwatch_engine::optout::Change>, StoreError>;
+    /// Appends changes of opt-out state (durable when this returns).
+    fn record_optout_changes(&mut self, changes: &[textwatch_engine::optout::Change]) -> Result<(), StoreError>;
+    /// The previous recipient key while its grace period lasts at `now_ms`.
+    fn previous_secret(&self, now_ms: i64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Of `keys` (identity key, message time in ms), those already stored
+    /// (messages older than the identity keys the engine holds).
+    fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<std::collections::HashSet<u64>, StoreError>;
+}
+
+/// Where a database is: an SQLite file (the embedded default) or a
+/// PostgreSQL connection string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    /// Opens the database to write (creating its tables if new).
+    pub fn open_writer(&self) -> Result<Box<dyn WriteStore>, StoreError> {
+        Ok(match self {
+            Location::Sqlite(p) => Box::new(sqlite::SqliteStore::open(p)?),
+            Location::Postgres(url) => Box::new(pg::PgStore::connect(url)?),
+        })
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "{}", p.display()),
+            Location::Postgres(url) => f.write_str(&pg::describe(url)),
+        }
+    }
+}
+
 /// A message to store, with where it came from (`file:line`).
 #[derive(Clone, Copy, Debug)]
 pub struct NewMessage<'a> {

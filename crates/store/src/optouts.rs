@@ -88,12 +88,25 @@ pub(crate) fn changes(conn: &Connection) -> Result<Vec<Change>, StoreError> {
     let mut out = Vec::new();
     for row in rows {
         let (at_ms, blob, scope, o, keyword, source, texted) = row?;
-        let (Ok(recipient), Some(scope)) = (<[u8; 16]>::try_from(blob.as_slice()), Scope::parse(&scope)) else {
-            return Err(StoreError::Schema(format!("optout_changes holds a malformed row (scope {scope:?})")));
-        };
-        out.push(Change { at_ms, recipient, scope, out: o != 0, keyword, source, texted });
+        out.push(change_of(at_ms, &blob, &scope, o != 0, keyword, source, texted)?);
     }
     Ok(out)
+}
+
+/// A stored change of opt-out state from its columns.
+pub(crate) fn change_of(
+    at_ms: i64,
+    recipient: &[u8],
+    scope: &str,
+    out: bool,
+    keyword: String,
+    source: String,
+    texted: String,
+) -> Result<Change, StoreError> {
+    let (Ok(recipient), Some(scope)) = (<[u8; 16]>::try_from(recipient), Scope::parse(scope)) else {
+        return Err(StoreError::Schema(format!("optout_changes holds a malformed row (scope {scope:?})")));
+    };
+    Ok(Change { at_ms, recipient, scope, out, keyword, source, texted })
 }
 
 /// Counts texts sent after an opt-out, per campaign and recipient.

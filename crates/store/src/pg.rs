@@ -30,12 +30,14 @@ use textwatch_numbers::{PrefixRow, SourceKind};
 
 use crate::blobs::{reps_blob, reps_from_blob, vectors_blob, vectors_from_blob, Infra};
 use crate::log::{ChunkWriter, Rows, Segment, SegmentSource, SEGMENT_ROWS};
-use crate::sqlite::BatchFacts;
 use crate::views::{
     CampaignDetail, CampaignFeatures, CampaignQuery, CampaignSummary, Finding, LinkView, MessageView, MinuteView,
     SenderView, StoreStats, VariantView,
 };
-use crate::{CampaignTemplate, NewMessage, NumberSource, SenderActivity, SenderCampaign, Store, StoreError, TokenInfo};
+use crate::{
+    BatchFacts, CampaignTemplate, NewMessage, NumberSource, SenderActivity, SenderCampaign, Store, StoreError,
+    TokenInfo,
+};
 
 /// The schema version this textwatch writes (`meta.schema_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -63,6 +65,8 @@ pub struct PgStore {
     pairs: HashSet<(u32, i64)>,
     staged_cursor: Option<(String, i64, Vec<u64>)>,
     staged_facts: BatchFacts,
+    /// Segment key sets of deduplication lookups.
+    key_cache: crate::dedup::KeyCache,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -101,7 +105,7 @@ fn pg(e: postgres::Error) -> StoreError {
 }
 
 /// The parts of a connection string that say where, never a password.
-fn describe(url: &str) -> String {
+pub fn describe(url: &str) -> String {
     match url.parse::<postgres::Config>() {
         Ok(c) => {
             let hosts: Vec<String> = c
@@ -264,6 +268,7 @@ impl PgStore {
             pairs: HashSet::new(),
             staged_cursor: None,
             staged_facts: BatchFacts::default(),
+            key_cache: Default::default(),
         };
         store.next_segment = store.next_segment_id()?;
         Ok(store)
@@ -361,15 +366,14 @@ impl PgStore {
         self.in_transaction(|tx| record_segment(tx, &seg, Some((n, &chunk))))
     }
 
-    /// As [`crate::sqlite::SqliteStore::stage_cursor`]: a consumer's position,
-    /// recorded in the next commit's transaction.
+    /// A consumer's position, recorded in the next commit's transaction
+    /// (see [`crate::WriteStore::stage_cursor`]).
     pub fn stage_cursor(&mut self, name: &str, value: i64, carry: Vec<u64>) {
         self.staged_cursor = Some((name.to_owned(), value, carry));
     }
 
-    /// As [`crate::sqlite::SqliteStore::stage_facts`]: who reported the
-    /// next commit's campaigns and its texts to opted-out recipients,
-    /// written in its transaction.
+    /// Who reported the next commit's campaigns and its texts to opted-out
+    /// recipients, written in its transaction.
     pub fn stage_facts(&mut self, facts: BatchFacts) {
         self.staged_facts = facts;
     }
@@ -1085,6 +1089,65 @@ impl SegmentSource for PgStore {
             queued: Default::default(),
         };
         crate::log::decode(seg, Box::new(reader), &crate::log::projection(cols), f)
+    }
+}
+
+impl crate::WriteStore for PgStore {
+    fn lock_for_writing(&mut self) -> Result<(), StoreError> {
+        PgStore::lock_for_writing(self)
+    }
+    fn close_segment(&mut self) -> Result<(), StoreError> {
+        PgStore::close_segment(self)
+    }
+    fn stage_cursor(&mut self, name: &str, value: i64, carry: Vec<u64>) {
+        PgStore::stage_cursor(self, name, value, carry)
+    }
+    fn cursor(&self, name: &str) -> Result<Option<(i64, Vec<u64>)>, StoreError> {
+        PgStore::cursor(self, name)
+    }
+    fn stage_facts(&mut self, facts: BatchFacts) {
+        PgStore::stage_facts(self, facts)
+    }
+    fn optout_changes(&self) -> Result<Vec<textwatch_engine::optout::Change>, StoreError> {
+        let rows = self
+            .db(|c| {
+                c.query(
+                    "SELECT at, recipient, scope, out, keyword, source, texted FROM optout_changes ORDER BY id",
+                    &[],
+                )
+            })
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| crate::optouts::change_of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))
+            .collect()
+    }
+    fn record_optout_changes(&mut self, changes: &[textwatch_engine::optout::Change]) -> Result<(), StoreError> {
+        self.in_transaction(|tx| {
+            for c in changes {
+                tx.execute(
+                    "INSERT INTO optout_changes (at, recipient, scope, out, keyword, source, texted)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[&c.at_ms, &&c.recipient[..], &c.scope.key(), &c.out, &c.keyword, &c.source, &c.texted],
+                )
+                .map_err(pg)?;
+            }
+            Ok(())
+        })
+    }
+    fn previous_secret(&self, _now_ms: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        // `keys rotate` does not run on PostgreSQL yet: there is no
+        // previous key.
+        Ok(None)
+    }
+    fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
+        if keys.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let segs = self.segments()?;
+        let mut cache = std::mem::take(&mut self.key_cache);
+        let found = crate::dedup::stored_keys(&segs, self, &mut cache, keys);
+        self.key_cache = cache;
+        found
     }
 }
 

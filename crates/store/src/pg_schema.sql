@@ -180,3 +180,13 @@ CREATE TABLE IF NOT EXISTS optout_ignored (
     keyword TEXT NOT NULL,
     PRIMARY KEY (cluster, recipient)
 );
+CREATE TABLE IF NOT EXISTS optout_changes (
+    id BIGSERIAL PRIMARY KEY,
+    at BIGINT NOT NULL,
+    recipient BYTEA NOT NULL,
+    scope TEXT NOT NULL,
+    out BOOLEAN NOT NULL,
+    keyword TEXT NOT NULL,
+    source TEXT NOT NULL,
+    texted TEXT NOT NULL
+);

@@ -203,15 +203,9 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The SQLite store.
-/// Facts about a batch stored with it ([`SqliteStore::stage_facts`]).
-#[derive(Debug, Default)]
-pub struct BatchFacts {
-    /// (campaign id, reporter's keyed hash, time of the report).
-    pub reporters: Vec<(String, [u8; 16], i64)>,
-    pub ignored: Vec<crate::optouts::IgnoredOptOut>,
-}
+pub use crate::BatchFacts;
 
+/// The SQLite store.
 pub struct SqliteStore {
     pub(crate) conn: Connection,
     pub(crate) secret: Vec<u8>,
@@ -783,7 +777,11 @@ impl SqliteStore {
     /// (`textwatch_engine::seen`). A message that repeats an id under
     /// another time is found only if that time falls in the same segments.
     pub fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
-        crate::dedup::stored_keys(&self.conn, &self.log, &mut self.key_cache, keys)
+        if keys.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let segs = crate::segments::all(&self.conn)?;
+        crate::dedup::stored_keys(&segs, &self.log, &mut self.key_cache, keys)
     }
 
     /// The database file (`None` for an in-memory database).
@@ -1144,6 +1142,36 @@ const CAMPAIGN_FILTER: &str = "WHERE c.merged_into IS NULL AND c.messages >= ?1 
          WHERE k = ?3 OR k LIKE ?3 || '/%' OR k LIKE '%/' || ?3
             OR (?3 = 'commercial' AND (k LIKE 'marketing/%' OR k LIKE 'transactional/%'))
             OR (?3 = 'ham' AND k LIKE 'personal/%')))";
+
+impl crate::WriteStore for SqliteStore {
+    fn lock_for_writing(&mut self) -> Result<(), StoreError> {
+        SqliteStore::lock_for_writing(self)
+    }
+    fn close_segment(&mut self) -> Result<(), StoreError> {
+        SqliteStore::close_segment(self)
+    }
+    fn stage_cursor(&mut self, name: &str, value: i64, carry: Vec<u64>) {
+        SqliteStore::stage_cursor(self, name, value, carry)
+    }
+    fn cursor(&self, name: &str) -> Result<Option<(i64, Vec<u64>)>, StoreError> {
+        SqliteStore::cursor(self, name)
+    }
+    fn stage_facts(&mut self, facts: BatchFacts) {
+        SqliteStore::stage_facts(self, facts)
+    }
+    fn optout_changes(&self) -> Result<Vec<textwatch_engine::optout::Change>, StoreError> {
+        SqliteStore::optout_changes(self)
+    }
+    fn record_optout_changes(&mut self, changes: &[textwatch_engine::optout::Change]) -> Result<(), StoreError> {
+        SqliteStore::record_optout_changes(self, changes)
+    }
+    fn previous_secret(&self, now_ms: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        SqliteStore::previous_secret(self, now_ms)
+    }
+    fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
+        SqliteStore::stored_keys(self, keys)
+    }
+}
 
 impl Store for SqliteStore {
     fn secret(&self) -> &[u8] {

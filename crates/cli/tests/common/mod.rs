@@ -18,10 +18,10 @@ pub fn fixture(name: &str) -> PathBuf {
 /// Runs `textwatch --db DB ARGS...` and returns its output.
 pub fn tw(db: &Path, args: &[&str]) -> Output {
     Command::new(bin())
-        .arg("--db")
-        .arg(db)
+        .args(db_args(db))
         .args(args)
         .env_remove("TEXTWATCH_DB")
+        .env_remove("TEXTWATCH_POSTGRES")
         .env_remove("TEXTWATCH_CONFIG")
         .env("XDG_CONFIG_HOME", "/nonexistent/textwatch-tests")
         .stdin(Stdio::null())
@@ -39,6 +39,57 @@ pub fn tw_ok(db: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// The arguments that name a database: `--db PATH`, or, for a file named
+/// `*.postgres` that holds a connection string ([`postgres_db`]),
+/// `--postgres URL`: tests on PostgreSQL use the same helpers.
+pub fn db_args(db: &Path) -> Vec<std::ffi::OsString> {
+    if db.extension().is_some_and(|e| e == "postgres") {
+        let url = std::fs::read_to_string(db).expect("a .postgres file holds a connection string");
+        vec!["--postgres".into(), url.trim().into()]
+    } else {
+        vec!["--db".into(), db.into()]
+    }
+}
+
+/// A schema of its own in the test PostgreSQL database
+/// (`TEXTWATCH_TEST_POSTGRES`, default `host=127.0.0.1 user=postgres
+/// dbname=test`), dropped with this value.
+#[allow(dead_code)]
+pub struct PgSchema {
+    admin: postgres::Client,
+    name: String,
+    /// A `*.postgres` file naming it, for [`db_args`].
+    pub db: PathBuf,
+    pub url: String,
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = self.admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+/// A fresh [`PgSchema`] with its `*.postgres` file in `dir`, or `None`
+/// (skipped, see [`skip`]) without a PostgreSQL server.
+#[allow(dead_code)]
+pub fn postgres_db(dir: &Path, tag: &str) -> Option<PgSchema> {
+    let base =
+        std::env::var("TEXTWATCH_TEST_POSTGRES").unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into());
+    let mut admin = match postgres::Client::connect(&base, postgres::NoTls) {
+        Ok(c) => c,
+        Err(e) => {
+            skip(&format!("no PostgreSQL at {base:?} ({e}); set TEXTWATCH_TEST_POSTGRES"));
+            return None;
+        }
+    };
+    let name = format!("tw_cli_{tag}_{}", std::process::id());
+    admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")).unwrap();
+    let url = format!("{base} options='-c search_path={name}'");
+    let db = dir.join(format!("{name}.postgres"));
+    std::fs::write(&db, &url).unwrap();
+    Some(PgSchema { admin, name, db, url })
 }
 
 /// Every stored message as JSON.
