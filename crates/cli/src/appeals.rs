@@ -8,6 +8,7 @@ use textwatch_store::time::now_ms;
 use anyhow::{bail, Context as _, Result};
 use textwatch_store::appeals::{Decided, SubjectKind};
 use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::{Store, WriteStore};
 
 use crate::output::{short_time, Table};
 

@@ -48,7 +48,7 @@ struct Cli {
     /// A PostgreSQL database instead of the SQLite file, for workers on
     /// several machines: a connection string (`postgresql://user@host/db`,
     /// or `host=... dbname=...`; `options=-csearch_path=NAME` picks a
-    /// schema). Tables are made on first use. `worker`, `status`,
+    /// schema). Tables are made on first use. `serve`, `token`, `worker`, `status`,
     /// `numbers`, `number`, `campaigns`, `campaign`, `messages`, `blocklist`,
     /// `report` and `alerts` work on it; the other commands still need the SQLite file
     /// (docs/deployment.md#postgresql-the-shared-store).
@@ -343,6 +343,8 @@ fn main() -> ExitCode {
         Command::Blocklist(args) => act::blocklist(&at, args),
         Command::Report(args) => report::run(&at, args),
         Command::Alerts(args) => alerts::list(&at, args),
+        Command::Serve(args) => serve::run(&at, args),
+        Command::Token(args) => tokens::run(&at, args),
         Command::Worker(args) => cluster::worker(&at, args),
         Command::Status(args) => cluster::status(&at, args),
         Command::Numbers(args) => numbers::numbers(&at, args),
@@ -358,8 +360,8 @@ fn main() -> ExitCode {
         }
         command if cli.postgres.is_some() => Err(anyhow::anyhow!(
             "`textwatch {}` does not run on PostgreSQL yet: drop --postgres (and TEXTWATCH_POSTGRES) to use the \
-             SQLite file; on PostgreSQL run worker, status, numbers, number, campaigns, campaign, messages, blocklist, \
-             report and alerts",
+             SQLite file; on PostgreSQL run serve, token, worker, status, numbers, number, campaigns, campaign, \
+             messages, blocklist, report and alerts",
             command.name()
         )),
         Command::Scan(args) => scan::run(&cli.db, args),
@@ -370,10 +372,8 @@ fn main() -> ExitCode {
         Command::Appeal(args) => appeals::appeal(&cli.db, args),
         Command::Audit(args) => appeals::audit(&cli.db, args),
         Command::ImportReports(args) => spam_reports::run(&cli.db, args),
-        Command::Serve(args) => serve::run(&cli.db, args),
-        Command::Smpp(args) => smpp::run(&cli.db, args),
+        Command::Smpp(args) => smpp::run(&at, args),
         Command::Optouts(args) => optouts::run(&cli.db, args),
-        Command::Token(args) => tokens::run(&cli.db, args),
         Command::Keys(args) => keys::run(&cli.db, args),
         Command::Prune(args) => retention::prune(&cli.db, args),
         Command::Migrate(args) => retention::migrate(&cli.db, args),

@@ -3,7 +3,7 @@
 //! Markdown, written by [`textwatch_sinks::report`].
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use textwatch_store::time::now_ms;
 
@@ -12,7 +12,6 @@ use serde_json::Value;
 use textwatch_sinks::report::{dossier, html, markdown, stix, xarf, Reporter};
 
 use crate::context::ContextArgs;
-use crate::output::open;
 use textwatch_sinks::enrich::Enricher;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -99,15 +98,6 @@ impl From<ReporterArgs> for Reporter {
 }
 
 pub fn run(at: &textwatch_store::Location, args: ReportArgs) -> Result<ExitCode> {
-    // Sent reports (their follow-ups, --send and --mark-sent) are kept in
-    // the SQLite file only, for now.
-    let db = match at {
-        textwatch_store::Location::Sqlite(p) => Some(p.as_path()),
-        textwatch_store::Location::Postgres(_) if args.send || args.mark_sent => {
-            bail!("--send and --mark-sent record the report, which does not run on PostgreSQL yet: use the SQLite file")
-        }
-        textwatch_store::Location::Postgres(_) => None,
-    };
     let store = crate::output::open_at(at)?;
     let e = Enricher::load(&*store, &args.ctx.files())?;
     let Some(mut dos) = dossier(&*store, &e, &args.campaign, args.samples)? else {
@@ -117,9 +107,7 @@ pub fn run(at: &textwatch_store::Location, args: ReportArgs) -> Result<ExitCode>
         );
         return Ok(ExitCode::FAILURE);
     };
-    if let Some(db) = db {
-        dos.followups = textwatch_sinks::followup::for_campaign(&open(db)?, &dos.d.summary.id, &Default::default())?;
-    }
+    dos.followups = textwatch_sinks::followup::for_campaign(&*store, &dos.d.summary.id, &Default::default())?;
     if let Some(p) = &args.provider {
         let names: Vec<String> = dos.parts.iter().map(|p| p.group.name.clone()).collect();
         dos.parts.retain(|x| x.group.name.eq_ignore_ascii_case(p));
@@ -150,8 +138,8 @@ pub fn run(at: &textwatch_store::Location, args: ReportArgs) -> Result<ExitCode>
         ReportFormat::Html => html(&dos),
         ReportFormat::Md => markdown(&dos),
     };
-    if let Some(db) = db.filter(|_| args.send || args.mark_sent) {
-        record(db, &args, &dos, &text)?;
+    if args.send || args.mark_sent {
+        record(at, &args, &dos, &text)?;
         if args.out.is_none() {
             // The report went out (or was marked); its text is not printed
             // over the confirmation.
@@ -166,7 +154,12 @@ pub fn run(at: &textwatch_store::Location, args: ReportArgs) -> Result<ExitCode>
 }
 
 /// Sends (`--send`) or marks (`--mark-sent`) the report and records it.
-fn record(db: &Path, args: &ReportArgs, dos: &textwatch_sinks::report::Dossier, text: &str) -> Result<()> {
+fn record(
+    db: &textwatch_store::Location,
+    args: &ReportArgs,
+    dos: &textwatch_sinks::report::Dossier,
+    text: &str,
+) -> Result<()> {
     let part = &dos.parts[0];
     let provider = part.group.name.clone();
     let format = args.format.name();
@@ -227,8 +220,7 @@ fn record(db: &Path, args: &ReportArgs, dos: &textwatch_sinks::report::Dossier, 
     // (a report marked sent in the past does not name later ones).
     let numbers: Vec<String> =
         part.senders.iter().filter(|s| s.first_seen <= sent_at).map(|s| s.sender.clone()).collect();
-    let mut store =
-        textwatch_store::sqlite::SqliteStore::open(db).with_context(|| format!("opening {}", db.display()))?;
+    let mut store = db.open_existing().with_context(|| format!("opening {db}"))?;
     let id = store.record_report(&textwatch_store::reports::NewReport {
         campaign: &dos.d.summary.id,
         provider: &provider,

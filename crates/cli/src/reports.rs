@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use textwatch_sinks::followup::{by_provider, follow_up, follow_ups, human, FollowUp, Settings};
 use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::{Store, WriteStore};
 
 use crate::output::{short_time, Table};
 

@@ -2,7 +2,7 @@
 //! [`textwatch_server::ServerConfig`].
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -100,7 +100,7 @@ impl From<RepliesArgs> for textwatch_server::optout::Replies {
     }
 }
 
-pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
+pub fn run(db: &textwatch_store::Location, args: ServeArgs) -> Result<ExitCode> {
     let config = ServerConfig {
         listen: Some(args.listen),
         smpp: None,
@@ -118,6 +118,6 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<ExitCode> {
         nats: args.nats,
         dedup_keys: args.dedup.keys(),
     };
-    textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {}: {e}", db.display()))?;
+    textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {db}: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 //! [`textwatch_server::ServerConfig`] with an SMPP part.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -58,7 +58,7 @@ pub struct SmppArgs {
     dedup: crate::dedup::DedupArgs,
 }
 
-pub fn run(db: &Path, args: SmppArgs) -> Result<ExitCode> {
+pub fn run(db: &textwatch_store::Location, args: SmppArgs) -> Result<ExitCode> {
     if args.concat_timeout == 0 || args.enquire_link == 0 {
         anyhow::bail!("--concat-timeout and --enquire-link must be at least 1 second");
     }
@@ -87,6 +87,6 @@ pub fn run(db: &Path, args: SmppArgs) -> Result<ExitCode> {
         nats: None,
         dedup_keys: args.dedup.keys(),
     };
-    textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {}: {e}", db.display()))?;
+    textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {db}: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }

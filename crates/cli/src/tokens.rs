@@ -1,12 +1,10 @@
 //! `textwatch token`: API tokens for `textwatch serve`, with scopes
 //! (`ingest`, `check`, `read`, `admin`), stored as SHA-256 hashes.
 
-use std::path::Path;
 use std::process::ExitCode;
 use textwatch_store::time::now_ms;
 
 use anyhow::{bail, Context as _, Result};
-use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::Store;
 
 use crate::output::{short_time, Table};
@@ -107,11 +105,11 @@ pub fn create_smpp(
     Ok((id, password))
 }
 
-pub fn run(db: &Path, args: TokenArgs) -> Result<ExitCode> {
-    let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+pub fn run(db: &textwatch_store::Location, args: TokenArgs) -> Result<ExitCode> {
+    let mut store = db.open_writer().with_context(|| format!("opening database {db}"))?;
     match args.command {
         TokenCommand::Create { scope, name, smpp: Some(system_id) } => {
-            let (id, password) = create_smpp(&mut store, &scope, &system_id, name.as_deref())?;
+            let (id, password) = create_smpp(&mut *store, &scope, &system_id, name.as_deref())?;
             eprintln!(
                 "created SMPP credentials {id} (system_id {system_id}) with scopes {}; keep the password now, it is not shown again:",
                 scope.join(",")
@@ -119,7 +117,7 @@ pub fn run(db: &Path, args: TokenArgs) -> Result<ExitCode> {
             println!("{password}");
         }
         TokenCommand::Create { scope, name, smpp: None } => {
-            let (id, token) = create(&mut store, &scope, name.as_deref())?;
+            let (id, token) = create(&mut *store, &scope, name.as_deref())?;
             eprintln!("created token {id} with scopes {}; keep it now, it is not shown again:", scope.join(","));
             println!("{token}");
         }

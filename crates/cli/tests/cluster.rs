@@ -436,11 +436,29 @@ fn serve_with_nats_queues_ingest_for_the_workers_and_says_503_when_nats_is_gone(
     let Some(bin) = nats_server() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let mut nats = start_nats(&bin, dir.path());
-    let tok = common::token(&db, "ingest,read");
-    let server = common::start(&db, &["--nats", &nats.url]);
-    let (log, alerts) = (dir.path().join("w.log"), dir.path().join("alerts.jsonl"));
-    let mut w = worker(&db, &nats, &log, &alerts);
+    serve_with_nats(&bin, dir.path(), &db);
+}
+
+/// The same with the server and the workers on PostgreSQL, and what the
+/// server reads there: campaigns through the API and the dashboard, an
+/// appeal opened and decided.
+#[test]
+fn serve_and_workers_on_postgres_queue_ingest_and_answer_from_the_shared_store() {
+    let Some(bin) = nats_server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = common::postgres_db(dir.path(), "serve") else { return };
+    serve_with_nats(&bin, dir.path(), &pg.db);
+}
+
+/// `serve --nats` with workers, on `db`: ingest and spam reports queued
+/// and assigned by the workers, read back through the API; NATS killed
+/// (503 with Retry-After, 7726 halves kept) and restarted.
+fn serve_with_nats(bin: &Path, dir: &Path, db: &Path) {
+    let mut nats = start_nats(bin, dir);
+    let tok = common::token(db, "ingest,read");
+    let server = common::start(db, &["--nats", &nats.url]);
+    let (log, alerts) = (dir.join("w.log"), dir.join("alerts.jsonl"));
+    let mut w = worker(db, &nats, &log, &alerts);
     // The incident's text from five numbers, a minute apart.
     let body: String = (0..5)
         .map(|i| {
@@ -460,8 +478,8 @@ fn serve_with_nats_queues_ingest_for_the_workers_and_says_503_when_nats_is_gone(
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
     assert_eq!((v["queued"].as_u64(), v["accepted"].as_u64()), (Some(5), Some(0)), "{b}");
     assert!(v["results"].as_array().unwrap().iter().all(|r| r["status"] == "queued"), "{b}");
-    wait_assigned(&db, &nats, &[&log]);
-    let groups = groups(&db);
+    wait_assigned(db, &nats, &[&log]);
+    let groups = groups(db);
     assert_eq!(groups.len(), 1, "one campaign of the five: {groups:?}");
     assert_eq!(groups.iter().next().unwrap().len(), 5);
     // Spam reports: an app's report, and a 7726 pair (the text, then the
@@ -481,12 +499,48 @@ fn serve_with_nats_queues_ingest_for_the_workers_and_says_503_when_nats_is_gone(
         (Some(2), Some(0), Some(0)),
         "{b}"
     );
-    wait_assigned(&db, &nats, &[&log]);
-    let stored = common::messages(&db);
+    wait_assigned(db, &nats, &[&log]);
+    let stored = common::messages(db);
     let campaign = stored[0]["campaign"].clone();
     let from_reports: Vec<_> = stored.iter().filter(|m| m["source"] == "report").collect();
     assert_eq!(from_reports.len(), 2, "{stored:?}");
     assert!(from_reports.iter().all(|m| m["campaign"] == campaign), "the reports join the campaign: {stored:?}");
+    // What the server reads from the store the workers wrote: the
+    // campaign (reported by two recipients), its page, an appeal.
+    let get = |path: &str| -> serde_json::Value {
+        let r = ureq::get(&format!("{}{path}", server.base)).set("Authorization", &format!("Bearer {tok}")).call();
+        serde_json::from_str(&r.expect(path).into_string().unwrap()).unwrap()
+    };
+    let listed = get("/v1/campaigns");
+    let c = &listed["items"][0];
+    assert_eq!(c["id"], campaign, "{listed}");
+    assert_eq!(c["messages"], 7, "{listed}");
+    assert!(
+        c["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "reported-by-recipients"),
+        "the reporters were stored with the batch: {c}"
+    );
+    let id = campaign.as_str().unwrap();
+    assert_eq!(get(&format!("/v1/campaigns/{id}"))["id"], campaign);
+    let page = ureq::get(&format!("{}/dashboard", server.base)).call().unwrap().into_string().unwrap();
+    assert!(page.contains("<html"), "the dashboard is served");
+    let appeal = ureq::post(&format!("{}/v1/appeals", server.base))
+        .set("Content-Type", "application/json")
+        .send_string(&serde_json::json!({"campaign": id, "contact": "ops@example.org", "reason": "a test"}).to_string())
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let appeal: serde_json::Value = serde_json::from_str(&appeal).unwrap();
+    let appeal = appeal["id"].as_i64().unwrap_or_else(|| panic!("{appeal}"));
+    let admin = common::token(db, "admin");
+    let decided = ureq::post(&format!("{}/v1/appeals/{appeal}/decision", server.base))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"decision": "overturn", "reason": "a test"}"#);
+    assert!(decided.is_ok(), "{decided:?}");
+    let r = ureq::get(&format!("{}/v1/appeals", server.base)).set("Authorization", &format!("Bearer {admin}")).call();
+    let appeals: serde_json::Value = serde_json::from_str(&r.unwrap().into_string().unwrap()).unwrap();
+    assert_eq!(appeals["allows"].as_array().map(Vec::len), Some(1), "{appeals}");
+    assert_eq!(appeals["audit"].as_array().map(Vec::len), Some(2), "opened and overturned: {appeals}");
     stop(&mut w);
     // NATS gone: nothing is taken, and the caller is told when to retry.
     let port: u16 = nats.url.rsplit(':').next().unwrap().parse().unwrap();
@@ -505,7 +559,7 @@ fn serve_with_nats_queues_ingest_for_the_workers_and_says_503_when_nats_is_gone(
     assert_eq!((c, serde_json::from_str::<serde_json::Value>(&b).unwrap()["waiting"].as_u64()), (200, Some(1)), "{b}");
     let (c, b, retry) = post(&format!("{}/v1/reports", server.base), &tok, &ndjson(std::slice::from_ref(&number)));
     assert_eq!((c, retry.as_deref()), (503, Some("5")), "{b}");
-    let _nats = start_nats_on(&bin, dir.path(), port);
+    let _nats = start_nats_on(bin, dir, port);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (c, b, _) = post(&format!("{}/v1/reports", server.base), &tok, &ndjson(std::slice::from_ref(&number)));

@@ -11,7 +11,7 @@
 use textwatch_engine::sender::normalize_address;
 use textwatch_engine::{Analyzer, Message};
 use textwatch_sources::spam_reports::{reported_number, ReportRecord};
-use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::WriteStore;
 
 use crate::PipelineError;
 
@@ -53,7 +53,11 @@ fn message(an: &Analyzer, reporter: &str, sender: &str, text: String, ts_ms: i64
 }
 
 /// Pairs `records` (in time order) against what waits in `store`.
-pub fn pair(store: &mut SqliteStore, an: &Analyzer, mut records: Vec<ReportRecord>) -> Result<Paired, PipelineError> {
+pub fn pair(
+    store: &mut dyn WriteStore,
+    an: &Analyzer,
+    mut records: Vec<ReportRecord>,
+) -> Result<Paired, PipelineError> {
     let ts = |r: &ReportRecord| match r {
         ReportRecord::App { ts_ms, .. } | ReportRecord::Forward { ts_ms, .. } => *ts_ms,
     };
@@ -90,7 +94,7 @@ pub fn pair(store: &mut SqliteStore, an: &Analyzer, mut records: Vec<ReportRecor
 /// they made could not be stored: the reporter's next number pairs them.
 /// A reporter who forwarded a newer text since keeps that one (a number
 /// pairs with the latest text).
-pub fn give_back(store: &mut SqliteStore, taken: &[([u8; 16], i64, String)]) -> Result<(), PipelineError> {
+pub fn give_back(store: &mut dyn WriteStore, taken: &[([u8; 16], i64, String)]) -> Result<(), PipelineError> {
     for (who, ts, text) in taken {
         store.put_back_pending_report(who, *ts, text)?;
     }
@@ -108,7 +112,7 @@ mod tests {
 
     #[test]
     fn forwarded_text_then_number_make_one_report_across_calls() {
-        let mut store = SqliteStore::in_memory().unwrap();
+        let mut store = textwatch_store::sqlite::SqliteStore::in_memory().unwrap();
         let an = Analyzer::keyed(store.secret(), store.recipient_hash(), 3);
         let spam = "USPS: your parcel is on hold, pay the $1.99 fee at usps-fee.top";
         let p = pair(&mut store, &an, vec![fwd("+12155550199", spam, 1_000)]).unwrap();
@@ -140,7 +144,7 @@ mod tests {
 
     #[test]
     fn halves_given_back_wait_again_but_never_over_a_newer_text() {
-        let mut store = SqliteStore::in_memory().unwrap();
+        let mut store = textwatch_store::sqlite::SqliteStore::in_memory().unwrap();
         let an = Analyzer::keyed(store.secret(), store.recipient_hash(), 3);
         let (t1, t2) =
             ("USPS: your parcel is on hold at usps-fee.top", "Your bank account is locked, verify at bank-lock.top");

@@ -13,7 +13,7 @@ use axum::{Extension, Json};
 use futures_util::stream::Stream;
 use serde::{Deserialize, Serialize};
 use textwatch_engine::{Message, Peek, Scratch};
-use textwatch_store::{CampaignQuery, Store};
+use textwatch_store::CampaignQuery;
 
 use super::state::{ApiError, Caller, Shared, TemplateVerdict};
 use crate::error::{Result, ServerError};
@@ -550,7 +550,7 @@ pub async fn block(
     let reason =
         format!("blocked by hand (token {}): {}", caller.id, b.reason.unwrap_or_else(|| "no reason given".into()));
     let at = textwatch_store::time::now_ms();
-    let mut w = SqliteStore::open_existing(&st.db).map_err(ServerError::from)?;
+    let mut w = st.db.open_existing().map_err(ServerError::from)?;
     w.block_campaign(&full, at, &format!("token {}", caller.id), &reason).map_err(ServerError::from)?;
     st.enricher.write().unwrap_or_else(|e| e.into_inner()).blocked.insert(full.clone(), reason.clone());
     st.forget_verdicts();
@@ -558,8 +558,6 @@ pub async fn block(
     let _ = st.events.send(ev.to_string());
     Ok(Json(ev))
 }
-
-use textwatch_store::sqlite::SqliteStore;
 
 /// `GET /v1/numbers/{e164}`
 pub async fn number(

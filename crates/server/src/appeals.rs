@@ -17,8 +17,6 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use textwatch_sinks::markup::esc;
 use textwatch_store::appeals::{Decided, SubjectKind};
-use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::Store;
 
 use super::state::{ApiError, Caller, Shared};
 use crate::error::ServerError;
@@ -88,7 +86,7 @@ pub async fn open(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     }
     let (db, subj, cont, why) = (st.db.clone(), subject.clone(), contact.clone(), reason.clone());
     let id = tokio::task::spawn_blocking(move || -> Result<i64, ServerError> {
-        let mut w = SqliteStore::open_existing(&db)?;
+        let mut w = db.open_existing()?;
         Ok(w.open_appeal(now_ms(), kind, &subj, &cont, &why, "public")?)
     })
     .await
@@ -161,7 +159,7 @@ pub async fn decide(
     let db = st.db.clone();
     let reason = b.reason.clone();
     let decided = tokio::task::spawn_blocking(move || -> Result<Decided, textwatch_store::StoreError> {
-        let mut w = SqliteStore::open_existing(&db)?;
+        let mut w = db.open_existing()?;
         w.decide_appeal(id, overturn, &by, &reason, now_ms())
     })
     .await

@@ -22,7 +22,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -33,8 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use textwatch_engine::{Engine, EngineConfig};
-use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::Store;
+use textwatch_store::Location;
 use tokio::sync::broadcast;
 
 pub use error::{Result, ServerError};
@@ -293,8 +292,8 @@ fn router(st: Shared, max_body: usize) -> Router {
 
 /// Serves `db` until Ctrl-C or SIGTERM; prints the address it listens on
 /// to standard error once it does.
-pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
-    let mut store = SqliteStore::open(db)?;
+pub fn run(db: &Location, args: ServerConfig) -> Result<()> {
+    let mut store = db.open_writer()?;
     // With --nats the cluster's assigner writes messages; this server
     // writes only tokens, opt-outs, appeals and reports.
     if args.nats.is_none() {
@@ -328,8 +327,8 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
     // `check` classifies with the same model outside the engine.
     let model = textwatch_pipeline::setup::builtin_model()?;
     let analyzer =
-        textwatch_pipeline::setup::analyzer(&store, cfg.min_template_len)?.with_quiet_hours(rules.quiet_hours());
-    let enricher = Enricher::load(&store, &args.files)?;
+        textwatch_pipeline::setup::analyzer(&*store, cfg.min_template_len)?.with_quiet_hours(rules.quiet_hours());
+    let enricher = Enricher::load(&*store, &args.files)?;
     let mut optouts = textwatch_engine::optout::Registry::default();
     optouts.apply(&store.optout_changes()?);
     let optouts = Arc::new(RwLock::new(optouts));
@@ -362,7 +361,7 @@ pub fn run(db: &Path, args: ServerConfig) -> Result<()> {
         model,
         enricher: RwLock::new(enricher),
         readers: Mutex::new(Vec::new()),
-        db: db.to_path_buf(),
+        db: db.clone(),
         ingest: tx,
         events,
         metrics,

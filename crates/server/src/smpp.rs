@@ -28,7 +28,6 @@ use textwatch_smpp::concat::{Added, Reassembler};
 use textwatch_smpp::frame::{self, id, Header};
 use textwatch_smpp::status;
 use textwatch_smpp::text::DefaultAlphabet;
-use textwatch_store::Store as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};

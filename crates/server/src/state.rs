@@ -2,7 +2,7 @@
 //! token.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use textwatch_engine::policy::Decision;
 use textwatch_engine::{Analyzer, Engine, RuleSet};
-use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::{Location, Store, WriteStore};
 use tokio::sync::broadcast;
 
 use super::{metrics, worker};
@@ -36,8 +36,8 @@ pub struct AppState {
     pub(super) rules: RuleSet,
     pub(super) model: Option<textwatch_engine::categorize::Categorizer>,
     pub(super) enricher: RwLock<Enricher>,
-    pub(super) readers: Mutex<Vec<SqliteStore>>,
-    pub(super) db: PathBuf,
+    pub(super) readers: Mutex<Vec<Box<dyn WriteStore>>>,
+    pub(super) db: Location,
     pub(super) ingest: crossbeam_channel::Sender<worker::Job>,
     pub(super) events: broadcast::Sender<String>,
     pub(super) metrics: Arc<metrics::Metrics>,
@@ -77,13 +77,13 @@ pub type Computed = Arc<(Vec<textwatch_sinks::followup::FollowUp>, Vec<textwatch
 
 impl AppState {
     /// Runs `f` with a read connection from the pool.
-    pub(super) fn read<T>(&self, f: impl FnOnce(&SqliteStore) -> Result<T>) -> Result<T> {
+    pub(super) fn read<T>(&self, f: impl FnOnce(&dyn Store) -> Result<T>) -> Result<T> {
         let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
-            None => SqliteStore::open_existing(&self.db)?,
+            None => self.db.open_existing()?,
         };
-        let r = f(&conn);
+        let r = f(&*conn);
         let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         if pool.len() < 8 {
             pool.push(conn);
@@ -146,9 +146,8 @@ impl AppState {
     /// the last reload, for `check` (the engine is rebuilt from the
     /// store's campaigns and newest singletons).
     pub(super) fn reload_engine(&self) -> Result<(), ApiError> {
-        use textwatch_store::Store as _;
         let cfg = textwatch_engine::EngineConfig::default();
-        let snap = SqliteStore::open_existing(&self.db)?.load_peek_snapshot(cfg.singleton_window)?;
+        let snap = self.db.open_existing()?.load_peek_snapshot(cfg.singleton_window)?;
         let mut engine = Engine::restore(cfg, snap);
         textwatch_pipeline::setup::configure(&mut engine, self.rules.clone())
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;

@@ -11,8 +11,7 @@ use serde::Serialize;
 use textwatch_engine::optout::{Change, Registry};
 use textwatch_engine::{Analyzer, Engine, Message, Outcome, Scratch};
 use textwatch_sources::spam_reports::ReportRecord;
-use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::Store;
+use textwatch_store::WriteStore;
 use tokio::sync::{broadcast, oneshot};
 
 use textwatch_sinks::alerts::Watcher;
@@ -70,7 +69,7 @@ pub struct ReportsOutcome {
 
 pub struct Worker {
     pub engine: Arc<RwLock<Engine>>,
-    pub store: SqliteStore,
+    pub store: Box<dyn WriteStore>,
     pub analyzer: Analyzer,
     pub watcher: Watcher,
     pub events: broadcast::Sender<String>,
@@ -102,7 +101,7 @@ impl Worker {
             let (messages, reply) = match job {
                 Job::Messages { messages, reply } => (messages, reply),
                 Job::Reports { records, reply } => {
-                    let paired = textwatch_pipeline::spam_reports::pair(&mut self.store, &self.analyzer, records);
+                    let paired = textwatch_pipeline::spam_reports::pair(&mut *self.store, &self.analyzer, records);
                     let r = match paired {
                         Err(e) => Err(format!("{e:#}")),
                         Ok(p) => {
@@ -112,7 +111,7 @@ impl Worker {
                                 Err(Failed::Refused(e)) => {
                                     // Nothing stored: the first halves wait again.
                                     if let Err(g) =
-                                        textwatch_pipeline::spam_reports::give_back(&mut self.store, &p.taken)
+                                        textwatch_pipeline::spam_reports::give_back(&mut *self.store, &p.taken)
                                     {
                                         tracing::error!(error = %g, "could not put 7726 first halves back to wait");
                                     }
@@ -134,12 +133,12 @@ impl Worker {
                     continue;
                 }
                 Job::PairReports { records, reply } => {
-                    let paired = textwatch_pipeline::spam_reports::pair(&mut self.store, &self.analyzer, records);
+                    let paired = textwatch_pipeline::spam_reports::pair(&mut *self.store, &self.analyzer, records);
                     let _ = reply.send(paired.map_err(|e| format!("{e:#}")));
                     continue;
                 }
                 Job::GiveBack { taken, reply } => {
-                    let r = textwatch_pipeline::spam_reports::give_back(&mut self.store, &taken);
+                    let r = textwatch_pipeline::spam_reports::give_back(&mut *self.store, &taken);
                     if let Err(e) = &r {
                         tracing::error!(error = %e, reports = taken.len(), "could not put 7726 first halves back to wait");
                     }
@@ -209,8 +208,12 @@ impl Worker {
         // this thread changes the engine.
         let known = {
             let engine = self.engine.read().map_err(|_| Failed::Refused(poisoned()))?;
-            textwatch_pipeline::batch::stored_repeats(&engine, &batch, &mut self.store)
-                .map_err(|e| Failed::Refused(e.into()))?
+            textwatch_pipeline::batch::stored_repeats(
+                &engine,
+                &batch,
+                &mut textwatch_pipeline::batch::Lookups(&mut *self.store),
+            )
+            .map_err(|e| Failed::Refused(e.into()))?
         };
         let assigned = {
             let mut engine = self.engine.write().map_err(|_| Failed::Refused(poisoned()))?;
@@ -232,8 +235,15 @@ impl Worker {
         // then logged, not fatal.
         let raised = {
             let optouts = self.optouts.read().unwrap_or_else(|e| e.into_inner());
-            textwatch_pipeline::batch::commit(&mut self.store, &batch, &origins, &assigned, &optouts, &mut self.watcher)
-                .map_err(|e| Failed::Fatal(e.into()))?
+            textwatch_pipeline::batch::commit(
+                &mut *self.store,
+                &batch,
+                &origins,
+                &assigned,
+                &optouts,
+                &mut self.watcher,
+            )
+            .map_err(|e| Failed::Fatal(e.into()))?
         };
         let stored = assigned.accepted().count();
         self.metrics.messages_in.fetch_add(stored as u64, std::sync::atomic::Ordering::Relaxed);

@@ -23,7 +23,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 use textwatch_store::reports::SentReport;
-use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::Store;
 
 use crate::Result;
@@ -105,7 +104,7 @@ pub struct FollowUp {
 const HOUR: i64 = 3_600_000;
 
 /// The follow-up of one report.
-pub fn follow_up(store: &SqliteStore, r: &SentReport, s: &Settings) -> Result<FollowUp> {
+pub fn follow_up(store: &dyn Store, r: &SentReport, s: &Settings) -> Result<FollowUp> {
     let now = match s.now {
         Some(t) => t,
         None => store.newest_message_ts()?.unwrap_or(r.sent_at).max(r.sent_at),
@@ -206,7 +205,7 @@ pub fn follow_up(store: &SqliteStore, r: &SentReport, s: &Settings) -> Result<Fo
 }
 
 /// Every report's follow-up, oldest first.
-pub fn follow_ups(store: &SqliteStore, s: &Settings) -> Result<Vec<FollowUp>> {
+pub fn follow_ups(store: &dyn Store, s: &Settings) -> Result<Vec<FollowUp>> {
     store.sent_reports()?.iter().map(|r| follow_up(store, r, s)).collect()
 }
 
@@ -279,7 +278,7 @@ pub fn human(secs: i64) -> String {
 
 /// The follow-ups of the reports on one campaign (by its current id;
 /// reports on campaigns merged into it count).
-pub fn for_campaign(store: &SqliteStore, campaign: &str, s: &Settings) -> Result<Vec<FollowUp>> {
+pub fn for_campaign(store: &dyn Store, campaign: &str, s: &Settings) -> Result<Vec<FollowUp>> {
     let mut out = Vec::new();
     for r in store.sent_reports()? {
         let now_id = store.resolve_campaign(&r.campaign)?.unwrap_or_else(|| r.campaign.clone());

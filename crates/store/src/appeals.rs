@@ -62,7 +62,7 @@ impl SubjectKind {
             SubjectKind::Campaign => "campaign",
         }
     }
-    fn parse(s: &str) -> SubjectKind {
+    pub(crate) fn parse(s: &str) -> SubjectKind {
         if s == "campaign" {
             SubjectKind::Campaign
         } else {

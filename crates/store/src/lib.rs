@@ -23,6 +23,7 @@ pub mod keys;
 pub mod log;
 pub mod optouts;
 pub mod pg;
+mod pg_records;
 mod reads;
 pub mod reporters;
 pub mod reports;
@@ -96,11 +97,12 @@ pub struct BatchFacts {
     pub ignored: Vec<optouts::IgnoredOptOut>,
 }
 
-/// What a process that assigns (scan's writer, the server's ingest
-/// worker, the cluster's assigner) needs of its store beyond [`Store`]:
-/// the writer's lock, batch facts and a consumer's cursor committed with
-/// the batch, opt-out history, the recipient key's grace period and
-/// lookups of old messages.
+/// A store opened to write, beyond [`Store`]: what a process that
+/// assigns needs (scan's writer, the server's ingest worker, the cluster's
+/// assigner: the writer's lock, batch facts and a consumer's cursor
+/// committed with the batch, opt-out history, the recipient key's grace
+/// period, lookups of old messages), and the records people add (7726
+/// halves waiting for their pair, appeals, sent takedown reports).
 pub trait WriteStore: Store + Send {
     /// Takes the writer's lock (one writing process per database) and
     /// makes the log agree with what was committed.
@@ -123,6 +125,45 @@ pub trait WriteStore: Store + Send {
     /// Of `keys` (identity key, message time in ms), those already stored
     /// (messages older than the identity keys the engine holds).
     fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<std::collections::HashSet<u64>, StoreError>;
+    /// Keeps a reporter's forwarded text (the first half of a 7726 report)
+    /// until its number comes, replacing an earlier one.
+    fn put_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError>;
+    /// Puts back a forwarded text taken for a report that was not stored,
+    /// unless a newer one from the same reporter waits now.
+    fn put_back_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError>;
+    /// Takes the reporter's waiting forwarded text, if it came within
+    /// `window_ms` before `ts`.
+    fn take_pending_report(
+        &mut self,
+        reporter: &[u8; 16],
+        ts: i64,
+        window_ms: i64,
+    ) -> Result<Option<(i64, String)>, StoreError>;
+    /// Opens an appeal of a block (logged); returns its id.
+    fn open_appeal(
+        &mut self,
+        at: i64,
+        kind: appeals::SubjectKind,
+        subject: &str,
+        contact: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<i64, StoreError>;
+    /// Decides an open appeal: uphold, or overturn (adding an allow rule,
+    /// a new policy version); logged either way, in one transaction.
+    fn decide_appeal(
+        &mut self,
+        id: i64,
+        overturn: bool,
+        by: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<appeals::Decided, StoreError>;
+    /// Records a takedown report as sent; returns its id.
+    fn record_report(&mut self, r: &reports::NewReport<'_>) -> Result<i64, StoreError>;
+    /// Records the provider's answer to a report; false if there is no such
+    /// report.
+    fn answer_report(&mut self, id: i64, text: &str, at: i64) -> Result<bool, StoreError>;
 }
 
 /// Where a database is: an SQLite file (the embedded default) or a
@@ -138,6 +179,16 @@ impl Location {
     pub fn open_writer(&self) -> Result<Box<dyn WriteStore>, StoreError> {
         Ok(match self {
             Location::Sqlite(p) => Box::new(sqlite::SqliteStore::open(p)?),
+            Location::Postgres(url) => Box::new(pg::PgStore::connect(url)?),
+        })
+    }
+
+    /// Opens a database that must exist (an SQLite file that is missing is
+    /// an error saying what to do; one that may not be written here opens
+    /// read-only).
+    pub fn open_existing(&self) -> Result<Box<dyn WriteStore>, StoreError> {
+        Ok(match self {
+            Location::Sqlite(p) => Box::new(sqlite::SqliteStore::open_existing(p)?),
             Location::Postgres(url) => Box::new(pg::PgStore::connect(url)?),
         })
     }
@@ -301,4 +352,14 @@ pub trait Store {
     fn campaign_stream(&self, id: &str, f: &mut dyn FnMut(i64, u64, &str) -> bool) -> Result<(), StoreError>;
     /// Totals.
     fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// The time of the newest stored message.
+    fn newest_message_ts(&self) -> Result<Option<i64>, StoreError>;
+    /// Every appeal, oldest first.
+    fn appeals(&self) -> Result<Vec<appeals::Appeal>, StoreError>;
+    /// The audit log, oldest first.
+    fn audit_log(&self) -> Result<Vec<appeals::AuditEntry>, StoreError>;
+    /// Every takedown report sent, oldest first.
+    fn sent_reports(&self) -> Result<Vec<reports::SentReport>, StoreError>;
+    /// One sent report.
+    fn sent_report(&self, id: i64) -> Result<Option<reports::SentReport>, StoreError>;
 }

@@ -30,6 +30,7 @@ use textwatch_numbers::{PrefixRow, SourceKind};
 
 use crate::blobs::{reps_blob, reps_from_blob, vectors_blob, vectors_from_blob, Infra};
 use crate::log::{ChunkWriter, Rows, Segment, SegmentSource, SEGMENT_ROWS};
+use crate::pg_records as records;
 use crate::views::{
     CampaignDetail, CampaignFeatures, CampaignQuery, CampaignSummary, Finding, LinkView, MessageView, MinuteView,
     SenderView, StoreStats, VariantView,
@@ -1149,6 +1150,47 @@ impl crate::WriteStore for PgStore {
         self.key_cache = cache;
         found
     }
+    fn put_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError> {
+        self.db(|c| records::put_pending(c, reporter, ts, text))
+    }
+    fn put_back_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError> {
+        self.db(|c| records::put_back_pending(c, reporter, ts, text))
+    }
+    fn take_pending_report(
+        &mut self,
+        reporter: &[u8; 16],
+        ts: i64,
+        window_ms: i64,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        self.db(|c| records::take_pending(c, reporter, ts, window_ms))
+    }
+    fn open_appeal(
+        &mut self,
+        at: i64,
+        kind: crate::appeals::SubjectKind,
+        subject: &str,
+        contact: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<i64, StoreError> {
+        self.db(|c| records::open_appeal(c, at, kind, subject, contact, reason, actor))
+    }
+    fn decide_appeal(
+        &mut self,
+        id: i64,
+        overturn: bool,
+        by: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<crate::appeals::Decided, StoreError> {
+        self.db(|c| records::decide_appeal(c, id, overturn, by, reason, at))
+    }
+    fn record_report(&mut self, r: &crate::reports::NewReport<'_>) -> Result<i64, StoreError> {
+        self.db(|c| records::record_report(c, r))
+    }
+    fn answer_report(&mut self, id: i64, text: &str, at: i64) -> Result<bool, StoreError> {
+        self.db(|c| records::answer_report(c, id, text, at))
+    }
 }
 
 impl Store for PgStore {
@@ -1641,9 +1683,27 @@ impl Store for PgStore {
     }
 
     fn policy_allows(&self) -> Result<Vec<crate::appeals::PolicyAllow>, StoreError> {
-        // Appeals are not kept in PostgreSQL yet: no allow rule comes from
-        // them.
-        Ok(Vec::new())
+        self.db(records::allows)
+    }
+
+    fn appeals(&self) -> Result<Vec<crate::appeals::Appeal>, StoreError> {
+        self.db(records::appeals)
+    }
+
+    fn newest_message_ts(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.db(|c| c.query_one("SELECT MAX(max_ts) FROM segments", &[])).map_err(pg)?.get(0))
+    }
+
+    fn audit_log(&self) -> Result<Vec<crate::appeals::AuditEntry>, StoreError> {
+        self.db(records::audit_log)
+    }
+
+    fn sent_reports(&self) -> Result<Vec<crate::reports::SentReport>, StoreError> {
+        self.db(records::sent_reports)
+    }
+
+    fn sent_report(&self, id: i64) -> Result<Option<crate::reports::SentReport>, StoreError> {
+        self.db(|c| records::sent_report(c, id))
     }
 
     fn has_alert(&self, campaign: &str, level: &str) -> Result<bool, StoreError> {

@@ -190,3 +190,55 @@ CREATE TABLE IF NOT EXISTS optout_changes (
     source TEXT NOT NULL,
     texted TEXT NOT NULL
 );
+-- The records people add: 7726 halves waiting for their pair, appeals
+-- and the policy allows they add, the audit log, takedown reports sent.
+CREATE TABLE IF NOT EXISTS report_pending (
+    reporter BYTEA PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS appeals (
+    id BIGSERIAL PRIMARY KEY,
+    opened_at BIGINT NOT NULL,
+    subject_kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    contact TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open',
+    decided_at BIGINT,
+    decided_by TEXT,
+    decision_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS policy_allows (
+    version BIGSERIAL PRIMARY KEY,
+    added_at BIGINT NOT NULL,
+    subject_kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    appeal BIGINT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id BIGSERIAL PRIMARY KEY,
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE OR REPLACE FUNCTION textwatch_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION textwatch_audit_log_append_only();
+CREATE TABLE IF NOT EXISTS reports (
+    id BIGSERIAL PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    sent_at BIGINT NOT NULL,
+    sent_to TEXT,
+    via TEXT NOT NULL,
+    format TEXT NOT NULL,
+    numbers TEXT NOT NULL,
+    reference TEXT,
+    answer TEXT,
+    answered_at BIGINT
+);

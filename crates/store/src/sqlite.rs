@@ -899,92 +899,6 @@ impl SqliteStore {
         crate::optouts::changes(&self.conn)
     }
 
-    /// The time of the newest message stored, if any (what follow-ups
-    /// measure quiet against, so that archives replay as they happened).
-    pub fn newest_message_ts(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.conn.query_row("SELECT MAX(max_ts) FROM segments", [], |r| r.get(0))?)
-    }
-
-    /// Keeps the first half of a 7726 report (the forwarded text) until its
-    /// number comes.
-    pub fn put_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError> {
-        crate::reporters::put_pending(&self.conn, reporter, ts, text)
-    }
-
-    /// Puts back a forwarded text taken for a report that was not stored,
-    /// unless a newer one from the same reporter waits now.
-    pub fn put_back_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError> {
-        crate::reporters::put_back_pending(&self.conn, reporter, ts, text)
-    }
-
-    /// Takes the reporter's waiting forwarded text, if it came within
-    /// `window_ms` before `ts`.
-    pub fn take_pending_report(
-        &mut self,
-        reporter: &[u8; 16],
-        ts: i64,
-        window_ms: i64,
-    ) -> Result<Option<(i64, String)>, StoreError> {
-        crate::reporters::take_pending(&self.conn, reporter, ts, window_ms)
-    }
-
-    /// Opens an appeal of a block (logged); returns its id.
-    pub fn open_appeal(
-        &mut self,
-        at: i64,
-        kind: crate::appeals::SubjectKind,
-        subject: &str,
-        contact: &str,
-        reason: &str,
-        actor: &str,
-    ) -> Result<i64, StoreError> {
-        crate::appeals::open(&mut self.conn, at, kind, subject, contact, reason, actor)
-    }
-
-    /// Decides an open appeal: uphold, or overturn (adding an allow rule,
-    /// a new policy version); logged either way.
-    pub fn decide_appeal(
-        &mut self,
-        id: i64,
-        overturn: bool,
-        by: &str,
-        reason: &str,
-        at: i64,
-    ) -> Result<crate::appeals::Decided, StoreError> {
-        crate::appeals::decide(&mut self.conn, id, overturn, by, reason, at)
-    }
-
-    /// Every appeal, oldest first.
-    pub fn appeals(&self) -> Result<Vec<crate::appeals::Appeal>, StoreError> {
-        crate::appeals::list(&self.conn)
-    }
-
-    /// The audit log, oldest first.
-    pub fn audit_log(&self) -> Result<Vec<crate::appeals::AuditEntry>, StoreError> {
-        crate::appeals::audit_log(&self.conn)
-    }
-
-    /// Records a takedown report as sent; returns its id.
-    pub fn record_report(&mut self, r: &crate::reports::NewReport<'_>) -> Result<i64, StoreError> {
-        crate::reports::record(&self.conn, r)
-    }
-
-    /// Records the provider's answer to a report; false if there is no such
-    /// report.
-    pub fn answer_report(&mut self, id: i64, text: &str, at: i64) -> Result<bool, StoreError> {
-        crate::reports::answer(&self.conn, id, text, at)
-    }
-
-    /// Every report sent, oldest first.
-    pub fn sent_reports(&self) -> Result<Vec<crate::reports::SentReport>, StoreError> {
-        crate::reports::all(&self.conn)
-    }
-
-    /// One report.
-    pub fn sent_report(&self, id: i64) -> Result<Option<crate::reports::SentReport>, StoreError> {
-        crate::reports::one(&self.conn, id)
-    }
-
     /// A campaign's row number and id, by id or unique prefix (a campaign
     /// merged into another resolves to that one).
     pub fn resolve_seq(&self, id: &str) -> Result<Option<(i64, String)>, StoreError> {
@@ -1170,6 +1084,47 @@ impl crate::WriteStore for SqliteStore {
     }
     fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
         SqliteStore::stored_keys(self, keys)
+    }
+    fn put_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError> {
+        crate::reporters::put_pending(&self.conn, reporter, ts, text)
+    }
+    fn put_back_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError> {
+        crate::reporters::put_back_pending(&self.conn, reporter, ts, text)
+    }
+    fn take_pending_report(
+        &mut self,
+        reporter: &[u8; 16],
+        ts: i64,
+        window_ms: i64,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        crate::reporters::take_pending(&self.conn, reporter, ts, window_ms)
+    }
+    fn open_appeal(
+        &mut self,
+        at: i64,
+        kind: crate::appeals::SubjectKind,
+        subject: &str,
+        contact: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<i64, StoreError> {
+        crate::appeals::open(&mut self.conn, at, kind, subject, contact, reason, actor)
+    }
+    fn decide_appeal(
+        &mut self,
+        id: i64,
+        overturn: bool,
+        by: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<crate::appeals::Decided, StoreError> {
+        crate::appeals::decide(&mut self.conn, id, overturn, by, reason, at)
+    }
+    fn record_report(&mut self, r: &crate::reports::NewReport<'_>) -> Result<i64, StoreError> {
+        crate::reports::record(&self.conn, r)
+    }
+    fn answer_report(&mut self, id: i64, text: &str, at: i64) -> Result<bool, StoreError> {
+        crate::reports::answer(&self.conn, id, text, at)
     }
 }
 
@@ -1631,6 +1586,26 @@ impl Store for SqliteStore {
             campaigns: q("SELECT COUNT(*) FROM clusters WHERE merged_into IS NULL")?,
             messages_in_campaigns: q("SELECT COALESCE(SUM(messages), 0) FROM clusters WHERE merged_into IS NULL")?,
         })
+    }
+
+    fn appeals(&self) -> Result<Vec<crate::appeals::Appeal>, StoreError> {
+        crate::appeals::list(&self.conn)
+    }
+
+    fn newest_message_ts(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row("SELECT MAX(max_ts) FROM segments", [], |r| r.get(0))?)
+    }
+
+    fn audit_log(&self) -> Result<Vec<crate::appeals::AuditEntry>, StoreError> {
+        crate::appeals::audit_log(&self.conn)
+    }
+
+    fn sent_reports(&self) -> Result<Vec<crate::reports::SentReport>, StoreError> {
+        crate::reports::all(&self.conn)
+    }
+
+    fn sent_report(&self, id: i64) -> Result<Option<crate::reports::SentReport>, StoreError> {
+        crate::reports::one(&self.conn, id)
     }
 }
 

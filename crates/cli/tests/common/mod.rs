@@ -344,7 +344,7 @@ pub fn spawn_until(
     use std::io::{BufRead, BufReader, Read};
     use std::time::{Duration, Instant};
     let mut cmd = Command::new(bin());
-    cmd.args(["--db", db.to_str().unwrap()])
+    cmd.args(db_args(db))
         .args(args)
         .env_remove("TEXTWATCH_DB")
         .env_remove("TEXTWATCH_CONFIG")
