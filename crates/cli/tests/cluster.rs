@@ -285,6 +285,56 @@ fn workers_on_postgres_give_what_the_embedded_scan_gives_across_a_killed_assigne
     assigner_killed_halfway(&bin, &s, &pg.db);
 }
 
+/// The database's connections lost under the workers, three times (their
+/// sessions terminated, as a PostgreSQL restart or failover does): the
+/// assigner logs what is wrong, bids again with backoff and reconnects,
+/// and the result is the embedded scan's, every message stored once.
+#[test]
+fn workers_on_postgres_survive_lost_database_connections() {
+    let Some(bin) = nats_server() else { return };
+    let s = setup(70_000, 31);
+    let Some(mut pg) = common::postgres_db(s.dir.path(), "lost") else { return };
+    import_numbers(&pg.db, &s.dir.path().join("nums"));
+    // The workers connect under a name of their own; the test's own
+    // commands (status) do not.
+    let app = format!("tw_workers_{}", std::process::id());
+    let workers = s.dir.path().join("workers.postgres");
+    std::fs::write(&workers, format!("{} application_name={app}", pg.url)).unwrap();
+    let nats = start_nats(&bin, s.dir.path());
+    tw_ok(&pg.db, &["publish", "--nats", &nats.url, s.stream.to_str().unwrap()]);
+    let logs: Vec<PathBuf> = (1..=2).map(|i| s.dir.path().join(format!("w{i}.log"))).collect();
+    let alerts = s.dir.path().join("cluster-alerts.jsonl");
+    let mut ws: Vec<Child> = logs.iter().map(|l| worker(&workers, &nats, l, &alerts)).collect();
+    let mut cut = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while cut < 3 {
+        let st = status(&pg.db, &nats);
+        if st["assigned_below_seq"].as_u64().unwrap_or(0) > 1 && st["not_yet_assigned"].as_u64() > Some(0) {
+            if pg.terminate(&app) > 0 {
+                cut += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1500));
+        } else if st["not_yet_assigned"] == 0 && st["in_last_seq"].as_u64() > Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stuck: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(cut >= 1, "no connection was cut while assigning");
+    let refs: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+    wait_assigned(&pg.db, &nats, &refs);
+    for w in &mut ws {
+        stop(w);
+    }
+    let text: String = logs.iter().map(|l| std::fs::read_to_string(l).unwrap()).collect();
+    assert!(text.contains("stopped assigning"), "the log says what happened: {text}");
+    let stored = common::messages(&pg.db);
+    let ids: BTreeSet<&str> = stored.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), stored.len(), "a message stored twice");
+    assert_eq!(stored.len(), common::messages(&s.embedded).len(), "messages lost");
+    assert_same(&s.embedded, &pg.db, false);
+}
+
 /// Publishes the setup's stream; two workers on `cluster`, the assigner
 /// killed with SIGKILL once a batch is committed, a third worker started;
 /// then checks every message is stored once and the answers are the

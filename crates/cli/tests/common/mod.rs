@@ -65,6 +65,18 @@ pub struct PgSchema {
     pub url: String,
 }
 
+#[allow(dead_code)]
+impl PgSchema {
+    /// Terminates every session connected as `app` (what a database
+    /// restart or failover does to its clients); returns how many.
+    pub fn terminate(&mut self, app: &str) -> usize {
+        self.admin
+            .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", &[&app])
+            .unwrap()
+            .len()
+    }
+}
+
 impl Drop for PgSchema {
     fn drop(&mut self) {
         let _ = self.admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
