@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// same database. 503 with Retry-After while NATS does not answer.
     #[arg(long, env = "TEXTWATCH_NATS", value_name = "URL")]
     nats: Option<String>,
+    /// With --nats: how often the workers' campaigns are read back, for
+    /// `/v1/check` and for the live events (`/v1/events`, the dashboard) of
+    /// the campaigns and alerts they made.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "nats")]
+    reload_every: u64,
     #[command(flatten)]
     reporter: ReporterArgs,
     #[command(flatten)]
@@ -116,6 +121,7 @@ pub fn run(db: &textwatch_store::Location, args: ServeArgs) -> Result<ExitCode> 
         files: args.ctx.files(),
         replies: args.replies.into(),
         nats: args.nats,
+        reload_every: std::time::Duration::from_secs(args.reload_every),
         dedup_keys: args.dedup.keys(),
     };
     textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {db}: {e}"))?;

@@ -85,6 +85,7 @@ pub fn run(db: &textwatch_store::Location, args: SmppArgs) -> Result<ExitCode> {
         files: args.ctx.files(),
         replies: args.replies.into(),
         nats: None,
+        reload_every: std::time::Duration::from_secs(30),
         dedup_keys: args.dedup.keys(),
     };
     textwatch_server::run(db, config).map_err(|e| anyhow::anyhow!("serving {db}: {e}"))?;

@@ -506,7 +506,22 @@ fn serve_and_workers_on_postgres_queue_ingest_and_answer_from_the_shared_store()
 fn serve_with_nats(bin: &Path, dir: &Path, db: &Path) {
     let mut nats = start_nats(bin, dir);
     let tok = common::token(db, "ingest,read");
-    let server = common::start(db, &["--nats", &nats.url]);
+    let server = common::start(db, &["--nats", &nats.url, "--reload-every", "1"]);
+    // The live feed: what the workers form reaches it at the next reload.
+    let (events_tx, events) = std::sync::mpsc::channel::<serde_json::Value>();
+    let url = format!("{}/v1/events?access_token={tok}", server.base);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let r = ureq::get(&url).call().unwrap();
+        for line in std::io::BufReader::new(r.into_reader()).lines() {
+            let Ok(line) = line else { break };
+            if let Some(d) = line.strip_prefix("data:") {
+                if events_tx.send(serde_json::from_str(d.trim()).unwrap()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
     let (log, alerts) = (dir.join("w.log"), dir.join("alerts.jsonl"));
     let mut w = worker(db, &nats, &log, &alerts);
     // The incident's text from five numbers, a minute apart.
@@ -532,6 +547,17 @@ fn serve_with_nats(bin: &Path, dir: &Path, db: &Path) {
     let groups = groups(db);
     assert_eq!(groups.len(), 1, "one campaign of the five: {groups:?}");
     assert_eq!(groups.iter().next().unwrap().len(), 5);
+    let formed = common::campaigns_json(db)[0]["id"].clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match events.recv_timeout(Duration::from_millis(500)) {
+            Ok(e) if e["type"] == "campaign-created" => {
+                assert_eq!((&e["campaign"], &e["messages"]), (&formed, &serde_json::json!(5)), "{e}");
+                break;
+            }
+            _ => assert!(Instant::now() < deadline, "no campaign-created event for the workers' campaign"),
+        }
+    }
     // Spam reports: an app's report, and a 7726 pair (the text, then the
     // number) paired in this server and queued for the workers.
     let text = "Radical Liberals and Democrats are trying to STEAL this election! Show your support at 12th & Arch near the Convention Center at 3pm today.";

@@ -76,6 +76,9 @@ pub struct ServerConfig {
     /// (`TEXTWATCH_IN`) for `textwatch worker`s, and this server reads
     /// what they assign.
     pub nats: Option<String>,
+    /// With `nats`: how often the workers' campaigns are read back (for
+    /// `check`, and the live events of campaigns and alerts they made).
+    pub reload_every: Duration,
     /// Identity keys of stored messages held in memory
     /// ([`EngineConfig::dedup_keys`]).
     pub dedup_keys: usize,
@@ -293,6 +296,7 @@ fn router(st: Shared, max_body: usize) -> Router {
 /// Serves `db` until Ctrl-C or SIGTERM; prints the address it listens on
 /// to standard error once it does.
 pub fn run(db: &Location, args: ServerConfig) -> Result<()> {
+    let reload_every = args.reload_every.max(Duration::from_secs(1));
     let mut store = db.open_writer()?;
     // With --nats the cluster's assigner writes messages; this server
     // writes only tokens, opt-outs, appeals and reports.
@@ -321,6 +325,7 @@ pub fn run(db: &Location, args: ServerConfig) -> Result<()> {
         store.load_snapshot(cfg.singleton_window, cfg.dedup_keys)?
     };
     let clusters_at_start: std::collections::HashSet<u32> = snap.clusters.iter().map(|c| c.seq).collect();
+    let (clusters_seen, alerts_seen) = (clusters_at_start.clone(), store.alerts()?.len());
     let mut engine = Engine::restore(cfg.clone(), snap);
     let rules = textwatch_pipeline::setup::load_rules(&args.rules)?;
     textwatch_pipeline::setup::configure(&mut engine, rules.clone())?;
@@ -382,6 +387,7 @@ pub fn run(db: &Location, args: ServerConfig) -> Result<()> {
         public_bucket: Mutex::new(Bucket { tokens: 20.0, at: Instant::now() }),
         replies: args.replies.clone(),
         broker,
+        reloaded: Mutex::new((clusters_seen, alerts_seen)),
     });
     let app = router(st.clone(), args.max_body);
     let smpp_state = st.clone();
@@ -402,11 +408,12 @@ pub fn run(db: &Location, args: ServerConfig) -> Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         };
         // With --nats, campaigns are formed by the workers: `check`
-        // answers from the store's campaigns as of at most 30 s ago.
+        // answers from the store's campaigns as of at most
+        // --reload-every ago, and their events go out then.
         if smpp_state.broker.is_some() {
             let st = smpp_state.clone();
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(30));
+                let mut tick = tokio::time::interval(reload_every);
                 tick.tick().await;
                 loop {
                     tick.tick().await;

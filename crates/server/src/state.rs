@@ -68,6 +68,10 @@ pub struct AppState {
     pub(super) replies: crate::replies::Replies,
     /// With `--nats`: ingest is published to the cluster's input stream.
     pub(super) broker: Option<textwatch_cluster::broker::Broker>,
+    /// With `--nats`: the campaigns and the number of alerts seen at the
+    /// last engine reload; what the workers added since goes out as
+    /// events.
+    pub(super) reloaded: Mutex<(std::collections::HashSet<u32>, usize)>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -147,7 +151,25 @@ impl AppState {
     /// store's campaigns and newest singletons).
     pub(super) fn reload_engine(&self) -> Result<(), ApiError> {
         let cfg = textwatch_engine::EngineConfig::default();
-        let snap = self.db.open_existing()?.load_peek_snapshot(cfg.singleton_window)?;
+        let mut store = self.db.open_existing()?;
+        let snap = store.load_peek_snapshot(cfg.singleton_window)?;
+        let alerts = store.alerts()?;
+        drop(store);
+        {
+            // The workers formed these and raised these since the last
+            // reload: the dashboard's live feed hears of them now.
+            let mut seen = self.reloaded.lock().unwrap_or_else(|e| e.into_inner());
+            for c in snap.clusters.iter().filter(|c| c.merged_into.is_none()) {
+                if seen.0.insert(c.seq) {
+                    let ev = serde_json::json!({"type": "campaign-created", "campaign": c.id(), "messages": c.messages, "senders": c.senders});
+                    let _ = self.events.send(ev.to_string());
+                }
+            }
+            for a in alerts.iter().skip(seen.1) {
+                let _ = self.events.send(format!("{{\"type\":\"campaign-alert\",\"alert\":{a}}}"));
+            }
+            seen.1 = seen.1.max(alerts.len());
+        }
         let mut engine = Engine::restore(cfg, snap);
         textwatch_pipeline::setup::configure(&mut engine, self.rules.clone())
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
