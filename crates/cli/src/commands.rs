@@ -1,7 +1,6 @@
 //! The read-only commands: `campaigns`, `campaign`, `messages`, `check`.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -10,7 +9,7 @@ use textwatch_engine::features::TemplateFeatures;
 use textwatch_engine::{Engine, EngineConfig, Message, Peek, Scratch};
 use textwatch_store::sqlite::SqliteStore;
 use textwatch_store::time::format_ts;
-use textwatch_store::{CampaignQuery, Location, Store};
+use textwatch_store::{CampaignQuery, Location};
 
 use crate::context::ContextArgs;
 use crate::output::campaign_table;
@@ -418,7 +417,18 @@ struct CampaignGuess {
     similarity: Option<f32>,
 }
 
-pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
+/// The database `check` reads: the SQLite file if it exists (else an empty
+/// one in memory: every text is new), or PostgreSQL; and whether it holds
+/// campaigns to compare with.
+fn check_store(db: &Location) -> Result<(Box<dyn textwatch_store::WriteStore>, bool)> {
+    Ok(match db {
+        Location::Sqlite(p) if !p.exists() => (Box::new(SqliteStore::in_memory()?), false),
+        Location::Sqlite(p) => (Box::new(open(p)?), true),
+        Location::Postgres(_) => (db.open_existing().with_context(|| format!("opening database {db}"))?, true),
+    })
+}
+
+pub fn check(db: &Location, args: CheckArgs) -> Result<()> {
     if let Some(input) = &args.input {
         return check_many(db, input, &args.rules, &args.ctx);
     }
@@ -436,10 +446,10 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         bail!("--body is {} bytes; the limit is {}", body.len(), textwatch_engine::MAX_BODY_BYTES);
     }
     let cfg = EngineConfig::default();
-    let (mut store, exists) = if db.exists() { (open(db)?, true) } else { (SqliteStore::in_memory()?, false) };
+    let (mut store, exists) = check_store(db)?;
     let rules = load_rules(&args.rules)?;
     let analyzer =
-        textwatch_pipeline::setup::analyzer(&store, cfg.min_template_len)?.with_quiet_hours(rules.quiet_hours());
+        textwatch_pipeline::setup::analyzer(&*store, cfg.min_template_len)?.with_quiet_hours(rules.quiet_hours());
     let msg = Message { id: None, ts_ms, from, to: args.to.clone(), body, source: None, meta: None };
     let a = analyzer.analyze(msg, &mut Scratch::default());
     let tf = TemplateFeatures::of(&a.template);
@@ -447,8 +457,8 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     findings.extend(textwatch_sinks::enrich::sender_finding(&a.sender));
     let (category, subcategory) = category_of(&rules, &findings, builtin_model()?.as_ref(), &a);
     let engine = Engine::restore(cfg.clone(), store.load_peek_snapshot(cfg.singleton_window)?);
-    let ctx = Enricher::load(&store, &args.ctx.files())?;
-    let peeked = peek(&store, &engine, &a)?;
+    let ctx = Enricher::load(&*store, &args.ctx.files())?;
+    let peeked = peek(&*store, &engine, &a)?;
     let joins = matches!(peeked, Peek::ExactCampaign { .. } | Peek::NearCampaign { .. });
     findings.extend(quiet_finding(&rules, &a, category.as_deref(), joins));
     let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
@@ -468,7 +478,7 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
     };
     let decision = message_decision(
         &ctx,
-        &store,
+        &*store,
         &findings,
         category.as_deref(),
         subcategory.as_deref(),
@@ -549,7 +559,7 @@ pub fn check(db: &Path, args: CheckArgs) -> Result<()> {
         ),
         "would-form" => "would form a new campaign with an earlier message".to_string(),
         "too-short" => "none: too short to say the text is shared".to_string(),
-        _ if !exists => format!("none (no database at {})", db.display()),
+        _ if !exists => format!("none (no database at {})", db),
         _ => "none yet: nothing like it in the database".to_string(),
     };
     writeln!(out, "campaign    {line}")?;
@@ -585,16 +595,16 @@ struct TemplateVerdict {
 /// classifier, campaign lookup) runs once per distinct template and is
 /// reused for every copy; bad records are reported on standard error and
 /// skipped, like `scan` does.
-fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args: &ContextArgs) -> Result<()> {
+fn check_many(db: &Location, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args: &ContextArgs) -> Result<()> {
     use std::collections::HashMap;
     let cfg = EngineConfig::default();
-    let (mut store, _) = if db.exists() { (open(db)?, true) } else { (SqliteStore::in_memory()?, false) };
+    let (mut store, _) = check_store(db)?;
     let rules = load_rules(rule_dirs)?;
     let analyzer =
-        textwatch_pipeline::setup::analyzer(&store, cfg.min_template_len)?.with_quiet_hours(rules.quiet_hours());
+        textwatch_pipeline::setup::analyzer(&*store, cfg.min_template_len)?.with_quiet_hours(rules.quiet_hours());
     let engine = Engine::restore(cfg.clone(), store.load_peek_snapshot(cfg.singleton_window)?);
     let model = builtin_model()?;
-    let ctx = Enricher::load(&store, &ctx_args.files())?;
+    let ctx = Enricher::load(&*store, &ctx_args.files())?;
     // Per template; a message whose sender is impossible adds
     // `sender-invalid` and is judged on its own.
     let mut cache: HashMap<u64, TemplateVerdict> = HashMap::new();
@@ -632,13 +642,13 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
                 let findings = rules.evaluate_message(&a.msg.body, &a.template, &a.features.links);
                 let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
                 let (category, subcategory) = category_of(&rules, &findings, model.as_ref(), &a);
-                let campaign = match peek(&store, &engine, &a)? {
+                let campaign = match peek(&*store, &engine, &a)? {
                     Peek::ExactCampaign { campaign } | Peek::NearCampaign { campaign, .. } => Some(campaign),
                     _ => None,
                 };
                 let decision = message_decision(
                     &ctx,
-                    &store,
+                    &*store,
                     &findings,
                     category.as_deref(),
                     subcategory.as_deref(),
@@ -662,7 +672,7 @@ fn check_many(db: &Path, input: &str, rule_dirs: &[std::path::PathBuf], ctx_args
                     let risk = textwatch_engine::rules::risk(findings.iter().map(|f| &f.severity), 1);
                     let decision = message_decision(
                         &ctx,
-                        &store,
+                        &*store,
                         &findings,
                         cached.category.as_deref(),
                         cached.subcategory.as_deref(),

@@ -338,7 +338,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Campaigns(args) => commands::campaigns(&at, args).map(|()| ExitCode::SUCCESS),
-        Command::Campaign(args) if args.edit.is_none() => commands::campaign(&at, args),
+        Command::Campaign(args) => commands::campaign(&at, args),
+        Command::Check(args) => commands::check(&at, args).map(|()| ExitCode::SUCCESS),
         Command::Messages(args) => commands::messages(&at, args),
         Command::Blocklist(args) => act::blocklist(&at, args),
         Command::Report(args) => report::run(&at, args),
@@ -361,12 +362,10 @@ fn main() -> ExitCode {
         command if cli.postgres.is_some() => Err(anyhow::anyhow!(
             "`textwatch {}` does not run on PostgreSQL yet: drop --postgres (and TEXTWATCH_POSTGRES) to use the \
              SQLite file; on PostgreSQL run serve, token, worker, status, numbers, number, campaigns, campaign, \
-             messages, blocklist, report and alerts",
+             messages, check, blocklist, report and alerts",
             command.name()
         )),
         Command::Scan(args) => scan::run(&cli.db, args),
-        Command::Campaign(args) => commands::campaign(&at, args),
-        Command::Check(args) => commands::check(&cli.db, args).map(|()| ExitCode::SUCCESS),
         Command::Policy(args) => act::policy(&cli.db, args),
         Command::Reports(args) => reports::run(&cli.db, args),
         Command::Appeal(args) => appeals::appeal(&cli.db, args),

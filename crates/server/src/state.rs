@@ -88,8 +88,10 @@ impl AppState {
             None => self.db.open_existing()?,
         };
         let r = f(&*conn);
+        // A connection that failed may be broken (a database restart):
+        // the next read opens a fresh one.
         let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < 8 {
+        if r.is_ok() && pool.len() < 8 {
             pool.push(conn);
         }
         r
@@ -228,7 +230,15 @@ impl From<crate::bodies::BodyError> for ApiError {
 impl From<ServerError> for ApiError {
     fn from(e: ServerError) -> Self {
         tracing::error!(error = %e, "request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        match &e {
+            // The database is away (a restart, a failover): the client
+            // retries, and the next request connects again.
+            ServerError::Store(s) if s.is_unavailable() => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the database is not available: {e}"))
+                    .with_header(header::RETRY_AFTER, "1")
+            }
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
     }
 }
 

@@ -81,6 +81,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database could not be reached or its connection was lost (a
+    /// restart, a failover): a retry later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Connect(..) => true,
+            StoreError::Postgres(e) => e.is_closed() || e.code().is_none() && e.as_db_error().is_none(),
+            _ => self.is_busy(),
+        }
+    }
+
     /// SQLite stayed busy or locked past the busy timeout: another
     /// connection holds the database, and a retry may succeed.
     pub fn is_busy(&self) -> bool {

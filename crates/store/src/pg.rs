@@ -53,6 +53,9 @@ pub struct PgStore {
     client: RefCell<Conn>,
     /// What the connection string names, without a password (errors, logs).
     name: String,
+    /// The connection string (with any password: never logged), to
+    /// reconnect a reader whose connection was lost.
+    url: String,
     secret: Vec<u8>,
     recipient_hash: textwatch_engine::RecipientHash,
     /// The segment being appended to, with its next chunk number.
@@ -210,7 +213,15 @@ impl PgStore {
     fn connect_here(url: &str) -> Result<Self, StoreError> {
         let name = describe(url);
         let mut client = Client::connect(url, NoTls).map_err(|e| StoreError::Connect(name.clone(), e.to_string()))?;
-        {
+        // The tables are made (or completed) only when the schema lacks
+        // this version: an up-to-date database is not locked or altered by
+        // a connection, and a role that does not own the tables can use it.
+        let current = match client.query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[]) {
+            Ok(row) => row.map(|r| r.get::<_, String>(0)) == Some(SCHEMA_VERSION.to_string()),
+            Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => false,
+            Err(e) => return Err(pg(e)),
+        };
+        if !current {
             let mut tx = client.transaction().map_err(pg)?;
             tx.execute("SELECT pg_advisory_xact_lock(hashtext('textwatch.schema.' || current_schema()))", &[])
                 .map_err(pg)?;
@@ -259,6 +270,7 @@ impl PgStore {
         let mut store = PgStore {
             client: RefCell::new(Conn(Some(client))),
             name,
+            url: url.to_string(),
             secret,
             recipient_hash,
             open: None,
@@ -290,7 +302,26 @@ impl PgStore {
     fn db<R: Send>(&self, f: impl FnOnce(&mut Client) -> R + Send) -> R {
         let mut conn = self.client.borrow_mut();
         let Some(client) = conn.0.as_mut() else { unreachable!("the connection is closed only when dropped") };
-        off_runtime(move || f(client))
+        // A reader (or a writer of records, as the server) whose connection
+        // was lost (a database restart, a failover) connects again: the
+        // call that found it lost failed, this one reconnects. The writer
+        // of batches does not: its lock went with the connection, and it
+        // must bid for it again.
+        let (url, name, reconnect) = (&self.url, &self.name, !self.locked);
+        off_runtime(move || {
+            if reconnect && client.is_closed() {
+                match Client::connect(url, NoTls) {
+                    Ok(c) => {
+                        *client = c;
+                        tracing::info!(database = %name, "connected again after the connection was lost");
+                    }
+                    Err(e) => {
+                        tracing::warn!(database = %name, error = %e, "the connection was lost; connecting again failed")
+                    }
+                }
+            }
+            f(client)
+        })
     }
 
     /// Runs `f` in a transaction, committed when it succeeds.
@@ -333,7 +364,6 @@ impl PgStore {
         if !got {
             return Err(StoreError::Locked(self.name.clone()));
         }
-        self.locked = true;
         // Segments a stopped writer left open get their end marker, so each
         // segment at rest is a complete Arrow IPC stream.
         let open: Vec<Segment> = self
@@ -356,6 +386,9 @@ impl PgStore {
             tracing::info!(segment = seg.id, "sealed a segment a stopped writer left open");
         }
         self.next_segment = self.next_segment.max(self.next_segment_id()?);
+        // Only now: a failure above leaves the next call to do it all again
+        // (the advisory lock is held already, and taking it twice is fine).
+        self.locked = true;
         Ok(())
     }
 
@@ -1009,59 +1042,66 @@ impl PgStore {
     }
 }
 
-/// A segment's chunks as one byte stream, fetched a few chunks at a time
-/// (the connection is borrowed only while fetching).
+/// A segment's committed bytes as one stream: its chunks in order,
+/// fetched a few at a time (the connection is borrowed only while
+/// fetching), up to the byte count the segment's row said when it was
+/// read. A writer may append chunks (or seal the segment) meanwhile:
+/// committed bytes end on a chunk boundary, so what is read is exactly
+/// the segment as it was.
 struct Chunks<'a> {
     store: &'a PgStore,
     segment: i64,
     next: i32,
-    end: i32,
+    left: u64,
     buf: Vec<u8>,
     at: usize,
     queued: std::collections::VecDeque<Vec<u8>>,
 }
 
+impl Chunks<'_> {
+    fn lacks(&self) -> std::io::Error {
+        std::io::Error::other(format!(
+            "segment {} lacks chunk {} (the database was changed outside textwatch)",
+            self.segment, self.next
+        ))
+    }
+}
+
 impl Read for Chunks<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
         while self.at == self.buf.len() {
             if let Some(b) = self.queued.pop_front() {
                 (self.buf, self.at) = (b, 0);
                 continue;
             }
-            if self.next >= self.end {
-                return Ok(0);
-            }
-            let (segment, next, end) = (self.segment, self.next, self.end);
+            let (segment, next) = (self.segment, self.next);
             let rows = self
                 .store
                 .db(|c| {
                     c.query(
-                        "SELECT n, data FROM segment_chunks WHERE segment = $1 AND n >= $2 AND n < $3 ORDER BY n LIMIT $4",
-                        &[&segment, &next, &end, &CHUNKS_PER_FETCH],
+                        "SELECT n, data FROM segment_chunks WHERE segment = $1 AND n >= $2 ORDER BY n LIMIT $3",
+                        &[&segment, &next, &CHUNKS_PER_FETCH],
                     )
                 })
                 .map_err(std::io::Error::other)?;
             if rows.is_empty() {
-                return Err(std::io::Error::other(format!(
-                    "segment {} lacks chunk {} (the database was changed outside textwatch)",
-                    self.segment, self.next
-                )));
+                return Err(self.lacks());
             }
             for r in rows {
-                let n: i32 = r.get(0);
-                if n != self.next {
-                    return Err(std::io::Error::other(format!(
-                        "segment {} lacks chunk {} (the database was changed outside textwatch)",
-                        self.segment, self.next
-                    )));
+                if r.get::<_, i32>(0) != self.next {
+                    return Err(self.lacks());
                 }
                 self.next += 1;
                 self.queued.push_back(r.get(1));
             }
         }
-        let n = out.len().min(self.buf.len() - self.at);
+        let n = out.len().min(self.buf.len() - self.at).min(usize::try_from(self.left).unwrap_or(usize::MAX));
         out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
         self.at += n;
+        self.left -= n as u64;
         Ok(n)
     }
 }
@@ -1076,15 +1116,11 @@ impl SegmentSource for PgStore {
         if seg.rows == 0 {
             return Ok(true);
         }
-        let chunks: i32 = self
-            .db(|c| c.query_opt("SELECT chunks FROM segments WHERE id = $1", &[&seg.id]))
-            .map_err(pg)?
-            .map_or(0, |r| r.get(0));
         let reader = Chunks {
             store: self,
             segment: seg.id,
             next: 0,
-            end: chunks,
+            left: seg.bytes,
             buf: Vec::new(),
             at: 0,
             queued: Default::default(),
@@ -1341,9 +1377,17 @@ impl Store for PgStore {
                 self.next_segment += 1;
             }
             if let Some((w, n)) = self.open.as_mut() {
-                let bytes = w.append(messages)?;
-                chunk = Some((bytes, w.segment().clone(), *n));
-                *n += 1;
+                match w.append(messages) {
+                    Ok(bytes) => {
+                        chunk = Some((bytes, w.segment().clone(), *n));
+                        *n += 1;
+                    }
+                    Err(e) => {
+                        // What it wrote may be partial: start a new segment.
+                        self.open = None;
+                        return Err(e);
+                    }
+                }
             }
         }
         let result = self.commit_meta(
@@ -1372,7 +1416,7 @@ impl Store for PgStore {
                     &[
                         &(q.min_messages as i64),
                         &q.last_seen_since,
-                        &q.category,
+                        &q.category.as_deref().map(str::to_ascii_lowercase),
                         &q.limit.map(|l| l as i64),
                         &(q.offset as i64),
                     ],

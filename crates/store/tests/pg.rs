@@ -321,3 +321,36 @@ fn it_works_on_a_thread_that_drives_async_tasks() {
         drop(pg);
     });
 }
+
+#[test]
+fn a_reader_reads_a_segment_as_it_was_while_the_writer_appends_and_reconnects_when_cut_off() {
+    use textwatch_store::log::{col, SegmentSource};
+    let Some(mut db) = schema("race") else { return };
+    let msgs = election(3_000, 5);
+    let mut w = PgStore::connect(&db.url).unwrap();
+    let mut e = engine(&mut w);
+    feed(&mut w, &mut e, &msgs[..1_000], 1_000).unwrap();
+    let reader_app = format!("reader_{}", db.name);
+    let reader = PgStore::connect(&format!("{} application_name={reader_app}", db.url)).unwrap();
+    let stale = reader.segments().unwrap();
+    assert_eq!(stale.len(), 1);
+    // The writer appends to the same segment, then seals it.
+    feed(&mut w, &mut e, &msgs[1_000..], 1_000).unwrap();
+    w.close_segment().unwrap();
+    let mut rows = 0;
+    reader
+        .read_segment(&stale[0], &[col::KEY], &mut |r| {
+            rows += r.len();
+            true
+        })
+        .unwrap();
+    assert_eq!(rows, 1_000, "the segment as the reader listed it, not a checksum error");
+    // The reader's connection is cut (a database restart): the call that
+    // finds it lost fails, and the next connects again.
+    kill_sessions(&mut db, &reader_app);
+    let stats = match reader.stats() {
+        Ok(s) => s,
+        Err(_) => reader.stats().expect("connected again"),
+    };
+    assert_eq!(stats.messages, 3_000);
+}
