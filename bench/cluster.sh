@@ -13,7 +13,7 @@
 # (default a temp dir), NATS_SERVER (default: nats-server on PATH or
 # /usr/sbin), BENCH_POSTGRES (a connection string: the workers' store is
 # then PostgreSQL, a fresh schema per layout, and the PostgreSQL server's
-# CPU is measured too; needs psql).
+# CPU is measured too; needs psql), LAYOUTS (default "one two split").
 set -euo pipefail
 N=${1:-1000000}
 SCENARIO=${2:-election-2020}
@@ -49,7 +49,7 @@ printf '| layout | publish | workers to all assigned | messages/s | CPU s: analy
 printf '| --- | ---: | ---: | ---: | --- | --- | ---: | --- |\n'
 printf '| embedded scan | - | %.1f s | %d | %.1f (one process) | %.2f (all) | %d | - |\n' "$emb_wall" "$(echo "$N / $emb_wall" | bc)" "$(echo "$eu + $es" | bc)" "$(echo "($eu + $es) * 1000000 / $N" | bc -l)" "$((em / 1024))"
 
-for layout in one two split; do
+for layout in ${LAYOUTS:-one two split}; do
   port=$(free_port)
   rm -rf "$work/js" "$work/cl.db" "$work/cl.db.segments"
   if [ -n "${BENCH_POSTGRES:-}" ]; then

@@ -387,18 +387,26 @@ impl Assigner {
                 sigs.insert(i.a.template_key, s);
             }
         }
-        let (kept, assigned, duplicates) = batch::assign_accepted(
-            &mut self.engine,
-            items,
-            |i| &i.a,
-            &mut sigs,
-            &mut batch::Lookups(&mut *self.store),
-        )?;
-        let accepted = kept.len() as u64;
-        let refs: Vec<&Analyzed> = kept.iter().map(|i| &i.a).collect();
-        let origins: Vec<&str> = kept.iter().map(|i| i.origin.as_str()).collect();
-        self.store.stage_cursor(CURSOR, self.next as i64, carry.clone());
-        let alerts = batch::commit(&mut *self.store, &refs, &origins, &assigned, &self.optouts, self.after.as_mut())?;
+        // The engine and the store work on a thread of their own, outside
+        // the async runtime: a store that blocks on a runtime of its own
+        // (PostgreSQL) then makes its many calls (the commit, the alerts'
+        // reads) directly, not one thread each.
+        let (engine, store, after, optouts) = (&mut self.engine, &mut self.store, &mut self.after, &self.optouts);
+        let next = self.next as i64;
+        let carried = carry.clone();
+        let (accepted, duplicates, alerts) = std::thread::scope(|s| {
+            s.spawn(move || -> Result<(u64, u64, u64), ClusterError> {
+                let (kept, assigned, duplicates) =
+                    batch::assign_accepted(engine, items, |i| &i.a, &mut sigs, &mut batch::Lookups(&mut **store))?;
+                let refs: Vec<&Analyzed> = kept.iter().map(|i| &i.a).collect();
+                let origins: Vec<&str> = kept.iter().map(|i| i.origin.as_str()).collect();
+                store.stage_cursor(CURSOR, next, carried);
+                let alerts = batch::commit(&mut **store, &refs, &origins, &assigned, optouts, after.as_mut())?;
+                Ok((kept.len() as u64, duplicates, alerts))
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })?;
         self.stats.accepted.fetch_add(accepted, Ordering::Relaxed);
         self.stats.duplicates.fetch_add(duplicates, Ordering::Relaxed);
         self.stats.alerts.fetch_add(alerts, Ordering::Relaxed);
