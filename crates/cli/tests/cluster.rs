@@ -597,6 +597,11 @@ fn serve_with_nats(bin: &Path, dir: &Path, db: &Path) {
     );
     let id = campaign.as_str().unwrap();
     assert_eq!(get(&format!("/v1/campaigns/{id}"))["id"], campaign);
+    // The analyst's commands on the same store: the dossier and the block
+    // list name the campaign's numbers.
+    let dossier = tw_ok(db, &["report", id, "--format", "md"]);
+    assert!(dossier.contains(id) && dossier.contains("+12155550100"), "{dossier}");
+    assert!(tw_ok(db, &["blocklist", "--format", "csv"]).lines().count() > 1);
     let page = ureq::get(&format!("{}/dashboard", server.base)).call().unwrap().into_string().unwrap();
     assert!(page.contains("<html"), "the dashboard is served");
     let appeal = ureq::post(&format!("{}/v1/appeals", server.base))
