@@ -285,7 +285,7 @@ fn workers_on_postgres_give_what_the_embedded_scan_gives_across_a_killed_assigne
     assigner_killed_halfway(&bin, &s, &pg.db);
 }
 
-/// The database's connections lost under the workers, three times (their
+/// The database's connections lost under the workers, up to three times (their
 /// sessions terminated, as a PostgreSQL restart or failover does): the
 /// assigner logs what is wrong, bids again with backoff and reconnects,
 /// and the result is the embedded scan's, every message stored once.
