@@ -183,7 +183,16 @@ pub struct ConfigArgs {}
 
 /// `textwatch config`: the database in use, which files were read and
 /// what they set.
-pub fn show(loaded: &Loaded, db: &Path) {
+pub fn show(loaded: &Loaded, db: &Path, postgres: Option<&str>) {
+    if let Some(url) = postgres {
+        let from = if std::env::args().any(|a| a == "--postgres" || a.starts_with("--postgres=")) {
+            "from --postgres"
+        } else {
+            "from TEXTWATCH_POSTGRES"
+        };
+        println!("database: {} ({from})\n", textwatch_store::pg::describe(url));
+        return show_files(loaded);
+    }
     let flag = std::env::args().any(|a| a == "--db" || a.starts_with("--db="));
     let from_file = loaded.settings.iter().any(|s| s.key == "db" && matches!(s.origin, Origin::File(_)));
     let source = if flag {
@@ -196,6 +205,11 @@ pub fn show(loaded: &Loaded, db: &Path) {
         "the default"
     };
     println!("database: {} ({source})\n", db.display());
+    show_files(loaded);
+}
+
+/// The configuration files looked at and the settings they gave.
+fn show_files(loaded: &Loaded) {
     println!("configuration files (a later one wins, key by key):");
     for (path, what) in &loaded.looked {
         let what = match what {

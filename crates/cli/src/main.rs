@@ -357,7 +357,7 @@ fn main() -> ExitCode {
         Command::Train(args) => model::train(args),
         Command::EvalModel(args) => model::eval_model(args),
         Command::Config(_) => {
-            config::show(&loaded, &cli.db);
+            config::show(&loaded, &cli.db, cli.postgres.as_deref());
             Ok(ExitCode::SUCCESS)
         }
         command if cli.postgres.is_some() => Err(anyhow::anyhow!(

@@ -127,6 +127,9 @@ fn on_postgres_a_command_that_needs_the_sqlite_file_says_so_and_the_rest_work() 
     let truth = dir.path().join("t.jsonl");
     let sim = tw_ok(&pg.db, &["simulate", "--messages", "10", "--out", "-", "--truth", truth.to_str().unwrap()]);
     assert_eq!(sim.lines().count(), 10);
+    let config = tw_ok(&pg.db, &["config"]);
+    let first = config.lines().next().unwrap_or("");
+    assert!(first.starts_with("database: postgresql://") && first.ends_with("(from --postgres)"), "{config}");
     // A wrong connection string is named, without its password.
     let out = common::tw(
         &{
