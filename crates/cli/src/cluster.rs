@@ -146,12 +146,7 @@ pub fn status(db: &textwatch_store::Location, args: StatusArgs) -> Result<ExitCo
     let p = textwatch_cluster::broker::progress_of(&args.nats)?;
     let cursor = match db {
         textwatch_store::Location::Sqlite(path) if !path.exists() => None,
-        textwatch_store::Location::Sqlite(path) => {
-            crate::output::open(path)?.cursor(textwatch_cluster::assigner::CURSOR)?
-        }
-        textwatch_store::Location::Postgres(url) => {
-            textwatch_store::pg::PgStore::connect(url)?.cursor(textwatch_cluster::assigner::CURSOR)?
-        }
+        _ => db.open_existing()?.cursor(textwatch_cluster::assigner::CURSOR)?,
     }
     .map(|(c, carry)| (c as u64, carry.len() as u64));
     // Published and not yet committed by the assigner (records a batch

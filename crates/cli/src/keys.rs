@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 use textwatch_store::time::now_ms;
+use textwatch_store::WriteStore as _;
 
 use anyhow::{bail, Context as _, Result};
 use textwatch_store::keys::KeyInfo;

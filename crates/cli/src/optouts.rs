@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use textwatch_store::WriteStore as _;
 
 use anyhow::{Context as _, Result};
 use textwatch_engine::optout::Scope;

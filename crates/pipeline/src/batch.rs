@@ -147,7 +147,7 @@ pub trait StoredKeys {
 
 impl StoredKeys for SqliteStore {
     fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
-        SqliteStore::stored_keys(self, keys)
+        WriteStore::stored_keys(self, keys)
     }
 }
 
@@ -187,7 +187,7 @@ impl StoredKeys for LazyLookup {
             self.store = Some(SqliteStore::open_reader(path)?);
         }
         match &mut self.store {
-            Some(s) => s.stored_keys(keys),
+            Some(s) => WriteStore::stored_keys(s, keys),
             None => Ok(HashSet::new()),
         }
     }

@@ -25,6 +25,7 @@ use textwatch_engine::minhash::{signature, MinHashScratch, Signature};
 use textwatch_engine::{Analyzed, Analyzer, Engine, Scratch};
 use textwatch_sources::{Chunk, Reject};
 use textwatch_store::sqlite::{SqliteStore, WriteTimes};
+use textwatch_store::WriteStore as _;
 
 use crate::batch::{self, AfterCommit};
 use crate::PipelineError;

@@ -139,7 +139,8 @@ pub(crate) fn open(
         params![at, kind.as_str(), subject, contact, reason],
     )?;
     let id = tx.last_insert_rowid();
-    audit(&tx, at, actor, "appeal-opened", &format!("{} {subject}", kind.as_str()), &format!("appeal {id}: {reason}"))?;
+    let (what, detail) = opened_audit(id, kind, subject, reason);
+    audit(&tx, at, actor, "appeal-opened", &what, &detail)?;
     tx.commit()?;
     Ok(id)
 }
@@ -151,6 +152,44 @@ pub enum Decided {
     Upheld,
     /// Overturned: an allow rule was added, making this policy version.
     Overturned { version: i64 },
+}
+
+/// What every store records when an appeal opens: the audit line's
+/// subject and detail.
+pub(crate) fn opened_audit(id: i64, kind: SubjectKind, subject: &str, reason: &str) -> (String, String) {
+    (format!("{} {subject}", kind.as_str()), format!("appeal {id}: {reason}"))
+}
+
+/// An appeal found by id (its subject kind, subject and state) that may be
+/// decided: its kind and subject, or why not (absent, decided already).
+pub(crate) fn decidable(id: i64, found: Option<(String, String, String)>) -> Result<(String, String), StoreError> {
+    let Some((kind, subject, state)) = found else {
+        return Err(StoreError::Absent(format!("no appeal {id}; `textwatch appeal list` lists them")));
+    };
+    if state != "open" {
+        return Err(StoreError::Conflict(format!("appeal {id} was already decided ({state})")));
+    }
+    Ok((kind, subject))
+}
+
+/// The state a decision gives an appeal.
+pub(crate) fn decided_state(overturn: bool) -> &'static str {
+    if overturn {
+        "overturned"
+    } else {
+        "upheld"
+    }
+}
+
+/// The audit line of a decision: its action and detail.
+pub(crate) fn decided_audit(id: i64, out: &Decided, reason: &str) -> (String, String) {
+    let detail = match out {
+        Decided::Upheld => format!("appeal {id} upheld: {reason}"),
+        Decided::Overturned { version } => {
+            format!("appeal {id} overturned, allow rule added (policy version {version}): {reason}")
+        }
+    };
+    (format!("appeal-{}", decided_state(matches!(out, Decided::Overturned { .. }))), detail)
 }
 
 /// Decides an open appeal; an overturn adds the allow rule; both are
@@ -171,16 +210,10 @@ pub(crate) fn decide(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    let Some((kind, subject, state)) = row else {
-        return Err(StoreError::Absent(format!("no appeal {id}; `textwatch appeal list` lists them")));
-    };
-    if state != "open" {
-        return Err(StoreError::Conflict(format!("appeal {id} was already decided ({state})")));
-    }
-    let new_state = if overturn { "overturned" } else { "upheld" };
+    let (kind, subject) = decidable(id, row)?;
     tx.execute(
         "UPDATE appeals SET state = ?2, decided_at = ?3, decided_by = ?4, decision_reason = ?5 WHERE id = ?1",
-        params![id, new_state, at, by, reason],
+        params![id, decided_state(overturn), at, by, reason],
     )?;
     let out = if overturn {
         tx.execute(
@@ -191,13 +224,8 @@ pub(crate) fn decide(
     } else {
         Decided::Upheld
     };
-    let detail = match &out {
-        Decided::Upheld => format!("appeal {id} upheld: {reason}"),
-        Decided::Overturned { version } => {
-            format!("appeal {id} overturned, allow rule added (policy version {version}): {reason}")
-        }
-    };
-    audit(&tx, at, by, &format!("appeal-{new_state}"), &format!("{kind} {subject}"), &detail)?;
+    let (action, detail) = decided_audit(id, &out, reason);
+    audit(&tx, at, by, &action, &format!("{kind} {subject}"), &detail)?;
     tx.commit()?;
     Ok(out)
 }

@@ -7,6 +7,7 @@
 //! hashes made under it can no longer be matched to anything new. A writer
 //! that started inside the grace period keeps matching until it restarts.
 
+use crate::WriteStore as _;
 use rusqlite::{params, OptionalExtension};
 
 use crate::sqlite::SqliteStore;
@@ -31,18 +32,6 @@ fn fingerprint(secret: &[u8]) -> String {
 }
 
 impl SqliteStore {
-    /// The previous secret while its grace period lasts at `now_ms`.
-    pub fn previous_secret(&self, now_ms: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        let until: Option<i64> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'secret_grace_until'", [], |r| r.get(0))
-            .optional()?;
-        if until.is_none_or(|u| now_ms >= u) {
-            return Ok(None);
-        }
-        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'secret_previous'", [], |r| r.get(0)).optional()?)
-    }
-
     /// The current key's fingerprint and the rotation state.
     pub fn key_info(&self, now_ms: i64) -> Result<KeyInfo, StoreError> {
         let get_i64 = |k: &str| -> Result<Option<i64>, StoreError> {

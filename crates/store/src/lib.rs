@@ -86,7 +86,9 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Connect(..) => true,
-            StoreError::Postgres(e) => e.is_closed() || e.code().is_none() && e.as_db_error().is_none(),
+            // Not an answer of the server (an error it sent has a code):
+            // the connection itself failed.
+            StoreError::Postgres(e) => e.is_closed() || e.as_db_error().is_none(),
             _ => self.is_busy(),
         }
     }

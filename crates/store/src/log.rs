@@ -165,6 +165,16 @@ impl Write for Counting {
     }
 }
 
+/// A segment's stream writer (zstd buffers, the segments' schema written
+/// first) over `sink`, counting and hashing what it writes.
+fn stream_writer(sink: Sink, id: i64) -> Result<StreamWriter<Counting>, StoreError> {
+    let opts = IpcWriteOptions::default()
+        .try_with_compression(Some(CompressionType::ZSTD))
+        .map_err(|e| io_err("segment options", e))?;
+    StreamWriter::try_new_with_options(Counting { sink, written: 0, hash: Xxh3::new() }, &schema(), opts)
+        .map_err(|e| io_err(format!("starting segment {id}"), e))
+}
+
 /// The log: a directory of segments, or memory (tests, `check`).
 pub struct SegmentLog {
     dir: Option<PathBuf>,
@@ -365,12 +375,7 @@ impl SegmentLog {
             }
             None => Sink::Mem(Vec::new()),
         };
-        let opts = IpcWriteOptions::default()
-            .try_with_compression(Some(CompressionType::ZSTD))
-            .map_err(|e| io_err("segment options", e))?;
-        let writer =
-            StreamWriter::try_new_with_options(Counting { sink, written: 0, hash: Xxh3::new() }, &schema(), opts)
-                .map_err(|e| io_err(format!("starting segment {id}"), e))?;
+        let writer = stream_writer(sink, id)?;
         self.open = Some(Open {
             writer,
             seg: Segment { id, rows: 0, bytes: 0, sealed: false, min_ts: None, max_ts: None, hash: None },
@@ -501,12 +506,7 @@ impl std::fmt::Debug for ChunkWriter {
 impl ChunkWriter {
     /// Starts segment `id`.
     pub fn start(id: i64) -> Result<Self, StoreError> {
-        let opts = IpcWriteOptions::default()
-            .try_with_compression(Some(CompressionType::ZSTD))
-            .map_err(|e| io_err("segment options", e))?;
-        let sink = Counting { sink: Sink::Mem(Vec::new()), written: 0, hash: Xxh3::new() };
-        let writer = StreamWriter::try_new_with_options(sink, &schema(), opts)
-            .map_err(|e| io_err(format!("starting segment {id}"), e))?;
+        let writer = stream_writer(Sink::Mem(Vec::new()), id)?;
         Ok(ChunkWriter {
             writer,
             seg: Segment { id, rows: 0, bytes: 0, sealed: false, min_ts: None, max_ts: None, hash: None },

@@ -19,6 +19,7 @@
 //! `host=... dbname=...`); several textwatch installations can share one
 //! database, each in its own schema (`options=-csearch_path=NAME`).
 
+use crate::WriteStore as _;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -348,89 +349,6 @@ impl PgStore {
             })
             .map_err(pg)?
             .get(0))
-    }
-
-    /// Takes the writer's lock (one writing process per schema), held as
-    /// long as this connection lives, and seals segments a stopped writer
-    /// left open. [`Store::commit`] does it if nobody did.
-    pub fn lock_for_writing(&mut self) -> Result<(), StoreError> {
-        if self.locked {
-            return Ok(());
-        }
-        let got: bool = self
-            .db(|c| c.query_one("SELECT pg_try_advisory_lock(hashtext('textwatch.writer.' || current_schema()))", &[]))
-            .map_err(pg)?
-            .get(0);
-        if !got {
-            return Err(StoreError::Locked(self.name.clone()));
-        }
-        // Segments a stopped writer left open get their end marker, so each
-        // segment at rest is a complete Arrow IPC stream.
-        let open: Vec<Segment> = self
-            .db(|c| c.query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE NOT sealed ORDER BY id"), &[]))
-            .map_err(pg)?
-            .iter()
-            .map(segment_of)
-            .collect();
-        for mut seg in open {
-            let chunks: Vec<Vec<u8>> = self
-                .db(|c| c.query("SELECT data FROM segment_chunks WHERE segment = $1 ORDER BY n", &[&seg.id]))
-                .map_err(pg)?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            seg.hash = Some(crate::log::seal_hash(chunks.iter().map(Vec::as_slice)));
-            seg.bytes += crate::log::END_MARKER.len() as u64;
-            seg.sealed = true;
-            self.in_transaction(|tx| record_segment(tx, &seg, Some((chunks.len() as i32, &crate::log::END_MARKER))))?;
-            tracing::info!(segment = seg.id, "sealed a segment a stopped writer left open");
-        }
-        self.next_segment = self.next_segment.max(self.next_segment_id()?);
-        // Only now: a failure above leaves the next call to do it all again
-        // (the advisory lock is held already, and taking it twice is fine).
-        self.locked = true;
-        Ok(())
-    }
-
-    /// Seals the open segment (its end marker stored). Called when a writer
-    /// stops; a process that is killed leaves this to the next writer.
-    pub fn close_segment(&mut self) -> Result<(), StoreError> {
-        let Some((w, n)) = self.open.take() else { return Ok(()) };
-        let (chunk, seg) = w.seal()?;
-        self.in_transaction(|tx| record_segment(tx, &seg, Some((n, &chunk))))
-    }
-
-    /// A consumer's position, recorded in the next commit's transaction
-    /// (see [`crate::WriteStore::stage_cursor`]).
-    pub fn stage_cursor(&mut self, name: &str, value: i64, carry: Vec<u64>) {
-        self.staged_cursor = Some((name.to_owned(), value, carry));
-    }
-
-    /// Who reported the next commit's campaigns and its texts to opted-out
-    /// recipients, written in its transaction.
-    pub fn stage_facts(&mut self, facts: BatchFacts) {
-        self.staged_facts = facts;
-    }
-
-    /// A cursor recorded by a commit, with its carry.
-    pub fn cursor(&self, name: &str) -> Result<Option<(i64, Vec<u64>)>, StoreError> {
-        let value: Option<String> = self
-            .db(|c| c.query_opt("SELECT value FROM meta WHERE key = $1", &[&format!("cursor:{name}")]))
-            .map_err(pg)?
-            .map(|r| r.get(0));
-        let Some(value) = value else { return Ok(None) };
-        let value: i64 =
-            value.parse().map_err(|_| StoreError::Schema(format!("cursor {name} is damaged: {value:?}")))?;
-        let carry: Option<String> = self
-            .db(|c| c.query_opt("SELECT value FROM meta WHERE key = $1", &[&format!("cursor:{name}:carry")]))
-            .map_err(pg)?
-            .map(|r| r.get(0));
-        let carry = match carry {
-            Some(c) => serde_json::from_str(&c)
-                .map_err(|e| StoreError::Schema(format!("the carry of cursor {name} is damaged: {e}")))?,
-            None => Vec::new(),
-        };
-        Ok(Some((value, carry)))
     }
 
     /// Every segment, oldest first.
@@ -1131,19 +1049,72 @@ impl SegmentSource for PgStore {
 
 impl crate::WriteStore for PgStore {
     fn lock_for_writing(&mut self) -> Result<(), StoreError> {
-        PgStore::lock_for_writing(self)
+        if self.locked {
+            return Ok(());
+        }
+        let got: bool = self
+            .db(|c| c.query_one("SELECT pg_try_advisory_lock(hashtext('textwatch.writer.' || current_schema()))", &[]))
+            .map_err(pg)?
+            .get(0);
+        if !got {
+            return Err(StoreError::Locked(self.name.clone()));
+        }
+        // Segments a stopped writer left open get their end marker, so each
+        // segment at rest is a complete Arrow IPC stream.
+        let open: Vec<Segment> = self
+            .db(|c| c.query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE NOT sealed ORDER BY id"), &[]))
+            .map_err(pg)?
+            .iter()
+            .map(segment_of)
+            .collect();
+        for mut seg in open {
+            let chunks: Vec<Vec<u8>> = self
+                .db(|c| c.query("SELECT data FROM segment_chunks WHERE segment = $1 ORDER BY n", &[&seg.id]))
+                .map_err(pg)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            seg.hash = Some(crate::log::seal_hash(chunks.iter().map(Vec::as_slice)));
+            seg.bytes += crate::log::END_MARKER.len() as u64;
+            seg.sealed = true;
+            self.in_transaction(|tx| record_segment(tx, &seg, Some((chunks.len() as i32, &crate::log::END_MARKER))))?;
+            tracing::info!(segment = seg.id, "sealed a segment a stopped writer left open");
+        }
+        self.next_segment = self.next_segment.max(self.next_segment_id()?);
+        // Only now: a failure above leaves the next call to do it all again
+        // (the advisory lock is held already, and taking it twice is fine).
+        self.locked = true;
+        Ok(())
     }
     fn close_segment(&mut self) -> Result<(), StoreError> {
-        PgStore::close_segment(self)
+        let Some((w, n)) = self.open.take() else { return Ok(()) };
+        let (chunk, seg) = w.seal()?;
+        self.in_transaction(|tx| record_segment(tx, &seg, Some((n, &chunk))))
     }
     fn stage_cursor(&mut self, name: &str, value: i64, carry: Vec<u64>) {
-        PgStore::stage_cursor(self, name, value, carry)
+        self.staged_cursor = Some((name.to_owned(), value, carry));
     }
     fn cursor(&self, name: &str) -> Result<Option<(i64, Vec<u64>)>, StoreError> {
-        PgStore::cursor(self, name)
+        let value: Option<String> = self
+            .db(|c| c.query_opt("SELECT value FROM meta WHERE key = $1", &[&format!("cursor:{name}")]))
+            .map_err(pg)?
+            .map(|r| r.get(0));
+        let Some(value) = value else { return Ok(None) };
+        let value: i64 =
+            value.parse().map_err(|_| StoreError::Schema(format!("cursor {name} is damaged: {value:?}")))?;
+        let carry: Option<String> = self
+            .db(|c| c.query_opt("SELECT value FROM meta WHERE key = $1", &[&format!("cursor:{name}:carry")]))
+            .map_err(pg)?
+            .map(|r| r.get(0));
+        let carry = match carry {
+            Some(c) => serde_json::from_str(&c)
+                .map_err(|e| StoreError::Schema(format!("the carry of cursor {name} is damaged: {e}")))?,
+            None => Vec::new(),
+        };
+        Ok(Some((value, carry)))
     }
     fn stage_facts(&mut self, facts: BatchFacts) {
-        PgStore::stage_facts(self, facts)
+        self.staged_facts = facts;
     }
     fn optout_changes(&self) -> Result<Vec<textwatch_engine::optout::Change>, StoreError> {
         let rows = self

@@ -6,7 +6,7 @@
 
 use postgres::{Client, Row};
 
-use crate::appeals::{Appeal, AuditEntry, Decided, PolicyAllow, SubjectKind};
+use crate::appeals::{self, Appeal, AuditEntry, Decided, PolicyAllow, SubjectKind};
 use crate::reports::{NewReport, SentReport};
 use crate::StoreError;
 
@@ -82,14 +82,8 @@ pub(crate) fn open_appeal(
         )
         .map_err(pg)?
         .get(0);
-    audit(
-        &mut tx,
-        at,
-        actor,
-        "appeal-opened",
-        &format!("{} {subject}", kind.as_str()),
-        &format!("appeal {id}: {reason}"),
-    )?;
+    let (what, detail) = appeals::opened_audit(id, kind, subject, reason);
+    audit(&mut tx, at, actor, "appeal-opened", &what, &detail)?;
     tx.commit().map_err(pg)?;
     Ok(id)
 }
@@ -107,17 +101,10 @@ pub(crate) fn decide_appeal(
     let row = tx
         .query_opt("SELECT subject_kind, subject, state FROM appeals WHERE id = $1 FOR UPDATE", &[&id])
         .map_err(pg)?;
-    let Some(row) = row else {
-        return Err(StoreError::Absent(format!("no appeal {id}; `textwatch appeal list` lists them")));
-    };
-    let (kind, subject, state): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-    if state != "open" {
-        return Err(StoreError::Conflict(format!("appeal {id} was already decided ({state})")));
-    }
-    let new_state = if overturn { "overturned" } else { "upheld" };
+    let (kind, subject) = appeals::decidable(id, row.map(|r| (r.get(0), r.get(1), r.get(2))))?;
     tx.execute(
         "UPDATE appeals SET state = $2, decided_at = $3, decided_by = $4, decision_reason = $5 WHERE id = $1",
-        &[&id, &new_state, &at, &by, &reason],
+        &[&id, &appeals::decided_state(overturn), &at, &by, &reason],
     )
     .map_err(pg)?;
     let out = if overturn {
@@ -133,13 +120,8 @@ pub(crate) fn decide_appeal(
     } else {
         Decided::Upheld
     };
-    let detail = match &out {
-        Decided::Upheld => format!("appeal {id} upheld: {reason}"),
-        Decided::Overturned { version } => {
-            format!("appeal {id} overturned, allow rule added (policy version {version}): {reason}")
-        }
-    };
-    audit(&mut tx, at, by, &format!("appeal-{new_state}"), &format!("{kind} {subject}"), &detail)?;
+    let (action, detail) = appeals::decided_audit(id, &out, reason);
+    audit(&mut tx, at, by, &action, &format!("{kind} {subject}"), &detail)?;
     tx.commit().map_err(pg)?;
     Ok(out)
 }

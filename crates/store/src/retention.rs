@@ -1,6 +1,7 @@
 //! Moving a version-1 database's messages into the log (`textwatch
 //! migrate`), and dropping old segments (`textwatch prune`).
 
+use crate::WriteStore as _;
 use rusqlite::params;
 use textwatch_engine::{Analyzed, Message};
 

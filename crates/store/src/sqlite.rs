@@ -495,44 +495,6 @@ impl SqliteStore {
         })
     }
 
-    /// Records `value` as the cursor `name` in the same transaction as the
-    /// next [`Store::commit`], with `carry`, the positions below it that
-    /// are not committed yet (records a batch kept back for the next): a
-    /// consumer of a broker stream (the cluster's assigner) stores how far
-    /// it has assigned together with what it assigned, so a restart
-    /// continues exactly after the last whole batch.
-    pub fn stage_cursor(&mut self, name: &str, value: i64, carry: Vec<u64>) {
-        self.staged_cursor = Some((name.to_owned(), value, carry));
-    }
-
-    /// Facts about the next [`Store::commit`]'s batch, written in its
-    /// transaction: who reported its campaigns (spam reports, keyed
-    /// hashes), and its texts to recipients who had opted out. A crash
-    /// then keeps the batch and its facts, or neither.
-    pub fn stage_facts(&mut self, facts: BatchFacts) {
-        self.staged_facts = facts;
-    }
-
-    /// A cursor recorded by a commit, with its carry
-    /// ([`SqliteStore::stage_cursor`]).
-    pub fn cursor(&self, name: &str) -> Result<Option<(i64, Vec<u64>)>, StoreError> {
-        let value: Option<i64> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [format!("cursor:{name}")], |r| r.get(0))
-            .optional()?;
-        let Some(value) = value else { return Ok(None) };
-        let carry: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [format!("cursor:{name}:carry")], |r| r.get(0))
-            .optional()?;
-        let carry = match carry {
-            Some(c) => serde_json::from_str(&c)
-                .map_err(|e| StoreError::Schema(format!("the carry of cursor {name} is damaged: {e}")))?,
-            None => Vec::new(),
-        };
-        Ok(Some((value, carry)))
-    }
-
     fn commit_meta(
         &mut self,
         appended: Option<&crate::log::Appended>,
@@ -722,23 +684,6 @@ impl SqliteStore {
         crate::reads::earliest(&self.log, segs, &templates, cid, n, out)
     }
 
-    /// Takes the writer's lock now (one writing process per database) and
-    /// makes the segment files agree with what was committed: commands that
-    /// will write call it first, so that a second writer is refused before
-    /// it reads anything. [`Store::commit`] does it if nobody did.
-    pub fn lock_for_writing(&mut self) -> Result<(), StoreError> {
-        self.recover_log()?;
-        // A previous recipient key past its grace period goes now.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        if self.forget_expired_secret(now)? {
-            tracing::info!("deleted the previous recipient key: its grace period is over");
-        }
-        Ok(())
-    }
-
     pub(crate) fn recover_log(&mut self) -> Result<(), StoreError> {
         if self.recovered {
             return Ok(());
@@ -758,30 +703,6 @@ impl SqliteStore {
         }
         self.recovered = true;
         Ok(())
-    }
-
-    /// Seals the open segment (its end marker written and recorded), so the
-    /// files at rest are complete Arrow IPC streams. Called when a scan or
-    /// the server stops; a process that is killed leaves this to the next
-    /// writer.
-    pub fn close_segment(&mut self) -> Result<(), StoreError> {
-        if let Some(seg) = self.log.seal()? {
-            crate::segments::record(&self.conn, &seg)?;
-        }
-        Ok(())
-    }
-
-    /// Of `keys` (identity key, message time in ms), those already stored,
-    /// looked up in the segments that cover each message's time: for
-    /// messages older than the identity keys the engine holds
-    /// (`textwatch_engine::seen`). A message that repeats an id under
-    /// another time is found only if that time falls in the same segments.
-    pub fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
-        if keys.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let segs = crate::segments::all(&self.conn)?;
-        crate::dedup::stored_keys(&segs, &self.log, &mut self.key_cache, keys)
     }
 
     /// The database file (`None` for an in-memory database).
@@ -886,17 +807,6 @@ impl SqliteStore {
             }
         }
         Ok(clusters)
-    }
-
-    /// Appends changes of opt-out state, in one transaction (durable when
-    /// this returns).
-    pub fn record_optout_changes(&mut self, changes: &[textwatch_engine::optout::Change]) -> Result<(), StoreError> {
-        crate::optouts::record_changes(&mut self.conn, changes)
-    }
-
-    /// Every change of opt-out state, oldest first.
-    pub fn optout_changes(&self) -> Result<Vec<textwatch_engine::optout::Change>, StoreError> {
-        crate::optouts::changes(&self.conn)
     }
 
     /// A campaign's row number and id, by id or unique prefix (a campaign
@@ -1059,31 +969,68 @@ const CAMPAIGN_FILTER: &str = "WHERE c.merged_into IS NULL AND c.messages >= ?1 
 
 impl crate::WriteStore for SqliteStore {
     fn lock_for_writing(&mut self) -> Result<(), StoreError> {
-        SqliteStore::lock_for_writing(self)
+        self.recover_log()?;
+        // A previous recipient key past its grace period goes now.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        if self.forget_expired_secret(now)? {
+            tracing::info!("deleted the previous recipient key: its grace period is over");
+        }
+        Ok(())
     }
     fn close_segment(&mut self) -> Result<(), StoreError> {
-        SqliteStore::close_segment(self)
+        if let Some(seg) = self.log.seal()? {
+            crate::segments::record(&self.conn, &seg)?;
+        }
+        Ok(())
     }
     fn stage_cursor(&mut self, name: &str, value: i64, carry: Vec<u64>) {
-        SqliteStore::stage_cursor(self, name, value, carry)
+        self.staged_cursor = Some((name.to_owned(), value, carry));
     }
     fn cursor(&self, name: &str) -> Result<Option<(i64, Vec<u64>)>, StoreError> {
-        SqliteStore::cursor(self, name)
+        let value: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [format!("cursor:{name}")], |r| r.get(0))
+            .optional()?;
+        let Some(value) = value else { return Ok(None) };
+        let carry: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [format!("cursor:{name}:carry")], |r| r.get(0))
+            .optional()?;
+        let carry = match carry {
+            Some(c) => serde_json::from_str(&c)
+                .map_err(|e| StoreError::Schema(format!("the carry of cursor {name} is damaged: {e}")))?,
+            None => Vec::new(),
+        };
+        Ok(Some((value, carry)))
     }
     fn stage_facts(&mut self, facts: BatchFacts) {
-        SqliteStore::stage_facts(self, facts)
+        self.staged_facts = facts;
     }
     fn optout_changes(&self) -> Result<Vec<textwatch_engine::optout::Change>, StoreError> {
-        SqliteStore::optout_changes(self)
+        crate::optouts::changes(&self.conn)
     }
     fn record_optout_changes(&mut self, changes: &[textwatch_engine::optout::Change]) -> Result<(), StoreError> {
-        SqliteStore::record_optout_changes(self, changes)
+        crate::optouts::record_changes(&mut self.conn, changes)
     }
     fn previous_secret(&self, now_ms: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        SqliteStore::previous_secret(self, now_ms)
+        let until: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'secret_grace_until'", [], |r| r.get(0))
+            .optional()?;
+        if until.is_none_or(|u| now_ms >= u) {
+            return Ok(None);
+        }
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'secret_previous'", [], |r| r.get(0)).optional()?)
     }
     fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
-        SqliteStore::stored_keys(self, keys)
+        if keys.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let segs = crate::segments::all(&self.conn)?;
+        crate::dedup::stored_keys(&segs, &self.log, &mut self.key_cache, keys)
     }
     fn put_pending_report(&mut self, reporter: &[u8; 16], ts: i64, text: &str) -> Result<(), StoreError> {
         crate::reporters::put_pending(&self.conn, reporter, ts, text)

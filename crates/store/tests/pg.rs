@@ -15,7 +15,7 @@ use std::sync::Arc;
 use textwatch_engine::{Analyzed, Analyzer, Engine, EngineConfig, Message, Outcome, Scratch};
 use textwatch_store::pg::PgStore;
 use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::{CampaignQuery, NewMessage, Store, StoreError};
+use textwatch_store::{CampaignQuery, NewMessage, Store, StoreError, WriteStore};
 
 struct Schema {
     admin: postgres::Client,
