@@ -1,15 +1,12 @@
 //! `textwatch keys`: the recipient key (the secret that keys recipient
 //! hashes) and its rotation.
 
-use std::path::Path;
 use std::process::ExitCode;
-use textwatch_store::time::now_ms;
-use textwatch_store::WriteStore as _;
 
 use anyhow::{bail, Context as _, Result};
 use textwatch_store::keys::KeyInfo;
-use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::time::format_ts;
+use textwatch_store::time::{format_ts, now_ms};
+use textwatch_store::Location;
 
 #[derive(clap::Args, Debug)]
 pub struct KeysArgs {
@@ -26,7 +23,7 @@ enum KeysCommand {
     /// key is kept for the grace period, so a recipient seen before the
     /// rotation is recognised after it (campaign recipient counts do not
     /// double), then deleted. Stop a running `serve` first (it holds the
-    /// database), and start it again after.
+    /// database; on PostgreSQL, stop the workers), and start it again after.
     ///
     /// Example: textwatch keys rotate --grace-days 30
     Rotate {
@@ -36,8 +33,8 @@ enum KeysCommand {
     },
 }
 
-fn print(db: &Path, k: &KeyInfo) {
-    println!("recipient key of {}", db.display());
+fn print(db: &Location, k: &KeyInfo) {
+    println!("recipient key of {db}");
     println!("  key           {} ({})", k.fingerprint, k.hash);
     if let Some(at) = k.rotated_at {
         println!("  rotated       {}", format_ts(at));
@@ -48,25 +45,27 @@ fn print(db: &Path, k: &KeyInfo) {
     }
 }
 
-pub fn run(db: &Path, args: KeysArgs) -> Result<ExitCode> {
+pub fn run(db: &Location, args: KeysArgs) -> Result<ExitCode> {
     let now = now_ms();
     match args.command {
         KeysCommand::Show => {
-            let store = crate::output::open(db)?;
+            let store = db.open_existing().with_context(|| format!("opening database {db}"))?;
             print(db, &store.key_info(now)?);
         }
         KeysCommand::Rotate { grace_days } => {
-            if !db.exists() {
-                bail!("no database at {}: nothing to rotate", db.display());
+            if let Location::Sqlite(path) = db {
+                if !path.exists() {
+                    bail!("no database at {}: nothing to rotate", path.display());
+                }
             }
-            let mut store = SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+            let mut store = db.open_writer().with_context(|| format!("opening database {db}"))?;
             store.lock_for_writing().with_context(|| {
-                format!("rotating the key of {} (stop a running scan or serve first)", db.display())
+                format!("rotating the key of {db} (stop a running scan, serve or the workers first)")
             })?;
             store.forget_expired_secret(now)?;
             let k = store.rotate_secret(now, i64::from(grace_days) * 86_400_000)?;
             println!(
-                "rotated: new messages are hashed under the new key; start `textwatch serve` again if it runs here"
+                "rotated: new messages are hashed under the new key; start `textwatch serve` (or the workers) again if it runs on this database"
             );
             print(db, &k);
         }

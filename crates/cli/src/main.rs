@@ -351,6 +351,8 @@ fn main() -> ExitCode {
         Command::Status(args) => cluster::status(&at, args),
         Command::Numbers(args) => numbers::numbers(&at, args),
         Command::Number(args) => numbers::number(&at, args),
+        Command::Keys(args) => keys::run(&at, args),
+        Command::Prune(args) => retention::prune(&at, args),
         // No database.
         Command::Publish(args) => cluster::publish(args),
         Command::Simulate(args) => sim::simulate(args),
@@ -363,7 +365,7 @@ fn main() -> ExitCode {
         command if cli.postgres.is_some() => Err(anyhow::anyhow!(
             "`textwatch {}` does not run on PostgreSQL yet: drop --postgres (and TEXTWATCH_POSTGRES) to use the \
              SQLite file; on PostgreSQL run serve, token, worker, status, numbers, number, campaigns, campaign, \
-             messages, check, blocklist, report and alerts",
+             messages, check, blocklist, report, alerts, keys and prune",
             command.name()
         )),
         Command::Scan(args) => scan::run(&cli.db, args),
@@ -374,8 +376,6 @@ fn main() -> ExitCode {
         Command::ImportReports(args) => spam_reports::run(&cli.db, args),
         Command::Smpp(args) => smpp::run(&at, args),
         Command::Optouts(args) => optouts::run(&cli.db, args),
-        Command::Keys(args) => keys::run(&cli.db, args),
-        Command::Prune(args) => retention::prune(&cli.db, args),
         Command::Migrate(args) => retention::migrate(&cli.db, args),
         Command::Eval(args) => sim::eval(&cli.db, args),
     };

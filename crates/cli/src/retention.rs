@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::Location;
 
 use crate::output::thousands;
 
@@ -72,9 +73,9 @@ fn parse_before(s: &str) -> Result<i64> {
     textwatch_sources::time::parse_ts(&full).map_err(|e| anyhow::anyhow!("--before: {e}"))
 }
 
-pub fn prune(db: &Path, args: PruneArgs) -> Result<ExitCode> {
+pub fn prune(db: &Location, args: PruneArgs) -> Result<ExitCode> {
     let before = parse_before(&args.before)?;
-    let mut store = SqliteStore::open_existing(db).with_context(|| format!("opening database {}", db.display()))?;
+    let mut store = db.open_existing().with_context(|| format!("opening database {db}"))?;
     let mut out = std::io::stdout().lock();
     if args.dry_run {
         let segs: Vec<_> = store.segments()?.into_iter().filter(|s| s.max_ts.is_none_or(|t| t < before)).collect();

@@ -1,7 +1,7 @@
 //! Rotating the recipient key: new messages are hashed under the new key,
 //! recipients seen before the rotation are still recognised during the
 //! grace period, no secret is ever printed, and a rotation is refused while
-//! another process writes the database.
+//! another process writes the database; the same on PostgreSQL.
 
 mod common;
 
@@ -121,7 +121,39 @@ fn a_rotation_is_refused_while_the_server_runs() {
     drop(server);
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("stop a running scan or serve first"), "{text}");
+    assert!(text.contains("stop a running scan, serve or the workers first"), "{text}");
     // Once it is stopped, the rotation goes through.
     tw_ok(&db, &["keys", "rotate"]);
+}
+
+/// On PostgreSQL (`--postgres`): the key is shown and rotated as in the
+/// file, never printed, and `prune` runs there too (what they do to the
+/// data is tested against the embedded store in crates/store/tests/pg.rs).
+#[test]
+fn on_postgres_keys_and_prune_run_as_on_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut pg) = common::postgres_db(dir.path(), "keys") else { return };
+    let shown = tw_ok(&pg.db, &["keys", "show"]);
+    assert!(shown.starts_with("recipient key of postgresql://"), "{shown}");
+    assert!(shown.contains("(blake3-keyed)") && shown.contains("previous key  none kept"), "{shown}");
+    let secret = |pg: &mut common::PgSchema| -> String {
+        let q = format!("SELECT value FROM {}.meta WHERE key = 'secret'", pg.name);
+        pg.admin.query_one(&q, &[]).unwrap().get(0)
+    };
+    let old = secret(&mut pg);
+    let rotated = tw_ok(&pg.db, &["keys", "rotate", "--grace-days", "30"]);
+    assert!(rotated.contains("still matched until"), "{rotated}");
+    let new = secret(&mut pg);
+    assert_ne!(old, new, "the key did not change");
+    let again = tw_ok(&pg.db, &["keys", "show"]);
+    assert_eq!(rotated.lines().skip(1).collect::<Vec<_>>(), again.lines().collect::<Vec<_>>(), "shown as rotated");
+    for out in [&shown, &rotated, &again] {
+        for s in [&old, &new] {
+            assert!(!out.contains(&s[..16]), "a secret was printed: {out}");
+        }
+    }
+    let dry = tw_ok(&pg.db, &["prune", "--before", "2020-11-04", "--dry-run"]);
+    assert!(dry.starts_with("would drop 0 segments"), "{dry}");
+    let pruned = tw_ok(&pg.db, &["prune", "--before", "2020-11-04"]);
+    assert!(pruned.contains("dropped 0 segments"), "{pruned}");
 }

@@ -10,7 +10,7 @@ use common::*;
 use rusqlite::params;
 use textwatch_store::log::{col, SegmentLog};
 use textwatch_store::sqlite::{segments_dir, SqliteStore};
-use textwatch_store::Store;
+use textwatch_store::{Store, WriteStore as _};
 
 fn segment_files(db: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(segments_dir(db))

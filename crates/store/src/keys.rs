@@ -7,10 +7,8 @@
 //! hashes made under it can no longer be matched to anything new. A writer
 //! that started inside the grace period keeps matching until it restarts.
 
-use crate::WriteStore as _;
 use rusqlite::{params, OptionalExtension};
 
-use crate::sqlite::SqliteStore;
 use crate::StoreError;
 
 /// What `textwatch keys show` prints: fingerprints, never secrets.
@@ -31,72 +29,93 @@ fn fingerprint(secret: &[u8]) -> String {
     blake3::hash(secret).to_hex()[..16].to_string()
 }
 
-impl SqliteStore {
-    /// The current key's fingerprint and the rotation state.
-    pub fn key_info(&self, now_ms: i64) -> Result<KeyInfo, StoreError> {
-        let get_i64 = |k: &str| -> Result<Option<i64>, StoreError> {
-            Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0)).optional()?)
-        };
-        let previous = match (self.previous_secret(now_ms)?, get_i64("secret_grace_until")?) {
-            (Some(p), Some(until)) => Some((fingerprint(&p), until)),
-            _ => None,
-        };
-        Ok(KeyInfo {
-            fingerprint: fingerprint(&self.secret),
-            hash: crate::Store::recipient_hash(self).name(),
-            rotated_at: get_i64("secret_rotated_at")?,
-            previous,
-        })
-    }
-
-    /// Makes a new secret the current one and keeps the old one until
-    /// `now_ms + grace_ms`; a previous key from an earlier rotation is
-    /// dropped. Take the writer lock first (a running scan or server keeps
-    /// the key it started with).
-    pub fn rotate_secret(&mut self, now_ms: i64, grace_ms: i64) -> Result<KeyInfo, StoreError> {
-        let mut fresh = vec![0u8; 32];
-        getrandom::getrandom(&mut fresh)
-            .map_err(|e| StoreError::Schema(format!("no randomness for the new secret: {e}")))?;
-        let tx = self.conn.transaction()?;
-        for (k, v) in [
-            ("secret_previous", rusqlite::types::Value::Blob(self.secret.clone())),
-            ("secret_rotated_at", rusqlite::types::Value::Integer(now_ms)),
-            ("secret_grace_until", rusqlite::types::Value::Integer(now_ms.saturating_add(grace_ms))),
-            ("secret", rusqlite::types::Value::Blob(fresh.clone())),
-        ] {
-            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![k, v])?;
+impl KeyInfo {
+    /// From the current secret, when it was made, and the previous secret
+    /// with the end of its grace period (while it is kept).
+    pub(crate) fn of(
+        secret: &[u8],
+        hash: textwatch_engine::RecipientHash,
+        rotated_at: Option<i64>,
+        previous: Option<Vec<u8>>,
+        grace_until: Option<i64>,
+    ) -> Self {
+        KeyInfo {
+            fingerprint: fingerprint(secret),
+            hash: hash.name(),
+            rotated_at,
+            previous: match (previous, grace_until) {
+                (Some(p), Some(until)) => Some((fingerprint(&p), until)),
+                _ => None,
+            },
         }
-        tx.commit()?;
-        self.secret = fresh;
-        self.key_info(now_ms)
     }
+}
 
-    /// Deletes a previous secret whose grace period is over (it can no
-    /// longer be used to match anything). Returns whether one was deleted.
-    pub fn forget_expired_secret(&mut self, now_ms: i64) -> Result<bool, StoreError> {
-        let until: Option<i64> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'secret_grace_until'", [], |r| r.get(0))
-            .optional()?;
-        match until {
-            Some(u) if now_ms >= u => {
-                // Overwritten, not just unlinked from the page.
-                self.conn.pragma_update(None, "secure_delete", true)?;
-                let n = self.conn.execute("DELETE FROM meta WHERE key = 'secret_previous'", [])?;
-                self.conn.pragma_update(None, "secure_delete", false)?;
-                Ok(n > 0)
-            }
-            _ => Ok(false),
+/// A new secret: 32 random bytes.
+pub(crate) fn fresh_secret() -> Result<Vec<u8>, StoreError> {
+    let mut fresh = vec![0u8; 32];
+    getrandom::getrandom(&mut fresh)
+        .map_err(|e| StoreError::Schema(format!("no randomness for the new secret: {e}")))?;
+    Ok(fresh)
+}
+
+/// `(secret_rotated_at, secret_grace_until)` from the embedded store's
+/// meta table.
+pub(crate) fn rotation(conn: &rusqlite::Connection) -> Result<(Option<i64>, Option<i64>), StoreError> {
+    let get = |k: &str| -> Result<Option<i64>, StoreError> {
+        Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0)).optional()?)
+    };
+    Ok((get("secret_rotated_at")?, get("secret_grace_until")?))
+}
+
+/// [`WriteStore::rotate_secret`] on the embedded store's connection:
+/// `current` becomes the previous secret, and the new one is returned.
+///
+/// [`WriteStore::rotate_secret`]: crate::WriteStore::rotate_secret
+pub(crate) fn rotate(
+    conn: &mut rusqlite::Connection,
+    current: &[u8],
+    now_ms: i64,
+    grace_ms: i64,
+) -> Result<Vec<u8>, StoreError> {
+    let fresh = fresh_secret()?;
+    let tx = conn.transaction()?;
+    for (k, v) in [
+        ("secret_previous", rusqlite::types::Value::Blob(current.to_vec())),
+        ("secret_rotated_at", rusqlite::types::Value::Integer(now_ms)),
+        ("secret_grace_until", rusqlite::types::Value::Integer(now_ms.saturating_add(grace_ms))),
+        ("secret", rusqlite::types::Value::Blob(fresh.clone())),
+    ] {
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![k, v])?;
+    }
+    tx.commit()?;
+    Ok(fresh)
+}
+
+/// [`WriteStore::forget_expired_secret`] on the embedded store's
+/// connection: the old secret is overwritten, not just unlinked from its
+/// page.
+///
+/// [`WriteStore::forget_expired_secret`]: crate::WriteStore::forget_expired_secret
+pub(crate) fn forget_expired(conn: &rusqlite::Connection, now_ms: i64) -> Result<bool, StoreError> {
+    match rotation(conn)?.1 {
+        Some(u) if now_ms >= u => {
+            conn.pragma_update(None, "secure_delete", true)?;
+            let n = conn.execute("DELETE FROM meta WHERE key = 'secret_previous'", [])?;
+            conn.pragma_update(None, "secure_delete", false)?;
+            Ok(n > 0)
         }
+        _ => Ok(false),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::sqlite::SqliteStore;
 
     #[test]
     fn rotation_keeps_the_old_key_for_its_grace_period_only() {
+        use crate::WriteStore as _;
         let mut s = SqliteStore::in_memory().unwrap();
         let first = s.key_info(0).unwrap();
         let old = crate::Store::secret(&s).to_vec();

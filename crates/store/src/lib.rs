@@ -101,6 +101,21 @@ impl StoreError {
     }
 }
 
+/// What a prune did ([`WriteStore::prune`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Pruned {
+    pub segments: u64,
+    pub messages: u64,
+    pub bytes: u64,
+    /// Templates in no campaign whose messages were all in pruned segments.
+    pub templates: u64,
+    /// Campaigns that lost messages (their counts and samples are kept).
+    pub campaigns_touched: u64,
+}
+
+/// Evidence samples kept per campaign when its messages are pruned.
+pub const KEPT_SAMPLES: usize = 20;
+
 /// Facts about a batch stored with it ([`WriteStore::stage_facts`]).
 #[derive(Debug, Default)]
 pub struct BatchFacts {
@@ -176,6 +191,31 @@ pub trait WriteStore: Store + Send {
     /// Records the provider's answer to a report; false if there is no such
     /// report.
     fn answer_report(&mut self, id: i64, text: &str, at: i64) -> Result<bool, StoreError>;
+    /// When the recipient key was last rotated, and until when the previous
+    /// one is matched (ms), as recorded.
+    fn key_rotation(&self) -> Result<(Option<i64>, Option<i64>), StoreError>;
+    /// The current recipient key's fingerprint (never the key) and the
+    /// rotation state at `now_ms`.
+    fn key_info(&self, now_ms: i64) -> Result<keys::KeyInfo, StoreError> {
+        let (rotated_at, until) = self.key_rotation()?;
+        Ok(keys::KeyInfo::of(self.secret(), self.recipient_hash(), rotated_at, self.previous_secret(now_ms)?, until))
+    }
+    /// Makes a new recipient key the current one and keeps the old one
+    /// until `now_ms + grace_ms`; a previous key from an earlier rotation
+    /// goes. Take the writer's lock first: a running writer keeps the key
+    /// it started with.
+    fn rotate_secret(&mut self, now_ms: i64, grace_ms: i64) -> Result<keys::KeyInfo, StoreError>;
+    /// Deletes a previous key whose grace period is over at `now_ms` (it
+    /// can no longer match anything); whether one was deleted.
+    fn forget_expired_secret(&mut self, now_ms: i64) -> Result<bool, StoreError>;
+    /// Drops every segment whose newest message is older than `before`
+    /// (ms), and the templates in no campaign that only those segments
+    /// used. Campaigns keep their counts, senders and timelines; each that
+    /// loses messages first keeps its [`KEPT_SAMPLES`] earliest as
+    /// evidence. Takes the writer's lock.
+    fn prune(&mut self, before: i64) -> Result<Pruned, StoreError>;
+    /// Messages in the message log, and the bytes they take.
+    fn log_usage(&self) -> Result<(u64, u64), StoreError>;
 }
 
 /// Where a database is: an SQLite file (the embedded default) or a
@@ -364,6 +404,8 @@ pub trait Store {
     fn campaign_stream(&self, id: &str, f: &mut dyn FnMut(i64, u64, &str) -> bool) -> Result<(), StoreError>;
     /// Totals.
     fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// Every segment of the message log, oldest first.
+    fn segments(&self) -> Result<Vec<log::Segment>, StoreError>;
     /// The time of the newest stored message.
     fn newest_message_ts(&self) -> Result<Option<i64>, StoreError>;
     /// Every appeal, oldest first.

@@ -46,6 +46,8 @@ const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = include_str!("pg_schema.sql");
 
+mod upkeep;
+
 /// Chunks fetched per query when a segment is read.
 const CHUNKS_PER_FETCH: i64 = 16;
 
@@ -349,16 +351,6 @@ impl PgStore {
             })
             .map_err(pg)?
             .get(0))
-    }
-
-    /// Every segment, oldest first.
-    pub fn segments(&self) -> Result<Vec<Segment>, StoreError> {
-        Ok(self
-            .db(|c| c.query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY id"), &[]))
-            .map_err(pg)?
-            .iter()
-            .map(segment_of)
-            .collect())
     }
 
     fn segments_of(&self, seq: i64) -> Result<Vec<Segment>, StoreError> {
@@ -1081,6 +1073,10 @@ impl crate::WriteStore for PgStore {
             tracing::info!(segment = seg.id, "sealed a segment a stopped writer left open");
         }
         self.next_segment = self.next_segment.max(self.next_segment_id()?);
+        // A previous recipient key past its grace period goes now.
+        if self.forget_expired_key(crate::time::now_ms())? {
+            tracing::info!("deleted the previous recipient key: its grace period is over");
+        }
         // Only now: a failure above leaves the next call to do it all again
         // (the advisory lock is held already, and taking it twice is fine).
         self.locked = true;
@@ -1142,10 +1138,8 @@ impl crate::WriteStore for PgStore {
             Ok(())
         })
     }
-    fn previous_secret(&self, _now_ms: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        // `keys rotate` does not run on PostgreSQL yet: there is no
-        // previous key.
-        Ok(None)
+    fn previous_secret(&self, now_ms: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.previous_key(now_ms)
     }
     fn stored_keys(&mut self, keys: &[(u64, i64)]) -> Result<HashSet<u64>, StoreError> {
         if keys.is_empty() {
@@ -1197,6 +1191,21 @@ impl crate::WriteStore for PgStore {
     }
     fn answer_report(&mut self, id: i64, text: &str, at: i64) -> Result<bool, StoreError> {
         self.db(|c| records::answer_report(c, id, text, at))
+    }
+    fn key_rotation(&self) -> Result<(Option<i64>, Option<i64>), StoreError> {
+        self.rotation()
+    }
+    fn rotate_secret(&mut self, now_ms: i64, grace_ms: i64) -> Result<crate::keys::KeyInfo, StoreError> {
+        self.rotate_key(now_ms, grace_ms)
+    }
+    fn forget_expired_secret(&mut self, now_ms: i64) -> Result<bool, StoreError> {
+        self.forget_expired_key(now_ms)
+    }
+    fn prune(&mut self, before: i64) -> Result<crate::Pruned, StoreError> {
+        self.prune_segments(before)
+    }
+    fn log_usage(&self) -> Result<(u64, u64), StoreError> {
+        self.usage()
     }
 }
 
@@ -1775,6 +1784,14 @@ impl Store for PgStore {
         crate::reads::in_time_order(self, segs, &templates, f)
     }
 
+    fn segments(&self) -> Result<Vec<Segment>, StoreError> {
+        Ok(self
+            .db(|c| c.query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY id"), &[]))
+            .map_err(pg)?
+            .iter()
+            .map(segment_of)
+            .collect())
+    }
     fn stats(&self) -> Result<StoreStats, StoreError> {
         let r = self
             .db(|c| {

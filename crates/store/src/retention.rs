@@ -1,12 +1,12 @@
 //! Moving a version-1 database's messages into the log (`textwatch
 //! migrate`), and dropping old segments (`textwatch prune`).
 
-use crate::WriteStore as _;
+use crate::{Store as _, WriteStore as _};
 use rusqlite::params;
 use textwatch_engine::{Analyzed, Message};
 
 use crate::sqlite::SqliteStore;
-use crate::{NewMessage, StoreError};
+use crate::{NewMessage, Pruned, StoreError, KEPT_SAMPLES};
 
 /// What a migration did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -17,21 +17,6 @@ pub struct Migrated {
     pub remaining_at_start: u64,
     pub segments: u64,
 }
-
-/// What a prune did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Pruned {
-    pub segments: u64,
-    pub messages: u64,
-    pub bytes: u64,
-    /// Templates in no campaign whose messages were all in pruned segments.
-    pub templates: u64,
-    /// Campaigns that lost messages (their counts and samples are kept).
-    pub campaigns_touched: u64,
-}
-
-/// Evidence samples kept per campaign when its messages are pruned.
-pub const KEPT_SAMPLES: usize = 20;
 
 impl SqliteStore {
     /// Messages still kept in SQLite by a version-1 database.
@@ -180,14 +165,15 @@ impl SqliteStore {
         tx.commit()?;
         Ok(())
     }
+}
 
-    /// Drops every segment whose newest message is older than `before`
-    /// (milliseconds since the epoch), and the templates in no campaign
-    /// that only those segments used. Campaigns keep their counts, senders
-    /// and timelines; each campaign that loses messages first keeps its
-    /// [`KEPT_SAMPLES`] earliest as evidence. The open segment of a running
-    /// writer is never dropped (the caller holds the writer's lock).
-    pub fn prune(&mut self, before: i64) -> Result<Pruned, StoreError> {
+impl SqliteStore {
+    /// [`WriteStore::prune`] on the embedded self. Segment files go after
+    /// the commit that forgets them; a crash between leaves files the next
+    /// writer removes as unreferenced.
+    ///
+    /// [`WriteStore::prune`]: crate::WriteStore::prune
+    pub(crate) fn prune_segments(&mut self, before: i64) -> Result<Pruned, StoreError> {
         self.recover_log()?;
         self.close_segment()?;
         let doomed: Vec<crate::log::Segment> =
@@ -268,11 +254,5 @@ impl SqliteStore {
         out.segments = doomed.len() as u64;
         out.campaigns_touched = campaigns.len() as u64;
         Ok(out)
-    }
-
-    /// Total committed messages and bytes on disk of the log.
-    pub fn log_usage(&self) -> Result<(u64, u64), StoreError> {
-        let segs = self.segments()?;
-        Ok((segs.iter().map(|s| s.rows).sum(), segs.iter().map(|s| self.log.disk_bytes(s.id)).sum()))
     }
 }

@@ -730,11 +730,6 @@ impl SqliteStore {
         self.log.dir()
     }
 
-    /// Every segment, oldest first.
-    pub fn segments(&self) -> Result<Vec<crate::log::Segment>, StoreError> {
-        crate::segments::all(&self.conn)
-    }
-
     /// Every link into a campaign, oldest first.
     fn links_of(&self, seq: i64) -> Result<Vec<LinkView>, StoreError> {
         let mut st = self.conn.prepare_cached(
@@ -1072,6 +1067,23 @@ impl crate::WriteStore for SqliteStore {
     }
     fn answer_report(&mut self, id: i64, text: &str, at: i64) -> Result<bool, StoreError> {
         crate::reports::answer(&self.conn, id, text, at)
+    }
+    fn key_rotation(&self) -> Result<(Option<i64>, Option<i64>), StoreError> {
+        crate::keys::rotation(&self.conn)
+    }
+    fn rotate_secret(&mut self, now_ms: i64, grace_ms: i64) -> Result<crate::keys::KeyInfo, StoreError> {
+        self.secret = crate::keys::rotate(&mut self.conn, &self.secret, now_ms, grace_ms)?;
+        self.key_info(now_ms)
+    }
+    fn forget_expired_secret(&mut self, now_ms: i64) -> Result<bool, StoreError> {
+        crate::keys::forget_expired(&self.conn, now_ms)
+    }
+    fn prune(&mut self, before: i64) -> Result<crate::Pruned, StoreError> {
+        self.prune_segments(before)
+    }
+    fn log_usage(&self) -> Result<(u64, u64), StoreError> {
+        let segs = self.segments()?;
+        Ok((segs.iter().map(|s| s.rows).sum(), segs.iter().map(|s| self.log.disk_bytes(s.id)).sum()))
     }
 }
 
@@ -1524,6 +1536,9 @@ impl Store for SqliteStore {
         crate::reads::in_time_order(&self.log, segs, &templates, f)
     }
 
+    fn segments(&self) -> Result<Vec<crate::log::Segment>, StoreError> {
+        crate::segments::all(&self.conn)
+    }
     fn stats(&self) -> Result<StoreStats, StoreError> {
         let q =
             |sql: &str| -> Result<u64, StoreError> { Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };

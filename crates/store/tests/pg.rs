@@ -3,7 +3,8 @@
 //! the same campaigns, details, messages, streams and senders; a restart
 //! restores the same engine; a writer killed mid-run leaves whole batches
 //! only and its open segment is sealed by the next; a second writer is
-//! refused.
+//! refused; a prune drops what the embedded store's drops; the recipient
+//! key rotates.
 //!
 //! Needs PostgreSQL: `TEXTWATCH_TEST_POSTGRES` (a connection string,
 //! default `host=127.0.0.1 user=postgres dbname=test`). Each test works in
@@ -353,4 +354,98 @@ fn a_reader_reads_a_segment_as_it_was_while_the_writer_appends_and_reconnects_wh
         Err(_) => reader.stats().expect("connected again"),
     };
     assert_eq!(stats.messages, 3_000);
+}
+
+#[test]
+fn prune_drops_what_the_embedded_store_drops_and_the_run_goes_on() {
+    let Some(mut db) = schema("prune") else { return };
+    let msgs = election(10_000, 13);
+    let (first, second) = msgs.split_at(7_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let mut lite = SqliteStore::open(&path).unwrap().with_segment_rows(2_000);
+    let mut pg = PgStore::connect(&db.url).unwrap().with_segment_rows(2_000);
+    let mut lite_engine = engine(&mut lite);
+    let mut pg_engine = engine(&mut pg);
+    feed(&mut lite, &mut lite_engine, first, 1_000).unwrap();
+    feed(&mut pg, &mut pg_engine, first, 1_000).unwrap();
+    lite.close_segment().unwrap();
+    pg.close_segment().unwrap();
+    drop((lite_engine, pg_engine));
+
+    // Up to the end of the second segment, as both logs cut it.
+    let segs = lite.segments().unwrap();
+    assert_eq!(
+        json(&segs.iter().map(|s| (s.id, s.rows, s.max_ts)).collect::<Vec<_>>()),
+        json(&pg.segments().unwrap().iter().map(|s| (s.id, s.rows, s.max_ts)).collect::<Vec<_>>())
+    );
+    let before = segs[1].max_ts.unwrap() + 1;
+    let (a, b) = (lite.prune(before).unwrap(), pg.prune(before).unwrap());
+    assert!(a.segments >= 2 && a.templates > 0 && a.campaigns_touched > 0, "{a:?}");
+    assert_eq!(
+        (a.segments, a.messages, a.templates, a.campaigns_touched),
+        (b.segments, b.messages, b.templates, b.campaigns_touched)
+    );
+    assert_eq!(lite.log_usage().unwrap().0, pg.log_usage().unwrap().0);
+    assert_eq!(pg.log_usage().unwrap().0, 7_000 - b.messages);
+    let (after_lite, after_pg) = (everything(&lite), everything(&pg));
+    assert_same(&after_lite, &after_pg);
+    // Campaigns keep their counts: the messages counted are all the first
+    // part's, though the log holds fewer.
+    let counted: u64 = pg.campaigns(&CampaignQuery::default()).unwrap().iter().map(|c| c.messages).sum();
+    assert!(counted > pg.log_usage().unwrap().0 / 4, "counts kept: {counted}");
+    let chunks: i64 = db
+        .admin
+        .query_one(&format!("SELECT COUNT(*) FROM {}.segment_chunks WHERE segment <= $1", db.name), &[&segs[1].id])
+        .unwrap()
+        .get(0);
+    assert_eq!(chunks, 0, "the dropped segments' bytes went with them");
+
+    // The run goes on from the pruned stores (templates renumbered): the
+    // same answers again.
+    drop((lite, pg));
+    let mut lite = SqliteStore::open(&path).unwrap().with_segment_rows(2_000);
+    let mut pg = PgStore::connect(&db.url).unwrap().with_segment_rows(2_000);
+    let mut lite_engine = engine(&mut lite);
+    let mut pg_engine = engine(&mut pg);
+    feed(&mut lite, &mut lite_engine, second, 1_000).unwrap();
+    feed(&mut pg, &mut pg_engine, second, 1_000).unwrap();
+    assert_same(&everything(&lite), &everything(&pg));
+
+    // A running writer holds the lock: a prune elsewhere waits for it.
+    let mut other = PgStore::connect(&db.url).unwrap();
+    pg.lock_for_writing().unwrap();
+    assert!(matches!(other.prune(i64::MAX), Err(StoreError::Locked(_))), "prune takes the writer's lock");
+}
+
+#[test]
+fn the_recipient_key_rotates_and_the_old_one_is_matched_for_its_grace_period_only() {
+    let Some(db) = schema("keys") else { return };
+    let mut pg = PgStore::connect(&db.url).unwrap();
+    let first = pg.key_info(0).unwrap();
+    assert!(first.rotated_at.is_none() && first.previous.is_none());
+    assert_eq!(first.hash, "blake3-keyed");
+    let old = pg.secret().to_vec();
+
+    // Not while another process writes.
+    let mut writer = PgStore::connect(&db.url).unwrap();
+    writer.lock_for_writing().unwrap();
+    assert!(matches!(pg.rotate_secret(1_000, 10_000), Err(StoreError::Locked(_))));
+    drop(writer);
+
+    let after = pg.rotate_secret(1_000, 10_000).unwrap();
+    assert_ne!(after.fingerprint, first.fingerprint);
+    assert_eq!(after.previous, Some((first.fingerprint.clone(), 11_000)));
+    assert_eq!(after.rotated_at, Some(1_000));
+    drop(pg);
+    // What the next process sees: the new key, and the old one while the
+    // grace period lasts.
+    let mut next = PgStore::connect(&db.url).unwrap();
+    assert_ne!(next.secret(), old.as_slice());
+    assert_eq!(next.key_info(5_000).unwrap(), after);
+    assert_eq!(next.previous_secret(5_000).unwrap(), Some(old));
+    assert_eq!(next.previous_secret(11_000).unwrap(), None, "the grace period is over");
+    assert!(!next.forget_expired_secret(5_000).unwrap());
+    assert!(next.forget_expired_secret(11_000).unwrap());
+    assert_eq!(next.key_info(11_000).unwrap().previous, None);
 }

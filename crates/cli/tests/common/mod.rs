@@ -58,8 +58,9 @@ pub fn db_args(db: &Path) -> Vec<std::ffi::OsString> {
 /// dbname=test`), dropped with this value.
 #[allow(dead_code)]
 pub struct PgSchema {
-    admin: postgres::Client,
-    name: String,
+    pub admin: postgres::Client,
+    /// The schema's name.
+    pub name: String,
     /// A `*.postgres` file naming it, for [`db_args`].
     pub db: PathBuf,
     pub url: String,
