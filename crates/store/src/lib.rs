@@ -24,6 +24,7 @@ pub mod log;
 pub mod optouts;
 pub mod pg;
 mod pg_records;
+mod pg_tls;
 mod reads;
 pub mod reporters;
 pub mod reports;

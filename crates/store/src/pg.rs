@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls, Row};
+use postgres::{Client, Row};
 use textwatch_engine::{campaign_id, ClusterRow, Delta, SenderRow, Snapshot, TemplateRow};
 use textwatch_numbers::{PrefixRow, SourceKind};
 
@@ -113,7 +113,8 @@ fn pg(e: postgres::Error) -> StoreError {
 
 /// The parts of a connection string that say where, never a password.
 pub fn describe(url: &str) -> String {
-    match url.parse::<postgres::Config>() {
+    let rest = crate::pg_tls::split(url).map_or_else(|_| url.to_string(), |(rest, _)| rest);
+    match rest.parse::<postgres::Config>() {
         Ok(c) => {
             let hosts: Vec<String> = c
                 .get_hosts()
@@ -215,7 +216,7 @@ impl PgStore {
 
     fn connect_here(url: &str) -> Result<Self, StoreError> {
         let name = describe(url);
-        let mut client = Client::connect(url, NoTls).map_err(|e| StoreError::Connect(name.clone(), e.to_string()))?;
+        let mut client = crate::pg_tls::connect(url, &name)?;
         // The tables are made (or completed) only when the schema lacks
         // this version: an up-to-date database is not locked or altered by
         // a connection, and a role that does not own the tables can use it.
@@ -301,6 +302,16 @@ impl PgStore {
         &self.name
     }
 
+    /// Whether this connection is encrypted (TLS).
+    pub fn encrypted(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .db(|c| {
+                c.query_one("SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)", &[])
+            })
+            .map_err(pg)?
+            .get(0))
+    }
+
     /// Runs `f` on the connection (see [`off_runtime`]).
     fn db<R: Send>(&self, f: impl FnOnce(&mut Client) -> R + Send) -> R {
         let mut conn = self.client.borrow_mut();
@@ -313,7 +324,7 @@ impl PgStore {
         let (url, name, reconnect) = (&self.url, &self.name, !self.locked);
         off_runtime(move || {
             if reconnect && client.is_closed() {
-                match Client::connect(url, NoTls) {
+                match crate::pg_tls::connect(url, name) {
                     Ok(c) => {
                         *client = c;
                         tracing::info!(database = %name, "connected again after the connection was lost");
