@@ -1,17 +1,16 @@
 //! Acting on campaigns: `policy` (show, check, explain) and `blocklist`.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::context::ContextArgs;
-use crate::output::open;
 use textwatch_sinks::blocklist::blocklist_entries;
 use textwatch_sinks::enrich::Enricher;
 use textwatch_sinks::views::{enriched_campaign, scope_word};
+use textwatch_store::Location;
 
 #[derive(clap::Args, Debug)]
 pub struct PolicyArgs {
@@ -47,7 +46,7 @@ enum PolicyCommand {
     },
 }
 
-pub fn policy(db: &Path, args: PolicyArgs) -> Result<ExitCode> {
+pub fn policy(db: &Location, args: PolicyArgs) -> Result<ExitCode> {
     match args.command {
         PolicyCommand::Show { ctx } => {
             match &ctx.policy {
@@ -62,9 +61,9 @@ pub fn policy(db: &Path, args: PolicyArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Explain { campaign, ctx, format } => {
-            let store = open(db)?;
-            let e = Enricher::load(&store, &ctx.files())?;
-            let Some(d) = enriched_campaign(&store, &e, &campaign, 0)? else {
+            let store = crate::output::open_at(db)?;
+            let e = Enricher::load(&*store, &ctx.files())?;
+            let Some(d) = enriched_campaign(&*store, &e, &campaign, 0)? else {
                 crate::output::report(
                     crate::output::Level::Error,
                     &format!("no campaign {campaign:?}; `textwatch campaigns` lists them"),

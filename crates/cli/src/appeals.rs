@@ -1,14 +1,12 @@
 //! `textwatch appeal`: appeals of blocks, decided by a reviewer; and
 //! `textwatch audit`, the append-only log of those decisions.
 
-use std::path::Path;
 use std::process::ExitCode;
 use textwatch_store::time::now_ms;
 
 use anyhow::{bail, Context as _, Result};
 use textwatch_store::appeals::{Decided, SubjectKind};
-use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::{Store, WriteStore};
+use textwatch_store::Location;
 
 use crate::output::{short_time, Table};
 
@@ -72,10 +70,10 @@ fn whoami() -> String {
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "cli".into())
 }
 
-pub fn appeal(db: &Path, args: AppealArgs) -> Result<ExitCode> {
+pub fn appeal(db: &Location, args: AppealArgs) -> Result<ExitCode> {
     match args.command {
         AppealCommand::Open { number, campaign, contact, reason } => {
-            let mut store = SqliteStore::open(db).with_context(|| format!("opening {}", db.display()))?;
+            let mut store = db.open_writer().with_context(|| format!("opening {db}"))?;
             let (kind, subject) = match (number, campaign) {
                 (Some(n), _) => {
                     let n = textwatch_engine::sender::normalize_address(&n);
@@ -84,7 +82,7 @@ pub fn appeal(db: &Path, args: AppealArgs) -> Result<ExitCode> {
                     }
                     (SubjectKind::Number, n)
                 }
-                (None, Some(c)) => match textwatch_store::Store::resolve_campaign(&store, &c)? {
+                (None, Some(c)) => match store.resolve_campaign(&c)? {
                     Some(id) => (SubjectKind::Campaign, id),
                     None => bail!("no campaign {c:?}; `textwatch campaigns` lists them"),
                 },
@@ -94,7 +92,7 @@ pub fn appeal(db: &Path, args: AppealArgs) -> Result<ExitCode> {
             eprintln!("appeal {id} opened for {} {subject}; `textwatch appeal decide {id}` decides it", kind.as_str());
         }
         AppealCommand::List { format } => {
-            let store = SqliteStore::open_existing(db).with_context(|| format!("opening {}", db.display()))?;
+            let store = db.open_existing().with_context(|| format!("opening {db}"))?;
             let mut all = store.appeals()?;
             all.sort_by_key(|a| (a.state != "open", a.id));
             if format == "json" {
@@ -124,7 +122,7 @@ pub fn appeal(db: &Path, args: AppealArgs) -> Result<ExitCode> {
                 ]);
             }
             print!("{}", t.render());
-            let allows = textwatch_store::Store::policy_allows(&store)?;
+            let allows = store.policy_allows()?;
             if !allows.is_empty() {
                 println!(
                     "\nallow rules added by overturned appeals (policy version {}):",
@@ -150,7 +148,7 @@ pub fn appeal(db: &Path, args: AppealArgs) -> Result<ExitCode> {
             }
         }
         AppealCommand::Decide { id, uphold: _, overturn, reason, by } => {
-            let mut store = SqliteStore::open(db).with_context(|| format!("opening {}", db.display()))?;
+            let mut store = db.open_writer().with_context(|| format!("opening {db}"))?;
             let by = by.unwrap_or_else(whoami);
             match store.decide_appeal(id, overturn, &by, &reason, now_ms())? {
                 Decided::Upheld => eprintln!("appeal {id} upheld: the block stays"),
@@ -163,8 +161,8 @@ pub fn appeal(db: &Path, args: AppealArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn audit(db: &Path, args: AuditArgs) -> Result<ExitCode> {
-    let store = SqliteStore::open_existing(db).with_context(|| format!("opening {}", db.display()))?;
+pub fn audit(db: &Location, args: AuditArgs) -> Result<ExitCode> {
+    let store = db.open_existing().with_context(|| format!("opening {db}"))?;
     let log = store.audit_log()?;
     if args.format == "json" {
         println!("{}", serde_json::to_string_pretty(&log)?);

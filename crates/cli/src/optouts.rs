@@ -2,13 +2,11 @@
 //! (who texted STOP or START to which number, when, through what), with
 //! recipients as the first digits of their keyed hash.
 
-use std::path::Path;
 use std::process::ExitCode;
-use textwatch_store::WriteStore as _;
 
 use anyhow::{Context as _, Result};
 use textwatch_engine::optout::Scope;
-use textwatch_store::sqlite::SqliteStore;
+use textwatch_store::Location;
 
 use crate::output::{short_time, Table};
 
@@ -19,8 +17,8 @@ pub struct OptOutsArgs {
     format: String,
 }
 
-pub fn run(db: &Path, args: OptOutsArgs) -> Result<ExitCode> {
-    let store = SqliteStore::open_existing(db).with_context(|| format!("opening database {}", db.display()))?;
+pub fn run(db: &Location, args: OptOutsArgs) -> Result<ExitCode> {
+    let store = db.open_existing().with_context(|| format!("opening database {db}"))?;
     let changes = store.optout_changes()?;
     let hash = |r: &[u8; 16]| r[..6].iter().map(|b| format!("{b:02x}")).collect::<String>();
     if args.format == "jsonl" {

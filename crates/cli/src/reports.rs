@@ -2,14 +2,12 @@
 //! `--mark-sent`) and what followed each: its numbers going quiet, the
 //! operator rotating to new ones, the provider's answer.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use textwatch_sinks::followup::{by_provider, follow_up, follow_ups, human, FollowUp, Settings};
-use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::{Store, WriteStore};
+use textwatch_store::Location;
 
 use crate::output::{short_time, Table};
 
@@ -75,13 +73,13 @@ enum ReportsCommand {
     },
 }
 
-pub fn run(db: &Path, args: ReportsArgs) -> Result<ExitCode> {
+pub fn run(db: &Location, args: ReportsArgs) -> Result<ExitCode> {
     let settings = args.follow.settings()?;
     let json = args.follow.format == "json";
     match args.command.unwrap_or(ReportsCommand::List) {
         ReportsCommand::List => {
-            let store = SqliteStore::open_existing(db).with_context(|| format!("opening {}", db.display()))?;
-            let fs = follow_ups(&store, &settings)?;
+            let store = db.open_existing().with_context(|| format!("opening {db}"))?;
+            let fs = follow_ups(&*store, &settings)?;
             if json {
                 let v = serde_json::json!({"reports": fs, "providers": by_provider(&fs)});
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -96,11 +94,11 @@ pub fn run(db: &Path, args: ReportsArgs) -> Result<ExitCode> {
             print!("{}", providers(&fs));
         }
         ReportsCommand::Show { id } => {
-            let store = SqliteStore::open_existing(db).with_context(|| format!("opening {}", db.display()))?;
+            let store = db.open_existing().with_context(|| format!("opening {db}"))?;
             let Some(r) = store.sent_report(id)? else {
                 bail!("no report {id}; `textwatch reports` lists them");
             };
-            let f = follow_up(&store, &r, &settings)?;
+            let f = follow_up(&*store, &r, &settings)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&f)?);
             } else {
@@ -112,7 +110,7 @@ pub fn run(db: &Path, args: ReportsArgs) -> Result<ExitCode> {
                 Some(t) => textwatch_sources::time::parse_ts(&t).map_err(|e| anyhow::anyhow!("--at: {e}"))?,
                 None => textwatch_store::time::now_ms(),
             };
-            let mut store = SqliteStore::open(db).with_context(|| format!("opening {}", db.display()))?;
+            let mut store = db.open_writer().with_context(|| format!("opening {db}"))?;
             if !store.answer_report(id, &text, at)? {
                 bail!("no report {id}; `textwatch reports` lists them");
             }

@@ -144,3 +144,35 @@ fn on_postgres_a_command_that_needs_the_sqlite_file_says_so_and_the_rest_work() 
     assert!(err.contains("cannot connect to postgresql://x@127.0.0.1/y"), "{err}");
     assert!(!err.contains("secret"), "{err}");
 }
+
+/// The reviewer's commands run on PostgreSQL too: an appeal opened and
+/// overturned from the command line, in the audit log; reports, opt-outs
+/// and the policy read from there.
+#[test]
+fn on_postgres_the_reviewers_commands_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = common::postgres_db(dir.path(), "review") else { return };
+    let args =
+        ["appeal", "open", "--number", "+1 (215) 555-0100", "--contact", "ops@acme.example", "--reason", "opt-in list"];
+    let out = tw(&pg.db, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("appeal 1 opened for number +12155550100"), "{}", stderr(&out));
+    let listed: serde_json::Value =
+        serde_json::from_str(&tw_ok(&pg.db, &["appeal", "list", "--format", "json"])).unwrap();
+    assert_eq!(listed[0]["state"], "open", "{listed}");
+    let out = tw(&pg.db, &["appeal", "decide", "1", "--overturn", "--reason", "verified", "--by", "rev"]);
+    assert!(stderr(&out).contains("appeal 1 overturned: allow rule added, policy version 1"), "{}", stderr(&out));
+    let again = tw(&pg.db, &["appeal", "decide", "1", "--uphold", "--reason", "twice", "--by", "rev"]);
+    assert_eq!(again.status.code(), Some(1), "an appeal is decided once");
+    let audit: serde_json::Value = serde_json::from_str(&tw_ok(&pg.db, &["audit", "--format", "json"])).unwrap();
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions.len(), 2, "opened and overturned: {audit}");
+    assert!(tw_ok(&pg.db, &["appeal", "list"]).contains("allow rules added by overturned appeals (policy version 1)"));
+    let out = tw(&pg.db, &["reports"]);
+    assert!(out.status.success() && stderr(&out).contains("no reports yet"), "{}", stderr(&out));
+    let out = tw(&pg.db, &["reports", "answer", "5", "thanks"]);
+    assert!(stderr(&out).contains("no report 5"), "{}", stderr(&out));
+    assert_eq!(tw_ok(&pg.db, &["optouts", "--format", "jsonl"]), "");
+    let out = tw(&pg.db, &["policy", "explain", "00ff"]);
+    assert!(stderr(&out).contains("no campaign \"00ff\""), "{}", stderr(&out));
+}
