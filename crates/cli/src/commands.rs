@@ -105,10 +105,7 @@ pub struct CampaignArgs {
 
 pub fn campaign(db: &Location, args: CampaignArgs) -> Result<ExitCode> {
     if let Some(edit) = args.edit {
-        let Location::Sqlite(path) = db else {
-            bail!("editing campaigns does not run on PostgreSQL yet: use the SQLite file (drop --postgres)")
-        };
-        return crate::edit::run(path, edit);
+        return crate::edit::run(db, edit);
     }
     let id = args.id.unwrap_or_default();
     let store = open_at(db)?;

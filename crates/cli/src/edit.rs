@@ -1,12 +1,11 @@
 //! `textwatch campaign split` and `textwatch campaign merge`: an analyst's
 //! corrections of campaign links, recorded and kept by later scans.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use textwatch_store::edits::Edit;
-use textwatch_store::Store;
+use textwatch_store::Location;
 
 use crate::output::Format;
 
@@ -56,8 +55,8 @@ pub struct Note {
     format: Format,
 }
 
-pub fn run(db: &Path, edit: CampaignEdit) -> Result<ExitCode> {
-    let mut store = crate::output::open(db)?;
+pub fn run(db: &Location, edit: CampaignEdit) -> Result<ExitCode> {
+    let mut store = db.open_existing().with_context(|| format!("opening database {db}"))?;
     let meaning = textwatch_pipeline::setup::builtin_meaning()?;
     let at = textwatch_store::time::now_ms();
     let (outcome, format, what) = match &edit {

@@ -369,7 +369,7 @@ fn main() -> ExitCode {
         }
         command if cli.postgres.is_some() => Err(anyhow::anyhow!(
             "`textwatch {}` does not run on PostgreSQL yet: drop --postgres (and TEXTWATCH_POSTGRES) to use the \
-             SQLite file; on PostgreSQL run serve, token, worker, status, numbers, number, campaigns, campaign, \
+             SQLite file; on PostgreSQL run serve, token, worker, status, numbers, number, campaigns, campaign (with split and merge), \
              messages, check, blocklist, report, alerts, appeal, audit, reports, optouts, policy, keys and prune",
             command.name()
         )),

@@ -11,41 +11,19 @@
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use textwatch_engine::meaning::MeaningModel;
-use textwatch_engine::minhash::{signature, MinHashScratch};
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-
+use crate::editing::{merge_pair, moving_variants, Tally};
+pub use crate::editing::{Edit, EditOutcome};
 use crate::log::{col, SegmentLog};
 use crate::sqlite::SqliteStore;
 use crate::StoreError;
-
-/// Who made an edit and why (kept with it).
-#[derive(Clone, Debug)]
-pub struct Edit<'a> {
-    pub at: i64,
-    pub by: &'a str,
-    pub reason: &'a str,
-}
-
-/// What a split or merge did.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct EditOutcome {
-    /// The campaign that remains (for a merge, the one kept).
-    pub campaign: String,
-    /// The other campaign: the one split off, or the one merged in.
-    pub other: String,
-    /// Variants moved.
-    pub variants: u64,
-    /// Messages moved.
-    pub messages: u64,
-}
 
 impl SqliteStore {
     /// Splits `variants` (template keys) and every variant that joined the
     /// campaign through them off campaign `id` into a campaign of their own,
     /// kept apart from it from now on. The variant that formed the campaign
     /// cannot be split off (split the others instead).
-    pub fn split_campaign(
+    pub(crate) fn split(
         &mut self,
         id: &str,
         variants: &[u64],
@@ -61,38 +39,12 @@ impl SqliteStore {
             .prepare("SELECT key FROM templates WHERE cluster = ?1")?
             .query_map([seq], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        for v in variants {
-            if !members.contains(&(*v as i64)) {
-                return Err(StoreError::Edit(format!("variant {v:016x} is not part of campaign {cid}")));
-            }
-            if *v as i64 == leader {
-                return Err(StoreError::Edit(format!(
-                    "variant {v:016x} formed campaign {cid}; split the other variants off instead"
-                )));
-            }
-        }
         // The variants that joined through the ones split off go with them.
         let edges: Vec<(i64, i64)> = tx
             .prepare("SELECT variant, via FROM campaign_links WHERE cluster = ?1 ORDER BY ts, rowid")?
             .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
-        let mut moving: Vec<i64> = variants.iter().map(|v| *v as i64).collect();
-        moving.sort_unstable();
-        moving.dedup();
-        loop {
-            let before = moving.len();
-            for &(v, via) in &edges {
-                if moving.contains(&via) && !moving.contains(&v) && members.contains(&v) && v != leader {
-                    moving.push(v);
-                }
-            }
-            if moving.len() == before {
-                break;
-            }
-        }
-        if moving.len() == members.len() {
-            return Err(StoreError::Edit("that would move every variant; nothing would be left".into()));
-        }
+        let moving = moving_variants(&cid, &members, leader, &edges, variants)?;
         // The new campaign takes the id of its first variant; a campaign
         // merged in earlier under that id comes back to life.
         let first: i64 = {
@@ -152,19 +104,14 @@ impl SqliteStore {
 
     /// Merges campaigns `a` and `b`: the older keeps its id, the other's
     /// resolves to it. Undoes an earlier split between them.
-    pub fn merge_campaigns(
+    pub(crate) fn merge(
         &mut self,
         a: &str,
         b: &str,
         edit: &Edit<'_>,
         meaning: Option<&MeaningModel>,
     ) -> Result<EditOutcome, StoreError> {
-        let (sa, ia) = self.resolve_seq(a)?.ok_or_else(|| StoreError::NotFound(a.to_string()))?;
-        let (sb, ib) = self.resolve_seq(b)?.ok_or_else(|| StoreError::NotFound(b.to_string()))?;
-        if sa == sb {
-            return Err(StoreError::Edit(format!("{a} and {b} are the same campaign, {ia}")));
-        }
-        let ((into, into_id), (from, from_id)) = if sa < sb { ((sa, ia), (sb, ib)) } else { ((sb, ib), (sa, ia)) };
+        let ((into, into_id), (from, from_id)) = merge_pair((a, self.resolve_seq(a)?), (b, self.resolve_seq(b)?))?;
         self.editable(&[(into, &into_id), (from, &from_id)])?;
         let log = &self.log;
         let tx = self.conn.transaction()?;
@@ -232,107 +179,50 @@ fn recompute(
     seq: i64,
     meaning: Option<&MeaningModel>,
 ) -> Result<u64, StoreError> {
-    // One pass over the campaign's messages in the log: senders, minutes,
-    // totals, recipients, and link domains and callback numbers as the
-    // engine counts them (no shorteners, no brand's own domain, no
-    // sender's own number).
-    let official: Vec<String> = textwatch_engine::RuleSet::builtin().official_domains().map(str::to_owned).collect();
-    let mut infra = crate::blobs::Infra::default();
-    let mut senders: HashMap<String, (i64, i64, i64)> = HashMap::new();
-    let mut minutes: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut recipients: HashSet<Vec<u8>> = HashSet::new();
-    let mut times: Vec<i64> = Vec::new();
-    let mut ts = textwatch_engine::template::TemplateScratch::default();
-    let mut out = String::new();
+    let mut tally = Tally::default();
     crate::segments::for_campaign(tx, log, seq, &[col::SENDER, col::TS, col::RCPT, col::BODY], &mut |rows, i, _| {
-        let (sender, t) = (rows.sender(i), rows.ts(i));
-        let e = senders.entry(sender.to_string()).or_insert((0, t, t));
-        *e = (e.0 + 1, e.1.min(t), e.2.max(t));
-        *minutes.entry(t.div_euclid(60_000)).or_default() += 1;
-        if let Some(r) = rows.rcpt(i) {
-            recipients.insert(r.to_vec());
-        }
-        times.push(t);
-        textwatch_engine::template::templatize(rows.body(i), &mut ts, &mut out);
-        let f = textwatch_engine::features::MessageFeatures::from_scratch(&ts);
-        for l in f.links.iter().filter(|l| !l.shortener) {
-            if let Some(d) = &l.domain {
-                if !official.contains(d) && !infra.domains.contains(d) && infra.domains.len() < 64 {
-                    infra.domains.push(d.clone());
-                }
-            }
-        }
-        for p in f.phones {
-            if p.len() >= 10 && p != sender && !infra.phones.contains(&p) && infra.phones.len() < 64 {
-                infra.phones.push(p);
-            }
-        }
+        tally.add(rows.sender(i), rows.ts(i), rows.rcpt(i), rows.body(i));
         true
     })?;
+    let texts: Vec<(String, i64)> = tx
+        .prepare("SELECT text, key FROM templates WHERE cluster = ?1 ORDER BY messages DESC, seq")?
+        .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let leader: i64 = tx.query_row("SELECT leader FROM clusters WHERE seq = ?1", [seq], |r| r.get(0))?;
+    let c = tally.finish(&texts, leader, meaning);
     tx.execute("DELETE FROM cluster_senders WHERE cluster = ?1", [seq])?;
     {
         let mut st = tx.prepare_cached(
             "INSERT INTO cluster_senders (cluster, sender, messages, first_ts, last_ts) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for (sender, (n, first, last)) in &senders {
+        for (sender, (n, first, last)) in &c.sender_rows {
             st.execute(params![seq, sender, n, first, last])?;
         }
     }
     tx.execute("DELETE FROM cluster_minutes WHERE cluster = ?1", [seq])?;
     {
         let mut st = tx.prepare_cached("INSERT INTO cluster_minutes (cluster, minute, count) VALUES (?1, ?2, ?3)")?;
-        for (minute, n) in &minutes {
+        for (minute, n) in &c.minute_rows {
             st.execute(params![seq, minute, n])?;
         }
     }
-    times.sort_unstable();
-    let (messages, first, last, recipients) =
-        (times.len() as i64, times.first().copied(), times.last().copied(), recipients.len() as i64);
-    let formed = times.get(1).copied();
-    let senders = senders.len() as i64;
-    let texts: Vec<(String, i64)> = tx
-        .prepare("SELECT text, key FROM templates WHERE cluster = ?1 ORDER BY messages DESC, seq")?
-        .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let leader: i64 = tx.query_row("SELECT leader FROM clusters WHERE seq = ?1", [seq], |r| r.get(0))?;
-    let leader_text = texts.iter().find(|(_, k)| *k == leader).or(texts.first()).map(|(t, _)| t.as_str()).unwrap_or("");
-    // The engine's own limits, so that the edited campaign looks as the
-    // engine would have built it.
-    let cfg = textwatch_engine::EngineConfig::default();
-    let mut mh = MinHashScratch::default();
-    let reps: Vec<u8> = texts
-        .iter()
-        .filter(|(t, _)| !t.is_empty())
-        .take(cfg.max_reps)
-        .flat_map(|(t, _)| signature(t, &mut mh, cfg.min_template_len))
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    let vecs: Vec<u8> = match meaning {
-        Some(m) => texts
-            .iter()
-            .take(cfg.max_reps)
-            .filter_map(|(t, _)| m.embed(t))
-            .flat_map(|v| v.into_iter().flat_map(|f| f.to_le_bytes()))
-            .collect(),
-        None => Vec::new(),
-    };
     tx.execute(
         "UPDATE clusters SET messages = ?2, templates = ?3, senders = ?4, recipients = ?5, first_ts = ?6, last_ts = ?7,
                 formed_ts = ?8, reps = ?9, meaning = ?10, actor = ?11, infra = ?12 WHERE seq = ?1",
         params![
             seq,
-            messages,
-            texts.len() as i64,
-            senders,
-            recipients,
-            first.unwrap_or(0),
-            last.unwrap_or(0),
-            formed.or(first).unwrap_or(0),
-            reps,
-            vecs,
-            textwatch_engine::identity::of(leader_text),
-            serde_json::to_string(&infra).unwrap_or_default(),
+            c.messages,
+            c.templates,
+            c.senders,
+            c.recipients,
+            c.first_ts,
+            c.last_ts,
+            c.formed_ts,
+            c.reps,
+            c.meaning,
+            c.actor,
+            c.infra,
         ],
     )?;
-    Ok(messages as u64)
+    Ok(c.messages as u64)
 }

@@ -17,6 +17,7 @@
 pub mod appeals;
 mod blobs;
 mod dedup;
+pub mod editing;
 pub mod edits;
 mod findings;
 pub mod keys;
@@ -217,6 +218,28 @@ pub trait WriteStore: Store + Send {
     fn prune(&mut self, before: i64) -> Result<Pruned, StoreError>;
     /// Messages in the message log, and the bytes they take.
     fn log_usage(&self) -> Result<(u64, u64), StoreError>;
+    /// Splits `variants` (template keys) and every variant that joined the
+    /// campaign through them off campaign `id` into a campaign of their
+    /// own, kept apart from it from now on. The variant that formed the
+    /// campaign cannot be split off (split the others instead). Takes the
+    /// writer's lock.
+    fn split_campaign(
+        &mut self,
+        id: &str,
+        variants: &[u64],
+        edit: &editing::Edit<'_>,
+        meaning: Option<&textwatch_engine::meaning::MeaningModel>,
+    ) -> Result<editing::EditOutcome, StoreError>;
+    /// Merges campaigns `a` and `b`: the older keeps its id, the other's
+    /// resolves to it. Undoes an earlier split between them. Takes the
+    /// writer's lock.
+    fn merge_campaigns(
+        &mut self,
+        a: &str,
+        b: &str,
+        edit: &editing::Edit<'_>,
+        meaning: Option<&textwatch_engine::meaning::MeaningModel>,
+    ) -> Result<editing::EditOutcome, StoreError>;
 }
 
 /// Where a database is: an SQLite file (the embedded default) or a

@@ -46,6 +46,7 @@ const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = include_str!("pg_schema.sql");
 
+mod pg_edits;
 mod upkeep;
 
 /// Chunks fetched per query when a segment is read.
@@ -193,6 +194,22 @@ fn record_segment(
         &[&s.id],
     )
     .map_err(pg)?;
+    Ok(())
+}
+
+/// Campaign `from` joins `into`: the campaigns kept apart from it are kept
+/// apart from `into`.
+fn move_apart(tx: &mut postgres::Transaction<'_>, from: i64, into: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO campaign_apart (a, b)
+         SELECT LEAST(other, $2), GREATEST(other, $2) FROM
+            (SELECT CASE WHEN a = $1 THEN b ELSE a END AS other FROM campaign_apart WHERE a = $1 OR b = $1) o
+         WHERE other != $2
+         ON CONFLICT DO NOTHING",
+        &[&from, &into],
+    )
+    .map_err(pg)?;
+    tx.execute("DELETE FROM campaign_apart WHERE a = $1 OR b = $1", &[&from]).map_err(pg)?;
     Ok(())
 }
 
@@ -515,16 +532,7 @@ impl PgStore {
             tx.execute("DELETE FROM cluster_minutes WHERE cluster = $1", &[&from]).map_err(pg)?;
             tx.execute("UPDATE campaign_links SET cluster = $2 WHERE cluster = $1", &[&from, &into]).map_err(pg)?;
             tx.execute("UPDATE campaign_samples SET cluster = $2 WHERE cluster = $1", &[&from, &into]).map_err(pg)?;
-            tx.execute(
-                "INSERT INTO campaign_apart (a, b)
-                 SELECT LEAST(other, $2), GREATEST(other, $2) FROM
-                    (SELECT CASE WHEN a = $1 THEN b ELSE a END AS other FROM campaign_apart WHERE a = $1 OR b = $1) o
-                 WHERE other != $2
-                 ON CONFLICT DO NOTHING",
-                &[&from, &into],
-            )
-            .map_err(pg)?;
-            tx.execute("DELETE FROM campaign_apart WHERE a = $1 OR b = $1", &[&from]).map_err(pg)?;
+            move_apart(tx, from, into)?;
             tx.execute(
                 "INSERT INTO segment_clusters (cluster, segment) SELECT $2, segment FROM segment_clusters WHERE cluster = $1
                  ON CONFLICT DO NOTHING",
@@ -1217,6 +1225,24 @@ impl crate::WriteStore for PgStore {
     }
     fn log_usage(&self) -> Result<(u64, u64), StoreError> {
         self.usage()
+    }
+    fn split_campaign(
+        &mut self,
+        id: &str,
+        variants: &[u64],
+        edit: &crate::editing::Edit<'_>,
+        meaning: Option<&textwatch_engine::meaning::MeaningModel>,
+    ) -> Result<crate::editing::EditOutcome, StoreError> {
+        self.split(id, variants, edit, meaning)
+    }
+    fn merge_campaigns(
+        &mut self,
+        a: &str,
+        b: &str,
+        edit: &crate::editing::Edit<'_>,
+        meaning: Option<&textwatch_engine::meaning::MeaningModel>,
+    ) -> Result<crate::editing::EditOutcome, StoreError> {
+        self.merge(a, b, edit, meaning)
     }
 }
 

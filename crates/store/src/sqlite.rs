@@ -1081,6 +1081,24 @@ impl crate::WriteStore for SqliteStore {
     fn prune(&mut self, before: i64) -> Result<crate::Pruned, StoreError> {
         self.prune_segments(before)
     }
+    fn split_campaign(
+        &mut self,
+        id: &str,
+        variants: &[u64],
+        edit: &crate::editing::Edit<'_>,
+        meaning: Option<&textwatch_engine::meaning::MeaningModel>,
+    ) -> Result<crate::editing::EditOutcome, StoreError> {
+        self.split(id, variants, edit, meaning)
+    }
+    fn merge_campaigns(
+        &mut self,
+        a: &str,
+        b: &str,
+        edit: &crate::editing::Edit<'_>,
+        meaning: Option<&textwatch_engine::meaning::MeaningModel>,
+    ) -> Result<crate::editing::EditOutcome, StoreError> {
+        self.merge(a, b, edit, meaning)
+    }
     fn log_usage(&self) -> Result<(u64, u64), StoreError> {
         let segs = self.segments()?;
         Ok((segs.iter().map(|s| s.rows).sum(), segs.iter().map(|s| self.log.disk_bytes(s.id)).sum()))

@@ -8,7 +8,7 @@ use textwatch_engine::meaning::MeaningModel;
 use textwatch_engine::{Analyzer, Engine, EngineConfig, Message, Outcome, Scratch};
 use textwatch_store::edits::Edit;
 use textwatch_store::sqlite::SqliteStore;
-use textwatch_store::{CampaignQuery, NewMessage, Store};
+use textwatch_store::{CampaignQuery, NewMessage, Store, WriteStore as _};
 
 fn meaning() -> Arc<MeaningModel> {
     Arc::new(MeaningModel::from_bytes(include_bytes!("../../../models/meaning.twe")).unwrap())

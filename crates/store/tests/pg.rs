@@ -505,3 +505,63 @@ fn connections_are_encrypted_as_libpq_would_and_certificates_checked_when_asked(
     let e = encrypted(&with("sslcert=/x.pem")).unwrap_err().to_string();
     assert!(e.contains("client certificates"), "{e}");
 }
+
+/// An analyst's split and merge on PostgreSQL give what they give in the
+/// embedded store: the same campaigns, counts, senders, variants and links,
+/// and the split holds when the run goes on.
+#[test]
+fn an_analysts_split_and_merge_give_what_they_give_in_the_embedded_store() {
+    use textwatch_store::edits::Edit;
+    let Some(db) = schema("edits") else { return };
+    let msgs = election(9_000, 19);
+    let (first, second) = msgs.split_at(6_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let mut lite = SqliteStore::open(&path).unwrap().with_segment_rows(2_000);
+    let mut pg = PgStore::connect(&db.url).unwrap().with_segment_rows(2_000);
+    let mut lite_engine = engine(&mut lite);
+    let mut pg_engine = engine(&mut pg);
+    feed(&mut lite, &mut lite_engine, first, 1_000).unwrap();
+    feed(&mut pg, &mut pg_engine, first, 1_000).unwrap();
+    drop((lite_engine, pg_engine));
+
+    // The campaign with the most variants; its newest variant goes.
+    let list = lite.campaigns(&CampaignQuery::default()).unwrap();
+    let (id, d) = list
+        .iter()
+        .map(|c| (c.id.clone(), lite.campaign(&c.id, 0).unwrap().unwrap()))
+        .max_by_key(|(_, d)| d.variants.len())
+        .unwrap();
+    assert!(d.variants.len() >= 2, "a campaign of several variants: {}", d.variants.len());
+    let key = u64::from_str_radix(&d.variants.last().unwrap().id, 16).unwrap();
+    let model = std::sync::Arc::new(
+        textwatch_engine::meaning::MeaningModel::from_bytes(include_bytes!("../../../models/meaning.twe")).unwrap(),
+    );
+    let edit = Edit { at: 1_700_000_000_000, by: "analyst", reason: "two senders" };
+    let (a, b) = (
+        lite.split_campaign(&id, &[key], &edit, Some(&model)).unwrap(),
+        pg.split_campaign(&id, &[key], &edit, Some(&model)).unwrap(),
+    );
+    assert_eq!(a, b);
+    assert!(a.messages > 0);
+    assert_same(&everything(&lite), &everything(&pg));
+    assert_eq!(json(&lite.campaign(&a.other, 3).unwrap()), json(&pg.campaign(&b.other, 3).unwrap()));
+
+    // The run goes on: the split holds in both.
+    let mut lite_engine = engine(&mut lite);
+    let mut pg_engine = engine(&mut pg);
+    feed(&mut lite, &mut lite_engine, second, 1_000).unwrap();
+    feed(&mut pg, &mut pg_engine, second, 1_000).unwrap();
+    drop((lite_engine, pg_engine));
+    assert_same(&everything(&lite), &everything(&pg));
+    assert!(pg.resolve_campaign(&a.other).unwrap().as_deref() == Some(a.other.as_str()), "still apart");
+
+    // Merged back by hand, in both.
+    let (a, b) = (
+        lite.merge_campaigns(&id, &a.other, &edit, Some(&model)).unwrap(),
+        pg.merge_campaigns(&id, &b.other, &edit, Some(&model)).unwrap(),
+    );
+    assert_eq!(a, b);
+    assert_same(&everything(&lite), &everything(&pg));
+    assert_eq!(json(&lite.campaign(&id, 3).unwrap()), json(&pg.campaign(&id, 3).unwrap()));
+}
