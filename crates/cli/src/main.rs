@@ -357,6 +357,7 @@ fn main() -> ExitCode {
         Command::Reports(args) => reports::run(&at, args),
         Command::Optouts(args) => optouts::run(&at, args),
         Command::Policy(args) => act::policy(&at, args),
+        Command::Smpp(args) => smpp::run(&at, args),
         Command::Prune(args) => retention::prune(&at, args),
         // No database.
         Command::Publish(args) => cluster::publish(args),
@@ -370,12 +371,11 @@ fn main() -> ExitCode {
         command if cli.postgres.is_some() => Err(anyhow::anyhow!(
             "`textwatch {}` does not run on PostgreSQL yet: drop --postgres (and TEXTWATCH_POSTGRES) to use the \
              SQLite file; on PostgreSQL run serve, token, worker, status, numbers, number, campaigns, campaign (with split and merge), \
-             messages, check, blocklist, report, alerts, appeal, audit, reports, optouts, policy, keys and prune",
+             messages, check, blocklist, report, alerts, smpp, appeal, audit, reports, optouts, policy, keys and prune",
             command.name()
         )),
         Command::Scan(args) => scan::run(&cli.db, args),
         Command::ImportReports(args) => spam_reports::run(&cli.db, args),
-        Command::Smpp(args) => smpp::run(&at, args),
         Command::Migrate(args) => retention::migrate(&cli.db, args),
         Command::Eval(args) => sim::eval(&cli.db, args),
     };

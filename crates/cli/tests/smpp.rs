@@ -418,3 +418,49 @@ fn an_esme_binds_through_the_gateway_and_every_text_gets_a_verdict() {
     let out = tw_ok(&db, &["optouts"]);
     assert!(out.contains("STOP") && out.contains("START") && out.contains("smpp:deliver_sm"), "{out}");
 }
+
+/// The gateway on PostgreSQL (`--postgres`), with raw PDUs: a bound ESME's
+/// compliant text goes upstream, a phone's STOP (a deliver_sm from the
+/// upstream) is kept in the shared database and refuses the next text to
+/// that phone, and `optouts` reads it back from there.
+#[test]
+fn the_gateway_runs_on_postgres_and_keeps_opt_outs_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = postgres_db(dir.path(), "smpp") else { return };
+    let password = tw_ok(&pg.db, &["token", "create", "--scope", "check,ingest", "--smpp", "esme1"])
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let smsc = Smsc::start();
+    let gw = start(&pg.db, smsc.port);
+    let (mut s, mut buf) = raw_bind(&gw, "esme1", &password);
+    s.write_all(&submit_pdu(2, "12155550200", "12675550001", 0, ALERT.as_bytes(), &[])).unwrap();
+    let h = read_pdu(&mut s, &mut buf);
+    assert_eq!((h.id, h.sequence, h.status), (id::resp(id::SUBMIT_SM), 2, 0), "the compliant text is delivered");
+    assert_eq!(smsc.texts.lock().unwrap().iter().filter(|t| t.as_str() == ALERT).count(), 1);
+
+    // The phone texts STOP; the gateway passes it back to the ESME.
+    smsc.deliver(41, "12675550777", "12155550200", "Stop");
+    let h = read_pdu(&mut s, &mut buf);
+    assert_eq!(h.id, id::DELIVER_SM, "the STOP is passed back to the ESME");
+    s.write_all(&frame::with_c_string(id::resp(id::DELIVER_SM), 0, h.sequence, "")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seq = 10;
+    loop {
+        seq += 1;
+        s.write_all(&submit_pdu(seq, "12155550200", "12675550777", 0, ALERT.as_bytes(), &[])).unwrap();
+        let h = read_pdu(&mut s, &mut buf);
+        assert_eq!(h.sequence, seq);
+        if h.status == 0x401 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the opt-out never took effect (status {:#x})", h.status);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(s);
+    drop(gw);
+    let out = tw_ok(&pg.db, &["optouts"]);
+    assert!(out.contains("STOP") && out.contains("smpp:deliver_sm"), "kept in PostgreSQL: {out}");
+}
