@@ -1070,6 +1070,19 @@ impl crate::WriteStore for PgStore {
         if !got {
             return Err(StoreError::Locked(self.name.clone()));
         }
+        // A process that read the recipient key before a rotation would
+        // store recipients hashed under the old one: it must restart.
+        let stored: String =
+            self.db(|c| c.query_one("SELECT value FROM meta WHERE key = 'secret'", &[])).map_err(pg)?.get(0);
+        if unhex(&stored).as_deref() != Some(self.secret.as_slice()) {
+            let _ = self
+                .db(|c| c.execute("SELECT pg_advisory_unlock(hashtext('textwatch.writer.' || current_schema()))", &[]));
+            return Err(StoreError::Schema(format!(
+                "the recipient key of {} was rotated after this process connected: restart it, so that it hashes \
+                 recipients under the new key",
+                self.name
+            )));
+        }
         // Segments a stopped writer left open get their end marker, so each
         // segment at rest is a complete Arrow IPC stream.
         let open: Vec<Segment> = self

@@ -11,12 +11,13 @@
 //! | --- | --- | --- |
 //! | `disable` | no | - |
 //! | `prefer` (the default) | if the server offers it | no |
-//! | `require` | yes, or no connection | no; against `sslrootcert` when given (as libpq) |
+//! | `require` | yes, or no connection | no; against `sslrootcert` when given or `~/.postgresql/root.crt` exists (as libpq) |
 //! | `verify-ca` | yes | signed by `sslrootcert` |
 //! | `verify-full` | yes | signed by `sslrootcert`, and names the host |
 //!
 //! `sslrootcert` is a PEM file of trusted certificates, or `system` for
-//! the system's store; `verify-ca` and `verify-full` without it use
+//! the system's store (which, as in libpq 16, means `verify-full` and
+//! refuses any weaker mode); `verify-ca` and `verify-full` without it use
 //! `~/.postgresql/root.crt`, as libpq does. Client certificates (`sslcert`,
 //! `sslkey`) are refused with an error that says so.
 
@@ -46,6 +47,7 @@ pub(crate) struct TlsOptions {
 /// read, and those options.
 pub(crate) fn split(url: &str) -> Result<(String, TlsOptions), String> {
     let mut opts = TlsOptions { mode: "prefer".into(), root: None };
+    let mut mode_given = false;
     let mut take = |key: &str, value: String| -> Result<bool, String> {
         match key {
             "sslmode" => {
@@ -55,6 +57,7 @@ pub(crate) fn split(url: &str) -> Result<(String, TlsOptions), String> {
                     ));
                 }
                 opts.mode = if value == "allow" { "prefer".into() } else { value };
+                mode_given = true;
                 Ok(true)
             }
             "sslrootcert" => {
@@ -74,7 +77,9 @@ pub(crate) fn split(url: &str) -> Result<(String, TlsOptions), String> {
                 let mut kept = Vec::new();
                 for pair in query.split('&').filter(|p| !p.is_empty()) {
                     let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    if !take(&percent_decode(k)?, percent_decode(v)?)? {
+                    let k = percent_decode(k).map_err(|e| format!("a parameter's name {e}"))?;
+                    let v = percent_decode(v).map_err(|e| format!("the value of {k} {e}"))?;
+                    if !take(&k, v)? {
                         kept.push(pair);
                     }
                 }
@@ -94,7 +99,26 @@ pub(crate) fn split(url: &str) -> Result<(String, TlsOptions), String> {
         }
         kept.join(" ")
     };
+    // libpq's rule (16 and later): the system's store vouches for every
+    // name some public authority signed, so it is only safe with the name
+    // checked.
+    if opts.root.as_deref() == Some("system") {
+        if !mode_given {
+            opts.mode = "verify-full".into();
+        } else if opts.mode != "verify-full" {
+            return Err(format!(
+                "sslrootcert=system needs sslmode=verify-full: with {}, a certificate any public authority signed \
+                 for any name would be accepted",
+                opts.mode
+            ));
+        }
+    }
     Ok((rest, opts))
+}
+
+/// libpq's default root certificates: `~/.postgresql/root.crt`.
+fn default_root() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql/root.crt"))
 }
 
 fn percent_decode(s: &str) -> Result<String, String> {
@@ -104,7 +128,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
     while i < b.len() {
         if b[i] == b'%' {
             let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
-            let Some(byte) = hex else { return Err(format!("a bad %-escape in {s:?}")) };
+            let Some(byte) = hex else { return Err("holds a bad %-escape".into()) };
             out.push(byte);
             i += 3;
         } else {
@@ -112,7 +136,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
+    String::from_utf8(out).map_err(|_| "is not UTF-8 once decoded".to_string())
 }
 
 /// The `key=value` pairs of a libpq keyword string, each with its text as
@@ -139,7 +163,8 @@ fn key_values(s: &str) -> Result<Vec<(String, String, &str)>, String> {
         let key = s[start..i].to_string();
         i = skip_ws(i);
         if b.get(i) != Some(&b'=') {
-            return Err(format!("{key:?} has no value (key=value)"));
+            // Not the word itself: it may be part of a password.
+            return Err("a word without a value (write key=value; quote a value with spaces: key='a b')".into());
         }
         i = skip_ws(i + 1);
         let mut value = Vec::new();
@@ -189,7 +214,19 @@ pub(crate) fn connect(url: &str, name: &str) -> Result<Client, StoreError> {
         _ => SslMode::Require,
     });
     let tls = connector(&opts).map_err(bad)?;
-    config.connect(tls).map_err(|e| bad(with_causes(&e)))
+    let named = config.get_application_name().is_some();
+    let mut client = config.connect(tls).map_err(|e| bad(with_causes(&e)))?;
+    if !named {
+        // The processes of one installation know each other by name (a key
+        // rotation is refused while others are connected): textwatch and
+        // the schema, unless the connection string names them otherwise.
+        client
+            .batch_execute(
+                "SELECT set_config('application_name', 'textwatch/' || COALESCE(current_schema(), '-'), false)",
+            )
+            .map_err(|e| bad(with_causes(&e)))?;
+    }
+    Ok(client)
 }
 
 /// An error with what caused it (a failed handshake says why).
@@ -211,10 +248,16 @@ fn connector(opts: &TlsOptions) -> Result<tokio_postgres_rustls::MakeRustlsConne
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
+    // As libpq: `require` checks the chain when root certificates are
+    // given or found in the default place.
+    let root = opts.root.clone().or_else(|| {
+        let found = default_root().filter(|p| p.is_file())?;
+        (opts.mode == "require").then(|| found.display().to_string())
+    });
     let verifying =
-        matches!(opts.mode.as_str(), "verify-ca" | "verify-full") || (opts.mode == "require" && opts.root.is_some());
+        matches!(opts.mode.as_str(), "verify-ca" | "verify-full") || (opts.mode == "require" && root.is_some());
     let verifier: Arc<dyn ServerCertVerifier> = if verifying {
-        let roots = Arc::new(roots(opts.root.as_deref())?);
+        let roots = Arc::new(roots(root.as_deref())?);
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
             .build()
             .map_err(|e| format!("sslrootcert: {e}"))?;
@@ -247,9 +290,7 @@ fn roots(root: Option<&str>) -> Result<RootCertStore, String> {
     }
     let path = match root {
         Some(p) => PathBuf::from(p),
-        None => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".postgresql/root.crt"))
-            .ok_or("verify-ca and verify-full need sslrootcert=FILE (or sslrootcert=system)")?,
+        None => default_root().ok_or("verify-ca and verify-full need sslrootcert=FILE (or sslrootcert=system)")?,
     };
     let certs = CertificateDer::pem_file_iter(&path)
         .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?
@@ -385,7 +426,22 @@ mod tests {
         assert!(split("host=db sslmode=verify").unwrap_err().contains("sslmode=verify is not one of"));
         assert!(split("host=db sslcert=/c.pem").unwrap_err().contains("client certificates"));
         assert!(split("host=db sslmode='require").unwrap_err().contains("closing quote"));
-        assert!(split("postgres://db/?sslmode=%zz").unwrap_err().contains("%-escape"));
+        assert!(split("postgres://db/?sslmode=%zz").unwrap_err().contains("the value of sslmode holds a bad %-escape"));
+        // The system's store only with the name checked.
+        assert_eq!(split("host=db sslrootcert=system").unwrap().1, opts("verify-full", Some("system")));
+        for weaker in ["require", "verify-ca", "prefer"] {
+            let e = split(&format!("host=db sslrootcert=system sslmode={weaker}")).unwrap_err();
+            assert!(e.contains("sslrootcert=system needs sslmode=verify-full"), "{e}");
+        }
+        // Nothing of a value is echoed: it may be a password.
+        for bad in ["postgres://db/?password=hunter%zz", "host=db password=hunter 2", "postgres://db/?password=%ff%fe"]
+        {
+            let e = split(bad).unwrap_err();
+            assert!(
+                !e.contains("hunter") && !e.contains("%zz") && !e.contains("%ff") && !e.contains('2'),
+                "{bad}: {e}"
+            );
+        }
         let missing = connector(&opts("verify-full", Some("/nonexistent/ca.pem"))).err().unwrap();
         assert!(missing.contains("sslrootcert /nonexistent/ca.pem"), "{missing}");
     }

@@ -412,7 +412,7 @@ fn prune_drops_what_the_embedded_store_drops_and_the_run_goes_on() {
     feed(&mut pg, &mut pg_engine, second, 1_000).unwrap();
     assert_same(&everything(&lite), &everything(&pg));
 
-    // A running writer holds the lock: a prune elsewhere waits for it.
+    // A running writer holds the lock: a prune elsewhere is refused.
     let mut other = PgStore::connect(&db.url).unwrap();
     pg.lock_for_writing().unwrap();
     assert!(matches!(other.prune(i64::MAX), Err(StoreError::Locked(_))), "prune takes the writer's lock");
@@ -432,12 +432,25 @@ fn the_recipient_key_rotates_and_the_old_one_is_matched_for_its_grace_period_onl
     writer.lock_for_writing().unwrap();
     assert!(matches!(pg.rotate_secret(1_000, 10_000), Err(StoreError::Locked(_))));
     drop(writer);
+    // Nor while another process of the installation is connected (a
+    // server or an analyzing worker hashes without the writer's lock).
+    let reader = PgStore::connect(&db.url).unwrap();
+    let e = pg.rotate_secret(1_000, 10_000).unwrap_err().to_string();
+    assert!(e.contains("1 other textwatch connection is open"), "{e}");
+    drop(reader);
+    // One that names itself otherwise is not seen, but once the key is
+    // rotated it cannot become the writer with the old key.
+    let stale = PgStore::connect(&format!("{} application_name=elsewhere", db.url)).unwrap();
 
     let after = pg.rotate_secret(1_000, 10_000).unwrap();
     assert_ne!(after.fingerprint, first.fingerprint);
     assert_eq!(after.previous, Some((first.fingerprint.clone(), 11_000)));
     assert_eq!(after.rotated_at, Some(1_000));
     drop(pg);
+    let mut stale = stale;
+    let e = stale.lock_for_writing().unwrap_err().to_string();
+    assert!(e.contains("was rotated after this process connected: restart it"), "{e}");
+    drop(stale);
     // What the next process sees: the new key, and the old one while the
     // grace period lasts.
     let mut next = PgStore::connect(&db.url).unwrap();

@@ -56,19 +56,48 @@ impl PgStore {
     /// `now_ms + grace_ms`. Under the writer's lock.
     pub(super) fn rotate_key(&mut self, now_ms: i64, grace_ms: i64) -> Result<KeyInfo, StoreError> {
         self.lock_for_writing()?;
+        // Every other process of this installation (serve, analyzing
+        // workers, which hash recipients without the writer's lock) would
+        // go on hashing under the old key.
+        let others: i64 = self
+            .db(|c| {
+                c.query_one(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()
+                     AND pid <> pg_backend_pid() AND application_name = current_setting('application_name')",
+                    &[],
+                )
+            })
+            .map_err(pg)?
+            .get(0);
+        if others > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{others} other textwatch connection{} to {} (serve, workers, commands): stop them first, so that \
+                 none goes on hashing recipients under the old key",
+                if others == 1 { " is open" } else { "s are open" },
+                self.name
+            )));
+        }
         let fresh = crate::keys::fresh_secret()?;
-        let values = [
-            ("secret_previous", hex(&self.secret)),
-            ("secret_rotated_at", now_ms.to_string()),
-            ("secret_grace_until", now_ms.saturating_add(grace_ms).to_string()),
-            ("secret", hex(&fresh)),
-        ];
+        let (name, new) = (self.name.clone(), hex(&fresh));
+        let until = now_ms.saturating_add(grace_ms).to_string();
         self.in_transaction(|tx| {
-            for (key, value) in &values {
+            // The key as stored now (not as this process read it): a
+            // rotation made meanwhile is not thrown away.
+            let current: String =
+                tx.query_one("SELECT value FROM meta WHERE key = 'secret' FOR UPDATE", &[]).map_err(pg)?.get(0);
+            if unhex(&current).is_none() {
+                return Err(StoreError::Schema(format!("the secret in {name} is damaged (not hex)")));
+            }
+            for (key, value) in [
+                ("secret_previous", current),
+                ("secret_rotated_at", now_ms.to_string()),
+                ("secret_grace_until", until),
+                ("secret", new),
+            ] {
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES ($1, $2)
                      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                    &[key, value],
+                    &[&key, &value],
                 )
                 .map_err(pg)?;
             }
