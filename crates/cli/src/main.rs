@@ -48,10 +48,10 @@ struct Cli {
     /// A PostgreSQL database instead of the SQLite file, for workers on
     /// several machines: a connection string (`postgresql://user@host/db`,
     /// or `host=... dbname=...`; `options='-c search_path=NAME'` picks a
-    /// schema). Tables are made on first use. `serve`, `token`, `worker`,
-    /// `status`, `numbers`, `number`, `campaigns`, `campaign`, `messages`,
-    /// `check`, `blocklist`, `report` and `alerts` work on it; the other
-    /// commands still need the SQLite file
+    /// schema; `sslmode=verify-full sslrootcert=CA.pem` checks the server,
+    /// as in libpq). Tables are made on first use. Every command works on
+    /// it except `scan` (publish to the workers instead), `import-reports`,
+    /// `migrate` and `eval`, which need the SQLite file
     /// (docs/deployment.md#postgresql-the-shared-store).
     #[arg(long, global = true, env = "TEXTWATCH_POSTGRES", value_name = "URL")]
     postgres: Option<String>,

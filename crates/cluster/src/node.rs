@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use textwatch_engine::RuleSet;
 use textwatch_pipeline::batch::AfterCommit;
@@ -57,18 +57,33 @@ pub fn run(
     let rules = textwatch_pipeline::setup::load_rules(&cfg.rules)?;
     // The database (made here if new) before the assigner's bid opens it.
     let min_len = textwatch_engine::EngineConfig::default().min_template_len;
-    let analyzer = {
+    let (analyzer, secret) = {
         let store = open_store(&cfg.db)?;
-        textwatch_pipeline::setup::analyzer(&*store, min_len)?.with_quiet_hours(rules.quiet_hours())
+        let analyzer = textwatch_pipeline::setup::analyzer(&*store, min_len)?.with_quiet_hours(rules.quiet_hours());
+        (analyzer, Arc::new(store.secret().to_vec()))
+    };
+    // A worker hashes recipients under the key it read at start: after a
+    // rotation it stops, to be started again (systemd does) with the new.
+    let rotated = Arc::new(AtomicBool::new(false));
+    let watch = {
+        let (db, secret, stop, rotated) = (cfg.db.clone(), secret.clone(), stop.clone(), rotated.clone());
+        std::thread::Builder::new()
+            .name("key-watch".into())
+            .spawn(move || watch_key(&db, &secret, KEY_CHECK, &stop, &rotated))
+            .map_err(|source| ClusterError::Io { what: "starting the key watch".into(), source })?
     };
     let assigner = if cfg.assign {
         let (cfg_nats, db, rules, stop, stats) =
             (cfg.nats.clone(), cfg.db.clone(), rules.clone(), stop.clone(), stats.clone());
         let dedup_keys = cfg.dedup_keys;
+        let (secret, rotated) = (secret.clone(), rotated.clone());
         Some(
             std::thread::Builder::new()
                 .name("assigner".into())
-                .spawn(move || bid(&cfg_nats, &db, rules, dedup_keys, after, &stop, &stats))
+                .spawn(move || {
+                    let ends = Ends { stop: &stop, secret: &secret, rotated: &rotated };
+                    bid(&cfg_nats, &db, rules, dedup_keys, after, &ends, &stats)
+                })
                 .map_err(|source| ClusterError::Io { what: "starting the assigner thread".into(), source })?,
         )
     } else {
@@ -91,7 +106,58 @@ pub fn run(
             tracing::error!("assigner: its thread panicked (see above)");
         }
     }
+    let _ = watch.join();
+    if rotated.load(Ordering::Relaxed) {
+        return Err(ClusterError::Wire(KEY_ROTATED.into()));
+    }
     analyzed
+}
+
+/// How often a worker checks that the recipient key it hashes under is
+/// still the database's.
+const KEY_CHECK: Duration = Duration::from_secs(30);
+
+const KEY_ROTATED: &str =
+    "the recipient key was rotated since this worker started: it stopped; start it again so that it hashes \
+     recipients under the new key";
+
+/// What ends a worker: `stop`, set by a signal or when the recipient key
+/// is no longer `secret`, the one it started with (then `rotated` too).
+struct Ends<'a> {
+    stop: &'a AtomicBool,
+    secret: &'a [u8],
+    rotated: &'a AtomicBool,
+}
+
+/// The database's current recipient key, read without writing anything.
+fn stored_secret(db: &Location) -> Result<Vec<u8>, StoreError> {
+    Ok(match db {
+        Location::Sqlite(p) => textwatch_store::sqlite::SqliteStore::open_reader(p)?.secret().to_vec(),
+        Location::Postgres(_) => db.open_existing()?.secret().to_vec(),
+    })
+}
+
+/// Every `every`, until `stop`: if the database's recipient key is no
+/// longer `secret` (a rotation), says so, sets `rotated` and `stop`.
+fn watch_key(db: &Location, secret: &[u8], every: Duration, stop: &AtomicBool, rotated: &AtomicBool) {
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < every {
+            continue;
+        }
+        last = Instant::now();
+        match stored_secret(db) {
+            Ok(now) if now != secret => {
+                tracing::error!("{KEY_ROTATED}");
+                rotated.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "checking the recipient key"),
+        }
+    }
 }
 
 /// Opens the store, retrying a few times while another process holds a
@@ -167,9 +233,10 @@ fn bid(
     rules: RuleSet,
     dedup_keys: usize,
     after: AfterFactory,
-    stop: &AtomicBool,
+    ends: &Ends<'_>,
     stats: &NodeStats,
 ) {
+    let stop = ends.stop;
     let rt = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -194,6 +261,13 @@ fn bid(
                     return Ok(false);
                 }
                 Err(e) => return Err(e.into()),
+            }
+            if store.secret() != ends.secret {
+                // Its analyzing side hashes under the key it started with.
+                tracing::error!("{KEY_ROTATED}");
+                ends.rotated.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+                return Ok(false);
             }
             tracing::info!("assigner: this worker holds the store's lock and assigns");
             stats.assigning.store(true, Ordering::Relaxed);
@@ -220,5 +294,35 @@ fn bid(
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_stops_when_the_recipient_key_is_rotated_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Location::Sqlite(dir.path().join("w.db"));
+        let mut store = db.open_writer().unwrap();
+        let secret = store.secret().to_vec();
+        let (stop, rotated) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let watch = {
+            let (db, secret, stop, rotated) = (db.clone(), secret.clone(), stop.clone(), rotated.clone());
+            std::thread::spawn(move || watch_key(&db, &secret, Duration::from_millis(50), &stop, &rotated))
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!stop.load(Ordering::Relaxed), "the same key: the worker goes on");
+        store.lock_for_writing().unwrap();
+        store.rotate_secret(1_000, 86_400_000).unwrap();
+        drop(store);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !stop.load(Ordering::Relaxed) {
+            assert!(Instant::now() < deadline, "the rotation was not noticed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(rotated.load(Ordering::Relaxed));
+        watch.join().unwrap();
     }
 }
