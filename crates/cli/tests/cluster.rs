@@ -657,4 +657,27 @@ fn serve_with_nats(bin: &Path, dir: &Path, db: &Path) {
         assert!(Instant::now() < deadline, "the server did not reconnect to NATS: {b}");
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The recipient key rotated. On PostgreSQL that is refused while this
+    // server is connected. On the file (whose writer lock a server with
+    // --nats does not hold) it goes through, and the server, which hashes
+    // under the key it started with, stops by itself at its next reload
+    // with an error, to be started again.
+    let out = common::tw(db, &["keys", "rotate"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    if db.extension() == Some("postgres".as_ref()) {
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(said.contains("other textwatch connection"), "{said}");
+    } else {
+        assert!(out.status.success(), "{said}");
+        let mut server = server;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                assert_eq!(status.code(), Some(1), "it says it stopped for an error");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the server went on after the key was rotated");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }

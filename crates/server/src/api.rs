@@ -624,8 +624,14 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require("read")?;
     let rx = st.events.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let ev = match rx.recv().await {
+    // The stream ends when the server stops, or the server would wait for
+    // its clients to hang up.
+    let stream = futures_util::stream::unfold((rx, st.stopping.clone()), |(mut rx, mut stopping)| async move {
+        let got = tokio::select! {
+            got = rx.recv() => got,
+            _ = stopping.wait_for(|s| *s) => return None,
+        };
+        let ev = match got {
             Ok(data) => {
                 let kind = serde_json::from_str::<serde_json::Value>(&data)
                     .ok()
@@ -638,7 +644,7 @@ pub async fn events(
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
         };
-        Some((Ok(ev), rx))
+        Some((Ok(ev), (rx, stopping)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -333,6 +333,7 @@ pub fn run(db: &Location, args: ServerConfig) -> Result<()> {
     let model = textwatch_pipeline::setup::builtin_model()?;
     let analyzer =
         textwatch_pipeline::setup::analyzer(&*store, cfg.min_template_len)?.with_quiet_hours(rules.quiet_hours());
+    let secret = store.secret().to_vec();
     let enricher = Enricher::load(&*store, &args.files)?;
     let mut optouts = textwatch_engine::optout::Registry::default();
     optouts.apply(&store.optout_changes()?);
@@ -359,7 +360,11 @@ pub fn run(db: &Location, args: ServerConfig) -> Result<()> {
         .name("ingest".into())
         .spawn(move || w.run(rx))
         .map_err(|source| ServerError::Io { what: "starting the ingest worker".into(), source })?;
+    // Set when the server stops: it stops accepting, and long-lived
+    // responses (the event stream) end so that what is in flight can.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let st = Arc::new(AppState {
+        stopping: stop_rx.clone(),
         engine,
         analyzer,
         rules,
@@ -388,13 +393,15 @@ pub fn run(db: &Location, args: ServerConfig) -> Result<()> {
         replies: args.replies.clone(),
         broker,
         reloaded: Mutex::new((clusters_seen, alerts_seen)),
+        key: secret,
+        rotated: std::sync::atomic::AtomicBool::new(false),
     });
     let app = router(st.clone(), args.max_body);
     let smpp_state = st.clone();
     rt.block_on(async move {
         // Ctrl-C or SIGTERM: stop accepting, finish what is in flight; the
         // worker then commits what it was given and exits.
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_on_rotation = stop_tx.clone();
         tokio::spawn(async move {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {
@@ -418,8 +425,14 @@ pub fn run(db: &Location, args: ServerConfig) -> Result<()> {
                 loop {
                     tick.tick().await;
                     let st = st.clone();
-                    match tokio::task::spawn_blocking(move || st.reload_engine()).await {
+                    let reloading = st.clone();
+                    match tokio::task::spawn_blocking(move || reloading.reload_engine()).await {
                         Ok(Ok(())) => {}
+                        Ok(Err(_)) if st.rotated.load(std::sync::atomic::Ordering::Relaxed) => {
+                            tracing::error!("{}", state::KEY_ROTATED);
+                            let _ = stop_on_rotation.send(true);
+                            return;
+                        }
                         Ok(Err(e)) => tracing::error!(error = %e.message(), "reloading campaigns for check"),
                         Err(e) => tracing::error!(error = %e, "reloading campaigns for check"),
                     }
@@ -482,7 +495,11 @@ pub fn run(db: &Location, args: ServerConfig) -> Result<()> {
     // drops them: without this the ingest worker never sees its queue
     // close and the process never exits.
     rt.shutdown_timeout(Duration::from_secs(10));
+    let rotated = st.rotated.load(std::sync::atomic::Ordering::Relaxed);
     drop(st);
     let _ = worker.join();
+    if rotated {
+        return Err(ServerError::Config(state::KEY_ROTATED.into()));
+    }
     Ok(())
 }

@@ -30,6 +30,10 @@ pub(super) struct Bucket {
     pub(super) at: Instant,
 }
 
+/// Why a server stops by itself.
+pub(super) const KEY_ROTATED: &str = "the recipient key was rotated since this server started: it stopped; start it \
+     again so that it hashes recipients under the new key";
+
 pub struct AppState {
     pub(super) engine: Arc<RwLock<Engine>>,
     pub(super) analyzer: Analyzer,
@@ -72,6 +76,13 @@ pub struct AppState {
     /// last engine reload; what the workers added since goes out as
     /// events.
     pub(super) reloaded: Mutex<(std::collections::HashSet<u32>, usize)>,
+    /// The recipient key this process hashes under (read at start), and
+    /// whether a reload found the database's changed (a rotation: the
+    /// server stops, to be started again with the new key).
+    pub(super) key: Vec<u8>,
+    pub(super) rotated: std::sync::atomic::AtomicBool,
+    /// True once the server is stopping.
+    pub(super) stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -154,6 +165,10 @@ impl AppState {
     pub(super) fn reload_engine(&self) -> Result<(), ApiError> {
         let cfg = textwatch_engine::EngineConfig::default();
         let mut store = self.db.open_existing()?;
+        if store.secret() != self.key.as_slice() {
+            self.rotated.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, KEY_ROTATED));
+        }
         let snap = store.load_peek_snapshot(cfg.singleton_window)?;
         let alerts = store.alerts()?;
         drop(store);
