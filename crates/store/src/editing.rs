@@ -32,6 +32,15 @@ pub struct EditOutcome {
     pub messages: u64,
 }
 
+/// Why an edit refuses campaign `id`: some of its messages were pruned,
+/// and an edit recomputes a campaign from its stored messages.
+pub(crate) fn pruned(id: &str) -> StoreError {
+    StoreError::Edit(format!(
+        "campaign {id} has messages that were pruned; split and merge recompute a campaign from its stored messages \
+         and would lose them"
+    ))
+}
+
 /// A campaign as found: its number and id.
 pub(crate) type Found = (i64, String);
 

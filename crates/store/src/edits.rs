@@ -161,10 +161,7 @@ impl SqliteStore {
                 |r| r.get(0),
             )?;
             if pruned {
-                return Err(StoreError::Edit(format!(
-                    "campaign {id} has messages that were pruned; split and merge recompute a campaign from its stored \
-                     messages and would lose them"
-                )));
+                return Err(crate::editing::pruned(id));
             }
         }
         Ok(())

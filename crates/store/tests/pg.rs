@@ -97,6 +97,12 @@ fn feed(store: &mut dyn Store, engine: &mut Engine, messages: &[Message], batch:
     Ok(())
 }
 
+/// The embedded store at `path` and the PostgreSQL one at `url`, both
+/// rolling segments after `rows` messages (so campaigns span several).
+fn side_by_side(path: &std::path::Path, url: &str, rows: u64) -> (SqliteStore, PgStore) {
+    (SqliteStore::open(path).unwrap().with_segment_rows(rows), PgStore::connect(url).unwrap().with_segment_rows(rows))
+}
+
 fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap()
 }
@@ -158,8 +164,7 @@ fn the_same_batches_give_the_same_answers_as_sqlite_and_survive_a_restart() {
     let path = dir.path().join("t.db");
 
     // Small segments, so campaigns span several and segments roll.
-    let mut lite = SqliteStore::open(&path).unwrap().with_segment_rows(2_500);
-    let mut pg = PgStore::connect(&db.url).unwrap().with_segment_rows(2_500);
+    let (mut lite, mut pg) = side_by_side(&path, &db.url, 2_500);
     // The same secret keys recipients in both, or the hashes differ.
     assert_eq!(pg.recipient_hash(), lite.recipient_hash());
     let mut lite_engine = engine(&mut lite);
@@ -173,8 +178,7 @@ fn the_same_batches_give_the_same_answers_as_sqlite_and_survive_a_restart() {
     // A restart: both stores reopened, engines restored from them, the
     // rest of the day fed (with the first half again: all duplicates).
     drop((lite, pg));
-    let mut lite = SqliteStore::open(&path).unwrap().with_segment_rows(2_500);
-    let mut pg = PgStore::connect(&db.url).unwrap().with_segment_rows(2_500);
+    let (mut lite, mut pg) = side_by_side(&path, &db.url, 2_500);
     let mut lite_engine = engine(&mut lite);
     let mut pg_engine = engine(&mut pg);
     feed(&mut lite, &mut lite_engine, &msgs[..500], 500).unwrap();
@@ -363,8 +367,7 @@ fn prune_drops_what_the_embedded_store_drops_and_the_run_goes_on() {
     let (first, second) = msgs.split_at(7_000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let mut lite = SqliteStore::open(&path).unwrap().with_segment_rows(2_000);
-    let mut pg = PgStore::connect(&db.url).unwrap().with_segment_rows(2_000);
+    let (mut lite, mut pg) = side_by_side(&path, &db.url, 2_000);
     let mut lite_engine = engine(&mut lite);
     let mut pg_engine = engine(&mut pg);
     feed(&mut lite, &mut lite_engine, first, 1_000).unwrap();
@@ -404,8 +407,7 @@ fn prune_drops_what_the_embedded_store_drops_and_the_run_goes_on() {
     // The run goes on from the pruned stores (templates renumbered): the
     // same answers again.
     drop((lite, pg));
-    let mut lite = SqliteStore::open(&path).unwrap().with_segment_rows(2_000);
-    let mut pg = PgStore::connect(&db.url).unwrap().with_segment_rows(2_000);
+    let (mut lite, mut pg) = side_by_side(&path, &db.url, 2_000);
     let mut lite_engine = engine(&mut lite);
     let mut pg_engine = engine(&mut pg);
     feed(&mut lite, &mut lite_engine, second, 1_000).unwrap();
@@ -530,8 +532,7 @@ fn an_analysts_split_and_merge_give_what_they_give_in_the_embedded_store() {
     let (first, second) = msgs.split_at(6_000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let mut lite = SqliteStore::open(&path).unwrap().with_segment_rows(2_000);
-    let mut pg = PgStore::connect(&db.url).unwrap().with_segment_rows(2_000);
+    let (mut lite, mut pg) = side_by_side(&path, &db.url, 2_000);
     let mut lite_engine = engine(&mut lite);
     let mut pg_engine = engine(&mut pg);
     feed(&mut lite, &mut lite_engine, first, 1_000).unwrap();

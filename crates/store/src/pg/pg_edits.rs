@@ -32,10 +32,7 @@ impl PgStore {
                 .map_err(pg)?
                 .get(0);
             if pruned {
-                return Err(StoreError::Edit(format!(
-                    "campaign {id} has messages that were pruned; split and merge recompute a campaign from its stored \
-                     messages and would lose them"
-                )));
+                return Err(crate::editing::pruned(id));
             }
         }
         Ok(())
