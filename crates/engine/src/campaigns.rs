@@ -54,7 +54,7 @@ use crate::analyze::Analyzed;
 use crate::features::{MessageFeatures, TemplateFeatures};
 use crate::lsh::{BandIndex, LIGHT_BANDS};
 use crate::meaning::{MeaningModel, Vector};
-use crate::minhash::{signature, similarity_at_least, MinHashScratch, Signature};
+use crate::minhash::{signature, similarity_at_least, MinHashScratch, Print, Signature};
 use crate::rules::{Finding, RuleSet};
 use crate::seen::SeenKeys;
 use crate::state::{campaign_id, ClusterRow, Delta, LinkRow, MinuteRow, SenderRow, Snapshot, TemplateRow};
@@ -581,14 +581,18 @@ impl Engine {
 
     fn index_singleton(&mut self, sig: &Signature, tid: u32) {
         if self.young.len() >= self.cfg.singleton_window.max(1) {
-            let retired = std::mem::replace(&mut self.old, BandIndex::with_bands(LIGHT_BANDS));
-            for e in 0..retired.len() as u32 {
-                let owner = retired.entry(e).1 as usize;
+            for e in 0..self.old.len() as u32 {
+                let owner = self.old.entry(e).1 as usize;
                 if self.templates[owner].cluster == NONE {
                     self.kept.remove(&(owner as u32));
                 }
             }
-            self.old = std::mem::replace(&mut self.young, BandIndex::with_bands(LIGHT_BANDS));
+            // The retired generation's memory becomes the new young one:
+            // it is already the size a full generation needs, where a
+            // fresh index would grow to it by doubling (copying and
+            // faulting in its pages each time).
+            std::mem::swap(&mut self.old, &mut self.young);
+            self.young.clear();
         }
         self.young.insert(sig, tid);
     }
@@ -791,44 +795,57 @@ impl Engine {
         let threshold = self.cfg.join_threshold;
         let mut best: Option<Match> = None;
         let mut best_sim = threshold - f32::EPSILON;
+        let print = Print::of(sig);
         self.old.warm(sig);
         self.young.warm(sig);
         self.reps.candidates(sig, cand);
         verified += cand.len() as u64;
         self.reps.warm_entries(cand);
+        // Cheapest first: the candidate's print (one cache line; what it
+        // rules out could not win), then its signature, then its owner (a
+        // campaign or template record, a cache miss of its own) only for a
+        // candidate that would win. Skipping refused owners after the
+        // comparison picks the same match as skipping them before.
         for &e in cand.iter() {
+            if !self.reps.print(e).may_exceed(&print, threshold, best_sim) {
+                continue;
+            }
             let (s, c) = self.reps.entry(e);
+            let Some(sim) = similarity_at_least(sig, s, threshold) else { continue };
+            if sim <= best_sim {
+                continue;
+            }
             let c = self.find(c);
             if refused.contains(&(c | CLUSTER_BIT)) {
                 continue;
             }
-            let Some(sim) = similarity_at_least(sig, s, threshold) else { continue };
-            if sim > best_sim {
-                best_sim = sim;
-                best = Some(Match::Cluster(c, sim));
-            }
+            best_sim = sim;
+            best = Some(Match::Cluster(c, sim));
         }
         for (young, idx) in [(false, &self.old), (true, &self.young)] {
             idx.candidates(sig, cand);
             verified += cand.len() as u64;
             idx.warm_entries(cand);
             for &e in cand.iter() {
+                if !idx.print(e).may_exceed(&print, threshold, best_sim) {
+                    continue;
+                }
                 let (s, tid) = idx.entry(e);
+                let Some(sim) = similarity_at_least(sig, s, threshold) else { continue };
+                if sim <= best_sim {
+                    continue;
+                }
                 let t = &self.templates[tid as usize];
                 let owner = if t.cluster != NONE { self.find(t.cluster) | CLUSTER_BIT } else { tid };
                 if refused.contains(&owner) {
                     continue;
                 }
-                let Some(sim) = similarity_at_least(sig, s, threshold) else { continue };
-                if sim > best_sim {
-                    best_sim = sim;
-                    let t = &self.templates[tid as usize];
-                    best = Some(if t.cluster != NONE {
-                        Match::Cluster(t.cluster, sim)
-                    } else {
-                        Match::Singleton(tid, sim, (young, e))
-                    });
-                }
+                best_sim = sim;
+                best = Some(if t.cluster != NONE {
+                    Match::Cluster(t.cluster, sim)
+                } else {
+                    Match::Singleton(tid, sim, (young, e))
+                });
             }
         }
         (best, verified)

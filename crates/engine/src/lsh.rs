@@ -14,7 +14,7 @@
 //! (`Heads`), and a flat `next` array chaining older entries of the same
 //! bucket. No per-entry allocation.
 
-use crate::minhash::{mix64, Signature, SIG_LEN};
+use crate::minhash::{mix64, Print, Signature, SIG_LEN};
 
 /// Bands per signature in a full index (campaign representatives).
 pub const BANDS: usize = 40;
@@ -48,6 +48,9 @@ pub struct BandIndex {
     heads: Heads,
     next: Vec<u32>,
     sigs: Vec<Signature>,
+    /// Each entry's [`Print`]: candidates are screened on it before their
+    /// signature is read.
+    prints: Vec<Print>,
     owners: Vec<u32>,
 }
 
@@ -167,7 +170,14 @@ impl BandIndex {
     /// An index using the first `bands` bands of each signature.
     pub fn with_bands(bands: usize) -> Self {
         assert!(bands > 0 && bands <= BANDS);
-        BandIndex { bands, heads: Heads::default(), next: Vec::new(), sigs: Vec::new(), owners: Vec::new() }
+        BandIndex {
+            bands,
+            heads: Heads::default(),
+            next: Vec::new(),
+            sigs: Vec::new(),
+            prints: Vec::new(),
+            owners: Vec::new(),
+        }
     }
 
     /// Number of entries.
@@ -180,6 +190,17 @@ impl BandIndex {
         self.owners.is_empty()
     }
 
+    /// Removes every entry, keeping the memory (a cleared index refills
+    /// without growing, up to the size it had).
+    pub fn clear(&mut self) {
+        self.heads.slots.fill(u64::from(NIL));
+        self.heads.len = 0;
+        self.next.clear();
+        self.sigs.clear();
+        self.prints.clear();
+        self.owners.clear();
+    }
+
     /// Adds a signature for `owner`. Returns the entry number.
     pub fn insert(&mut self, sig: &Signature, owner: u32) -> u32 {
         let entry = self.owners.len() as u32;
@@ -187,6 +208,7 @@ impl BandIndex {
             self.grow();
         }
         self.sigs.push(*sig);
+        self.prints.push(Print::of(sig));
         self.owners.push(owner);
         for band in 0..self.bands {
             let key = band_key(sig, band);
@@ -242,13 +264,19 @@ impl BandIndex {
         std::hint::black_box(acc);
     }
 
-    /// Starts loading the signatures of `entries` (the part
-    /// [`crate::minhash::similarity_at_least`] reads first).
+    /// The [`Print`] of an entry.
+    #[inline]
+    pub fn print(&self, entry: u32) -> &Print {
+        &self.prints[entry as usize]
+    }
+
+    /// Starts loading the prints of `entries` (what screening a candidate
+    /// reads), so that their cache misses overlap.
     pub fn warm_entries(&self, entries: &[u32]) {
-        let mut acc = 0u32;
+        let mut acc = 0u64;
         for &e in entries {
-            if let Some(s) = self.sigs.get(e as usize) {
-                acc ^= s[0] ^ s[crate::minhash::PREFIX - 1];
+            if let Some(p) = self.prints.get(e as usize) {
+                acc ^= p.0[0];
             }
         }
         std::hint::black_box(acc);
@@ -362,6 +390,38 @@ mod tests {
         idx.candidates(&repeated, &mut out);
         let want: Vec<u32> = repeats.iter().rev().take(MAX_BUCKET_VISITS).rev().copied().collect();
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn a_cleared_index_forgets_everything_and_refills_without_growing() {
+        let mut idx = BandIndex::with_bands(LIGHT_BANDS);
+        let sig_of = |i: u64| {
+            let mut s = [0u32; SIG_LEN];
+            for (j, v) in s.iter_mut().enumerate() {
+                *v = mix64(i.wrapping_mul(977).wrapping_add(j as u64)) as u32;
+            }
+            s
+        };
+        for i in 0..5_000u64 {
+            idx.insert(&sig_of(i), i as u32);
+        }
+        let slots = idx.heads.slots.len();
+        idx.clear();
+        assert!(idx.is_empty());
+        let mut out = Vec::new();
+        idx.candidates(&sig_of(17), &mut out);
+        assert!(out.is_empty(), "a cleared index has no candidates");
+        for i in 10_000..15_000u64 {
+            idx.insert(&sig_of(i), i as u32);
+        }
+        assert_eq!(idx.heads.slots.len(), slots, "refilling to the same size does not grow");
+        for i in (10_000..15_000u64).step_by(11) {
+            idx.candidates(&sig_of(i), &mut out);
+            assert_eq!(out.len(), 1);
+            assert_eq!(idx.entry(out[0]).1, i as u32);
+        }
+        idx.candidates(&sig_of(17), &mut out);
+        assert!(out.is_empty(), "nothing from before the clear comes back");
     }
 
     #[test]
