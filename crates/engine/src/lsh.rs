@@ -10,9 +10,12 @@
 //! same at the end of a run as at the start (an index of every member makes
 //! buckets hold whole campaigns and lookups quadratic).
 //!
-//! Layout: a flat open-addressing table from band key to the newest entry
-//! (`Heads`), and a flat `next` array chaining older entries of the same
-//! bucket. No per-entry allocation.
+//! Layout: a flat open-addressing table from band key to its bucket
+//! (`Heads`): a bucket of one entry is held in its slot; one of more
+//! points to a [`Block`] of its newest [`MAX_BUCKET_VISITS`] entries, one
+//! cache line, so a lookup reads every band's bucket in two rounds of
+//! independent loads (the slots, then the blocks) however full the
+//! buckets are. No per-entry allocation.
 
 use crate::minhash::{mix64, Print, Signature, SIG_LEN};
 
@@ -27,6 +30,8 @@ pub const ROWS: usize = 3;
 const _: () = assert!(BANDS * ROWS <= SIG_LEN);
 
 const NIL: u32 = u32::MAX;
+/// Marks a slot's value as a block number rather than an entry.
+const BLOCK: u32 = 1 << 31;
 
 /// Most entries visited per bucket per query, newest first. A bucket that
 /// holds more is a common band value (texts sharing everyday words), not
@@ -46,7 +51,6 @@ pub const CROWDED: usize = 48;
 pub struct BandIndex {
     bands: usize,
     heads: Heads,
-    next: Vec<u32>,
     sigs: Vec<Signature>,
     /// Each entry's [`Print`]: candidates are screened on it before their
     /// signature is read.
@@ -54,18 +58,38 @@ pub struct BandIndex {
     owners: Vec<u32>,
 }
 
-/// Band key to the newest entry of its bucket: open addressing with linear
-/// probing over 8-byte slots, each the key's upper 32 bits (its tag) and the
-/// entry, so a cache line holds eight slots and a lookup costs one cache
-/// miss. Band keys are already mixed: their low bits pick the slot, their
-/// high bits are the tag. Two keys with the same slot and tag share a
-/// bucket (one key in four billion): that adds candidates, verified on the
-/// full signature anyway, and the two share [`MAX_BUCKET_VISITS`]. Never
-/// shrinks; an empty slot holds entry [`NIL`].
+/// Band key to its bucket: open addressing with linear probing over 8-byte
+/// slots, each the key's upper 32 bits (its tag) and a value: the bucket's
+/// one entry, or [`BLOCK`] and the number of its [`Block`]. A cache line
+/// holds eight slots, and a lookup costs one cache miss. Band keys are
+/// already mixed: their low bits pick the slot, their high bits are the
+/// tag. Two keys with the same slot and tag share a bucket (one key in four
+/// billion): that adds candidates, verified on the full signature anyway,
+/// and the two share [`MAX_BUCKET_VISITS`]. Never shrinks; an empty slot
+/// holds [`NIL`].
 #[derive(Debug, Clone, Default)]
 struct Heads {
     slots: Vec<u64>,
     len: usize,
+    blocks: Vec<Block>,
+}
+
+/// The newest entries of a bucket that has held more than one, newest
+/// first, [`NIL`] past the last: all a lookup visits of it, since older
+/// entries are never visited. Half a cache line, aligned so that it never
+/// straddles two.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
+struct Block([u32; MAX_BUCKET_VISITS]);
+const _: () = assert!(std::mem::size_of::<Block>() == 32);
+
+impl Block {
+    /// Adds `entry` as the newest, dropping the oldest of a full block.
+    #[inline]
+    fn push(&mut self, entry: u32) {
+        self.0.copy_within(..MAX_BUCKET_VISITS - 1, 1);
+        self.0[0] = entry;
+    }
 }
 
 #[inline]
@@ -98,6 +122,8 @@ impl Heads {
         self.slots.get(self.home(key)).copied().unwrap_or(0)
     }
 
+    /// The slot value of `key`'s bucket: [`NIL`], an entry, or [`BLOCK`]
+    /// and a block number.
     #[inline]
     fn get(&self, key: u64) -> u32 {
         if self.slots.is_empty() {
@@ -124,29 +150,46 @@ impl Heads {
     /// An empty table twice the size (at least 64 slots). The keys are not
     /// stored whole, so the owner re-inserts them.
     fn doubled(&self) -> Heads {
-        Heads { slots: vec![u64::from(NIL); (self.slots.len() * 2).max(64)], len: 0 }
+        Heads { slots: vec![u64::from(NIL); (self.slots.len() * 2).max(64)], len: 0, blocks: Vec::new() }
     }
 
-    /// Points `key` at `entry`; returns the entry it pointed at before.
-    /// The caller grows the table first when it is [`Heads::full`].
-    fn insert(&mut self, key: u64, entry: u32) -> u32 {
-        debug_assert!(!self.full());
+    /// Adds `entry` (below [`BLOCK`]) as the newest of `key`'s bucket. The
+    /// caller grows the table first when it is [`Heads::full`].
+    fn insert(&mut self, key: u64, entry: u32) {
+        debug_assert!(!self.full() && entry < BLOCK);
         let mask = self.slots.len() - 1;
         let mut i = key as usize & mask;
         loop {
             let s = self.slots[i];
-            let e = slot_entry(s);
-            if e == NIL {
+            let v = slot_entry(s);
+            if v == NIL {
                 self.slots[i] = slot_of(key, entry);
                 self.len += 1;
-                return NIL;
+                return;
             }
             if same_tag(s, key) {
-                self.slots[i] = slot_of(key, entry);
-                return e;
+                if v & BLOCK != 0 {
+                    self.blocks[(v & !BLOCK) as usize].push(entry);
+                } else {
+                    let b = self.blocks.len() as u32;
+                    assert!(b < BLOCK - 1, "LSH index: too many shared buckets");
+                    let mut block = Block([NIL; MAX_BUCKET_VISITS]);
+                    block.0[0] = entry;
+                    block.0[1] = v;
+                    self.blocks.push(block);
+                    self.slots[i] = slot_of(key, b | BLOCK);
+                }
+                return;
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// Empties the table, keeping its memory.
+    fn clear(&mut self) {
+        self.slots.fill(u64::from(NIL));
+        self.len = 0;
+        self.blocks.clear();
     }
 }
 
@@ -170,14 +213,7 @@ impl BandIndex {
     /// An index using the first `bands` bands of each signature.
     pub fn with_bands(bands: usize) -> Self {
         assert!(bands > 0 && bands <= BANDS);
-        BandIndex {
-            bands,
-            heads: Heads::default(),
-            next: Vec::new(),
-            sigs: Vec::new(),
-            prints: Vec::new(),
-            owners: Vec::new(),
-        }
+        BandIndex { bands, heads: Heads::default(), sigs: Vec::new(), prints: Vec::new(), owners: Vec::new() }
     }
 
     /// Number of entries.
@@ -193,9 +229,7 @@ impl BandIndex {
     /// Removes every entry, keeping the memory (a cleared index refills
     /// without growing, up to the size it had).
     pub fn clear(&mut self) {
-        self.heads.slots.fill(u64::from(NIL));
-        self.heads.len = 0;
-        self.next.clear();
+        self.heads.clear();
         self.sigs.clear();
         self.prints.clear();
         self.owners.clear();
@@ -204,6 +238,7 @@ impl BandIndex {
     /// Adds a signature for `owner`. Returns the entry number.
     pub fn insert(&mut self, sig: &Signature, owner: u32) -> u32 {
         let entry = self.owners.len() as u32;
+        assert!(entry < BLOCK - 1, "LSH index full");
         if (self.heads.len + self.bands) * 4 > self.heads.slots.len() * 3 {
             self.grow();
         }
@@ -211,16 +246,14 @@ impl BandIndex {
         self.prints.push(Print::of(sig));
         self.owners.push(owner);
         for band in 0..self.bands {
-            let key = band_key(sig, band);
-            let prev = self.heads.insert(key, entry);
-            self.next.push(prev);
+            self.heads.insert(band_key(sig, band), entry);
         }
         entry
     }
 
     /// Doubles the head table (until it has room for one more entry) and
     /// re-inserts every entry's band keys in entry order, rebuilding the
-    /// chains with the heads.
+    /// blocks with the heads.
     #[cold]
     fn grow(&mut self) {
         let mut heads = self.heads.doubled();
@@ -229,9 +262,9 @@ impl BandIndex {
         }
         for (entry, sig) in self.sigs.iter().enumerate() {
             for band in 0..self.bands {
-                // The chains are rebuilt too: two keys that shared a slot
+                // The blocks are rebuilt too: two keys that shared a slot
                 // (same tag, overlapping probes) may not share one now.
-                self.next[entry * self.bands + band] = heads.insert(band_key(sig, band), entry as u32);
+                heads.insert(band_key(sig, band), entry as u32);
             }
         }
         self.heads = heads;
@@ -287,29 +320,34 @@ impl BandIndex {
     /// candidates seen in two or more bands (see [`CROWDED`]).
     pub fn candidates(&self, sig: &Signature, out: &mut Vec<u32>) {
         out.clear();
-        // The bucket heads first, then the chains one step at a time across
-        // all bands: each step's loads are independent of each other, so
-        // their cache misses overlap instead of queueing behind one chain.
+        // Every band's slot first, then every block: the loads of each
+        // round are independent of each other, so their cache misses
+        // overlap instead of queueing.
         let mut keys = [0u64; BANDS];
         for (band, k) in keys.iter_mut().enumerate().take(self.bands) {
             *k = band_key(sig, band);
         }
         self.touch_heads(&keys[..self.bands]);
-        let mut at = [NIL; BANDS];
-        for (e, &k) in at.iter_mut().zip(&keys[..self.bands]) {
-            *e = self.heads.get(k);
-        }
-        for _ in 0..MAX_BUCKET_VISITS {
-            let mut live = false;
-            for (band, e) in at.iter_mut().enumerate().take(self.bands) {
-                if *e != NIL {
-                    out.push(*e);
-                    *e = self.next[*e as usize * self.bands + band];
-                    live = true;
-                }
+        let mut blocks = [0u32; BANDS];
+        let mut n = 0;
+        for &k in &keys[..self.bands] {
+            let v = self.heads.get(k);
+            if v == NIL {
+                continue;
             }
-            if !live {
-                break;
+            if v & BLOCK == 0 {
+                out.push(v);
+            } else {
+                blocks[n] = v & !BLOCK;
+                n += 1;
+            }
+        }
+        for &b in &blocks[..n] {
+            for &e in &self.heads.blocks[b as usize].0 {
+                if e == NIL {
+                    break;
+                }
+                out.push(e);
             }
         }
         out.sort_unstable();
@@ -339,7 +377,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn heads_keep_the_newest_entry_per_key_through_collisions() {
+    fn heads_keep_the_newest_entries_per_key_through_collisions() {
         let mut h = Heads::default();
         assert_eq!(h.get(7), NIL);
         while (1000 + 1) * 4 > h.slots.len() * 3 {
@@ -349,13 +387,22 @@ mod tests {
         // other and are told apart by their tags.
         for i in 0..1000u64 {
             assert!(!h.full());
-            assert_eq!(h.insert(i << 32, i as u32), NIL);
+            h.insert(i << 32, i as u32);
         }
         for i in 0..1000u64 {
             assert_eq!(h.get(i << 32), i as u32);
         }
-        assert_eq!(h.insert(5 << 32, 77), 5);
-        assert_eq!(h.get(5 << 32), 77);
+        // A second entry turns the slot into a block, newest first; past
+        // MAX_BUCKET_VISITS the oldest leave.
+        h.insert(5 << 32, 77);
+        let v = h.get(5 << 32);
+        assert_ne!(v & BLOCK, 0);
+        assert_eq!(&h.blocks[(v & !BLOCK) as usize].0[..3], &[77, 5, NIL]);
+        for e in 100_000..100_010u32 {
+            h.insert(5 << 32, e);
+        }
+        let want: Vec<u32> = (100_002..100_010u32).rev().collect();
+        assert_eq!(h.blocks[(h.get(5 << 32) & !BLOCK) as usize].0.to_vec(), want);
         assert_eq!(h.get(1001 << 32), NIL);
         assert_eq!(h.len, 1000);
         assert!(h.slots.len() * 3 >= h.len * 4, "load stays at most 3/4");
