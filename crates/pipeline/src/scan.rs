@@ -87,6 +87,9 @@ pub struct StageTimes {
     pub waiting: Duration,
     /// The writer thread, busy.
     pub writing: Duration,
+    /// The writer's time after its commits (alerts: [`AfterCommit`]),
+    /// part of `writing`.
+    pub acting: Duration,
     /// The store's split of `writing`.
     pub store: WriteTimes,
 }
@@ -265,12 +268,13 @@ pub fn scan(
     // the receiver above ends it.
     let _ = analysis.join();
     let _ = reader.join();
-    let (store, writing, alerts) = written?;
+    let (store, writing, acting, alerts) = written?;
     if let Some(e) = failed {
         return Err(e);
     }
     totals.alerts = alerts;
     times.writing = writing;
+    times.acting = acting;
     times.store = store.write_times();
     tracing::info!(
         assign_s = times.assign.as_secs_f64(),
@@ -279,6 +283,7 @@ pub fn scan(
         lsh_verified = engine.lookup_stats().1,
         waiting_for_analysis_s = times.waiting.as_secs_f64(),
         writing_s = times.writing.as_secs_f64(),
+        acting_s = times.acting.as_secs_f64(),
         log_s = times.store.log.as_secs_f64(),
         metadata_s = times.store.metadata.as_secs_f64(),
         "stage times"
@@ -368,9 +373,32 @@ fn analyze_all(
     }
 }
 
-type Written = Result<(SqliteStore, Duration, u64), PipelineError>;
+type Written = Result<(SqliteStore, Duration, Duration, u64), PipelineError>;
 
-fn write_all(mut store: SqliteStore, rx: Receiver<Commit>, mut after: Box<dyn AfterCommit + Send>) -> Written {
+/// An [`AfterCommit`] that keeps the time spent in it.
+struct Timed {
+    inner: Box<dyn AfterCommit + Send>,
+    spent: Duration,
+}
+
+impl AfterCommit for Timed {
+    fn after_commit(
+        &mut self,
+        store: &mut dyn textwatch_store::Store,
+        changed: &[textwatch_engine::ClusterRow],
+    ) -> Result<u64, String> {
+        let t = Instant::now();
+        let r = self.inner.after_commit(store, changed);
+        self.spent += t.elapsed();
+        r
+    }
+    fn finish(self: Box<Self>) {
+        self.inner.finish();
+    }
+}
+
+fn write_all(mut store: SqliteStore, rx: Receiver<Commit>, after: Box<dyn AfterCommit + Send>) -> Written {
+    let mut after = Timed { inner: after, spent: Duration::ZERO };
     let mut origins: Vec<String> = Vec::new();
     // Opt-outs recorded by `serve` or `smpp`: a scanned log that keeps
     // texting those recipients is counted against its campaigns.
@@ -385,7 +413,7 @@ fn write_all(mut store: SqliteStore, rx: Receiver<Commit>, mut after: Box<dyn Af
         origins.extend(c.messages.iter().map(|p| format!("{}:{}", p.file, p.line)));
         let refs: Vec<&str> = origins.iter().map(String::as_str).collect();
         let batch: Vec<&Analyzed> = c.messages.iter().map(|p| &p.a).collect();
-        match batch::commit(&mut store, &batch, &refs, &c.assigned, &optouts, after.as_mut()) {
+        match batch::commit(&mut store, &batch, &refs, &c.assigned, &optouts, &mut after) {
             Ok(n) => alerts += n,
             Err(e) => {
                 failed = Some(e);
@@ -395,12 +423,13 @@ fn write_all(mut store: SqliteStore, rx: Receiver<Commit>, mut after: Box<dyn Af
         busy += t.elapsed();
     }
     // Alerts already raised are delivered whatever happened next.
-    after.finish();
+    let acting = after.spent;
+    Box::new(after).finish();
     if let Some(e) = failed {
         return Err(e);
     }
     store.close_segment()?;
-    Ok((store, busy, alerts))
+    Ok((store, busy, acting, alerts))
 }
 
 fn decode_and_analyze(chunk: Chunk, analyzer: &Analyzer) -> Vec<Result<Prepared, Reject>> {
