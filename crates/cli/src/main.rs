@@ -27,6 +27,12 @@ mod tokens;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: records are allocated on the
+/// analysis threads and freed on the writer's, which glibc's malloc pays
+/// for in locks and consolidation (docs/benchmarks.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// textwatch finds bulk text-message campaigns: copies of one text sent from

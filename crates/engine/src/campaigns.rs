@@ -594,6 +594,11 @@ impl Engine {
             std::mem::swap(&mut self.old, &mut self.young);
             self.young.clear();
         }
+        if self.young.is_empty() {
+            // A generation fills to the window: its signatures are
+            // placed once, not copied at every doubling of their vector.
+            self.young.reserve(self.cfg.singleton_window.max(1));
+        }
         self.young.insert(sig, tid);
     }
 

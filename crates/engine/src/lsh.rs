@@ -226,6 +226,17 @@ impl BandIndex {
         self.owners.is_empty()
     }
 
+    /// Makes room for `n` entries in all, so that filling the index to
+    /// that many moves no signature (the head table still grows as it
+    /// fills: its memory is written when made, the entries' only as they
+    /// come).
+    pub fn reserve(&mut self, n: usize) {
+        let more = n.saturating_sub(self.owners.len());
+        self.sigs.reserve_exact(more);
+        self.prints.reserve_exact(more);
+        self.owners.reserve_exact(more);
+    }
+
     /// Removes every entry, keeping the memory (a cleared index refills
     /// without growing, up to the size it had).
     pub fn clear(&mut self) {

@@ -106,9 +106,10 @@ impl<T> Batcher<T> {
         }
         if self.at_max < self.pending.len() {
             let max = self.max_ts;
-            let (keep, batch): (Vec<T>, Vec<T>) =
-                std::mem::take(&mut self.pending).into_iter().partition(|r| ts(r) == max);
-            self.pending = keep;
+            // The batch keeps the pending vector; the records kept back
+            // start the next one, in a vector made for a whole batch.
+            let mut batch = std::mem::replace(&mut self.pending, Vec::with_capacity(self.size));
+            self.pending.extend(batch.extract_if(.., |r| ts(r) == max));
             return Some(batch);
         }
         if self.at_max > MAX_CARRY {
@@ -266,19 +267,14 @@ pub fn assign_accepted<T>(
     let refs: Vec<&Analyzed> = items.iter().map(&analyzed).collect();
     let assigned = assign(engine, &refs, sigs, stored)?;
     drop(refs);
-    let mut kept = Vec::with_capacity(items.len());
-    let mut outcomes = Vec::with_capacity(items.len());
-    let mut duplicates = 0;
-    for (i, o) in items.into_iter().zip(assigned.outcomes) {
-        match o {
-            Outcome::Duplicate => duplicates += 1,
-            o @ Outcome::Accepted { .. } => {
-                kept.push(i);
-                outcomes.push(o);
-            }
-        }
-    }
-    Ok((kept, Assigned { outcomes, delta: assigned.delta }, duplicates))
+    // Duplicates leave in place: the records are large, and most stay.
+    let mut outcomes = assigned.outcomes;
+    let before = outcomes.len();
+    let mut accepted = outcomes.iter().map(|o| matches!(o, Outcome::Accepted { .. }));
+    items.retain(|_| accepted.next().unwrap_or(false));
+    outcomes.retain(|o| matches!(o, Outcome::Accepted { .. }));
+    let duplicates = (before - outcomes.len()) as u64;
+    Ok((items, Assigned { outcomes, delta: assigned.delta }, duplicates))
 }
 
 /// The accepted texts of a batch that went to a recipient after that
