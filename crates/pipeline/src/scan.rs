@@ -373,6 +373,40 @@ fn analyze_all(
     }
 }
 
+/// Most batches the writer commits in one SQLite transaction.
+const GROUP: usize = 4;
+
+/// Stores `group` (one commit, or one group of commits).
+fn store_group(
+    store: &mut SqliteStore,
+    group: &[Commit],
+    optouts: &textwatch_engine::optout::Registry,
+    origins: &mut Vec<String>,
+) -> Result<(), PipelineError> {
+    let grouped = group.len() > 1;
+    if grouped {
+        store.begin_group()?;
+    }
+    let mut stored = Ok(());
+    for c in group {
+        origins.clear();
+        origins.extend(c.messages.iter().map(|p| format!("{}:{}", p.file, p.line)));
+        let refs: Vec<&str> = origins.iter().map(String::as_str).collect();
+        let batch: Vec<&Analyzed> = c.messages.iter().map(|p| &p.a).collect();
+        stored = batch::store_batch(store, &batch, &refs, &c.assigned, optouts);
+        if stored.is_err() {
+            break;
+        }
+    }
+    if grouped {
+        let ended = store.end_group(stored.is_ok());
+        stored?;
+        ended?;
+        return Ok(());
+    }
+    stored
+}
+
 type Written = Result<(SqliteStore, Duration, Duration, u64), PipelineError>;
 
 /// An [`AfterCommit`] that keeps the time spent in it.
@@ -407,18 +441,26 @@ fn write_all(mut store: SqliteStore, rx: Receiver<Commit>, after: Box<dyn AfterC
     let mut busy = Duration::ZERO;
     let mut alerts = 0;
     let mut failed = None;
+    let mut group: Vec<Commit> = Vec::with_capacity(GROUP);
     for c in rx.iter() {
         let t = Instant::now();
-        origins.clear();
-        origins.extend(c.messages.iter().map(|p| format!("{}:{}", p.file, p.line)));
-        let refs: Vec<&str> = origins.iter().map(String::as_str).collect();
-        let batch: Vec<&Analyzed> = c.messages.iter().map(|p| &p.a).collect();
-        match batch::commit(&mut store, &batch, &refs, &c.assigned, &optouts, &mut after) {
-            Ok(n) => alerts += n,
-            Err(e) => {
-                failed = Some(e);
-                break;
+        // Batches that queued while the last group was written go into
+        // SQLite as one transaction (see SqliteStore::begin_group).
+        group.clear();
+        group.push(c);
+        while group.len() < GROUP {
+            match rx.try_recv() {
+                Ok(c) => group.push(c),
+                Err(_) => break,
             }
+        }
+        if let Err(e) = store_group(&mut store, &group, &optouts, &mut origins) {
+            failed = Some(e);
+            break;
+        }
+        // Alerts only once the group is durable.
+        for c in &group {
+            alerts += batch::act(&mut store, &c.assigned, &mut after);
         }
         busy += t.elapsed();
     }
