@@ -373,8 +373,12 @@ fn analyze_all(
     }
 }
 
-/// Most batches the writer commits in one SQLite transaction.
-const GROUP: usize = 4;
+/// Batches the writer commits in one SQLite transaction.
+const GROUP: usize = 3;
+/// Batches between the engine and the store's commit: one being assigned,
+/// two queued, a group being written. Their identity keys must still be
+/// in the engine's memory (see `textwatch_engine::seen`).
+const _: () = assert!(1 + 2 + GROUP < textwatch_engine::seen::RETIRE_AFTER);
 
 /// Stores `group` (one commit, or one group of commits).
 fn store_group(
@@ -444,12 +448,14 @@ fn write_all(mut store: SqliteStore, rx: Receiver<Commit>, after: Box<dyn AfterC
     let mut group: Vec<Commit> = Vec::with_capacity(GROUP);
     for c in rx.iter() {
         let t = Instant::now();
-        // Batches that queued while the last group was written go into
-        // SQLite as one transaction (see SqliteStore::begin_group).
+        // Every GROUP batches go into SQLite as one transaction (see
+        // SqliteStore::begin_group). A fixed count, not whatever queued:
+        // the alerts below read the store as the group left it, so the
+        // groups must not depend on timing.
         group.clear();
         group.push(c);
         while group.len() < GROUP {
-            match rx.try_recv() {
+            match rx.recv() {
                 Ok(c) => group.push(c),
                 Err(_) => break,
             }

@@ -63,6 +63,14 @@ CREATE TABLE IF NOT EXISTS templates (
 CREATE INDEX IF NOT EXISTS templates_cluster ON templates(cluster) WHERE cluster IS NOT NULL;
 ";
 
+/// Indexes on columns that [`migrate`] may have to add first.
+const INDEXES_AFTER_MIGRATION: &str = "
+-- Campaigns absorbed into one: read with every campaign's findings (texts
+-- after an opt-out, reporters). Without it each read scanned the table,
+-- signatures and all: at 10M messages the alert watcher spent 65 s there.
+CREATE INDEX IF NOT EXISTS clusters_merged_into ON clusters(merged_into) WHERE merged_into IS NOT NULL;
+";
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS clusters (
@@ -82,10 +90,6 @@ CREATE TABLE IF NOT EXISTS clusters (
     meaning BLOB,
     infra TEXT
 );
--- Campaigns absorbed into one: read with every campaign's findings (texts
--- after an opt-out, reporters). Without it each read scanned the table,
--- signatures and all: at 10M messages the alert watcher spent 65 s there.
-CREATE INDEX IF NOT EXISTS clusters_merged_into ON clusters(merged_into) WHERE merged_into IS NOT NULL;
 CREATE TABLE IF NOT EXISTS campaign_links (
     cluster INTEGER NOT NULL,
     variant INTEGER NOT NULL,
@@ -466,6 +470,8 @@ impl SqliteStore {
         conn.execute_batch(crate::reporters::SCHEMA)?;
         conn.execute_batch(crate::appeals::SCHEMA)?;
         migrate(&conn)?;
+        // After `migrate`: databases made before merges lack the column.
+        conn.execute_batch(INDEXES_AFTER_MIGRATION)?;
         let legacy: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages')",
             [],
@@ -1668,6 +1674,34 @@ mod tests {
 
     const STEAL: &str =
         "Radical Liberals are trying to STEAL this election! Patriots gather at the Convention Center 3pm";
+
+    #[test]
+    fn a_database_from_before_campaign_links_opens_and_gains_its_columns_and_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(SqliteStore::open(&path).unwrap());
+        {
+            // What a database made before campaign links looked like.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "DROP INDEX clusters_merged_into;
+                 ALTER TABLE clusters DROP COLUMN merged_into;
+                 ALTER TABLE clusters DROP COLUMN actor;
+                 ALTER TABLE clusters DROP COLUMN meaning;
+                 ALTER TABLE clusters DROP COLUMN infra;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let has_index: bool = store
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'clusters_merged_into')", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(has_index);
+        assert_eq!(store.stats().unwrap().campaigns, 0);
+    }
 
     #[test]
     fn a_group_of_commits_is_stored_whole_or_not_at_all() {
