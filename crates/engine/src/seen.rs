@@ -29,8 +29,7 @@ use hashbrown::HashSet;
 
 /// Trims between a key being picked to leave memory and it leaving: more
 /// than the batches a pipeline keeps in flight between the engine and the
-/// store's commit (scan: one being assigned, two queued and a group of
-/// three being written; it asserts so).
+/// store's commit (scan: two queued and one being written).
 pub const RETIRE_AFTER: usize = 8;
 
 const MINUTE_MS: i64 = 60_000;

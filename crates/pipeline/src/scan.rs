@@ -373,44 +373,6 @@ fn analyze_all(
     }
 }
 
-/// Batches the writer commits in one SQLite transaction.
-const GROUP: usize = 3;
-/// Batches between the engine and the store's commit: one being assigned,
-/// two queued, a group being written. Their identity keys must still be
-/// in the engine's memory (see `textwatch_engine::seen`).
-const _: () = assert!(1 + 2 + GROUP < textwatch_engine::seen::RETIRE_AFTER);
-
-/// Stores `group` (one commit, or one group of commits).
-fn store_group(
-    store: &mut SqliteStore,
-    group: &[Commit],
-    optouts: &textwatch_engine::optout::Registry,
-    origins: &mut Vec<String>,
-) -> Result<(), PipelineError> {
-    let grouped = group.len() > 1;
-    if grouped {
-        store.begin_group()?;
-    }
-    let mut stored = Ok(());
-    for c in group {
-        origins.clear();
-        origins.extend(c.messages.iter().map(|p| format!("{}:{}", p.file, p.line)));
-        let refs: Vec<&str> = origins.iter().map(String::as_str).collect();
-        let batch: Vec<&Analyzed> = c.messages.iter().map(|p| &p.a).collect();
-        stored = batch::store_batch(store, &batch, &refs, &c.assigned, optouts);
-        if stored.is_err() {
-            break;
-        }
-    }
-    if grouped {
-        let ended = store.end_group(stored.is_ok());
-        stored?;
-        ended?;
-        return Ok(());
-    }
-    stored
-}
-
 type Written = Result<(SqliteStore, Duration, Duration, u64), PipelineError>;
 
 /// An [`AfterCommit`] that keeps the time spent in it.
@@ -445,28 +407,18 @@ fn write_all(mut store: SqliteStore, rx: Receiver<Commit>, after: Box<dyn AfterC
     let mut busy = Duration::ZERO;
     let mut alerts = 0;
     let mut failed = None;
-    let mut group: Vec<Commit> = Vec::with_capacity(GROUP);
     for c in rx.iter() {
         let t = Instant::now();
-        // Every GROUP batches go into SQLite as one transaction (see
-        // SqliteStore::begin_group). A fixed count, not whatever queued:
-        // the alerts below read the store as the group left it, so the
-        // groups must not depend on timing.
-        group.clear();
-        group.push(c);
-        while group.len() < GROUP {
-            match rx.recv() {
-                Ok(c) => group.push(c),
-                Err(_) => break,
+        origins.clear();
+        origins.extend(c.messages.iter().map(|p| format!("{}:{}", p.file, p.line)));
+        let refs: Vec<&str> = origins.iter().map(String::as_str).collect();
+        let batch: Vec<&Analyzed> = c.messages.iter().map(|p| &p.a).collect();
+        match batch::commit(&mut store, &batch, &refs, &c.assigned, &optouts, &mut after) {
+            Ok(n) => alerts += n,
+            Err(e) => {
+                failed = Some(e);
+                break;
             }
-        }
-        if let Err(e) = store_group(&mut store, &group, &optouts, &mut origins) {
-            failed = Some(e);
-            break;
-        }
-        // Alerts only once the group is durable.
-        for c in &group {
-            alerts += batch::act(&mut store, &c.assigned, &mut after);
         }
         busy += t.elapsed();
     }

@@ -233,8 +233,6 @@ pub struct SqliteStore {
     staged_cursor: Option<(String, i64, Vec<u64>)>,
     /// Facts of the next commit's batch ([`SqliteStore::stage_facts`]).
     staged_facts: BatchFacts,
-    /// Whether commits are inside a group ([`SqliteStore::begin_group`]).
-    grouped: bool,
     /// Time spent appending to the log and committing metadata.
     pub(crate) times: WriteTimes,
     /// Segment key sets of deduplication lookups ([`SqliteStore::stored_keys`]).
@@ -395,7 +393,6 @@ impl SqliteStore {
             recipient_hash,
             log: SegmentLog::in_dir(segments_dir(path)),
             recovered: false,
-            grouped: false,
             next_segment,
             indexed: HashMap::new(),
             pairs: HashSet::new(),
@@ -413,39 +410,6 @@ impl SqliteStore {
     }
 
     /// Rolls segments after `rows` messages (tests of multi-segment logs).
-    /// Starts a group of commits that SQLite commits as one transaction
-    /// ([`SqliteStore::end_group`]): a writer that has fallen behind
-    /// writes each page the batches share once, not once per batch (the
-    /// template index takes random inserts, so batches share most of its
-    /// pages). Nothing in a group is durable, or may be acknowledged,
-    /// before the group ends.
-    pub fn begin_group(&mut self) -> Result<(), StoreError> {
-        self.recover_log()?;
-        self.conn.execute_batch("BEGIN")?;
-        self.grouped = true;
-        Ok(())
-    }
-
-    /// Ends a group: commits it when `ok`, else (or when the commit
-    /// fails) rolls it back, with what the log appended for it.
-    pub fn end_group(&mut self, ok: bool) -> Result<(), StoreError> {
-        if !std::mem::take(&mut self.grouped) {
-            return Ok(());
-        }
-        let t = std::time::Instant::now();
-        let r = if ok { self.conn.execute_batch("COMMIT") } else { Ok(()) };
-        if !ok || r.is_err() {
-            if !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
-            }
-            self.log.abort();
-            self.indexed.clear();
-            self.pairs.clear();
-        }
-        self.times.metadata += t.elapsed();
-        Ok(r?)
-    }
-
     pub fn with_segment_rows(mut self, rows: u64) -> Self {
         self.log = std::mem::replace(&mut self.log, SegmentLog::in_memory()).with_roll_rows(rows);
         self
@@ -530,7 +494,6 @@ impl SqliteStore {
             recipient_hash,
             log,
             recovered: false,
-            grouped: false,
             next_segment,
             indexed: HashMap::new(),
             pairs: HashSet::new(),
@@ -548,8 +511,7 @@ impl SqliteStore {
         current: Option<i64>,
         delta: &Delta,
     ) -> Result<(), StoreError> {
-        // A savepoint: its own transaction, or a part of a group's.
-        let tx = self.conn.savepoint()?;
+        let tx = self.conn.transaction()?;
         {
             if let Some((name, value, carry)) = &self.staged_cursor {
                 tx.execute(
@@ -1701,52 +1663,6 @@ mod tests {
             .unwrap();
         assert!(has_index);
         assert_eq!(store.stats().unwrap().campaigns, 0);
-    }
-
-    #[test]
-    fn a_group_of_commits_is_stored_whole_or_not_at_all() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let mut store = SqliteStore::open(&path).unwrap();
-        let mut engine = Engine::new(EngineConfig::default());
-        store.begin_group().unwrap();
-        ingest(&mut store, &mut engine, &[("a", "+12155550101", STEAL)]);
-        ingest(&mut store, &mut engine, &[("b", "+12155550102", STEAL), ("c", "+12155550103", "see you at 8")]);
-        // Inside the group another connection sees nothing yet.
-        let reader = SqliteStore::open_reader(&path).unwrap();
-        assert_eq!(reader.stats().unwrap().messages, 0, "a group is invisible until it ends");
-        drop(reader);
-        store.end_group(true).unwrap();
-        assert_eq!(store.stats().unwrap().messages, 3);
-        assert_eq!(store.stats().unwrap().campaigns, 1);
-
-        // A group that fails leaves nothing: not its metadata, and not the
-        // messages its batches appended to the log.
-        store.begin_group().unwrap();
-        ingest(&mut store, &mut engine, &[("d", "+12155550104", STEAL)]);
-        ingest(&mut store, &mut engine, &[("e", "+12155550105", STEAL)]);
-        store.end_group(false).unwrap();
-        assert_eq!(store.stats().unwrap().messages, 3);
-        // Commits after it go on as usual.
-        let mut engine = Engine::restore(EngineConfig::default(), store.load_snapshot(1000, usize::MAX).unwrap());
-        ingest(&mut store, &mut engine, &[("f", "+12155550106", STEAL)]);
-        crate::WriteStore::close_segment(&mut store).unwrap();
-        drop(store);
-
-        let store = SqliteStore::open(&path).unwrap();
-        let stats = store.stats().unwrap();
-        assert_eq!(stats.messages, 4, "a, b, c and f; never d or e");
-        let mut ids = Vec::new();
-        store
-            .messages(None, &mut |m| {
-                ids.push(m.id.clone());
-                true
-            })
-            .unwrap();
-        ids.sort();
-        assert_eq!(ids, ["a", "b", "c", "f"]);
-        let list = store.campaigns(&CampaignQuery::default()).unwrap();
-        assert_eq!(list[0].messages, 3);
     }
 
     #[test]
