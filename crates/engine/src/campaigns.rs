@@ -54,7 +54,7 @@ use crate::analyze::Analyzed;
 use crate::features::{MessageFeatures, TemplateFeatures};
 use crate::lsh::{BandIndex, LIGHT_BANDS};
 use crate::meaning::{MeaningModel, Vector};
-use crate::minhash::{signature, similarity_at_least, MinHashScratch, Print, Signature};
+use crate::minhash::{signature, MinHashScratch, Print, Signature};
 use crate::rules::{Finding, RuleSet};
 use crate::seen::SeenKeys;
 use crate::state::{campaign_id, ClusterRow, Delta, LinkRow, MinuteRow, SenderRow, Snapshot, TemplateRow};
@@ -806,21 +806,13 @@ impl Engine {
         self.reps.candidates(sig, cand);
         verified += cand.len() as u64;
         self.reps.warm_entries(cand);
-        // Cheapest first: the candidate's print (one cache line; what it
-        // rules out could not win), then its signature, then its owner (a
-        // campaign or template record, a cache miss of its own) only for a
-        // candidate that would win. Skipping refused owners after the
-        // comparison picks the same match as skipping them before.
+        // The owner (a campaign or template record, a cache miss of its
+        // own) is read only for a candidate that would win. Skipping
+        // refused owners after the comparison picks the same match as
+        // skipping them before.
         for &e in cand.iter() {
-            if !self.reps.print(e).may_exceed(&print, threshold, best_sim) {
-                continue;
-            }
-            let (s, c) = self.reps.entry(e);
-            let Some(sim) = similarity_at_least(sig, s, threshold) else { continue };
-            if sim <= best_sim {
-                continue;
-            }
-            let c = self.find(c);
+            let Some(sim) = self.reps.similarity_above(e, sig, &print, threshold, best_sim) else { continue };
+            let c = self.find(self.reps.entry(e).1);
             if refused.contains(&(c | CLUSTER_BIT)) {
                 continue;
             }
@@ -832,14 +824,8 @@ impl Engine {
             verified += cand.len() as u64;
             idx.warm_entries(cand);
             for &e in cand.iter() {
-                if !idx.print(e).may_exceed(&print, threshold, best_sim) {
-                    continue;
-                }
-                let (s, tid) = idx.entry(e);
-                let Some(sim) = similarity_at_least(sig, s, threshold) else { continue };
-                if sim <= best_sim {
-                    continue;
-                }
+                let Some(sim) = idx.similarity_above(e, sig, &print, threshold, best_sim) else { continue };
+                let tid = idx.entry(e).1;
                 let t = &self.templates[tid as usize];
                 let owner = if t.cluster != NONE { self.find(t.cluster) | CLUSTER_BIT } else { tid };
                 if refused.contains(&owner) {

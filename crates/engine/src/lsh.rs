@@ -12,12 +12,12 @@
 //!
 //! Layout: a flat open-addressing table from band key to its bucket
 //! (`Heads`): a bucket of one entry is held in its slot; one of more
-//! points to a [`Block`] of its newest [`MAX_BUCKET_VISITS`] entries, one
-//! cache line, so a lookup reads every band's bucket in two rounds of
+//! points to a [`Block`] of its newest [`MAX_BUCKET_VISITS`] entries (half
+//! a cache line), so a lookup reads every band's bucket in two rounds of
 //! independent loads (the slots, then the blocks) however full the
 //! buckets are. No per-entry allocation.
 
-use crate::minhash::{mix64, Print, Signature, SIG_LEN};
+use crate::minhash::{mix64, similarity_at_least, Print, Signature, SIG_LEN};
 
 /// Bands per signature in a full index (campaign representatives).
 pub const BANDS: usize = 40;
@@ -308,10 +308,23 @@ impl BandIndex {
         std::hint::black_box(acc);
     }
 
-    /// The [`Print`] of an entry.
+    /// The estimated similarity of `sig` (whose print is `print`) to
+    /// `entry`, when it passes [`similarity_at_least`] at `threshold` and
+    /// exceeds `floor`. Cheapest first: the entry's print (one cache line;
+    /// what it rules out could not pass), then its signature.
     #[inline]
-    pub fn print(&self, entry: u32) -> &Print {
-        &self.prints[entry as usize]
+    pub fn similarity_above(
+        &self,
+        entry: u32,
+        sig: &Signature,
+        print: &Print,
+        threshold: f32,
+        floor: f32,
+    ) -> Option<f32> {
+        if !self.prints[entry as usize].may_exceed(print, threshold, floor) {
+            return None;
+        }
+        similarity_at_least(sig, &self.sigs[entry as usize], threshold).filter(|&s| s > floor)
     }
 
     /// Starts loading the prints of `entries` (what screening a candidate
@@ -387,6 +400,15 @@ impl BandIndex {
 mod tests {
     use super::*;
 
+    /// A signature of independent random slots, one per `i`.
+    fn random_sig(i: u64) -> Signature {
+        let mut s = [0u32; SIG_LEN];
+        for (j, v) in s.iter_mut().enumerate() {
+            *v = mix64(i.wrapping_mul(1000).wrapping_add(j as u64)) as u32;
+        }
+        s
+    }
+
     #[test]
     fn heads_keep_the_newest_entries_per_key_through_collisions() {
         let mut h = Heads::default();
@@ -422,25 +444,18 @@ mod tests {
     #[test]
     fn growth_keeps_every_entry_and_every_chain() {
         let mut idx = BandIndex::with_bands(LIGHT_BANDS);
-        let sig_of = |i: u64| {
-            let mut s = [0u32; SIG_LEN];
-            for (j, v) in s.iter_mut().enumerate() {
-                *v = mix64(i.wrapping_mul(1000).wrapping_add(j as u64)) as u32;
-            }
-            s
-        };
-        let repeated = sig_of(u64::MAX);
+        let repeated = random_sig(u64::MAX);
         let mut repeats = Vec::new();
         for i in 0..20_000u64 {
             if i % 3000 == 0 {
                 repeats.push(idx.insert(&repeated, 1_000_000 + i as u32));
             }
-            idx.insert(&sig_of(i), i as u32);
+            idx.insert(&random_sig(i), i as u32);
         }
         assert!(idx.heads.slots.len() * 3 >= idx.heads.len * 4);
         let mut out = Vec::new();
         for i in (0..20_000u64).step_by(7) {
-            idx.candidates(&sig_of(i), &mut out);
+            idx.candidates(&random_sig(i), &mut out);
             assert!(out.iter().any(|&e| idx.entry(e).1 == i as u32), "entry {i} lost");
         }
         // The copies inserted before and after each growth are all one
@@ -453,32 +468,25 @@ mod tests {
     #[test]
     fn a_cleared_index_forgets_everything_and_refills_without_growing() {
         let mut idx = BandIndex::with_bands(LIGHT_BANDS);
-        let sig_of = |i: u64| {
-            let mut s = [0u32; SIG_LEN];
-            for (j, v) in s.iter_mut().enumerate() {
-                *v = mix64(i.wrapping_mul(977).wrapping_add(j as u64)) as u32;
-            }
-            s
-        };
         for i in 0..5_000u64 {
-            idx.insert(&sig_of(i), i as u32);
+            idx.insert(&random_sig(i), i as u32);
         }
         let slots = idx.heads.slots.len();
         idx.clear();
         assert!(idx.is_empty());
         let mut out = Vec::new();
-        idx.candidates(&sig_of(17), &mut out);
+        idx.candidates(&random_sig(17), &mut out);
         assert!(out.is_empty(), "a cleared index has no candidates");
         for i in 10_000..15_000u64 {
-            idx.insert(&sig_of(i), i as u32);
+            idx.insert(&random_sig(i), i as u32);
         }
         assert_eq!(idx.heads.slots.len(), slots, "refilling to the same size does not grow");
         for i in (10_000..15_000u64).step_by(11) {
-            idx.candidates(&sig_of(i), &mut out);
+            idx.candidates(&random_sig(i), &mut out);
             assert_eq!(out.len(), 1);
             assert_eq!(idx.entry(out[0]).1, i as u32);
         }
-        idx.candidates(&sig_of(17), &mut out);
+        idx.candidates(&random_sig(17), &mut out);
         assert!(out.is_empty(), "nothing from before the clear comes back");
     }
 

@@ -316,31 +316,6 @@ pub fn commit(
     optouts: &Registry,
     after: &mut dyn AfterCommit,
 ) -> Result<u64, PipelineError> {
-    store_batch(store, batch, origins, assigned, optouts)?;
-    Ok(act(store, assigned, after))
-}
-
-/// Runs `after` on what a stored batch changed; returns the alerts
-/// raised. A failure is logged, not returned: the batch is stored.
-pub fn act(store: &mut dyn WriteStore, assigned: &Assigned, after: &mut dyn AfterCommit) -> u64 {
-    match after.after_commit(store, &assigned.delta.clusters) {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::error!(error = %e, "after a commit");
-            0
-        }
-    }
-}
-
-/// [`commit`] without `after`: the batch's messages, delta and facts in
-/// one commit (or in the store's open group of commits).
-pub fn store_batch(
-    store: &mut dyn WriteStore,
-    batch: &[&Analyzed],
-    origins: &[&str],
-    assigned: &Assigned,
-    optouts: &Registry,
-) -> Result<(), PipelineError> {
     let msgs: Vec<NewMessage<'_>> =
         assigned.accepted().map(|i| NewMessage { msg: batch[i], origin: origins[i] }).collect();
     // Spam reports: who reported which campaign (keyed hashes).
@@ -362,7 +337,13 @@ pub fn store_batch(
     // In the batch's own transaction: a crash keeps both or neither.
     store.stage_facts(BatchFacts { reporters, ignored });
     store.commit(&msgs, &assigned.delta)?;
-    Ok(())
+    match after.after_commit(store, &assigned.delta.clusters) {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            tracing::error!(error = %e, "after a commit");
+            Ok(0)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -949,7 +949,7 @@ impl SqliteStore {
 
 /// An analyst's split holds against what the absorbed campaign joins: its
 /// apart pairs move to the campaign it joined.
-pub(crate) fn move_apart(tx: &Connection, from: i64, into: i64) -> Result<(), StoreError> {
+pub(crate) fn move_apart(tx: &rusqlite::Transaction<'_>, from: i64, into: i64) -> Result<(), StoreError> {
     tx.execute(
         "INSERT OR IGNORE INTO campaign_apart (a, b)
          SELECT MIN(other, ?2), MAX(other, ?2) FROM
